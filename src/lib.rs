@@ -1,0 +1,3 @@
+//! portflow: which doors are open, who walks through them, how much, how fast.
+pub mod decode;
+pub mod services;
