@@ -1,3 +1,5 @@
 //! portflow: which doors are open, who walks through them, how much, how fast.
 pub mod decode;
 pub mod services;
+pub mod source;
+pub mod stats;

@@ -94,10 +94,12 @@ pub enum Reason {
     Unsupported,
     /// Too many VLAN tags, MPLS labels, extension headers or nested tunnels.
     TooDeep,
+    /// A pcapng packet names an interface that no interface block described.
+    UnknownInterface,
 }
 
 impl Reason {
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 8;
     pub const ALL: [Reason; Reason::COUNT] = [
         Reason::Truncated,
         Reason::BadVersion,
@@ -106,6 +108,7 @@ impl Reason {
         Reason::UnsupportedLinkType,
         Reason::Unsupported,
         Reason::TooDeep,
+        Reason::UnknownInterface,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -117,6 +120,7 @@ impl Reason {
             Reason::UnsupportedLinkType => "unsupported-link-type",
             Reason::Unsupported => "unsupported",
             Reason::TooDeep => "too-deep",
+            Reason::UnknownInterface => "unknown-interface",
         }
     }
 }

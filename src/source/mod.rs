@@ -1,0 +1,12 @@
+//! Packet sources. Capture files (pcap in both byte orders and both time
+//! resolutions, pcapng with any mix of interfaces, gzip-compressed or not,
+//! from a path or standard input) are read here with `pcap-parser`.
+//!
+//! A file yields [`RawPacket`]s to a callback, borrowed from one large read
+//! buffer: no copy and no allocation per packet.
+
+mod file;
+mod inputs;
+
+pub use file::{read_capture, FileError, FileErrorKind, FileSummary, RawPacket};
+pub use inputs::{expand_inputs, Input};

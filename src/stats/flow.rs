@@ -1,0 +1,542 @@
+//! Flows: which side is the service, per-flow state, idle timeouts and a cap.
+//!
+//! A worker owns one [`FlowTable`] and one [`PortTable`]; the reader shards
+//! packets by a symmetric flow hash, so both directions of a flow meet here.
+//!
+//! Which port is the service (the door), decided when a flow is first seen:
+//! 1. TCP SYN without ACK: its destination. SYN-ACK: its source.
+//! 2. An endpoint the reader has seen answering a handshake (SYN-ACK) before.
+//! 3. The scored fallback ([`server_score`]): well-known beats registered beats
+//!    dynamic; then an IANA-assigned (or `--services`) name beats none; then the
+//!    lower port; then the destination of the first packet.
+use super::{Count, PortStats, PortTable};
+use crate::decode::{tcp_flags as F, Addr};
+use crate::services::{PortClass, Services, Transport};
+use rustc_hash::FxHashMap;
+
+/// Canonical flow key: the lower (address, port) endpoint first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowKey {
+    pub lo: Addr,
+    pub hi: Addr,
+    pub lo_port: u16,
+    pub hi_port: u16,
+    pub transport: Transport,
+}
+
+impl Default for FlowKey {
+    fn default() -> Self {
+        FlowKey { lo: [0; 16], hi: [0; 16], lo_port: 0, hi_port: 0, transport: Transport::Tcp }
+    }
+}
+
+impl FlowKey {
+    /// Builds the canonical key; the bool is true when `src` is the `lo` side.
+    #[inline]
+    pub fn new(transport: Transport, src: Addr, sport: u16, dst: Addr, dport: u16) -> (FlowKey, bool) {
+        if (src, sport) <= (dst, dport) {
+            (FlowKey { lo: src, hi: dst, lo_port: sport, hi_port: dport, transport }, true)
+        } else {
+            (FlowKey { lo: dst, hi: src, lo_port: dport, hi_port: sport, transport }, false)
+        }
+    }
+
+    /// A hash that is the same for both directions (the key is canonical) and
+    /// independent of the process, for sharding.
+    #[inline]
+    pub fn shard_hash(&self) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ self.transport as u64;
+        let mix = |h: u64, v: u64| (h ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
+        for c in self.lo.chunks_exact(8).chain(self.hi.chunks_exact(8)) {
+            h = mix(h, u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        h = mix(h, (self.lo_port as u64) << 16 | self.hi_port as u64);
+        h ^ (h >> 32)
+    }
+}
+
+/// One packet as the reader hands it to a worker.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FlowPacket {
+    pub key: FlowKey,
+    pub ts: u64,
+    pub wire_len: u32,
+    /// The packet travels from `key.lo` to `key.hi`.
+    pub from_lo: bool,
+    pub tcp_flags: u8,
+    /// [`HINT_LO_SERVER`] / [`HINT_HI_SERVER`]: known-server evidence from the reader.
+    pub hints: u8,
+}
+
+pub const HINT_LO_SERVER: u8 = 1;
+pub const HINT_HI_SERVER: u8 = 2;
+
+/// Score of a port as a candidate service (higher wins).
+#[inline]
+pub fn server_score(services: &Services, t: Transport, port: u16) -> u8 {
+    let class = match PortClass::of(port) {
+        PortClass::WellKnown => 2,
+        PortClass::Registered => 1,
+        PortClass::Dynamic => 0,
+    };
+    class * 2 + services.is_assigned(t, port) as u8
+}
+
+/// Whether `key.lo` is the server, for a flow first seen with packet `p`.
+pub fn lo_is_server(services: &Services, p: &FlowPacket) -> bool {
+    let k = &p.key;
+    if k.transport == Transport::Tcp {
+        let syn = p.tcp_flags & F::SYN != 0;
+        let ack = p.tcp_flags & F::ACK != 0;
+        if syn && !ack {
+            return !p.from_lo; // the destination
+        }
+        if syn && ack {
+            return p.from_lo; // the source
+        }
+    }
+    match (p.hints & HINT_LO_SERVER != 0, p.hints & HINT_HI_SERVER != 0) {
+        (true, false) => return true,
+        (false, true) => return false,
+        _ => {}
+    }
+    let (sl, sh) = (server_score(services, k.transport, k.lo_port), server_score(services, k.transport, k.hi_port));
+    if sl != sh {
+        return sl > sh;
+    }
+    if k.lo_port != k.hi_port {
+        return k.lo_port < k.hi_port;
+    }
+    !p.from_lo
+}
+
+// Flow history bits (orig = client, resp = server).
+const ORIG_SYN: u16 = 1;
+const RESP_SYNACK: u16 = 2;
+const ORIG_FIN: u16 = 4;
+const RESP_FIN: u16 = 8;
+const ORIG_RST: u16 = 16;
+const RESP_RST: u16 = 32;
+const RTT_DONE: u16 = 64;
+const ORIG_SEEN: u16 = 128;
+const RESP_SEEN: u16 = 256;
+
+#[derive(Debug, Clone, Copy)]
+struct Flow {
+    first: u64,
+    last: u64,
+    syn_ts: u64,
+    /// [to_server, to_client].
+    dir: [Count; 2],
+    history: u16,
+    server_is_lo: bool,
+}
+
+impl Flow {
+    fn closed(&self) -> bool {
+        let h = self.history;
+        (h & ORIG_FIN != 0 && h & RESP_FIN != 0) || h & (ORIG_RST | RESP_RST) != 0
+    }
+}
+
+/// A finished flow, as written by `--flows`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowRecord {
+    pub key: FlowKey,
+    pub server_is_lo: bool,
+    pub first_ns: u64,
+    pub last_ns: u64,
+    pub to_server: Count,
+    pub to_client: Count,
+    pub state: &'static str,
+}
+
+impl FlowRecord {
+    pub fn client(&self) -> (Addr, u16) {
+        if self.server_is_lo { (self.key.hi, self.key.hi_port) } else { (self.key.lo, self.key.lo_port) }
+    }
+
+    pub fn server(&self) -> (Addr, u16) {
+        if self.server_is_lo { (self.key.lo, self.key.lo_port) } else { (self.key.hi, self.key.hi_port) }
+    }
+}
+
+/// The flow's state in Zeek's `conn_state` vocabulary.
+fn conn_state(t: Transport, h: u16) -> &'static str {
+    if t != Transport::Tcp {
+        return match (h & ORIG_SEEN != 0, h & RESP_SEEN != 0) {
+            (true, true) => "SF",
+            (true, false) => "S0",
+            _ => "OTH",
+        };
+    }
+    let (syn, synack) = (h & ORIG_SYN != 0, h & RESP_SYNACK != 0);
+    let (ofin, rfin, orst, rrst) = (h & ORIG_FIN != 0, h & RESP_FIN != 0, h & ORIG_RST != 0, h & RESP_RST != 0);
+    match (syn, synack) {
+        (true, false) => {
+            if rrst {
+                "REJ"
+            } else if orst {
+                "RSTOS0"
+            } else if ofin {
+                "SH"
+            } else {
+                "S0"
+            }
+        }
+        (false, true) => {
+            if rrst {
+                "RSTRH"
+            } else if rfin {
+                "SHR"
+            } else {
+                "OTH"
+            }
+        }
+        (true, true) => {
+            if orst {
+                "RSTO"
+            } else if rrst {
+                "RSTR"
+            } else if ofin && rfin {
+                "SF"
+            } else if ofin {
+                "S2"
+            } else if rfin {
+                "S3"
+            } else {
+                "S1"
+            }
+        }
+        (false, false) => "OTH",
+    }
+}
+
+/// Idle timeouts on packet time, in nanoseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub tcp: u64,
+    pub tcp_closed: u64,
+    pub udp: u64,
+}
+
+impl Default for Timeouts {
+    /// Zeek's defaults: 5 min TCP inactivity, 1 min UDP, 5 s after close.
+    fn default() -> Self {
+        Timeouts { tcp: 300_000_000_000, tcp_closed: 5_000_000_000, udp: 60_000_000_000 }
+    }
+}
+
+impl Timeouts {
+    fn of(&self, t: Transport, f: &Flow) -> u64 {
+        match t {
+            Transport::Tcp if f.closed() => self.tcp_closed,
+            Transport::Tcp => self.tcp,
+            _ => self.udp,
+        }
+    }
+}
+
+/// Sweeps for idle flows run every this much packet time.
+const SWEEP_EVERY_NS: u64 = 10_000_000_000;
+
+/// One worker's flows and ports.
+pub struct FlowTable {
+    flows: FxHashMap<FlowKey, Flow>,
+    pub ports: PortTable,
+    services: std::sync::Arc<Services>,
+    timeouts: Timeouts,
+    cap: usize,
+    next_sweep: u64,
+    /// Finished flows, kept only when `keep_records`.
+    pub records: Vec<FlowRecord>,
+    keep_records: bool,
+    /// Flows removed because the table was full (not idle).
+    pub evicted: u64,
+    /// Most flows held at once.
+    pub peak_flows: usize,
+}
+
+impl FlowTable {
+    pub fn new(services: std::sync::Arc<Services>, timeouts: Timeouts, cap: usize, keep_records: bool) -> Self {
+        FlowTable {
+            flows: FxHashMap::default(),
+            ports: PortTable::default(),
+            services,
+            timeouts,
+            cap: cap.max(16),
+            next_sweep: 0,
+            records: Vec::new(),
+            keep_records,
+            evicted: 0,
+            peak_flows: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    /// Accounts one packet.
+    #[inline]
+    pub fn account(&mut self, p: &FlowPacket) {
+        let now = p.ts;
+        if now >= self.next_sweep {
+            if self.next_sweep != 0 {
+                self.sweep(now);
+            }
+            self.next_sweep = now.saturating_add(SWEEP_EVERY_NS);
+        }
+        let t = p.key.transport;
+        let syn_only = p.tcp_flags & (F::SYN | F::ACK) == F::SYN && t == Transport::Tcp;
+        let mut new_flow = false;
+        let restart = match self.flows.get(&p.key) {
+            Some(f) => {
+                let idle = now.saturating_sub(f.last) > self.timeouts.of(t, f);
+                idle || (syn_only && f.closed())
+            }
+            None => {
+                new_flow = true;
+                false
+            }
+        };
+        if restart {
+            let f = self.flows.remove(&p.key).expect("present");
+            self.finish(p.key, f);
+            new_flow = true;
+        }
+        if new_flow {
+            if self.flows.len() >= self.cap {
+                self.make_room(now);
+            }
+            let server_is_lo = lo_is_server(&self.services, p);
+            let f = Flow { first: now, last: now, syn_ts: 0, dir: [Count::default(); 2], history: 0, server_is_lo };
+            self.flows.insert(p.key, f);
+            self.peak_flows = self.peak_flows.max(self.flows.len());
+            let (server, sport) = if server_is_lo { (p.key.lo, p.key.lo_port) } else { (p.key.hi, p.key.hi_port) };
+            let client = if server_is_lo { p.key.hi } else { p.key.lo };
+            let ps = self.ports.get_mut(t, sport);
+            ps.flows += 1;
+            ps.clients.insert(client);
+            ps.servers.insert(server);
+        }
+        let f = self.flows.get_mut(&p.key).expect("inserted above");
+        let to_server = p.from_lo != f.server_is_lo;
+        let sport = if f.server_is_lo { p.key.lo_port } else { p.key.hi_port };
+        f.last = f.last.max(now);
+        f.dir[!to_server as usize].add(p.wire_len);
+        f.history |= if to_server { ORIG_SEEN } else { RESP_SEEN };
+        let ps: &mut PortStats = self.ports.get_mut(t, sport);
+        ps.seen(now);
+        if to_server {
+            ps.to_server.add(p.wire_len);
+        } else {
+            ps.to_client.add(p.wire_len);
+        }
+        ps.sizes.record(p.wire_len as u64);
+        if t == Transport::Tcp {
+            let fl = p.tcp_flags;
+            if fl & F::SYN != 0 {
+                if fl & F::ACK == 0 {
+                    ps.syn += 1;
+                    if to_server {
+                        f.history |= ORIG_SYN;
+                        f.syn_ts = now;
+                    }
+                } else {
+                    ps.syn_ack += 1;
+                    if !to_server {
+                        f.history |= RESP_SYNACK;
+                        if f.syn_ts != 0 && f.history & RTT_DONE == 0 && now >= f.syn_ts {
+                            f.history |= RTT_DONE;
+                            ps.rtt_us.record((now - f.syn_ts) / 1000);
+                        }
+                    }
+                }
+            }
+            if fl & F::RST != 0 {
+                ps.rst += 1;
+                f.history |= if to_server { ORIG_RST } else { RESP_RST };
+            }
+            if fl & F::FIN != 0 {
+                f.history |= if to_server { ORIG_FIN } else { RESP_FIN };
+            }
+        }
+    }
+
+    fn finish(&mut self, key: FlowKey, f: Flow) {
+        let state = conn_state(key.transport, f.history);
+        let sport = if f.server_is_lo { key.lo_port } else { key.hi_port };
+        if key.transport == Transport::Tcp {
+            *self.ports.get_mut(key.transport, sport).states.entry(state).or_default() += 1;
+        }
+        if self.keep_records {
+            self.records.push(FlowRecord {
+                key,
+                server_is_lo: f.server_is_lo,
+                first_ns: f.first,
+                last_ns: f.last,
+                to_server: f.dir[0],
+                to_client: f.dir[1],
+                state,
+            });
+        }
+    }
+
+    /// Ends flows idle at packet time `now`.
+    fn sweep(&mut self, now: u64) {
+        let timeouts = self.timeouts;
+        let mut done = Vec::new();
+        self.flows.retain(|k, f| {
+            let keep = now.saturating_sub(f.last) <= timeouts.of(k.transport, f);
+            if !keep {
+                done.push((*k, *f));
+            }
+            keep
+        });
+        for (k, f) in done {
+            self.finish(k, f);
+        }
+    }
+
+    /// The table is full: end idle flows, then the least recently seen tenth.
+    fn make_room(&mut self, now: u64) {
+        self.sweep(now);
+        if self.flows.len() < self.cap {
+            return;
+        }
+        let mut lasts: Vec<u64> = self.flows.values().map(|f| f.last).collect();
+        let n = (self.cap / 10).max(1);
+        let (_, cutoff, _) = lasts.select_nth_unstable(n - 1);
+        let cutoff = *cutoff;
+        let mut done = Vec::new();
+        self.flows.retain(|k, f| {
+            let keep = f.last > cutoff || done.len() >= n;
+            if !keep {
+                done.push((*k, *f));
+            }
+            keep
+        });
+        self.evicted += done.len() as u64;
+        for (k, f) in done {
+            self.finish(k, f);
+        }
+    }
+
+    /// Ends every flow (end of input).
+    pub fn finish_all(&mut self) {
+        let flows = std::mem::take(&mut self.flows);
+        for (k, f) in flows {
+            self.finish(k, f);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::v4_mapped;
+    use std::sync::Arc;
+
+    fn pkt(src: [u8; 4], sp: u16, dst: [u8; 4], dp: u16, flags: u8, ts: u64) -> FlowPacket {
+        let (key, from_lo) = FlowKey::new(Transport::Tcp, v4_mapped(&src), sp, v4_mapped(&dst), dp);
+        FlowPacket { key, ts, wire_len: 60, from_lo, tcp_flags: flags, hints: 0 }
+    }
+
+    fn table() -> FlowTable {
+        FlowTable::new(Arc::new(Services::iana()), Timeouts::default(), 1000, true)
+    }
+
+    #[test]
+    fn syn_names_the_server_even_on_a_high_port() {
+        let mut t = table();
+        t.account(&pkt([10, 0, 0, 1], 80, [10, 0, 0, 2], 40000, F::SYN, 1_000));
+        t.account(&pkt([10, 0, 0, 2], 40000, [10, 0, 0, 1], 80, F::SYN | F::ACK, 3_000_000));
+        let ps = t.ports.iter().map(|(k, _)| k.port).collect::<Vec<_>>();
+        assert_eq!(ps, vec![40000]);
+        let (_, p) = t.ports.iter().next().unwrap();
+        assert_eq!(p.rtt_us.summary().unwrap().max, 2999);
+    }
+
+    #[test]
+    fn midstream_falls_back_to_the_well_known_port() {
+        let mut t = table();
+        t.account(&pkt([10, 0, 0, 9], 51000, [10, 0, 0, 1], 443, F::ACK, 1));
+        t.account(&pkt([10, 0, 0, 1], 443, [10, 0, 0, 9], 51000, F::ACK, 2));
+        let (k, p) = t.ports.iter().next().unwrap();
+        assert_eq!(k.port, 443);
+        assert_eq!((p.to_server.packets, p.to_client.packets), (1, 1));
+    }
+
+    #[test]
+    fn known_server_hint_beats_score() {
+        let mut t = table();
+        let mut p = pkt([10, 0, 0, 1], 50123, [10, 0, 0, 2], 80, F::ACK, 1);
+        p.hints = if p.key.lo_port == 50123 { HINT_LO_SERVER } else { HINT_HI_SERVER };
+        t.account(&p);
+        assert_eq!(t.ports.iter().next().unwrap().0.port, 50123);
+    }
+
+    #[test]
+    fn states_follow_zeek() {
+        let mut t = table();
+        let c = [10, 0, 0, 1];
+        let s = [10, 0, 0, 2];
+        t.account(&pkt(c, 1111, s, 22, F::SYN, 1));
+        t.account(&pkt(s, 22, c, 1111, F::RST | F::ACK, 2));
+        t.account(&pkt(c, 2222, s, 22, F::SYN, 3));
+        t.account(&pkt(s, 22, c, 2222, F::SYN | F::ACK, 4));
+        t.account(&pkt(c, 2222, s, 22, F::ACK | F::FIN, 5));
+        t.account(&pkt(s, 22, c, 2222, F::ACK | F::FIN, 6));
+        t.account(&pkt(c, 3333, s, 22, F::SYN, 7));
+        t.finish_all();
+        let mut states: Vec<_> = t.records.iter().map(|r| (r.client().1, r.state)).collect();
+        states.sort();
+        assert_eq!(states, vec![(1111, "REJ"), (2222, "SF"), (3333, "S0")]);
+    }
+
+    #[test]
+    fn new_syn_after_close_starts_a_new_flow() {
+        let mut t = table();
+        let (c, s) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+        for base in [0u64, 100] {
+            t.account(&pkt(c, 1111, s, 22, F::SYN, base + 1));
+            t.account(&pkt(s, 22, c, 1111, F::RST | F::ACK, base + 2));
+        }
+        t.finish_all();
+        assert_eq!(t.records.len(), 2);
+        assert_eq!(t.ports.iter().next().unwrap().1.flows, 2);
+    }
+
+    #[test]
+    fn idle_timeout_is_on_packet_time() {
+        let mut t = table();
+        let (c, s) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+        t.account(&pkt(c, 1111, s, 22, F::ACK, 1));
+        t.account(&pkt(c, 1111, s, 22, F::ACK, 1 + 301_000_000_000));
+        t.finish_all();
+        assert_eq!(t.records.len(), 2);
+    }
+
+    #[test]
+    fn cap_evicts_and_counts() {
+        let mut t = FlowTable::new(Arc::new(Services::iana()), Timeouts::default(), 100, false);
+        for i in 0..1000u16 {
+            t.account(&pkt([10, 0, (i >> 8) as u8, i as u8], 1024 + i, [10, 1, 0, 1], 80, F::SYN, 1 + i as u64));
+        }
+        assert!(t.len() <= 100);
+        assert_eq!(t.evicted as usize + t.len(), 1000);
+    }
+
+    #[test]
+    fn shard_hash_is_symmetric() {
+        let a = pkt([1, 2, 3, 4], 5, [6, 7, 8, 9], 10, 0, 0);
+        let b = pkt([6, 7, 8, 9], 10, [1, 2, 3, 4], 5, 0, 0);
+        assert_eq!(a.key, b.key);
+        assert_eq!(a.key.shard_hash(), b.key.shard_hash());
+    }
+}

@@ -1,0 +1,268 @@
+//! Counters: per-port statistics, per-flow state, capture-wide totals.
+//!
+//! Every type here is owned by one worker while packets flow and merged with
+//! `merge` at the end; merging is exact, so a report does not depend on how
+//! many workers produced it.
+
+pub mod flow;
+pub mod hist;
+
+use crate::decode::{Addr, Layer, Reason, TunnelKind};
+use crate::services::Transport;
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+pub use hist::{Hist, Summary};
+
+/// Largest packet size kept in the size histogram (libpcap's maximum snaplen).
+pub const SIZE_HIGH: u64 = 262_144;
+/// Largest handshake RTT kept, in microseconds (60 s).
+pub const RTT_HIGH: u64 = 60_000_000;
+
+/// Packets and bytes (wire length) in one direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Count {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+impl Count {
+    #[inline]
+    pub fn add(&mut self, bytes: u32) {
+        self.packets += 1;
+        self.bytes += bytes as u64;
+    }
+}
+
+impl std::ops::AddAssign for Count {
+    fn add_assign(&mut self, o: Count) {
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+    }
+}
+
+/// A (transport, service port) pair: the door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PortKey {
+    pub transport: Transport,
+    pub port: u16,
+}
+
+/// Statistics of one service port.
+#[derive(Debug, Clone, Default)]
+pub struct PortStats {
+    pub to_server: Count,
+    pub to_client: Count,
+    pub flows: u64,
+    pub clients: FxHashSet<Addr>,
+    pub servers: FxHashSet<Addr>,
+    pub first_ns: u64,
+    pub last_ns: u64,
+    pub syn: u64,
+    pub syn_ack: u64,
+    pub rst: u64,
+    /// Flows by TCP outcome (Zeek conn_state vocabulary), counted when a flow ends.
+    pub states: BTreeMap<&'static str, u64>,
+    /// ICMP port-unreachable messages quoting this port (evidence it is closed).
+    pub unreachable: u64,
+    pub sizes: Hist<SIZE_HIGH>,
+    pub rtt_us: Hist<RTT_HIGH>,
+}
+
+impl PortStats {
+    pub fn packets(&self) -> u64 {
+        self.to_server.packets + self.to_client.packets
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.to_server.bytes + self.to_client.bytes
+    }
+
+    #[inline]
+    pub fn seen(&mut self, ts: u64) {
+        if self.first_ns == 0 || ts < self.first_ns {
+            self.first_ns = ts;
+        }
+        if ts > self.last_ns {
+            self.last_ns = ts;
+        }
+    }
+
+    pub fn merge(&mut self, o: &PortStats) {
+        self.to_server += o.to_server;
+        self.to_client += o.to_client;
+        self.flows += o.flows;
+        self.clients.extend(o.clients.iter().copied());
+        self.servers.extend(o.servers.iter().copied());
+        if o.first_ns != 0 {
+            self.seen(o.first_ns);
+        }
+        self.seen(o.last_ns);
+        self.syn += o.syn;
+        self.syn_ack += o.syn_ack;
+        self.rst += o.rst;
+        for (k, v) in &o.states {
+            *self.states.entry(k).or_default() += v;
+        }
+        self.unreachable += o.unreachable;
+        self.sizes.merge(&o.sizes);
+        self.rtt_us.merge(&o.rtt_us);
+    }
+}
+
+/// Per-port statistics indexed directly by (transport, port): no hashing per packet.
+pub struct PortTable {
+    slots: Vec<Option<Box<PortStats>>>,
+}
+
+impl Default for PortTable {
+    fn default() -> Self {
+        PortTable { slots: (0..4 * 65536).map(|_| None).collect() }
+    }
+}
+
+#[inline]
+fn slot_of(t: Transport, port: u16) -> usize {
+    (t as usize) << 16 | port as usize
+}
+
+impl PortTable {
+    #[inline]
+    pub fn get_mut(&mut self, t: Transport, port: u16) -> &mut PortStats {
+        self.slots[slot_of(t, port)].get_or_insert_with(Default::default)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (PortKey, &PortStats)> {
+        self.slots.iter().enumerate().filter_map(|(i, s)| {
+            s.as_deref().map(|p| (PortKey { transport: Transport::ALL[i >> 16], port: i as u16 }, p))
+        })
+    }
+
+    pub fn merge(&mut self, o: &PortTable) {
+        for (k, p) in o.iter() {
+            self.get_mut(k.transport, k.port).merge(p);
+        }
+    }
+}
+
+/// Decode errors by layer and reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DecodeErrors {
+    counts: [[u64; Reason::COUNT]; Layer::COUNT],
+}
+
+impl DecodeErrors {
+    #[inline]
+    pub fn add(&mut self, layer: Layer, reason: Reason) {
+        self.counts[layer as usize][reason as usize] += 1;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.iter().flatten().sum()
+    }
+
+    /// Non-zero (layer, reason, count) triples in a fixed order.
+    pub fn iter(&self) -> impl Iterator<Item = (Layer, Reason, u64)> + '_ {
+        Layer::ALL.iter().flat_map(move |&l| {
+            Reason::ALL
+                .iter()
+                .map(move |&r| (l, r, self.counts[l as usize][r as usize]))
+                .filter(|t| t.2 > 0)
+        })
+    }
+
+    pub fn merge(&mut self, o: &DecodeErrors) {
+        for (l, r, n) in o.iter() {
+            self.counts[l as usize][r as usize] += n;
+        }
+    }
+}
+
+/// Capture-wide counters, kept by the reader thread.
+#[derive(Debug, Clone, Default)]
+pub struct Totals {
+    pub packets: u64,
+    pub bytes: u64,
+    /// Packets that did not match the BPF filter (not counted anywhere else).
+    pub filtered_out: u64,
+    pub ipv4: Count,
+    pub ipv6: Count,
+    /// By transport (innermost), including attributed later fragments.
+    pub transport: [Count; 4],
+    pub icmp: Count,
+    /// Other IP protocols by number.
+    pub other_ip: BTreeMap<u8, Count>,
+    pub non_ip: Count,
+    pub non_ip_by_ethertype: BTreeMap<u16, u64>,
+    /// Packets with a decode error of any kind (some are still attributed).
+    pub decode_error_packets: u64,
+    pub decode_errors: DecodeErrors,
+    /// Packets that reached no port: link failures, transports cut before their ports...
+    pub unattributed: Count,
+    pub tunnels: [u64; TunnelKind::COUNT],
+    pub fragments: u64,
+    /// Later fragments whose first fragment (and so ports) had been seen.
+    pub fragments_attributed: u64,
+    pub fragments_unattributed: u64,
+    /// Packets captured shorter than their wire length (snaplen).
+    pub truncated_by_snaplen: u64,
+    pub first_ns: u64,
+    pub last_ns: u64,
+    /// ICMP port-unreachable evidence: (transport, host, port) → messages.
+    pub unreachable: FxHashMap<(Transport, Addr, u16), u64>,
+}
+
+impl Totals {
+    pub fn seen(&mut self, ts: u64) {
+        if ts == 0 {
+            return;
+        }
+        if self.first_ns == 0 || ts < self.first_ns {
+            self.first_ns = ts;
+        }
+        if ts > self.last_ns {
+            self.last_ns = ts;
+        }
+    }
+
+    pub fn transport(&self, t: Transport) -> Count {
+        self.transport[t as usize]
+    }
+
+    pub fn merge(&mut self, o: &Totals) {
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        self.filtered_out += o.filtered_out;
+        self.ipv4 += o.ipv4;
+        self.ipv6 += o.ipv6;
+        for i in 0..4 {
+            self.transport[i] += o.transport[i];
+        }
+        self.icmp += o.icmp;
+        for (k, v) in &o.other_ip {
+            *self.other_ip.entry(*k).or_default() += *v;
+        }
+        self.non_ip += o.non_ip;
+        for (k, v) in &o.non_ip_by_ethertype {
+            *self.non_ip_by_ethertype.entry(*k).or_default() += v;
+        }
+        self.decode_error_packets += o.decode_error_packets;
+        self.decode_errors.merge(&o.decode_errors);
+        self.unattributed += o.unattributed;
+        for i in 0..TunnelKind::COUNT {
+            self.tunnels[i] += o.tunnels[i];
+        }
+        self.fragments += o.fragments;
+        self.fragments_attributed += o.fragments_attributed;
+        self.fragments_unattributed += o.fragments_unattributed;
+        self.truncated_by_snaplen += o.truncated_by_snaplen;
+        if o.first_ns != 0 {
+            self.seen(o.first_ns);
+        }
+        self.seen(o.last_ns);
+        for (k, v) in &o.unreachable {
+            *self.unreachable.entry(*k).or_default() += v;
+        }
+    }
+}
