@@ -3,3 +3,7 @@ pub mod decode;
 pub mod services;
 pub mod source;
 pub mod stats;
+pub mod pipeline;
+pub mod report;
+pub mod app;
+pub mod cli;

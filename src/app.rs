@@ -1,0 +1,269 @@
+//! What each subcommand does, between the parsed arguments and the library.
+use crate::cli::{Format, ReadArgs, ServicesArgs};
+use crate::pipeline::{analyze_files, Options, RunError};
+use crate::report::{flows::write_flows, table::write_table, Report};
+use crate::services::{Services, Transport};
+use crate::source::expand_inputs;
+use crate::stats::flow::Timeouts;
+use std::fmt;
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// An error that ends a command with exit status 2.
+#[derive(Debug)]
+pub enum AppError {
+    Message(String),
+    Io(io::Error),
+}
+
+impl AppError {
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, AppError::Io(e) if e.kind() == io::ErrorKind::BrokenPipe)
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AppError::Message(m) => f.write_str(m),
+            AppError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<io::Error> for AppError {
+    fn from(e: io::Error) -> Self {
+        AppError::Io(e)
+    }
+}
+
+impl From<String> for AppError {
+    fn from(m: String) -> Self {
+        AppError::Message(m)
+    }
+}
+
+fn load_services(path: &Option<PathBuf>) -> Result<Services, AppError> {
+    let mut s = Services::iana();
+    if let Some(p) = path {
+        s.load_overrides(p).map_err(|e| AppError::Message(e.to_string()))?;
+    }
+    Ok(s)
+}
+
+/// Output to stdout, or to a file written under a temporary name and renamed
+/// into place only when complete.
+pub struct Output {
+    target: Option<(PathBuf, PathBuf)>,
+    w: Box<dyn Write>,
+}
+
+impl Output {
+    pub fn open(path: Option<&Path>) -> Result<Output, AppError> {
+        match path {
+            None => Ok(Output { target: None, w: Box::new(io::BufWriter::with_capacity(1 << 16, io::stdout())) }),
+            Some(p) => {
+                let name = p.file_name().ok_or_else(|| format!("{}: not a file name", p.display()))?;
+                let tmp = p.with_file_name(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+                let f = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+                Ok(Output { target: Some((tmp, p.to_path_buf())), w: Box::new(io::BufWriter::new(f)) })
+            }
+        }
+    }
+
+    pub fn writer(&mut self) -> &mut dyn Write {
+        &mut *self.w
+    }
+
+    /// Flushes and, for a file, renames it into place.
+    pub fn commit(mut self) -> Result<(), AppError> {
+        let flushed = self.w.flush();
+        self.w = Box::new(io::sink());
+        match self.target.take() {
+            None => Ok(flushed?),
+            Some((tmp, dest)) => {
+                if let Err(e) = flushed {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(format!("{}: {e}", dest.display()).into());
+                }
+                std::fs::rename(&tmp, &dest).map_err(|e| format!("{}: {e}", dest.display()).into())
+            }
+        }
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        if let Some((tmp, _)) = &self.target {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+/// A progress line on stderr while files are read (only on a terminal).
+struct Progress {
+    done: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(total: Option<u64>, bytes: Arc<AtomicU64>) -> Progress {
+        let done = Arc::new(AtomicBool::new(false));
+        let d = done.clone();
+        let handle = std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut shown = false;
+            while !d.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                if started.elapsed() < Duration::from_millis(800) {
+                    continue;
+                }
+                let b = bytes.load(Ordering::Relaxed);
+                let rate = b as f64 / started.elapsed().as_secs_f64();
+                let line = match total {
+                    Some(t) if t > 0 => {
+                        let frac = (b as f64 / t as f64).min(1.0);
+                        let filled = (frac * 30.0) as usize;
+                        format!(
+                            "[{}{}] {:>3.0}% {} of {} {}/s",
+                            "#".repeat(filled),
+                            " ".repeat(30 - filled),
+                            frac * 100.0,
+                            crate::report::table::human_bytes(b),
+                            crate::report::table::human_bytes(t),
+                            crate::report::table::human_bytes(rate as u64)
+                        )
+                    }
+                    _ => format!(
+                        "{} read, {}/s",
+                        crate::report::table::human_bytes(b),
+                        crate::report::table::human_bytes(rate as u64)
+                    ),
+                };
+                eprint!("\r\x1b[2K{line}");
+                shown = true;
+            }
+            if shown {
+                eprint!("\r\x1b[2K");
+            }
+        });
+        Progress { done, handle: Some(handle) }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// `portflow read`.
+pub fn read(args: ReadArgs) -> Result<u8, AppError> {
+    let services = Arc::new(load_services(&args.services)?);
+    let inputs = expand_inputs(&args.files)?;
+    if args.workers == Some(0) {
+        return Err("--workers must be at least 1".to_string().into());
+    }
+    let opts = Options {
+        workers: args.workers.unwrap_or_else(|| Options::default().workers),
+        flow_cap: args.flow_cap.max(1),
+        timeouts: Timeouts {
+            tcp: args.tcp_timeout.saturating_mul(1_000_000_000),
+            udp: args.udp_timeout.saturating_mul(1_000_000_000),
+            ..Timeouts::default()
+        },
+        keep_flows: args.flows,
+        filter: args.filter.clone(),
+        keep_going: args.keep_going,
+        services: services.clone(),
+    };
+    let bytes = Arc::new(AtomicU64::new(0));
+    let progress = (!args.quiet && io::stderr().is_terminal()).then(|| {
+        let total = inputs.iter().map(|i| i.size()).sum::<Option<u64>>();
+        Progress::start(total, bytes.clone())
+    });
+    let analysis = analyze_files(&inputs, &opts, bytes);
+    drop(progress);
+    let analysis = match analysis {
+        Ok(a) => a,
+        Err(RunError::File(e)) => return Err(AppError::Message(e.to_string())),
+        Err(e) => return Err(AppError::Message(e.to_string())),
+    };
+    for w in &analysis.filter_warnings {
+        eprintln!("portflow: warning: {w}");
+    }
+    let mut failed = false;
+    for f in &analysis.files {
+        if let Some(e) = &f.error {
+            eprintln!("portflow: {e}");
+            failed = true;
+        }
+    }
+    let mut out = Output::open(args.output.as_deref())?;
+    if args.flows {
+        write_flows(&analysis.flows, &services, out.writer())?;
+    } else {
+        let report = Report::build(&analysis, &services);
+        match args.format {
+            Format::Table => write_table(&report, args.top, out.writer())?,
+            Format::Json => {
+                serde_json::to_writer_pretty(out.writer(), &report).map_err(io::Error::from)?;
+                out.writer().write_all(b"\n")?;
+            }
+        }
+    }
+    out.commit()?;
+    Ok(if failed { 2 } else { 0 })
+}
+
+/// `portflow services`.
+pub fn services(args: ServicesArgs) -> Result<u8, AppError> {
+    let services = load_services(&args.services)?;
+    let mut found = Vec::new();
+    for q in &args.queries {
+        let (num, proto) = match q.split_once('/') {
+            Some((n, p)) => (n, Some(Transport::from_name(p).ok_or_else(|| format!("unknown protocol '{p}' in '{q}'"))?)),
+            None => (q.as_str(), None),
+        };
+        let entries = match num.parse::<u32>() {
+            Ok(n) if n <= 65535 => services.by_port(n as u16),
+            Ok(n) => return Err(format!("port {n} is out of range (0-65535)").into()),
+            Err(_) => services.by_name(num),
+        };
+        let entries: Vec<_> = entries.into_iter().filter(|e| proto.is_none_or(|p| e.transport == p)).collect();
+        if entries.is_empty() {
+            eprintln!("portflow: no registry entry for '{q}'");
+        }
+        found.extend(entries);
+    }
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    match args.format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &found).map_err(io::Error::from)?;
+            writeln!(out)?;
+        }
+        Format::Table => {
+            for e in &found {
+                let range = if e.port_end != e.port { format!("{}-{}", e.port, e.port_end) } else { e.port.to_string() };
+                writeln!(
+                    out,
+                    "{:<6} {:<5} {:<24} {:<10} {}{}",
+                    range,
+                    e.transport.as_str(),
+                    e.name,
+                    e.class.as_str(),
+                    e.description,
+                    if e.source == crate::services::Source::Local { " (local)" } else { "" }
+                )?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(if found.is_empty() { 2 } else { 0 })
+}

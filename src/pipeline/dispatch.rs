@@ -1,0 +1,211 @@
+//! The reader side of the pipeline: decode, count what is not port traffic,
+//! attribute later IP fragments, remember answered handshakes, and hand
+//! [`FlowPacket`]s to workers in batches, sharded by a symmetric flow hash.
+use super::filter::Filter;
+use crate::decode::{self, tcp_flags as F, Addr, Decoded, Kind, Layer, LinkType, Reason};
+use crate::services::Transport;
+use crate::source::RawPacket;
+use crate::stats::flow::{FlowKey, FlowPacket, HINT_HI_SERVER, HINT_LO_SERVER};
+use crate::stats::Totals;
+use crossbeam_channel::{Receiver, Sender};
+use rustc_hash::{FxHashMap, FxHashSet};
+
+/// Packets per batch handed to a worker.
+pub const BATCH: usize = 1024;
+/// First fragments remembered at once, and how long (packet time).
+const FRAG_CAP: usize = 65_536;
+const FRAG_TTL_NS: u64 = 60_000_000_000;
+/// TCP endpoints remembered as servers (host:port that answered a SYN).
+const SERVERS_CAP: usize = 1 << 20;
+
+type FragKey = (Addr, Addr, u32, u8);
+
+pub(crate) struct Dispatcher {
+    decoded: Decoded,
+    pub totals: Totals,
+    frags: FxHashMap<FragKey, (u16, u16, u64)>,
+    servers: FxHashSet<(Addr, u16)>,
+    batches: Vec<Vec<FlowPacket>>,
+    senders: Vec<Sender<Vec<FlowPacket>>>,
+    recycle: Receiver<Vec<FlowPacket>>,
+    filter: Option<Filter>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        senders: Vec<Sender<Vec<FlowPacket>>>,
+        recycle: Receiver<Vec<FlowPacket>>,
+        filter: Option<Filter>,
+    ) -> Self {
+        let batches = senders.iter().map(|_| Vec::with_capacity(BATCH)).collect();
+        Dispatcher {
+            decoded: Decoded::default(),
+            totals: Totals::default(),
+            frags: FxHashMap::default(),
+            servers: FxHashSet::default(),
+            batches,
+            senders,
+            recycle,
+            filter,
+        }
+    }
+
+    /// Accounts one captured packet.
+    #[inline]
+    pub fn packet(&mut self, raw: &RawPacket) {
+        if let Some(f) = self.filter.as_mut() {
+            if !f.matches(raw.link, raw.data, raw.wire_len) {
+                self.totals.filtered_out += 1;
+                return;
+            }
+        }
+        let wire = raw.wire_len.max(raw.data.len() as u32);
+        let t = &mut self.totals;
+        t.packets += 1;
+        t.bytes += wire as u64;
+        t.seen(raw.ts_ns);
+        if (raw.data.len() as u32) < raw.wire_len {
+            t.truncated_by_snaplen += 1;
+        }
+        let d = &mut self.decoded;
+        if raw.link == LinkType(u32::MAX) {
+            *d = Decoded::default();
+            d.fail(decode::DecodeError::new(Layer::Link, Reason::UnknownInterface));
+        } else {
+            decode::decode(raw.link, raw.data, d);
+        }
+        let d = self.decoded;
+        if let Some(e) = d.error {
+            t.decode_error_packets += 1;
+            t.decode_errors.add(e.layer, e.reason);
+        }
+        if let Some(k) = d.tunnel {
+            t.tunnels[k as usize] += 1;
+        }
+        match d.ip_version {
+            4 => t.ipv4.add(wire),
+            6 => t.ipv6.add(wire),
+            _ => {}
+        }
+        match d.kind {
+            Kind::Transport => {
+                if d.frag.is_fragment {
+                    t.fragments += 1;
+                    self.remember_first_fragment(&d, raw.ts_ns);
+                }
+                self.dispatch(&d, d.sport, d.dport, raw.ts_ns, wire);
+            }
+            Kind::Fragment => {
+                t.fragments += 1;
+                let key = (d.src, d.dst, d.frag.id, d.proto);
+                match self.frags.get(&key) {
+                    Some(&(sp, dp, _)) => {
+                        self.totals.fragments_attributed += 1;
+                        let mut d2 = d;
+                        d2.tcp_flags = 0;
+                        self.dispatch(&d2, sp, dp, raw.ts_ns, wire);
+                    }
+                    None => {
+                        t.fragments_unattributed += 1;
+                        t.unattributed.add(wire);
+                    }
+                }
+            }
+            Kind::Icmp => {
+                t.icmp.add(wire);
+                let u = d.unreachable;
+                if u.valid {
+                    if let Some(tr) = Transport::from_ip_proto(u.proto) {
+                        *t.unreachable.entry((tr, u.host, u.port)).or_default() += 1;
+                    }
+                }
+            }
+            Kind::OtherIp => {
+                if Transport::from_ip_proto(d.proto).is_some() {
+                    // A transport cut short before its ports.
+                    t.unattributed.add(wire);
+                } else {
+                    t.other_ip.entry(d.proto).or_default().add(wire);
+                }
+            }
+            Kind::NonIp => {
+                t.non_ip.add(wire);
+                *t.non_ip_by_ethertype.entry(d.ethertype).or_default() += 1;
+            }
+            Kind::Undecoded => t.unattributed.add(wire),
+        }
+    }
+
+    fn remember_first_fragment(&mut self, d: &Decoded, ts: u64) {
+        if self.frags.len() >= FRAG_CAP {
+            self.frags.retain(|_, v| ts.saturating_sub(v.2) <= FRAG_TTL_NS);
+            if self.frags.len() >= FRAG_CAP {
+                self.frags.clear();
+            }
+        }
+        self.frags.insert((d.src, d.dst, d.frag.id, d.proto), (d.sport, d.dport, ts));
+    }
+
+    #[inline]
+    fn dispatch(&mut self, d: &Decoded, sport: u16, dport: u16, ts: u64, wire: u32) {
+        let Some(tr) = Transport::from_ip_proto(d.proto) else { return };
+        self.totals.transport[tr as usize].add(wire);
+        let (key, from_lo) = FlowKey::new(tr, d.src, sport, d.dst, dport);
+        let mut hints = 0;
+        if tr == Transport::Tcp {
+            let fl = d.tcp_flags;
+            if fl & (F::SYN | F::ACK) == F::SYN | F::ACK {
+                if self.servers.len() < SERVERS_CAP {
+                    self.servers.insert((d.src, sport));
+                }
+            } else if fl & F::SYN == 0 && !self.servers.is_empty() {
+                if self.servers.contains(&(key.lo, key.lo_port)) {
+                    hints |= HINT_LO_SERVER;
+                }
+                if self.servers.contains(&(key.hi, key.hi_port)) {
+                    hints |= HINT_HI_SERVER;
+                }
+            }
+        }
+        let p = FlowPacket { key, ts, wire_len: wire, from_lo, tcp_flags: d.tcp_flags, hints };
+        let n = self.senders.len();
+        let shard = if n == 1 { 0 } else { ((key.shard_hash() as u128 * n as u128) >> 64) as usize };
+        let b = &mut self.batches[shard];
+        b.push(p);
+        if b.len() >= BATCH {
+            self.flush(shard);
+        }
+    }
+
+    fn flush(&mut self, shard: usize) {
+        if self.batches[shard].is_empty() {
+            return;
+        }
+        let fresh = self.recycle.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH));
+        let full = std::mem::replace(&mut self.batches[shard], fresh);
+        // A worker only goes away when it panicked; the join reports that.
+        let _ = self.senders[shard].send(full);
+    }
+
+    /// Sends every partial batch.
+    pub fn flush_all(&mut self) {
+        for s in 0..self.senders.len() {
+            self.flush(s);
+        }
+    }
+
+    /// Link types the filter could not be compiled for, as messages.
+    pub fn filter_warnings(&self) -> Vec<String> {
+        self.filter
+            .as_ref()
+            .map(|f| f.failed.iter().map(|(l, e)| format!("filter does not apply to link type {}: {e}", l.name())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Flushes and closes the worker channels; returns the totals.
+    pub fn finish(mut self) -> Totals {
+        self.flush_all();
+        self.senders.clear();
+        self.totals
+    }
+}

@@ -1,0 +1,226 @@
+//! The worker pipeline.
+//!
+//! ```text
+//!  reader thread ──batches──▶ worker 0 (FlowTable + PortTable) ──┐
+//!  (read, decode,  ──batches──▶ worker 1                         ├─▶ merge ─▶ Analysis
+//!   shard by flow) ──batches──▶ worker N-1                       ─┘
+//! ```
+//! The reader hands batches of [`FlowPacket`]s over bounded channels, sharded by
+//! a symmetric flow hash so a flow's two directions meet in one worker. Workers
+//! own their tables (no lock per packet) and return them when the channels
+//! close; the merge is exact, so the report is the same for any worker count
+//! (unless the flow cap forces evictions, which are counted and reported).
+
+mod dispatch;
+pub mod filter;
+
+pub use dispatch::BATCH;
+
+use crate::services::Services;
+use crate::source::{read_capture, FileError, Input};
+use crate::stats::flow::{FlowPacket, FlowRecord, FlowTable, Timeouts};
+use crate::stats::{PortTable, Totals};
+use crossbeam_channel::{bounded, Receiver};
+use dispatch::Dispatcher;
+use filter::Filter;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Batches queued per worker before the reader waits.
+const QUEUE_DEPTH: usize = 8;
+
+/// How an analysis runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub workers: usize,
+    /// Most flows held at once, over all workers.
+    pub flow_cap: usize,
+    pub timeouts: Timeouts,
+    /// Keep every finished flow (for `--flows`).
+    pub keep_flows: bool,
+    /// BPF expression.
+    pub filter: Option<String>,
+    /// Go on with the next file after a file error.
+    pub keep_going: bool,
+    pub services: Arc<Services>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            flow_cap: 4_000_000,
+            timeouts: Timeouts::default(),
+            keep_flows: false,
+            filter: None,
+            keep_going: false,
+            services: Arc::new(Services::iana()),
+        }
+    }
+}
+
+/// One input file as read.
+#[derive(Debug, Clone)]
+pub struct FileReport {
+    pub path: String,
+    pub format: &'static str,
+    pub compressed: bool,
+    pub packets: u64,
+    pub error: Option<FileError>,
+}
+
+/// Everything an analysis produced, merged over workers.
+pub struct Analysis {
+    pub totals: Totals,
+    pub ports: PortTable,
+    /// Finished flows sorted by first packet (only with `keep_flows`).
+    pub flows: Vec<FlowRecord>,
+    pub files: Vec<FileReport>,
+    pub flows_evicted: u64,
+    pub peak_flows: usize,
+    pub workers: usize,
+    pub elapsed: Duration,
+    /// Link types the filter could not be compiled for.
+    pub filter_warnings: Vec<String>,
+}
+
+impl Analysis {
+    /// The first file error, if any.
+    pub fn first_error(&self) -> Option<&FileError> {
+        self.files.iter().find_map(|f| f.error.as_ref())
+    }
+}
+
+/// Why an analysis could not run at all.
+#[derive(Debug)]
+pub enum RunError {
+    /// The BPF expression does not compile.
+    Filter(String),
+    /// A file error, when not going on after one.
+    File(FileError),
+    /// A worker thread panicked (a bug).
+    Worker(String),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Filter(m) => write!(f, "bad filter expression: {m}"),
+            RunError::File(e) => write!(f, "{e}"),
+            RunError::Worker(m) => write!(f, "internal error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+fn spawn_workers(
+    opts: &Options,
+) -> (Vec<crossbeam_channel::Sender<Vec<FlowPacket>>>, Receiver<Vec<FlowPacket>>, Vec<std::thread::JoinHandle<FlowTable>>)
+{
+    let n = opts.workers.max(1);
+    let (recycle_tx, recycle_rx) = bounded::<Vec<FlowPacket>>(n * (QUEUE_DEPTH + 2));
+    let mut senders = Vec::with_capacity(n);
+    let mut handles = Vec::with_capacity(n);
+    for i in 0..n {
+        let (tx, rx) = bounded::<Vec<FlowPacket>>(QUEUE_DEPTH);
+        senders.push(tx);
+        let recycle = recycle_tx.clone();
+        let mut table = FlowTable::new(opts.services.clone(), opts.timeouts, opts.flow_cap / n, opts.keep_flows);
+        let h = std::thread::Builder::new()
+            .name(format!("portflow-worker-{i}"))
+            .spawn(move || {
+                for mut batch in rx {
+                    for p in &batch {
+                        table.account(p);
+                    }
+                    batch.clear();
+                    let _ = recycle.try_send(batch);
+                }
+                table.finish_all();
+                table
+            })
+            .expect("spawn worker thread");
+        handles.push(h);
+    }
+    (senders, recycle_rx, handles)
+}
+
+fn merge(tables: Vec<FlowTable>, totals: Totals, files: Vec<FileReport>, workers: usize, started: Instant) -> Analysis {
+    let mut ports = PortTable::default();
+    let mut flows = Vec::new();
+    let (mut evicted, mut peak) = (0, 0);
+    for mut t in tables {
+        ports.merge(&t.ports);
+        flows.append(&mut t.records);
+        evicted += t.evicted;
+        peak += t.peak_flows;
+    }
+    flows.sort_unstable_by(|a, b| (a.first_ns, a.key, a.last_ns).cmp(&(b.first_ns, b.key, b.last_ns)));
+    Analysis {
+        totals,
+        ports,
+        flows,
+        files,
+        flows_evicted: evicted,
+        peak_flows: peak,
+        workers,
+        elapsed: started.elapsed(),
+        filter_warnings: Vec::new(),
+    }
+}
+
+/// Reads `inputs` in order as one capture and analyses it.
+///
+/// `progress` is advanced by bytes read, for a progress display.
+pub fn analyze_files(inputs: &[Input], opts: &Options, progress: Arc<AtomicU64>) -> Result<Analysis, RunError> {
+    let started = Instant::now();
+    let filter = opts.filter.as_deref().map(Filter::new).transpose().map_err(RunError::Filter)?;
+    let (senders, recycle, handles) = spawn_workers(opts);
+    let workers = senders.len();
+    let inputs = inputs.to_vec();
+    let keep_going = opts.keep_going;
+    let reader = std::thread::Builder::new()
+        .name("portflow-reader".into())
+        .spawn(move || {
+            let mut d = Dispatcher::new(senders, recycle, filter);
+            let mut files = Vec::new();
+            let mut fatal = None;
+            for input in &inputs {
+                let r = read_capture(input, progress.clone(), &mut |p| d.packet(p));
+                let (summary, error) = match r {
+                    Ok(s) => (Some(s), None),
+                    Err(e) => (None, Some(e)),
+                };
+                let stop = error.is_some() && !keep_going;
+                files.push(FileReport {
+                    path: input.display(),
+                    format: summary.as_ref().map(|s| s.format).unwrap_or(""),
+                    compressed: summary.as_ref().map(|s| s.compressed).unwrap_or(false),
+                    packets: summary.as_ref().map(|s| s.packets).unwrap_or_else(|| {
+                        error.as_ref().map(|e| e.packets_before).unwrap_or(0)
+                    }),
+                    error: error.clone(),
+                });
+                if stop {
+                    fatal = error;
+                    break;
+                }
+            }
+            let warnings = d.filter_warnings();
+            (d.finish(), files, fatal, warnings)
+        })
+        .expect("spawn reader thread");
+    let (totals, files, fatal, warnings) = reader.join().map_err(|_| RunError::Worker("reader thread panicked".into()))?;
+    let mut tables = Vec::with_capacity(handles.len());
+    for h in handles {
+        tables.push(h.join().map_err(|_| RunError::Worker("worker thread panicked".into()))?);
+    }
+    if let Some(e) = fatal {
+        return Err(RunError::File(e));
+    }
+    let mut a = merge(tables, totals, files, workers, started);
+    a.filter_warnings = warnings;
+    Ok(a)
+}

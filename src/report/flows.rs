@@ -1,0 +1,51 @@
+//! `--flows`: one JSON object per flow (NDJSON), like a Zeek conn.log.
+use super::time::rfc3339;
+use crate::decode::to_ip;
+use crate::services::{Services, Transport};
+use crate::stats::flow::FlowRecord;
+use crate::stats::Count;
+use serde::Serialize;
+use std::io::{self, Write};
+
+#[derive(Serialize)]
+struct Endpoint {
+    ip: String,
+    port: u16,
+}
+
+/// The flow record's schema (`docs/SCHEMA.md`).
+#[derive(Serialize)]
+struct FlowLine<'a> {
+    proto: Transport,
+    client: Endpoint,
+    server: Endpoint,
+    service: Option<&'a str>,
+    to_server: Count,
+    to_client: Count,
+    first_seen: String,
+    last_seen: String,
+    duration_s: f64,
+    conn_state: &'static str,
+}
+
+pub fn write_flows(flows: &[FlowRecord], services: &Services, w: &mut dyn Write) -> io::Result<()> {
+    for f in flows {
+        let (cip, cport) = f.client();
+        let (sip, sport) = f.server();
+        let line = FlowLine {
+            proto: f.key.transport,
+            client: Endpoint { ip: to_ip(&cip).to_string(), port: cport },
+            server: Endpoint { ip: to_ip(&sip).to_string(), port: sport },
+            service: services.name(f.key.transport, sport),
+            to_server: f.to_server,
+            to_client: f.to_client,
+            first_seen: rfc3339(f.first_ns),
+            last_seen: rfc3339(f.last_ns),
+            duration_s: f.last_ns.saturating_sub(f.first_ns) as f64 / 1e9,
+            conn_state: f.state,
+        };
+        serde_json::to_writer(&mut *w, &line)?;
+        w.write_all(b"\n")?;
+    }
+    Ok(())
+}

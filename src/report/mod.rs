@@ -1,0 +1,287 @@
+//! Reports: one [`Report`] value built from an [`Analysis`], rendered as the
+//! human table or as JSON (schema in `docs/SCHEMA.md`), so both show the same
+//! numbers; and per-flow NDJSON (`--flows`).
+
+pub mod flows;
+pub mod table;
+pub mod time;
+
+use crate::decode::{to_ip, TunnelKind};
+use crate::pipeline::Analysis;
+use crate::services::{PortClass, Services, Transport};
+use crate::stats::{Count, PortKey, PortStats, Summary};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The JSON report's schema name and version.
+pub const SCHEMA: &str = "portflow.report/1";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema: &'static str,
+    pub generator: Generator,
+    pub inputs: Vec<InputReport>,
+    pub capture: CaptureSpan,
+    pub totals: TotalsReport,
+    pub flows: FlowsSummary,
+    pub ports: Vec<PortReport>,
+    /// Hosts and ports that refused datagrams (ICMP port unreachable).
+    pub closed_ports: Vec<ClosedPort>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Generator {
+    pub name: &'static str,
+    pub version: &'static str,
+    pub workers: usize,
+    pub elapsed_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InputReport {
+    pub path: String,
+    pub format: &'static str,
+    pub compressed: bool,
+    pub packets: u64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CaptureSpan {
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+    pub duration_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TotalsReport {
+    pub packets: u64,
+    pub bytes: u64,
+    pub tcp_packets: u64,
+    pub tcp_bytes: u64,
+    pub udp_packets: u64,
+    pub udp_bytes: u64,
+    pub sctp_packets: u64,
+    pub dccp_packets: u64,
+    pub icmp_packets: u64,
+    pub ipv4_packets: u64,
+    pub ipv6_packets: u64,
+    pub other_ip_packets: u64,
+    pub non_ip_packets: u64,
+    /// Packets with a decode error (some still reached a port; see `decode_error_detail`).
+    pub decode_errors: u64,
+    /// Packets that reached no port (link failures, transports cut before their ports,
+    /// later fragments whose first fragment was not seen).
+    pub unattributed_packets: u64,
+    pub filtered_out: u64,
+    pub truncated_by_snaplen: u64,
+    pub fragments: Fragments,
+    pub tunnels: BTreeMap<&'static str, u64>,
+    pub decode_error_detail: Vec<DecodeErrorRow>,
+    pub other_ip: Vec<ProtoRow>,
+    pub non_ip: Vec<EthertypeRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Fragments {
+    pub packets: u64,
+    pub attributed: u64,
+    pub unattributed: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DecodeErrorRow {
+    pub layer: &'static str,
+    pub reason: &'static str,
+    pub packets: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProtoRow {
+    pub ip_proto: u8,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EthertypeRow {
+    /// `0x0806` style; `0x0000` for non-IP frames without an ethertype (802.3, PPP control).
+    pub ethertype: String,
+    pub packets: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FlowsSummary {
+    pub total: u64,
+    pub evicted: u64,
+    pub peak_in_memory: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PortReport {
+    pub proto: Transport,
+    pub port: u16,
+    pub service: Option<String>,
+    pub class: PortClass,
+    pub packets: u64,
+    pub bytes: u64,
+    pub flows: u64,
+    pub clients: u64,
+    pub servers: u64,
+    pub to_server: Count,
+    pub to_client: Count,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub tcp: Option<TcpReport>,
+    pub unreachable: u64,
+    pub packet_size: Option<Summary>,
+    pub handshake_rtt_us: Option<Summary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TcpReport {
+    pub syn: u64,
+    pub syn_ack: u64,
+    pub rst: u64,
+    /// Finished flows by Zeek `conn_state`.
+    pub states: BTreeMap<&'static str, u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClosedPort {
+    pub proto: Transport,
+    pub host: String,
+    pub port: u16,
+    pub service: Option<String>,
+    pub unreachable: u64,
+}
+
+fn port_report(k: PortKey, p: &PortStats, services: &Services) -> PortReport {
+    PortReport {
+        proto: k.transport,
+        port: k.port,
+        service: services.name(k.transport, k.port).map(str::to_string),
+        class: PortClass::of(k.port),
+        packets: p.packets(),
+        bytes: p.bytes(),
+        flows: p.flows,
+        clients: p.clients.len() as u64,
+        servers: p.servers.len() as u64,
+        to_server: p.to_server,
+        to_client: p.to_client,
+        first_seen: time::rfc3339(p.first_ns),
+        last_seen: time::rfc3339(p.last_ns),
+        tcp: (k.transport == Transport::Tcp).then(|| TcpReport {
+            syn: p.syn,
+            syn_ack: p.syn_ack,
+            rst: p.rst,
+            states: p.states.clone(),
+        }),
+        unreachable: p.unreachable,
+        packet_size: p.sizes.summary(),
+        handshake_rtt_us: p.rtt_us.summary(),
+    }
+}
+
+impl Report {
+    pub fn build(a: &Analysis, services: &Services) -> Report {
+        let t = &a.totals;
+        let mut ports: Vec<PortReport> =
+            a.ports.iter().filter(|(_, p)| p.packets() > 0).map(|(k, p)| port_report(k, p, services)).collect();
+        // ICMP port-unreachable evidence also counts on the refused port.
+        let mut closed: Vec<ClosedPort> = t
+            .unreachable
+            .iter()
+            .map(|(&(tr, host, port), &n)| ClosedPort {
+                proto: tr,
+                host: to_ip(&host).to_string(),
+                port,
+                service: services.name(tr, port).map(str::to_string),
+                unreachable: n,
+            })
+            .collect();
+        closed.sort_by(|a, b| (a.proto, a.port, &a.host).cmp(&(b.proto, b.port, &b.host)));
+        for c in &closed {
+            if let Some(p) = ports.iter_mut().find(|p| p.proto == c.proto && p.port == c.port) {
+                p.unreachable += c.unreachable;
+            }
+        }
+        ports.sort_by(|x, y| {
+            (y.bytes, y.packets).cmp(&(x.bytes, x.packets)).then((x.proto, x.port).cmp(&(y.proto, y.port)))
+        });
+        let flows_total: u64 = a.ports.iter().map(|(_, p)| p.flows).sum();
+        let span_ns = t.last_ns.saturating_sub(t.first_ns);
+        Report {
+            schema: SCHEMA,
+            generator: Generator {
+                name: "portflow",
+                version: env!("CARGO_PKG_VERSION"),
+                workers: a.workers,
+                elapsed_s: (a.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+            },
+            inputs: a
+                .files
+                .iter()
+                .map(|f| InputReport {
+                    path: f.path.clone(),
+                    format: f.format,
+                    compressed: f.compressed,
+                    packets: f.packets,
+                    error: f.error.as_ref().map(|e| e.to_string()),
+                })
+                .collect(),
+            capture: CaptureSpan {
+                first_seen: (t.first_ns != 0).then(|| time::rfc3339(t.first_ns)),
+                last_seen: (t.last_ns != 0).then(|| time::rfc3339(t.last_ns)),
+                duration_s: span_ns as f64 / 1e9,
+            },
+            totals: TotalsReport {
+                packets: t.packets,
+                bytes: t.bytes,
+                tcp_packets: t.transport(Transport::Tcp).packets,
+                tcp_bytes: t.transport(Transport::Tcp).bytes,
+                udp_packets: t.transport(Transport::Udp).packets,
+                udp_bytes: t.transport(Transport::Udp).bytes,
+                sctp_packets: t.transport(Transport::Sctp).packets,
+                dccp_packets: t.transport(Transport::Dccp).packets,
+                icmp_packets: t.icmp.packets,
+                ipv4_packets: t.ipv4.packets,
+                ipv6_packets: t.ipv6.packets,
+                other_ip_packets: t.other_ip.values().map(|c| c.packets).sum(),
+                non_ip_packets: t.non_ip.packets,
+                decode_errors: t.decode_error_packets,
+                unattributed_packets: t.unattributed.packets,
+                filtered_out: t.filtered_out,
+                truncated_by_snaplen: t.truncated_by_snaplen,
+                fragments: Fragments {
+                    packets: t.fragments,
+                    attributed: t.fragments_attributed,
+                    unattributed: t.fragments_unattributed,
+                },
+                tunnels: TunnelKind::ALL
+                    .iter()
+                    .filter(|k| t.tunnels[**k as usize] > 0)
+                    .map(|k| (k.as_str(), t.tunnels[*k as usize]))
+                    .collect(),
+                decode_error_detail: t
+                    .decode_errors
+                    .iter()
+                    .map(|(l, r, n)| DecodeErrorRow { layer: l.as_str(), reason: r.as_str(), packets: n })
+                    .collect(),
+                other_ip: t
+                    .other_ip
+                    .iter()
+                    .map(|(p, c)| ProtoRow { ip_proto: *p, packets: c.packets, bytes: c.bytes })
+                    .collect(),
+                non_ip: t
+                    .non_ip_by_ethertype
+                    .iter()
+                    .map(|(e, n)| EthertypeRow { ethertype: format!("0x{e:04x}"), packets: *n })
+                    .collect(),
+            },
+            flows: FlowsSummary { total: flows_total, evicted: a.flows_evicted, peak_in_memory: a.peak_flows },
+            ports,
+            closed_ports: closed,
+        }
+    }
+}

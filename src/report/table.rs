@@ -1,0 +1,220 @@
+//! The human table: a summary header, then the top ports by bytes, aligned.
+use super::Report;
+use std::io::{self, Write};
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Bytes in SI units, as network tools count them: `1.5 MB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Seconds as `1h 02m 03s`, `4m 05s` or `6.789s`.
+pub fn human_duration(s: f64) -> String {
+    if s < 60.0 {
+        return format!("{s:.3}s");
+    }
+    let t = s.round() as u64;
+    if t < 3600 {
+        format!("{}m {:02}s", t / 60, t % 60)
+    } else {
+        format!("{}h {:02}m {:02}s", t / 3600, t / 60 % 60, t % 60)
+    }
+}
+
+fn micros(v: u64) -> String {
+    if v >= 1_000_000 {
+        format!("{:.2}s", v as f64 / 1e6)
+    } else if v >= 1000 {
+        format!("{:.1}ms", v as f64 / 1000.0)
+    } else {
+        format!("{v}us")
+    }
+}
+
+/// Writes the table; `top` limits the port rows (0 = all).
+pub fn write_table(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> {
+    let t = &r.totals;
+    let files = r.inputs.len();
+    writeln!(
+        w,
+        "portflow {} | {} input{} | {} packets | {} | {}",
+        r.generator.version,
+        files,
+        if files == 1 { "" } else { "s" },
+        thousands(t.packets),
+        human_bytes(t.bytes),
+        match (&r.capture.first_seen, &r.capture.last_seen) {
+            (Some(a), Some(b)) => format!("{a} .. {b} ({})", human_duration(r.capture.duration_s)),
+            _ => "no timestamps".to_string(),
+        }
+    )?;
+    writeln!(
+        w,
+        "tcp {} ({}) | udp {} ({}) | icmp {} | other ip {} | non-ip {} | flows {} | decode errors {} | unattributed {}",
+        thousands(t.tcp_packets),
+        human_bytes(t.tcp_bytes),
+        thousands(t.udp_packets),
+        human_bytes(t.udp_bytes),
+        thousands(t.icmp_packets),
+        thousands(t.other_ip_packets),
+        thousands(t.non_ip_packets),
+        thousands(r.flows.total),
+        thousands(t.decode_errors),
+        thousands(t.unattributed_packets),
+    )?;
+    let mut extra = Vec::new();
+    if t.filtered_out > 0 {
+        extra.push(format!("filtered out {}", thousands(t.filtered_out)));
+    }
+    if t.fragments.packets > 0 {
+        extra.push(format!(
+            "fragments {} ({} unattributed)",
+            thousands(t.fragments.packets),
+            thousands(t.fragments.unattributed)
+        ));
+    }
+    if !t.tunnels.is_empty() {
+        let list: Vec<String> = t.tunnels.iter().map(|(k, v)| format!("{k} {}", thousands(*v))).collect();
+        extra.push(format!("tunnels: {}", list.join(", ")));
+    }
+    if t.truncated_by_snaplen > 0 {
+        extra.push(format!("cut by snaplen {}", thousands(t.truncated_by_snaplen)));
+    }
+    if r.flows.evicted > 0 {
+        extra.push(format!("flows evicted (table full) {}", thousands(r.flows.evicted)));
+    }
+    if !extra.is_empty() {
+        writeln!(w, "{}", extra.join(" | "))?;
+    }
+    if !t.decode_error_detail.is_empty() {
+        let list: Vec<String> =
+            t.decode_error_detail.iter().map(|e| format!("{}/{} {}", e.layer, e.reason, thousands(e.packets))).collect();
+        writeln!(w, "decode errors by layer: {}", list.join(", "))?;
+    }
+    for i in &r.inputs {
+        if let Some(e) = &i.error {
+            writeln!(w, "error: {e}")?;
+        }
+    }
+    writeln!(w)?;
+
+    let header = [
+        "PROTO", "PORT", "SERVICE", "CLASS", "PACKETS", "BYTES", "TO SERVER", "TO CLIENT", "FLOWS", "CLIENTS",
+        "SERVERS", "SIZE p50/p99", "RTT p50/p99",
+    ];
+    let rows: Vec<[String; 13]> = r
+        .ports
+        .iter()
+        .take(if top == 0 { usize::MAX } else { top })
+        .map(|p| {
+            [
+                p.proto.as_str().to_string(),
+                p.port.to_string(),
+                p.service.clone().unwrap_or_else(|| "-".into()),
+                p.class.as_str().to_string(),
+                thousands(p.packets),
+                human_bytes(p.bytes),
+                human_bytes(p.to_server.bytes),
+                human_bytes(p.to_client.bytes),
+                thousands(p.flows),
+                thousands(p.clients),
+                thousands(p.servers),
+                p.packet_size.map(|s| format!("{}/{}", s.p50, s.p99)).unwrap_or_else(|| "-".into()),
+                p.handshake_rtt_us.map(|s| format!("{}/{}", micros(s.p50), micros(s.p99))).unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        writeln!(w, "no port traffic")?;
+        return Ok(());
+    }
+    let mut width = header.map(|h| h.len());
+    for row in &rows {
+        for (i, c) in row.iter().enumerate() {
+            width[i] = width[i].max(c.chars().count());
+        }
+    }
+    // Text columns left-aligned, numbers right-aligned.
+    let left = [true, false, true, true, false, false, false, false, false, false, false, false, false];
+    let line = |cells: &[String]| -> String {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i > 0 {
+                s.push_str("  ");
+            }
+            let pad = width[i] - c.chars().count();
+            if left[i] {
+                s.push_str(c);
+                if i + 1 < cells.len() {
+                    s.push_str(&" ".repeat(pad));
+                }
+            } else {
+                s.push_str(&" ".repeat(pad));
+                s.push_str(c);
+            }
+        }
+        s
+    };
+    writeln!(w, "{}", line(&header.map(String::from)))?;
+    for row in &rows {
+        writeln!(w, "{}", line(row))?;
+    }
+    if top != 0 && r.ports.len() > top {
+        writeln!(w, "... {} more ports (--top 0 shows all)", thousands((r.ports.len() - top) as u64))?;
+    }
+    if !r.closed_ports.is_empty() {
+        writeln!(w)?;
+        writeln!(w, "closed ports (ICMP port unreachable): {}", thousands(r.closed_ports.len() as u64))?;
+        for c in r.closed_ports.iter().take(if top == 0 { usize::MAX } else { top }) {
+            writeln!(
+                w,
+                "  {}/{} on {} ({}): {}",
+                c.proto,
+                c.port,
+                c.host,
+                c.service.as_deref().unwrap_or("-"),
+                thousands(c.unreachable)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(1500), "1.5 kB");
+        assert_eq!(human_bytes(2_000_000_000), "2.0 GB");
+        assert_eq!(human_duration(61.0), "1m 01s");
+        assert_eq!(human_duration(3723.0), "1h 02m 03s");
+    }
+}
