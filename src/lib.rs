@@ -7,3 +7,4 @@ pub mod pipeline;
 pub mod report;
 pub mod app;
 pub mod cli;
+pub mod synth;

@@ -18,6 +18,10 @@ const FRAG_TTL_NS: u64 = 60_000_000_000;
 /// TCP endpoints remembered as servers (host:port that answered a SYN).
 const SERVERS_CAP: usize = 1 << 20;
 
+/// Largest believable original length: 256 KiB covers jumbo frames and
+/// segmentation-offload super-packets; beyond it the record is corrupt.
+const MAX_WIRE_LEN: u32 = 262_144;
+
 type FragKey = (Addr, Addr, u32, u8);
 
 pub(crate) struct Dispatcher {
@@ -59,12 +63,16 @@ impl Dispatcher {
                 return;
             }
         }
-        let wire = raw.wire_len.max(raw.data.len() as u32);
+        // The wire length, unless the record's original length is impossible
+        // (shorter than what was captured, or beyond any link's frame size).
+        let cap = raw.data.len() as u32;
+        let bogus_len = raw.wire_len < cap || raw.wire_len > MAX_WIRE_LEN;
+        let wire = if bogus_len { cap } else { raw.wire_len };
         let t = &mut self.totals;
         t.packets += 1;
         t.bytes += wire as u64;
         t.seen(raw.ts_ns);
-        if (raw.data.len() as u32) < raw.wire_len {
+        if cap < wire {
             t.truncated_by_snaplen += 1;
         }
         let d = &mut self.decoded;
@@ -75,9 +83,14 @@ impl Dispatcher {
             decode::decode(raw.link, raw.data, d);
         }
         let d = self.decoded;
+        if bogus_len {
+            t.decode_errors.add(Layer::Link, Reason::BadLength);
+        }
         if let Some(e) = d.error {
-            t.decode_error_packets += 1;
             t.decode_errors.add(e.layer, e.reason);
+        }
+        if bogus_len || d.error.is_some() {
+            t.decode_error_packets += 1;
         }
         if let Some(k) = d.tunnel {
             t.tunnels[k as usize] += 1;

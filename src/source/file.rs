@@ -13,6 +13,10 @@ use std::sync::{Arc, Mutex};
 /// (libpcap's own limit is 256 KiB per packet).
 pub const READ_BUFFER: usize = 4 << 20;
 
+/// libpcap's largest snapshot length (MAXIMUM_SNAPLEN): a pcap record that
+/// claims more captured bytes is corrupt, as libpcap itself says.
+pub const MAX_CAPLEN: u32 = 262_144;
+
 /// One packet as read from a file, borrowed from the read buffer.
 #[derive(Debug, Clone, Copy)]
 pub struct RawPacket<'a> {
@@ -67,7 +71,7 @@ pub struct FileError {
 impl fmt::Display for FileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
-            FileErrorKind::Io if self.offset == 0 && self.packets_before == 0 => {
+            FileErrorKind::Io | FileErrorKind::NotACapture if self.offset == 0 && self.packets_before == 0 => {
                 write!(f, "{}: {}", self.path, self.message)
             }
             _ => write!(
@@ -238,6 +242,14 @@ fn read_stream<R: Read + Send>(
             Ok((len, block)) => {
                 match block {
                     PcapBlockOwned::Legacy(b) => {
+                        if b.caplen > MAX_CAPLEN {
+                            return Err(err(
+                                FileErrorKind::Corrupt,
+                                pos,
+                                summary.packets,
+                                format!("record claims {} captured bytes, more than {MAX_CAPLEN}", b.caplen),
+                            ));
+                        }
                         summary.packets += 1;
                         let ts_ns = (b.ts_sec as u64) * 1_000_000_000 + units_to_ns(b.ts_usec as u64, legacy_res);
                         let data = &b.data[..(b.caplen as usize).min(b.data.len())];

@@ -1,0 +1,37 @@
+//! A seeded synthetic generator for scale: many flows over many ports.
+//! Used by `benches/` and `benches/compare.sh` (via `examples/make_bench_input.rs`).
+use super::build::*;
+use super::write::Pcap;
+use super::Rng;
+
+/// Writes `packets` Ethernet packets over `flows` TCP/UDP flows (servers on
+/// `ports` distinct ports) to a pcap in memory-bounded chunks through `sink`.
+pub fn generate(seed: u64, packets: u64, flows: u32, ports: u16, mut sink: impl FnMut(&[u8])) {
+    let mut rng = Rng::new(seed);
+    let mut w = Pcap::new(1, 65535, false, false);
+    let mut t = super::fixtures::T0;
+    for i in 0..packets {
+        let f = rng.range(0, flows as u64 - 1) as u32;
+        let client = v4(10, (f >> 16) as u8, (f >> 8) as u8, f as u8);
+        let server = v4(172, 16, (f % 7) as u8, 1);
+        let sport = 1024 + (f % ports as u32) as u16;
+        let cport = 32768 + (f % 28000) as u16;
+        let to_server = rng.next_u64() & 1 == 0;
+        let len = [0usize, 40, 200, 1200, 1448][rng.range(0, 4) as usize];
+        let payload = vec![0u8; len];
+        let pkt = if f % 5 == 0 {
+            if to_server { udp(client, cport, server, sport, &payload) } else { udp(server, sport, client, cport, &payload) }
+        } else if to_server {
+            tcp(client, cport, server, sport, ACK | PSH, i as u32, 1, &payload)
+        } else {
+            tcp(server, sport, client, cport, ACK | PSH, i as u32, 1, &payload)
+        };
+        t += rng.range(1, 20_000);
+        w.packet(t, &eth_ip(&pkt));
+        if w.buf.len() > 1 << 20 {
+            sink(&w.buf);
+            w.buf.clear();
+        }
+    }
+    sink(&w.buf);
+}
