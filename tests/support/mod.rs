@@ -1,0 +1,198 @@
+//! Shared helpers for the end-to-end tests: running the binary, and tshark as
+//! an independent oracle.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    root().join("fixtures").join(name)
+}
+
+pub fn portflow() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_portflow"))
+}
+
+/// Runs portflow with `args`; returns the output whatever the exit status.
+pub fn run(args: &[&str]) -> Output {
+    portflow().args(args).output().expect("run portflow")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// JSON report of `files` (panics with stderr if portflow fails).
+pub fn json_report(files: &[&Path], extra: &[&str]) -> serde_json::Value {
+    let mut args: Vec<String> = vec!["read".into(), "-q".into(), "--format".into(), "json".into()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.extend(files.iter().map(|p| p.display().to_string()));
+    let o = portflow().args(&args).output().expect("run portflow");
+    assert!(o.status.success(), "portflow {args:?} failed: {}", stderr(&o));
+    serde_json::from_slice(&o.stdout).expect("valid JSON")
+}
+
+/// A flow as both tools can name it: transport and the two endpoints, sorted.
+pub type FlowId = (String, String, String);
+
+/// Per-flow (packets, bytes) and the totals.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub packets: u64,
+    pub bytes: u64,
+    pub flows: BTreeMap<FlowId, (u64, u64)>,
+}
+
+fn flow_id(proto: &str, a: String, b: String) -> FlowId {
+    if a <= b { (proto.into(), a, b) } else { (proto.into(), b, a) }
+}
+
+fn endpoint(ip: &str, port: &str) -> String {
+    // Normalise IPv6 text through std so both tools' spellings meet.
+    let ip: std::net::IpAddr = ip.parse().unwrap_or_else(|_| panic!("bad ip {ip}"));
+    match ip {
+        std::net::IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+        v4 => format!("{v4}:{port}"),
+    }
+}
+
+/// portflow's per-flow counts (from `--flows`) and totals (from the JSON report).
+pub fn portflow_counts(file: &Path) -> Result<Counts, String> {
+    let o = run(&["read", "-q", "--flows", &file.display().to_string()]);
+    if !o.status.success() {
+        return Err(stderr(&o));
+    }
+    let mut c = Counts::default();
+    for line in stdout(&o).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        let ep = |k: &str| endpoint(v[k]["ip"].as_str().unwrap(), &v[k]["port"].to_string());
+        let id = flow_id(v["proto"].as_str().unwrap(), ep("client"), ep("server"));
+        let e = c.flows.entry(id).or_default();
+        for d in ["to_server", "to_client"] {
+            e.0 += v[d]["packets"].as_u64().unwrap();
+            e.1 += v[d]["bytes"].as_u64().unwrap();
+        }
+    }
+    let r = json_report(&[file], &[]);
+    c.packets = r["totals"]["packets"].as_u64().unwrap();
+    c.bytes = r["totals"]["bytes"].as_u64().unwrap();
+    Ok(c)
+}
+
+pub const TSHARK_FIELDS: &[&str] = &[
+    "frame.len",
+    "frame.protocols",
+    "ip.src",
+    "ip.dst",
+    "ipv6.src",
+    "ipv6.dst",
+    "tcp.srcport",
+    "tcp.dstport",
+    "udp.srcport",
+    "udp.dstport",
+    "ip.id",
+    "ip.frag_offset",
+    "ipv6.fraghdr.ident",
+    "ipv6.fraghdr.offset",
+];
+
+/// tshark's view (pcapng custom blocks left out: they are not packets): every packet's length; for TCP/UDP packets, the innermost
+/// IP addresses and ports. Later IP fragments are given the ports of their
+/// first fragment when it was seen (as portflow does; tshark with
+/// defragmentation off shows no ports on them). ICMP packets, which quote a
+/// transport header, are not flow packets.
+pub fn tshark_counts(file: &Path) -> Result<Counts, String> {
+    let mut cmd = Command::new("tshark");
+    cmd.args(["-n", "-r"]).arg(file);
+    cmd.args(["-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE", "-T", "fields"]);
+    // pcapng custom blocks are records to tshark but carry no packet.
+    cmd.args(["-Y", "!frame.cb_pen"]);
+    cmd.args(["-E", "occurrence=a", "-E", "aggregator=|", "-E", "separator=\t"]);
+    for f in TSHARK_FIELDS {
+        cmd.args(["-e", f]);
+    }
+    let o = cmd.output().map_err(|e| format!("cannot run tshark (install it: apt-get install tshark): {e}"))?;
+    if !o.status.success() && o.stdout.is_empty() {
+        return Err(format!("tshark failed: {}", String::from_utf8_lossy(&o.stderr)));
+    }
+    let mut c = Counts::default();
+    let mut frags: BTreeMap<(String, String, String), (String, String, String)> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&o.stdout).lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let get = |i: usize| -> Vec<&str> {
+            f.get(i).map(|s| s.split('|').filter(|x| !x.is_empty()).collect()).unwrap_or_default()
+        };
+        let len: u64 = f[0].parse().unwrap_or(0);
+        c.packets += 1;
+        c.bytes += len;
+        let protos: Vec<&str> = f.get(1).map(|s| s.split(':').collect()).unwrap_or_default();
+        if protos.iter().any(|p| *p == "icmp" || *p == "icmpv6") {
+            continue;
+        }
+        let Some(ip_at) = protos.iter().rposition(|p| *p == "ip" || *p == "ipv6") else { continue };
+        let v6 = protos[ip_at] == "ipv6";
+        let (src, dst) = if v6 { (get(4), get(5)) } else { (get(2), get(3)) };
+        let (Some(src), Some(dst)) = (src.last(), dst.last()) else { continue };
+        let transport = protos[ip_at..].iter().rposition(|p| *p == "tcp" || *p == "udp").map(|i| protos[ip_at + i]);
+        let (ident, offset) = if v6 { (get(12), get(13)) } else { (get(10), get(11)) };
+        let frag_key = ident.last().map(|id| (src.to_string(), dst.to_string(), id.to_string()));
+        let offset: u64 = offset.last().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let ports = match transport {
+            Some(t) => {
+                let (sp, dp) = if t == "tcp" { (get(6), get(7)) } else { (get(8), get(9)) };
+                match (sp.last(), dp.last()) {
+                    (Some(a), Some(b)) => Some((t.to_string(), a.to_string(), b.to_string())),
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        let ports = match (ports, frag_key) {
+            (Some(p), Some(k)) if offset == 0 => {
+                frags.insert(k, p.clone());
+                Some(p)
+            }
+            (Some(p), _) => Some(p),
+            (None, Some(k)) if offset > 0 => frags.get(&k).cloned(),
+            (None, _) => None,
+        };
+        let Some((t, sp, dp)) = ports else { continue };
+        let e = c.flows.entry(flow_id(&t, endpoint(src, &sp), endpoint(dst, &dp))).or_default();
+        e.0 += 1;
+        e.1 += len;
+    }
+    Ok(c)
+}
+
+/// Differences between portflow's and tshark's counts, one line each.
+pub fn diff(ours: &Counts, theirs: &Counts) -> Vec<String> {
+    let mut out = Vec::new();
+    if (ours.packets, ours.bytes) != (theirs.packets, theirs.bytes) {
+        out.push(format!(
+            "totals: portflow {} packets {} bytes, tshark {} packets {} bytes",
+            ours.packets, ours.bytes, theirs.packets, theirs.bytes
+        ));
+    }
+    for (k, v) in &theirs.flows {
+        match ours.flows.get(k) {
+            Some(o) if o == v => {}
+            Some(o) => out.push(format!("{k:?}: portflow {o:?}, tshark {v:?}")),
+            None => out.push(format!("{k:?}: missing in portflow (tshark {v:?})")),
+        }
+    }
+    for (k, v) in &ours.flows {
+        if !theirs.flows.contains_key(k) {
+            out.push(format!("{k:?}: only in portflow {v:?}"));
+        }
+    }
+    out
+}
