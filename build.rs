@@ -36,11 +36,18 @@ fn main() {
         let name = rec.get(0).unwrap_or("").trim();
         let port = rec.get(1).unwrap_or("").trim();
         let proto = rec.get(2).unwrap_or("").trim();
-        let desc = rec.get(3).unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ");
+        let desc = rec
+            .get(3)
+            .unwrap_or("")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         if name.is_empty() || port.is_empty() {
             continue;
         }
-        let Some(p) = transport_code(proto) else { continue };
+        let Some(p) = transport_code(proto) else {
+            continue;
+        };
         let (lo, hi) = match port.split_once('-') {
             Some((a, b)) => (a.parse::<u16>().unwrap(), b.parse::<u16>().unwrap()),
             None => {
@@ -70,13 +77,31 @@ fn main() {
     let mut out = String::new();
     writeln!(out, "pub(crate) static IANA_SINGLE: &[RegistryRow] = &[").unwrap();
     for s in &singles {
-        writeln!(out, "RegistryRow {{ transport: {}, lo: {}, hi: {}, name: {:?}, description: {:?} }},", s.0, s.1, s.1, s.3, s.4).unwrap();
+        writeln!(
+            out,
+            "RegistryRow {{ transport: {}, lo: {}, hi: {}, name: {:?}, description: {:?} }},",
+            s.0, s.1, s.1, s.3, s.4
+        )
+        .unwrap();
     }
-    writeln!(out, "];\npub(crate) static IANA_RANGES: &[RegistryRow] = &[").unwrap();
+    writeln!(
+        out,
+        "];\npub(crate) static IANA_RANGES: &[RegistryRow] = &["
+    )
+    .unwrap();
     for r in &ranges {
-        writeln!(out, "RegistryRow {{ transport: {}, lo: {}, hi: {}, name: {:?}, description: {:?} }},", r.0, r.1, r.2, r.3, r.4).unwrap();
+        writeln!(
+            out,
+            "RegistryRow {{ transport: {}, lo: {}, hi: {}, name: {:?}, description: {:?} }},",
+            r.0, r.1, r.2, r.3, r.4
+        )
+        .unwrap();
     }
-    writeln!(out, "];\npub(crate) static IANA_ASSIGNED: [[u64; 1024]; 4] = [").unwrap();
+    writeln!(
+        out,
+        "];\npub(crate) static IANA_ASSIGNED: [[u64; 1024]; 4] = ["
+    )
+    .unwrap();
     for a in &assigned {
         writeln!(out, "{a:?},").unwrap();
     }

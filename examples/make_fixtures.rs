@@ -1,7 +1,9 @@
 //! Writes the generated fixtures into `fixtures/generated/` (or the folder given).
 //! `cargo run --example make_fixtures [DIR]`
 fn main() -> std::io::Result<()> {
-    let dir = std::env::args().nth(1).unwrap_or_else(|| "fixtures/generated".to_string());
+    let dir = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "fixtures/generated".to_string());
     std::fs::create_dir_all(&dir)?;
     let mut notes = String::from(
         "# Generated fixtures\n\nMade by `cargo run --example make_fixtures` from `src/synth/fixtures.rs` \

@@ -49,7 +49,8 @@ impl From<String> for AppError {
 fn load_services(path: &Option<PathBuf>) -> Result<Services, AppError> {
     let mut s = Services::iana();
     if let Some(p) = path {
-        s.load_overrides(p).map_err(|e| AppError::Message(e.to_string()))?;
+        s.load_overrides(p)
+            .map_err(|e| AppError::Message(e.to_string()))?;
     }
     Ok(s)
 }
@@ -64,12 +65,25 @@ pub struct Output {
 impl Output {
     pub fn open(path: Option<&Path>) -> Result<Output, AppError> {
         match path {
-            None => Ok(Output { target: None, w: Box::new(io::BufWriter::with_capacity(1 << 16, io::stdout())) }),
+            None => Ok(Output {
+                target: None,
+                w: Box::new(io::BufWriter::with_capacity(1 << 16, io::stdout())),
+            }),
             Some(p) => {
-                let name = p.file_name().ok_or_else(|| format!("{}: not a file name", p.display()))?;
-                let tmp = p.with_file_name(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
-                let f = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-                Ok(Output { target: Some((tmp, p.to_path_buf())), w: Box::new(io::BufWriter::new(f)) })
+                let name = p
+                    .file_name()
+                    .ok_or_else(|| format!("{}: not a file name", p.display()))?;
+                let tmp = p.with_file_name(format!(
+                    ".{}.tmp-{}",
+                    name.to_string_lossy(),
+                    std::process::id()
+                ));
+                let f =
+                    std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+                Ok(Output {
+                    target: Some((tmp, p.to_path_buf())),
+                    w: Box::new(io::BufWriter::new(f)),
+                })
             }
         }
     }
@@ -150,7 +164,10 @@ impl Progress {
                 eprint!("\r\x1b[2K");
             }
         });
-        Progress { done, handle: Some(handle) }
+        Progress {
+            done,
+            handle: Some(handle),
+        }
     }
 }
 
@@ -228,7 +245,13 @@ pub fn services(args: ServicesArgs) -> Result<u8, AppError> {
     let mut found = Vec::new();
     for q in &args.queries {
         let (num, proto) = match q.split_once('/') {
-            Some((n, p)) => (n, Some(Transport::from_name(p).ok_or_else(|| format!("unknown protocol '{p}' in '{q}'"))?)),
+            Some((n, p)) => (
+                n,
+                Some(
+                    Transport::from_name(p)
+                        .ok_or_else(|| format!("unknown protocol '{p}' in '{q}'"))?,
+                ),
+            ),
             None => (q.as_str(), None),
         };
         let entries = match num.parse::<u32>() {
@@ -236,7 +259,10 @@ pub fn services(args: ServicesArgs) -> Result<u8, AppError> {
             Ok(n) => return Err(format!("port {n} is out of range (0-65535)").into()),
             Err(_) => services.by_name(num),
         };
-        let entries: Vec<_> = entries.into_iter().filter(|e| proto.is_none_or(|p| e.transport == p)).collect();
+        let entries: Vec<_> = entries
+            .into_iter()
+            .filter(|e| proto.is_none_or(|p| e.transport == p))
+            .collect();
         if entries.is_empty() {
             eprintln!("portflow: no registry entry for '{q}'");
         }
@@ -250,7 +276,11 @@ pub fn services(args: ServicesArgs) -> Result<u8, AppError> {
         }
         Format::Table => {
             for e in &found {
-                let range = if e.port_end != e.port { format!("{}-{}", e.port, e.port_end) } else { e.port.to_string() };
+                let range = if e.port_end != e.port {
+                    format!("{}-{}", e.port, e.port_end)
+                } else {
+                    e.port.to_string()
+                };
                 writeln!(
                     out,
                     "{:<6} {:<5} {:<24} {:<10} {}{}",
@@ -259,7 +289,11 @@ pub fn services(args: ServicesArgs) -> Result<u8, AppError> {
                     e.name,
                     e.class.as_str(),
                     e.description,
-                    if e.source == crate::services::Source::Local { " (local)" } else { "" }
+                    if e.source == crate::services::Source::Local {
+                        " (local)"
+                    } else {
+                        ""
+                    }
                 )?;
             }
         }

@@ -1,10 +1,10 @@
 //! portflow: which doors are open, who walks through them, how much, how fast.
+pub mod app;
+pub mod cli;
 pub mod decode;
+pub mod pipeline;
+pub mod report;
 pub mod services;
 pub mod source;
 pub mod stats;
-pub mod pipeline;
-pub mod report;
-pub mod app;
-pub mod cli;
 pub mod synth;

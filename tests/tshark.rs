@@ -15,7 +15,10 @@ fn fixtures_for_oracle() -> Vec<std::path::PathBuf> {
                 let name = p.file_name().unwrap().to_string_lossy().to_string();
                 if p.is_dir() {
                     stack.push(p);
-                } else if !name.starts_with("bad-") && !name.ends_with(".md") && !name.ends_with(".txt") {
+                } else if !name.starts_with("bad-")
+                    && !name.ends_with(".md")
+                    && !name.ends_with(".txt")
+                {
                     files.push(p);
                 }
             }
@@ -28,18 +31,30 @@ fn fixtures_for_oracle() -> Vec<std::path::PathBuf> {
 #[test]
 fn flows_and_totals_equal_tsharks() {
     let files = fixtures_for_oracle();
-    assert!(files.len() >= 20, "expected the fixture set, found {}", files.len());
+    assert!(
+        files.len() >= 20,
+        "expected the fixture set, found {}",
+        files.len()
+    );
     let mut failures = Vec::new();
     for f in &files {
         let theirs = tshark_counts(f).unwrap_or_else(|e| panic!("{e}"));
         let ours = portflow_counts(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-        assert!(theirs.packets > 0, "{}: tshark read no packets", f.display());
+        assert!(
+            theirs.packets > 0,
+            "{}: tshark read no packets",
+            f.display()
+        );
         let d = diff(&ours, &theirs);
         if !d.is_empty() {
             failures.push(format!("{}:\n  {}", f.display(), d.join("\n  ")));
         }
     }
-    assert!(failures.is_empty(), "differences from tshark:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "differences from tshark:\n{}",
+        failures.join("\n")
+    );
 }
 
 /// Agreement with tshark over a whole corpus (default `../shared/corpus`, or
@@ -48,7 +63,8 @@ fn flows_and_totals_equal_tsharks() {
 #[test]
 #[ignore]
 fn corpus_agreement() {
-    let corpus = std::env::var("PORTFLOW_CORPUS").unwrap_or_else(|_| root().join("../shared/corpus").display().to_string());
+    let corpus = std::env::var("PORTFLOW_CORPUS")
+        .unwrap_or_else(|_| root().join("../shared/corpus").display().to_string());
     let mut files = Vec::new();
     let mut stack = vec![std::path::PathBuf::from(&corpus)];
     while let Some(d) = stack.pop() {
@@ -68,9 +84,14 @@ fn corpus_agreement() {
     let jobs = std::sync::Mutex::new(files.clone().into_iter());
     let results = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
-        for _ in 0..std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) {
+        for _ in 0..std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+        {
             s.spawn(|| loop {
-                let Some(f) = jobs.lock().unwrap().next() else { break };
+                let Some(f) = jobs.lock().unwrap().next() else {
+                    break;
+                };
                 let theirs = tshark_counts(&f);
                 let ours = portflow_counts(&f);
                 results.lock().unwrap().push((f, theirs, ours));
@@ -79,7 +100,8 @@ fn corpus_agreement() {
     });
     let mut results = results.into_inner().unwrap();
     results.sort_by(|a, b| a.0.cmp(&b.0));
-    let (mut compared, mut agree, mut both_reject, mut only_tshark_reads, mut only_we_read) = (0, 0, 0, 0, 0);
+    let (mut compared, mut agree, mut both_reject, mut only_tshark_reads, mut only_we_read) =
+        (0, 0, 0, 0, 0);
     let (mut flows, mut flows_equal, mut pkts, mut pkts_equal_flows) = (0u64, 0u64, 0u64, 0u64);
     let mut lines = Vec::new();
     for (f, theirs, ours) in &results {
@@ -99,13 +121,21 @@ fn corpus_agreement() {
                 if d.is_empty() {
                     agree += 1;
                 } else {
-                    lines.push(format!("- `{name}`: {} difference(s); first: {}", d.len(), d[0]));
+                    lines.push(format!(
+                        "- `{name}`: {} difference(s); first: {}",
+                        d.len(),
+                        d[0]
+                    ));
                 }
             }
             (Ok(_), Ok(_)) => both_reject += 1,
             (Ok(t), Err(e)) => {
                 only_tshark_reads += 1;
-                lines.push(format!("- `{name}`: portflow refused ({}), tshark read {} packets", e.trim(), t.packets));
+                lines.push(format!(
+                    "- `{name}`: portflow refused ({}), tshark read {} packets",
+                    e.trim(),
+                    t.packets
+                ));
             }
             (Err(_), Ok(_)) => only_we_read += 1,
             (Err(_), Err(_)) => both_reject += 1,
@@ -122,6 +152,10 @@ fn corpus_agreement() {
     );
     println!("{summary}");
     if let Ok(out) = std::env::var("PORTFLOW_AGREEMENT_OUT") {
-        std::fs::write(out, format!("{summary}\nfiles that differ:\n{}\n", lines.join("\n"))).unwrap();
+        std::fs::write(
+            out,
+            format!("{summary}\nfiles that differ:\n{}\n", lines.join("\n")),
+        )
+        .unwrap();
     }
 }

@@ -5,7 +5,9 @@ use super::{be16, v4_mapped, Cx, DecodeError, Kind, Layer, Reason, Unreachable};
 pub(crate) fn icmpv4(cx: &mut Cx, data: &[u8]) {
     cx.out.kind = Kind::Icmp;
     if data.len() < 8 {
-        return cx.out.fail(DecodeError::new(Layer::Icmp, Reason::Truncated));
+        return cx
+            .out
+            .fail(DecodeError::new(Layer::Icmp, Reason::Truncated));
     }
     // Type 3 (destination unreachable), code 3 (port unreachable).
     if data[0] == 3 && data[1] == 3 {
@@ -29,7 +31,9 @@ pub(crate) fn icmpv4(cx: &mut Cx, data: &[u8]) {
 pub(crate) fn icmpv6(cx: &mut Cx, data: &[u8]) {
     cx.out.kind = Kind::Icmp;
     if data.len() < 8 {
-        return cx.out.fail(DecodeError::new(Layer::Icmpv6, Reason::Truncated));
+        return cx
+            .out
+            .fail(DecodeError::new(Layer::Icmpv6, Reason::Truncated));
     }
     // Type 1 (destination unreachable), code 4 (port unreachable).
     if data[0] == 1 && data[1] == 4 {
@@ -39,6 +43,11 @@ pub(crate) fn icmpv6(cx: &mut Cx, data: &[u8]) {
         }
         let mut host = [0u8; 16];
         host.copy_from_slice(&q[24..40]);
-        cx.out.unreachable = Unreachable { valid: true, proto: q[6], host, port: be16(q, 42) };
+        cx.out.unreachable = Unreachable {
+            valid: true,
+            proto: q[6],
+            host,
+            port: be16(q, 42),
+        };
     }
 }

@@ -15,17 +15,25 @@ pub(crate) fn by_version(cx: &mut Cx, data: &[u8], layer: Layer) {
 
 pub(crate) fn ipv4(cx: &mut Cx, data: &[u8]) {
     if data.len() < 20 {
-        return cx.out.fail(DecodeError::new(Layer::Ipv4, Reason::Truncated));
+        return cx
+            .out
+            .fail(DecodeError::new(Layer::Ipv4, Reason::Truncated));
     }
     if data[0] >> 4 != 4 {
-        return cx.out.fail(DecodeError::new(Layer::Ipv4, Reason::BadVersion));
+        return cx
+            .out
+            .fail(DecodeError::new(Layer::Ipv4, Reason::BadVersion));
     }
     let ihl = ((data[0] & 0x0f) as usize) * 4;
     if ihl < 20 {
-        return cx.out.fail(DecodeError::new(Layer::Ipv4, Reason::BadHeaderLength));
+        return cx
+            .out
+            .fail(DecodeError::new(Layer::Ipv4, Reason::BadHeaderLength));
     }
     if data.len() < ihl {
-        return cx.out.fail(DecodeError::new(Layer::Ipv4, Reason::Truncated));
+        return cx
+            .out
+            .fail(DecodeError::new(Layer::Ipv4, Reason::Truncated));
     }
     let total = be16(data, 2) as usize;
     // A zero total length happens with TCP segmentation offload on the sender's
@@ -33,7 +41,9 @@ pub(crate) fn ipv4(cx: &mut Cx, data: &[u8]) {
     let end = if total == 0 {
         data.len()
     } else if total < ihl {
-        return cx.out.fail(DecodeError::new(Layer::Ipv4, Reason::BadLength));
+        return cx
+            .out
+            .fail(DecodeError::new(Layer::Ipv4, Reason::BadLength));
     } else {
         total.min(data.len())
     };
@@ -46,7 +56,11 @@ pub(crate) fn ipv4(cx: &mut Cx, data: &[u8]) {
     let ff = be16(data, 6);
     let offset = ff & 0x1fff;
     let more = ff & 0x2000 != 0;
-    o.frag = super::Frag { is_fragment: more || offset != 0, first: offset == 0, id: be16(data, 4) as u32 };
+    o.frag = super::Frag {
+        is_fragment: more || offset != 0,
+        first: offset == 0,
+        id: be16(data, 4) as u32,
+    };
     let payload = &data[ihl..end];
     if offset != 0 {
         o.kind = Kind::Fragment;
@@ -57,14 +71,22 @@ pub(crate) fn ipv4(cx: &mut Cx, data: &[u8]) {
 
 pub(crate) fn ipv6(cx: &mut Cx, data: &[u8]) {
     if data.len() < 40 {
-        return cx.out.fail(DecodeError::new(Layer::Ipv6, Reason::Truncated));
+        return cx
+            .out
+            .fail(DecodeError::new(Layer::Ipv6, Reason::Truncated));
     }
     if data[0] >> 4 != 6 {
-        return cx.out.fail(DecodeError::new(Layer::Ipv6, Reason::BadVersion));
+        return cx
+            .out
+            .fail(DecodeError::new(Layer::Ipv6, Reason::BadVersion));
     }
     let plen = be16(data, 4) as usize;
     // Payload length 0 is a jumbogram (or TSO); use what was captured.
-    let end = if plen == 0 { data.len() } else { (40 + plen).min(data.len()) };
+    let end = if plen == 0 {
+        data.len()
+    } else {
+        (40 + plen).min(data.len())
+    };
     let o = &mut *cx.out;
     o.kind = Kind::OtherIp;
     o.ip_version = 6;
@@ -79,11 +101,15 @@ pub(crate) fn ipv6(cx: &mut Cx, data: &[u8]) {
             // Hop-by-hop, routing, destination options, mobility, HIP, shim6, experimental.
             0 | 43 | 60 | 135 | 139 | 140 | 253 | 254 => {
                 if rest.len() < 8 {
-                    return cx.out.fail(DecodeError::new(Layer::Ipv6, Reason::Truncated));
+                    return cx
+                        .out
+                        .fail(DecodeError::new(Layer::Ipv6, Reason::Truncated));
                 }
                 let len = (rest[1] as usize + 1) * 8;
                 if rest.len() < len {
-                    return cx.out.fail(DecodeError::new(Layer::Ipv6, Reason::Truncated));
+                    return cx
+                        .out
+                        .fail(DecodeError::new(Layer::Ipv6, Reason::Truncated));
                 }
                 next = rest[0];
                 rest = &rest[len..];
@@ -91,11 +117,17 @@ pub(crate) fn ipv6(cx: &mut Cx, data: &[u8]) {
             // Fragment header: 8 bytes.
             44 => {
                 if rest.len() < 8 {
-                    return cx.out.fail(DecodeError::new(Layer::Ipv6, Reason::Truncated));
+                    return cx
+                        .out
+                        .fail(DecodeError::new(Layer::Ipv6, Reason::Truncated));
                 }
                 let off = be16(rest, 2) >> 3;
                 let more = rest[3] & 1 != 0;
-                cx.out.frag = super::Frag { is_fragment: more || off != 0, first: off == 0, id: be32(rest, 4) };
+                cx.out.frag = super::Frag {
+                    is_fragment: more || off != 0,
+                    first: off == 0,
+                    id: be32(rest, 4),
+                };
                 next = rest[0];
                 rest = &rest[8..];
                 if off != 0 {
@@ -107,11 +139,15 @@ pub(crate) fn ipv6(cx: &mut Cx, data: &[u8]) {
             // Authentication header: length in 4-byte units, plus 2.
             51 => {
                 if rest.len() < 8 {
-                    return cx.out.fail(DecodeError::new(Layer::Ipv6, Reason::Truncated));
+                    return cx
+                        .out
+                        .fail(DecodeError::new(Layer::Ipv6, Reason::Truncated));
                 }
                 let len = (rest[1] as usize + 2) * 4;
                 if rest.len() < len {
-                    return cx.out.fail(DecodeError::new(Layer::Ipv6, Reason::Truncated));
+                    return cx
+                        .out
+                        .fail(DecodeError::new(Layer::Ipv6, Reason::Truncated));
                 }
                 next = rest[0];
                 rest = &rest[len..];

@@ -60,32 +60,42 @@ const MAX_MPLS_LABELS: usize = 16;
 pub(crate) fn decode_link(cx: &mut Cx, link: LinkType, data: &[u8]) {
     match link {
         LinkType::ETHERNET => ethernet(cx, data),
-        LinkType::RAW | LinkType::RAW_BSD12 | LinkType::RAW_BSD14 => ip::by_version(cx, data, Layer::Link),
+        LinkType::RAW | LinkType::RAW_BSD12 | LinkType::RAW_BSD14 => {
+            ip::by_version(cx, data, Layer::Link)
+        }
         LinkType::IPV4 => ip::ipv4(cx, data),
         LinkType::IPV6 => ip::ipv6(cx, data),
         LinkType::NULL | LinkType::LOOP => null_loopback(cx, link, data),
         LinkType::LINUX_SLL => {
             if data.len() < 16 {
-                return cx.out.fail(DecodeError::new(Layer::Link, Reason::Truncated));
+                return cx
+                    .out
+                    .fail(DecodeError::new(Layer::Link, Reason::Truncated));
             }
             by_ethertype(cx, be16(data, 14), &data[16..])
         }
         LinkType::LINUX_SLL2 => {
             if data.len() < 20 {
-                return cx.out.fail(DecodeError::new(Layer::Link, Reason::Truncated));
+                return cx
+                    .out
+                    .fail(DecodeError::new(Layer::Link, Reason::Truncated));
             }
             by_ethertype(cx, be16(data, 0), &data[20..])
         }
         LinkType::PPP | LinkType::PPP_HDLC | LinkType::C_HDLC => ppp_like(cx, link, data),
         LinkType::PPP_ETHER => pppoe(cx, data),
-        _ => cx.out.fail(DecodeError::new(Layer::Link, Reason::UnsupportedLinkType)),
+        _ => cx
+            .out
+            .fail(DecodeError::new(Layer::Link, Reason::UnsupportedLinkType)),
     }
 }
 
 /// Ethernet II; 802.3 frames with a length field are non-IP (LLC/STP/CDP).
 pub(crate) fn ethernet(cx: &mut Cx, data: &[u8]) {
     if data.len() < 14 {
-        return cx.out.fail(DecodeError::new(Layer::Link, Reason::Truncated));
+        return cx
+            .out
+            .fail(DecodeError::new(Layer::Link, Reason::Truncated));
     }
     let et = be16(data, 12);
     if et < 0x0600 {
@@ -104,7 +114,9 @@ pub(crate) fn by_ethertype(cx: &mut Cx, mut et: u16, mut rest: &[u8]) {
             return cx.out.fail(DecodeError::new(Layer::Vlan, Reason::TooDeep));
         }
         if rest.len() < 4 {
-            return cx.out.fail(DecodeError::new(Layer::Vlan, Reason::Truncated));
+            return cx
+                .out
+                .fail(DecodeError::new(Layer::Vlan, Reason::Truncated));
         }
         et = be16(rest, 2);
         rest = &rest[4..];
@@ -125,10 +137,14 @@ pub(crate) fn by_ethertype(cx: &mut Cx, mut et: u16, mut rest: &[u8]) {
 /// PPPoE session stage (RFC 2516): 6-byte header, then a PPP protocol field.
 fn pppoe(cx: &mut Cx, data: &[u8]) {
     if data.len() < 8 {
-        return cx.out.fail(DecodeError::new(Layer::Pppoe, Reason::Truncated));
+        return cx
+            .out
+            .fail(DecodeError::new(Layer::Pppoe, Reason::Truncated));
     }
     if data[0] != 0x11 {
-        return cx.out.fail(DecodeError::new(Layer::Pppoe, Reason::BadVersion));
+        return cx
+            .out
+            .fail(DecodeError::new(Layer::Pppoe, Reason::BadVersion));
     }
     ppp_proto(cx, be16(data, 6), &data[8..], Layer::Pppoe)
 }
@@ -150,7 +166,9 @@ fn ppp_proto(cx: &mut Cx, proto: u16, rest: &[u8], layer: Layer) {
 /// PPP (RFC 1661) with optional HDLC address/control bytes, and Cisco HDLC.
 fn ppp_like(cx: &mut Cx, link: LinkType, data: &[u8]) {
     if data.len() < 4 {
-        return cx.out.fail(DecodeError::new(Layer::Link, Reason::Truncated));
+        return cx
+            .out
+            .fail(DecodeError::new(Layer::Link, Reason::Truncated));
     }
     if link == LinkType::C_HDLC {
         return by_ethertype(cx, be16(data, 2), &data[4..]);
@@ -169,7 +187,9 @@ fn ppp_like(cx: &mut Cx, link: LinkType, data: &[u8]) {
 /// BSD null (host byte order family) and OpenBSD loop (network byte order).
 fn null_loopback(cx: &mut Cx, link: LinkType, data: &[u8]) {
     if data.len() < 4 {
-        return cx.out.fail(DecodeError::new(Layer::Link, Reason::Truncated));
+        return cx
+            .out
+            .fail(DecodeError::new(Layer::Link, Reason::Truncated));
     }
     let be = u32::from_be_bytes([data[0], data[1], data[2], data[3]]);
     let family = if link == LinkType::LOOP || be < 0x100 {
@@ -194,7 +214,9 @@ fn null_loopback(cx: &mut Cx, link: LinkType, data: &[u8]) {
 fn mpls(cx: &mut Cx, mut data: &[u8]) {
     for _ in 0..MAX_MPLS_LABELS {
         if data.len() < 4 {
-            return cx.out.fail(DecodeError::new(Layer::Mpls, Reason::Truncated));
+            return cx
+                .out
+                .fail(DecodeError::new(Layer::Mpls, Reason::Truncated));
         }
         let bottom = data[2] & 0x01 != 0;
         data = &data[4..];

@@ -301,7 +301,11 @@ pub(crate) const MAX_TUNNEL_DEPTH: u8 = 4;
 pub fn decode(link: LinkType, data: &[u8], out: &mut Decoded) {
     out.reset();
     let base = data.as_ptr() as usize;
-    let mut cx = Cx { out, base, depth: 0 };
+    let mut cx = Cx {
+        out,
+        base,
+        depth: 0,
+    };
     link::decode_link(&mut cx, link, data);
 }
 

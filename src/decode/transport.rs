@@ -13,7 +13,9 @@ pub(crate) fn tcp(cx: &mut Cx, data: &[u8]) {
     cx.out.tcp_flags = data[13];
     let doff = (data[12] >> 4) as usize * 4;
     if doff < 20 {
-        return cx.out.fail(DecodeError::new(Layer::Tcp, Reason::BadHeaderLength));
+        return cx
+            .out
+            .fail(DecodeError::new(Layer::Tcp, Reason::BadHeaderLength));
     }
     if data.len() < doff {
         // Cut short by the snaplen inside options: no payload to point at.

@@ -10,7 +10,9 @@ use super::{be16, ip, Cx, DecodeError, Kind, Layer, Reason, TunnelKind, MAX_TUNN
 /// Decodes `f` as the inside of a tunnel of kind `kind`.
 fn inner(cx: &mut Cx, kind: TunnelKind, f: impl FnOnce(&mut Cx)) {
     if cx.depth >= MAX_TUNNEL_DEPTH {
-        return cx.out.fail(DecodeError::new(Layer::Tunnel, Reason::TooDeep));
+        return cx
+            .out
+            .fail(DecodeError::new(Layer::Tunnel, Reason::TooDeep));
     }
     let saved = *cx.out;
     if cx.out.tunnel.is_none() {
@@ -19,7 +21,10 @@ fn inner(cx: &mut Cx, kind: TunnelKind, f: impl FnOnce(&mut Cx)) {
     cx.depth += 1;
     f(cx);
     cx.depth -= 1;
-    if !matches!(cx.out.kind, Kind::Transport | Kind::Fragment | Kind::Icmp | Kind::OtherIp) {
+    if !matches!(
+        cx.out.kind,
+        Kind::Transport | Kind::Fragment | Kind::Icmp | Kind::OtherIp
+    ) {
         let (err, tunnel) = (cx.out.error, cx.out.tunnel);
         *cx.out = saved;
         cx.out.error = err;
@@ -28,24 +33,43 @@ fn inner(cx: &mut Cx, kind: TunnelKind, f: impl FnOnce(&mut Cx)) {
 }
 
 pub(crate) fn ip_in_ip(cx: &mut Cx, payload: &[u8], inner_v6: bool) {
-    let kind = if inner_v6 && cx.out.ip_version == 4 { TunnelKind::SixInFour } else { TunnelKind::IpInIp };
-    inner(cx, kind, |cx| if inner_v6 { ip::ipv6(cx, payload) } else { ip::ipv4(cx, payload) })
+    let kind = if inner_v6 && cx.out.ip_version == 4 {
+        TunnelKind::SixInFour
+    } else {
+        TunnelKind::IpInIp
+    };
+    inner(cx, kind, |cx| {
+        if inner_v6 {
+            ip::ipv6(cx, payload)
+        } else {
+            ip::ipv4(cx, payload)
+        }
+    })
 }
 
 pub(crate) fn gre(cx: &mut Cx, data: &[u8]) {
     if data.len() < 4 {
-        return cx.out.fail(DecodeError::new(Layer::Tunnel, Reason::Truncated));
+        return cx
+            .out
+            .fail(DecodeError::new(Layer::Tunnel, Reason::Truncated));
     }
     let flags = be16(data, 0);
     let version = flags & 7;
     let proto = be16(data, 2);
-    let (c, r, k, s) = (flags & 0x8000 != 0, flags & 0x4000 != 0, flags & 0x2000 != 0, flags & 0x1000 != 0);
+    let (c, r, k, s) = (
+        flags & 0x8000 != 0,
+        flags & 0x4000 != 0,
+        flags & 0x2000 != 0,
+        flags & 0x1000 != 0,
+    );
     let mut hlen = 4;
     match version {
         0 => {
             if r {
                 // Source routing (RFC 1701) is obsolete and not decoded.
-                return cx.out.fail(DecodeError::new(Layer::Tunnel, Reason::Unsupported));
+                return cx
+                    .out
+                    .fail(DecodeError::new(Layer::Tunnel, Reason::Unsupported));
             }
             hlen += 4 * (c as usize + k as usize + s as usize);
         }
@@ -53,53 +77,76 @@ pub(crate) fn gre(cx: &mut Cx, data: &[u8]) {
             // PPTP's enhanced GRE (RFC 2637): key always present, optional ack.
             hlen += 4 + 4 * s as usize + 4 * (flags & 0x0080 != 0) as usize;
         }
-        _ => return cx.out.fail(DecodeError::new(Layer::Tunnel, Reason::BadVersion)),
+        _ => {
+            return cx
+                .out
+                .fail(DecodeError::new(Layer::Tunnel, Reason::BadVersion))
+        }
     }
     if data.len() < hlen {
-        return cx.out.fail(DecodeError::new(Layer::Tunnel, Reason::Truncated));
+        return cx
+            .out
+            .fail(DecodeError::new(Layer::Tunnel, Reason::Truncated));
     }
     let rest = &data[hlen..];
     match proto {
         ethertype::IPV4 => inner(cx, TunnelKind::Gre, |cx| ip::ipv4(cx, rest)),
         ethertype::IPV6 => inner(cx, TunnelKind::Gre, |cx| ip::ipv6(cx, rest)),
         ethertype::TEB => inner(cx, TunnelKind::Gre, |cx| link::ethernet(cx, rest)),
-        ethertype::MPLS_UC | ethertype::MPLS_MC => {
-            inner(cx, TunnelKind::Gre, |cx| link::by_ethertype(cx, proto, rest))
-        }
+        ethertype::MPLS_UC | ethertype::MPLS_MC => inner(cx, TunnelKind::Gre, |cx| {
+            link::by_ethertype(cx, proto, rest)
+        }),
         // PPP inside PPTP.
-        0x880b => inner(cx, TunnelKind::Gre, |cx| link::decode_link(cx, LinkType::PPP, rest)),
+        0x880b => inner(cx, TunnelKind::Gre, |cx| {
+            link::decode_link(cx, LinkType::PPP, rest)
+        }),
         // WCCP redirect: a 4-byte header, then IPv4.
         0x883e => {
             if rest.len() < 4 {
-                return cx.out.fail(DecodeError::new(Layer::Tunnel, Reason::Truncated));
+                return cx
+                    .out
+                    .fail(DecodeError::new(Layer::Tunnel, Reason::Truncated));
             }
             let r = if rest[0] >> 4 == 4 { rest } else { &rest[4..] };
-            inner(cx, TunnelKind::Gre, |cx| ip::by_version(cx, r, Layer::Tunnel))
+            inner(cx, TunnelKind::Gre, |cx| {
+                ip::by_version(cx, r, Layer::Tunnel)
+            })
         }
         // ERSPAN type I (no sequence number, no header) and type II (8-byte header).
         0x88be => {
             let skip = if s { 8 } else { 0 };
             if rest.len() < skip {
-                return cx.out.fail(DecodeError::new(Layer::Tunnel, Reason::Truncated));
+                return cx
+                    .out
+                    .fail(DecodeError::new(Layer::Tunnel, Reason::Truncated));
             }
-            inner(cx, TunnelKind::Erspan, |cx| link::ethernet(cx, &rest[skip..]))
+            inner(cx, TunnelKind::Erspan, |cx| {
+                link::ethernet(cx, &rest[skip..])
+            })
         }
         // ERSPAN type III: 12-byte header, 8 more with the platform sub-header (O bit).
         0x22eb => {
             if rest.len() < 12 {
-                return cx.out.fail(DecodeError::new(Layer::Tunnel, Reason::Truncated));
+                return cx
+                    .out
+                    .fail(DecodeError::new(Layer::Tunnel, Reason::Truncated));
             }
             let skip = if rest[11] & 1 != 0 { 20 } else { 12 };
             if rest.len() < skip {
-                return cx.out.fail(DecodeError::new(Layer::Tunnel, Reason::Truncated));
+                return cx
+                    .out
+                    .fail(DecodeError::new(Layer::Tunnel, Reason::Truncated));
             }
-            inner(cx, TunnelKind::Erspan, |cx| link::ethernet(cx, &rest[skip..]))
+            inner(cx, TunnelKind::Erspan, |cx| {
+                link::ethernet(cx, &rest[skip..])
+            })
         }
         _ => {
             if cx.out.tunnel.is_none() {
                 cx.out.tunnel = Some(TunnelKind::Gre);
             }
-            cx.out.fail(DecodeError::new(Layer::Tunnel, Reason::Unsupported))
+            cx.out
+                .fail(DecodeError::new(Layer::Tunnel, Reason::Unsupported))
         }
     }
 }
@@ -121,12 +168,16 @@ pub(crate) fn udp_tunnel(cx: &mut Cx, sport: u16, dport: u16, p: &[u8]) {
         if p.len() >= 8 && p[0] >> 6 == 0 {
             let hlen = 8 + (p[0] & 0x3f) as usize * 4;
             if p.len() < hlen {
-                return cx.out.fail(DecodeError::new(Layer::Tunnel, Reason::Truncated));
+                return cx
+                    .out
+                    .fail(DecodeError::new(Layer::Tunnel, Reason::Truncated));
             }
             let rest = &p[hlen..];
             match be16(p, 2) {
                 ethertype::TEB => inner(cx, TunnelKind::Geneve, |cx| link::ethernet(cx, rest)),
-                et => inner(cx, TunnelKind::Geneve, |cx| link::by_ethertype(cx, et, rest)),
+                et => inner(cx, TunnelKind::Geneve, |cx| {
+                    link::by_ethertype(cx, et, rest)
+                }),
             }
         }
     } else if on(GTPU_PORT) {
@@ -145,24 +196,34 @@ fn gtpu(cx: &mut Cx, p: &[u8]) {
     if p[0] & 0x07 != 0 {
         hlen = 12;
         if p.len() < hlen {
-            return cx.out.fail(DecodeError::new(Layer::Tunnel, Reason::Truncated));
+            return cx
+                .out
+                .fail(DecodeError::new(Layer::Tunnel, Reason::Truncated));
         }
         let mut next = if p[0] & 0x04 != 0 { p[11] } else { 0 };
         let mut guard = 0;
         while next != 0 {
             guard += 1;
             if guard > 16 {
-                return cx.out.fail(DecodeError::new(Layer::Tunnel, Reason::TooDeep));
+                return cx
+                    .out
+                    .fail(DecodeError::new(Layer::Tunnel, Reason::TooDeep));
             }
             let Some(&len) = p.get(hlen) else {
-                return cx.out.fail(DecodeError::new(Layer::Tunnel, Reason::Truncated));
+                return cx
+                    .out
+                    .fail(DecodeError::new(Layer::Tunnel, Reason::Truncated));
             };
             if len == 0 {
-                return cx.out.fail(DecodeError::new(Layer::Tunnel, Reason::BadHeaderLength));
+                return cx
+                    .out
+                    .fail(DecodeError::new(Layer::Tunnel, Reason::BadHeaderLength));
             }
             let end = hlen + len as usize * 4;
             if p.len() < end {
-                return cx.out.fail(DecodeError::new(Layer::Tunnel, Reason::Truncated));
+                return cx
+                    .out
+                    .fail(DecodeError::new(Layer::Tunnel, Reason::Truncated));
             }
             next = p[end - 1];
             hlen = end;
@@ -172,7 +233,9 @@ fn gtpu(cx: &mut Cx, p: &[u8]) {
     if rest.is_empty() {
         return;
     }
-    inner(cx, TunnelKind::GtpU, |cx| ip::by_version(cx, rest, Layer::Tunnel))
+    inner(cx, TunnelKind::GtpU, |cx| {
+        ip::by_version(cx, rest, Layer::Tunnel)
+    })
 }
 
 /// Teredo (RFC 4380): IPv6 in UDP, optionally after authentication and

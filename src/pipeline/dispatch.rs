@@ -5,7 +5,7 @@ use super::filter::Filter;
 use crate::decode::{self, tcp_flags as F, Addr, Decoded, Kind, Layer, LinkType, Reason};
 use crate::services::Transport;
 use crate::source::RawPacket;
-use crate::stats::flow::{FlowKey, FlowPacket, HINT_HI_SERVER, HINT_LO_SERVER};
+use crate::stats::flow::{FlowKey, FlowPacket, HINT_HI_SERVER, HINT_LO_SERVER, SWEEP_EVERY_NS};
 use crate::stats::Totals;
 use crossbeam_channel::{Receiver, Sender};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -33,6 +33,9 @@ pub(crate) struct Dispatcher {
     senders: Vec<Sender<Vec<FlowPacket>>>,
     recycle: Receiver<Vec<FlowPacket>>,
     filter: Option<Filter>,
+    /// Packet clock (latest timestamp seen) and when the next sweep is due.
+    clock: u64,
+    next_sweep: u64,
 }
 
 impl Dispatcher {
@@ -51,6 +54,29 @@ impl Dispatcher {
             senders,
             recycle,
             filter,
+            clock: 0,
+            next_sweep: 0,
+        }
+    }
+
+    /// Advances the packet clock; every `SWEEP_EVERY_NS` it puts a sweep marker
+    /// into every worker's stream.
+    #[inline]
+    fn tick(&mut self, ts: u64) {
+        if ts <= self.clock {
+            return;
+        }
+        self.clock = ts;
+        if ts >= self.next_sweep {
+            if self.next_sweep != 0 {
+                for shard in 0..self.batches.len() {
+                    self.batches[shard].push(FlowPacket::sweep_marker(ts));
+                    if self.batches[shard].len() >= BATCH {
+                        self.flush(shard);
+                    }
+                }
+            }
+            self.next_sweep = ts.saturating_add(SWEEP_EVERY_NS);
         }
     }
 
@@ -68,6 +94,7 @@ impl Dispatcher {
         let cap = raw.data.len() as u32;
         let bogus_len = raw.wire_len < cap || raw.wire_len > MAX_WIRE_LEN;
         let wire = if bogus_len { cap } else { raw.wire_len };
+        self.tick(raw.ts_ns);
         let t = &mut self.totals;
         t.packets += 1;
         t.bytes += wire as u64;
@@ -78,7 +105,10 @@ impl Dispatcher {
         let d = &mut self.decoded;
         if raw.link == LinkType(u32::MAX) {
             *d = Decoded::default();
-            d.fail(decode::DecodeError::new(Layer::Link, Reason::UnknownInterface));
+            d.fail(decode::DecodeError::new(
+                Layer::Link,
+                Reason::UnknownInterface,
+            ));
         } else {
             decode::decode(raw.link, raw.data, d);
         }
@@ -151,17 +181,21 @@ impl Dispatcher {
 
     fn remember_first_fragment(&mut self, d: &Decoded, ts: u64) {
         if self.frags.len() >= FRAG_CAP {
-            self.frags.retain(|_, v| ts.saturating_sub(v.2) <= FRAG_TTL_NS);
+            self.frags
+                .retain(|_, v| ts.saturating_sub(v.2) <= FRAG_TTL_NS);
             if self.frags.len() >= FRAG_CAP {
                 self.frags.clear();
             }
         }
-        self.frags.insert((d.src, d.dst, d.frag.id, d.proto), (d.sport, d.dport, ts));
+        self.frags
+            .insert((d.src, d.dst, d.frag.id, d.proto), (d.sport, d.dport, ts));
     }
 
     #[inline]
     fn dispatch(&mut self, d: &Decoded, sport: u16, dport: u16, ts: u64, wire: u32) {
-        let Some(tr) = Transport::from_ip_proto(d.proto) else { return };
+        let Some(tr) = Transport::from_ip_proto(d.proto) else {
+            return;
+        };
         self.totals.transport[tr as usize].add(wire);
         let (key, from_lo) = FlowKey::new(tr, d.src, sport, d.dst, dport);
         let mut hints = 0;
@@ -180,9 +214,20 @@ impl Dispatcher {
                 }
             }
         }
-        let p = FlowPacket { key, ts, wire_len: wire, from_lo, tcp_flags: d.tcp_flags, hints };
+        let p = FlowPacket {
+            key,
+            ts,
+            wire_len: wire,
+            from_lo,
+            tcp_flags: d.tcp_flags,
+            hints,
+        };
         let n = self.senders.len();
-        let shard = if n == 1 { 0 } else { ((key.shard_hash() as u128 * n as u128) >> 64) as usize };
+        let shard = if n == 1 {
+            0
+        } else {
+            ((key.shard_hash() as u128 * n as u128) >> 64) as usize
+        };
         let b = &mut self.batches[shard];
         b.push(p);
         if b.len() >= BATCH {
@@ -194,7 +239,10 @@ impl Dispatcher {
         if self.batches[shard].is_empty() {
             return;
         }
-        let fresh = self.recycle.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH));
+        let fresh = self
+            .recycle
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BATCH));
         let full = std::mem::replace(&mut self.batches[shard], fresh);
         // A worker only goes away when it panicked; the join reports that.
         let _ = self.senders[shard].send(full);
@@ -211,7 +259,12 @@ impl Dispatcher {
     pub fn filter_warnings(&self) -> Vec<String> {
         self.filter
             .as_ref()
-            .map(|f| f.failed.iter().map(|(l, e)| format!("filter does not apply to link type {}: {e}", l.name())).collect())
+            .map(|f| {
+                f.failed
+                    .iter()
+                    .map(|(l, e)| format!("filter does not apply to link type {}: {e}", l.name()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

@@ -12,7 +12,11 @@ pub struct Filter {
 impl Filter {
     /// Compiles `expr` for Ethernet to check it; other link types compile on first use.
     pub fn new(expr: &str) -> Result<Filter, String> {
-        let mut f = Filter { expr: expr.to_string(), programs: Vec::new(), failed: Vec::new() };
+        let mut f = Filter {
+            expr: expr.to_string(),
+            programs: Vec::new(),
+            failed: Vec::new(),
+        };
         let prog = compile(expr, LinkType::ETHERNET)?;
         f.programs.push((LinkType::ETHERNET, Some(prog)));
         Ok(f)
@@ -42,7 +46,13 @@ impl Filter {
 }
 
 fn compile(expr: &str, link: LinkType) -> Result<pcap::BpfProgram, String> {
-    let dead = pcap::Capture::dead(pcap::Linktype(link.0 as i32)).map_err(|e| e.to_string())?;
+    // pcap files carry LINKTYPE_ values; libpcap compiles for DLT_ values, which
+    // differ for raw IP (LINKTYPE_RAW 101 is DLT_RAW 12).
+    let dlt = match link {
+        LinkType::RAW => 12,
+        l => l.0 as i32,
+    };
+    let dead = pcap::Capture::dead(pcap::Linktype(dlt)).map_err(|e| e.to_string())?;
     dead.compile(expr, true).map_err(|e| match e {
         pcap::Error::PcapError(m) => m,
         other => other.to_string(),

@@ -49,7 +49,9 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             flow_cap: 4_000_000,
             timeouts: Timeouts::default(),
             keep_flows: false,
@@ -117,8 +119,11 @@ impl std::error::Error for RunError {}
 
 fn spawn_workers(
     opts: &Options,
-) -> (Vec<crossbeam_channel::Sender<Vec<FlowPacket>>>, Receiver<Vec<FlowPacket>>, Vec<std::thread::JoinHandle<FlowTable>>)
-{
+) -> (
+    Vec<crossbeam_channel::Sender<Vec<FlowPacket>>>,
+    Receiver<Vec<FlowPacket>>,
+    Vec<std::thread::JoinHandle<FlowTable>>,
+) {
     let n = opts.workers.max(1);
     let (recycle_tx, recycle_rx) = bounded::<Vec<FlowPacket>>(n * (QUEUE_DEPTH + 2));
     let mut senders = Vec::with_capacity(n);
@@ -127,7 +132,12 @@ fn spawn_workers(
         let (tx, rx) = bounded::<Vec<FlowPacket>>(QUEUE_DEPTH);
         senders.push(tx);
         let recycle = recycle_tx.clone();
-        let mut table = FlowTable::new(opts.services.clone(), opts.timeouts, opts.flow_cap / n, opts.keep_flows);
+        let mut table = FlowTable::new(
+            opts.services.clone(),
+            opts.timeouts,
+            opts.flow_cap / n,
+            opts.keep_flows,
+        );
         let h = std::thread::Builder::new()
             .name(format!("portflow-worker-{i}"))
             .spawn(move || {
@@ -147,7 +157,13 @@ fn spawn_workers(
     (senders, recycle_rx, handles)
 }
 
-fn merge(tables: Vec<FlowTable>, totals: Totals, files: Vec<FileReport>, workers: usize, started: Instant) -> Analysis {
+fn merge(
+    tables: Vec<FlowTable>,
+    totals: Totals,
+    files: Vec<FileReport>,
+    workers: usize,
+    started: Instant,
+) -> Analysis {
     let mut ports = PortTable::default();
     let mut flows = Vec::new();
     let (mut evicted, mut peak) = (0, 0);
@@ -157,7 +173,20 @@ fn merge(tables: Vec<FlowTable>, totals: Totals, files: Vec<FileReport>, workers
         evicted += t.evicted;
         peak += t.peak_flows;
     }
-    flows.sort_unstable_by(|a, b| (a.first_ns, a.key, a.last_ns).cmp(&(b.first_ns, b.key, b.last_ns)));
+    // A total order, so the output does not depend on which worker ended a flow.
+    let order = |f: &FlowRecord| {
+        (
+            f.first_ns,
+            f.key,
+            f.last_ns,
+            f.to_server.packets,
+            f.to_server.bytes,
+            f.to_client.packets,
+            f.to_client.bytes,
+            f.state,
+        )
+    };
+    flows.sort_unstable_by(|a, b| order(a).cmp(&order(b)));
     Analysis {
         totals,
         ports,
@@ -174,9 +203,18 @@ fn merge(tables: Vec<FlowTable>, totals: Totals, files: Vec<FileReport>, workers
 /// Reads `inputs` in order as one capture and analyses it.
 ///
 /// `progress` is advanced by bytes read, for a progress display.
-pub fn analyze_files(inputs: &[Input], opts: &Options, progress: Arc<AtomicU64>) -> Result<Analysis, RunError> {
+pub fn analyze_files(
+    inputs: &[Input],
+    opts: &Options,
+    progress: Arc<AtomicU64>,
+) -> Result<Analysis, RunError> {
     let started = Instant::now();
-    let filter = opts.filter.as_deref().map(Filter::new).transpose().map_err(RunError::Filter)?;
+    let filter = opts
+        .filter
+        .as_deref()
+        .map(Filter::new)
+        .transpose()
+        .map_err(RunError::Filter)?;
     let (senders, recycle, handles) = spawn_workers(opts);
     let workers = senders.len();
     let inputs = inputs.to_vec();
@@ -198,9 +236,10 @@ pub fn analyze_files(inputs: &[Input], opts: &Options, progress: Arc<AtomicU64>)
                     path: input.display(),
                     format: summary.as_ref().map(|s| s.format).unwrap_or(""),
                     compressed: summary.as_ref().map(|s| s.compressed).unwrap_or(false),
-                    packets: summary.as_ref().map(|s| s.packets).unwrap_or_else(|| {
-                        error.as_ref().map(|e| e.packets_before).unwrap_or(0)
-                    }),
+                    packets: summary
+                        .as_ref()
+                        .map(|s| s.packets)
+                        .unwrap_or_else(|| error.as_ref().map(|e| e.packets_before).unwrap_or(0)),
                     error: error.clone(),
                 });
                 if stop {
@@ -212,10 +251,15 @@ pub fn analyze_files(inputs: &[Input], opts: &Options, progress: Arc<AtomicU64>)
             (d.finish(), files, fatal, warnings)
         })
         .expect("spawn reader thread");
-    let (totals, files, fatal, warnings) = reader.join().map_err(|_| RunError::Worker("reader thread panicked".into()))?;
+    let (totals, files, fatal, warnings) = reader
+        .join()
+        .map_err(|_| RunError::Worker("reader thread panicked".into()))?;
     let mut tables = Vec::with_capacity(handles.len());
     for h in handles {
-        tables.push(h.join().map_err(|_| RunError::Worker("worker thread panicked".into()))?);
+        tables.push(
+            h.join()
+                .map_err(|_| RunError::Worker("worker thread panicked".into()))?,
+        );
     }
     if let Some(e) = fatal {
         return Err(RunError::File(e));

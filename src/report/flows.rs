@@ -34,8 +34,14 @@ pub fn write_flows(flows: &[FlowRecord], services: &Services, w: &mut dyn Write)
         let (sip, sport) = f.server();
         let line = FlowLine {
             proto: f.key.transport,
-            client: Endpoint { ip: to_ip(&cip).to_string(), port: cport },
-            server: Endpoint { ip: to_ip(&sip).to_string(), port: sport },
+            client: Endpoint {
+                ip: to_ip(&cip).to_string(),
+                port: cport,
+            },
+            server: Endpoint {
+                ip: to_ip(&sip).to_string(),
+                port: sport,
+            },
             service: services.name(f.key.transport, sport),
             to_server: f.to_server,
             to_client: f.to_client,

@@ -33,8 +33,11 @@ pub struct Report {
 pub struct Generator {
     pub name: &'static str,
     pub version: &'static str,
+    /// How this run went; these depend on the machine and `--workers`.
     pub workers: usize,
     pub elapsed_s: f64,
+    /// Most flows held in memory at once (sum of the workers' peaks).
+    pub peak_flows_in_memory: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -113,8 +116,8 @@ pub struct EthertypeRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct FlowsSummary {
     pub total: u64,
+    /// Flows ended early because the flow table was full (`--flow-cap`).
     pub evicted: u64,
-    pub peak_in_memory: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -186,8 +189,12 @@ fn port_report(k: PortKey, p: &PortStats, services: &Services) -> PortReport {
 impl Report {
     pub fn build(a: &Analysis, services: &Services) -> Report {
         let t = &a.totals;
-        let mut ports: Vec<PortReport> =
-            a.ports.iter().filter(|(_, p)| p.packets() > 0).map(|(k, p)| port_report(k, p, services)).collect();
+        let mut ports: Vec<PortReport> = a
+            .ports
+            .iter()
+            .filter(|(_, p)| p.packets() > 0)
+            .map(|(k, p)| port_report(k, p, services))
+            .collect();
         // ICMP port-unreachable evidence also counts on the refused port.
         let mut closed: Vec<ClosedPort> = t
             .unreachable
@@ -202,12 +209,17 @@ impl Report {
             .collect();
         closed.sort_by(|a, b| (a.proto, a.port, &a.host).cmp(&(b.proto, b.port, &b.host)));
         for c in &closed {
-            if let Some(p) = ports.iter_mut().find(|p| p.proto == c.proto && p.port == c.port) {
+            if let Some(p) = ports
+                .iter_mut()
+                .find(|p| p.proto == c.proto && p.port == c.port)
+            {
                 p.unreachable += c.unreachable;
             }
         }
         ports.sort_by(|x, y| {
-            (y.bytes, y.packets).cmp(&(x.bytes, x.packets)).then((x.proto, x.port).cmp(&(y.proto, y.port)))
+            (y.bytes, y.packets)
+                .cmp(&(x.bytes, x.packets))
+                .then((x.proto, x.port).cmp(&(y.proto, y.port)))
         });
         let flows_total: u64 = a.ports.iter().map(|(_, p)| p.flows).sum();
         let span_ns = t.last_ns.saturating_sub(t.first_ns);
@@ -218,6 +230,7 @@ impl Report {
                 version: env!("CARGO_PKG_VERSION"),
                 workers: a.workers,
                 elapsed_s: (a.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+                peak_flows_in_memory: a.peak_flows,
             },
             inputs: a
                 .files
@@ -266,20 +279,34 @@ impl Report {
                 decode_error_detail: t
                     .decode_errors
                     .iter()
-                    .map(|(l, r, n)| DecodeErrorRow { layer: l.as_str(), reason: r.as_str(), packets: n })
+                    .map(|(l, r, n)| DecodeErrorRow {
+                        layer: l.as_str(),
+                        reason: r.as_str(),
+                        packets: n,
+                    })
                     .collect(),
                 other_ip: t
                     .other_ip
                     .iter()
-                    .map(|(p, c)| ProtoRow { ip_proto: *p, packets: c.packets, bytes: c.bytes })
+                    .map(|(p, c)| ProtoRow {
+                        ip_proto: *p,
+                        packets: c.packets,
+                        bytes: c.bytes,
+                    })
                     .collect(),
                 non_ip: t
                     .non_ip_by_ethertype
                     .iter()
-                    .map(|(e, n)| EthertypeRow { ethertype: format!("0x{e:04x}"), packets: *n })
+                    .map(|(e, n)| EthertypeRow {
+                        ethertype: format!("0x{e:04x}"),
+                        packets: *n,
+                    })
                     .collect(),
             },
-            flows: FlowsSummary { total: flows_total, evicted: a.flows_evicted, peak_in_memory: a.peak_flows },
+            flows: FlowsSummary {
+                total: flows_total,
+                evicted: a.flows_evicted,
+            },
             ports,
             closed_ports: closed,
         }

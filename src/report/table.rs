@@ -97,21 +97,34 @@ pub fn write_table(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> 
         ));
     }
     if !t.tunnels.is_empty() {
-        let list: Vec<String> = t.tunnels.iter().map(|(k, v)| format!("{k} {}", thousands(*v))).collect();
+        let list: Vec<String> = t
+            .tunnels
+            .iter()
+            .map(|(k, v)| format!("{k} {}", thousands(*v)))
+            .collect();
         extra.push(format!("tunnels: {}", list.join(", ")));
     }
     if t.truncated_by_snaplen > 0 {
-        extra.push(format!("cut by snaplen {}", thousands(t.truncated_by_snaplen)));
+        extra.push(format!(
+            "cut by snaplen {}",
+            thousands(t.truncated_by_snaplen)
+        ));
     }
     if r.flows.evicted > 0 {
-        extra.push(format!("flows evicted (table full) {}", thousands(r.flows.evicted)));
+        extra.push(format!(
+            "flows evicted (table full) {}",
+            thousands(r.flows.evicted)
+        ));
     }
     if !extra.is_empty() {
         writeln!(w, "{}", extra.join(" | "))?;
     }
     if !t.decode_error_detail.is_empty() {
-        let list: Vec<String> =
-            t.decode_error_detail.iter().map(|e| format!("{}/{} {}", e.layer, e.reason, thousands(e.packets))).collect();
+        let list: Vec<String> = t
+            .decode_error_detail
+            .iter()
+            .map(|e| format!("{}/{} {}", e.layer, e.reason, thousands(e.packets)))
+            .collect();
         writeln!(w, "decode errors by layer: {}", list.join(", "))?;
     }
     for i in &r.inputs {
@@ -122,8 +135,19 @@ pub fn write_table(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> 
     writeln!(w)?;
 
     let header = [
-        "PROTO", "PORT", "SERVICE", "CLASS", "PACKETS", "BYTES", "TO SERVER", "TO CLIENT", "FLOWS", "CLIENTS",
-        "SERVERS", "SIZE p50/p99", "RTT p50/p99",
+        "PROTO",
+        "PORT",
+        "SERVICE",
+        "CLASS",
+        "PACKETS",
+        "BYTES",
+        "TO SERVER",
+        "TO CLIENT",
+        "FLOWS",
+        "CLIENTS",
+        "SERVERS",
+        "SIZE p50/p99",
+        "RTT p50/p99",
     ];
     let rows: Vec<[String; 13]> = r
         .ports
@@ -142,8 +166,12 @@ pub fn write_table(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> 
                 thousands(p.flows),
                 thousands(p.clients),
                 thousands(p.servers),
-                p.packet_size.map(|s| format!("{}/{}", s.p50, s.p99)).unwrap_or_else(|| "-".into()),
-                p.handshake_rtt_us.map(|s| format!("{}/{}", micros(s.p50), micros(s.p99))).unwrap_or_else(|| "-".into()),
+                p.packet_size
+                    .map(|s| format!("{}/{}", s.p50, s.p99))
+                    .unwrap_or_else(|| "-".into()),
+                p.handshake_rtt_us
+                    .map(|s| format!("{}/{}", micros(s.p50), micros(s.p99)))
+                    .unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
@@ -158,7 +186,9 @@ pub fn write_table(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> 
         }
     }
     // Text columns left-aligned, numbers right-aligned.
-    let left = [true, false, true, true, false, false, false, false, false, false, false, false, false];
+    let left = [
+        true, false, true, true, false, false, false, false, false, false, false, false, false,
+    ];
     let line = |cells: &[String]| -> String {
         let mut s = String::new();
         for (i, c) in cells.iter().enumerate() {
@@ -183,12 +213,24 @@ pub fn write_table(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> 
         writeln!(w, "{}", line(row))?;
     }
     if top != 0 && r.ports.len() > top {
-        writeln!(w, "... {} more ports (--top 0 shows all)", thousands((r.ports.len() - top) as u64))?;
+        writeln!(
+            w,
+            "... {} more ports (--top 0 shows all)",
+            thousands((r.ports.len() - top) as u64)
+        )?;
     }
     if !r.closed_ports.is_empty() {
         writeln!(w)?;
-        writeln!(w, "closed ports (ICMP port unreachable): {}", thousands(r.closed_ports.len() as u64))?;
-        for c in r.closed_ports.iter().take(if top == 0 { usize::MAX } else { top }) {
+        writeln!(
+            w,
+            "closed ports (ICMP port unreachable): {}",
+            thousands(r.closed_ports.len() as u64)
+        )?;
+        for c in r
+            .closed_ports
+            .iter()
+            .take(if top == 0 { usize::MAX } else { top })
+        {
             writeln!(
                 w,
                 "  {}/{} on {} ({}): {}",

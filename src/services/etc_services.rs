@@ -36,13 +36,22 @@ pub fn parse_services_file(
         };
         let mut fields = body.split_whitespace();
         let Some(name) = fields.next() else { continue };
-        let err = |m: String| ServicesFileError { path: path.to_string(), line: i + 1, message: m };
-        let pp = fields.next().ok_or_else(|| err(format!("'{name}' has no port/protocol")))?;
+        let err = |m: String| ServicesFileError {
+            path: path.to_string(),
+            line: i + 1,
+            message: m,
+        };
+        let pp = fields
+            .next()
+            .ok_or_else(|| err(format!("'{name}' has no port/protocol")))?;
         let (port, proto) = pp
             .split_once('/')
             .ok_or_else(|| err(format!("expected port/protocol, found '{pp}'")))?;
-        let port: u16 = port.parse().map_err(|_| err(format!("bad port '{port}'")))?;
-        let t = Transport::from_name(proto).ok_or_else(|| err(format!("unknown protocol '{proto}'")))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| err(format!("bad port '{port}'")))?;
+        let t = Transport::from_name(proto)
+            .ok_or_else(|| err(format!("unknown protocol '{proto}'")))?;
         out.push((t, port, name.to_string(), comment.to_string()));
     }
     Ok(out)
@@ -54,8 +63,15 @@ mod tests {
 
     #[test]
     fn parses_names_aliases_and_comments() {
-        let e = parse_services_file("f", "# hdr\nhttp-dev 8000/tcp web # dev server\n\nfoo 9/udp\n").unwrap();
-        assert_eq!(e[0], (Transport::Tcp, 8000, "http-dev".into(), "dev server".into()));
+        let e = parse_services_file(
+            "f",
+            "# hdr\nhttp-dev 8000/tcp web # dev server\n\nfoo 9/udp\n",
+        )
+        .unwrap();
+        assert_eq!(
+            e[0],
+            (Transport::Tcp, 8000, "http-dev".into(), "dev server".into())
+        );
         assert_eq!(e[1], (Transport::Udp, 9, "foo".into(), String::new()));
     }
 

@@ -35,7 +35,12 @@ pub enum Transport {
 }
 
 impl Transport {
-    pub const ALL: [Transport; 4] = [Transport::Tcp, Transport::Udp, Transport::Sctp, Transport::Dccp];
+    pub const ALL: [Transport; 4] = [
+        Transport::Tcp,
+        Transport::Udp,
+        Transport::Sctp,
+        Transport::Dccp,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -265,7 +270,9 @@ fn iana_assigned(t: Transport, port: u16) -> bool {
 fn iana_rows(t: Transport, port: u16) -> impl Iterator<Item = &'static RegistryRow> {
     let key = (t.code(), port);
     let start = IANA_SINGLE.partition_point(|r| (r.transport, r.lo) < key);
-    let singles = IANA_SINGLE[start..].iter().take_while(move |r| (r.transport, r.lo) == key);
+    let singles = IANA_SINGLE[start..]
+        .iter()
+        .take_while(move |r| (r.transport, r.lo) == key);
     let ranges = IANA_RANGES
         .iter()
         .filter(move |r| r.transport == key.0 && r.lo <= port && port <= r.hi);
@@ -291,7 +298,11 @@ mod tests {
         assert_eq!(s.name(Transport::Tcp, 22), Some("ssh"));
         assert_eq!(s.name(Transport::Udp, 53), Some("domain"));
         assert_eq!(s.name(Transport::Tcp, 8080), Some("http-alt"));
-        assert_eq!(s.name(Transport::Tcp, 4), None, "unassigned rows carry no name");
+        assert_eq!(
+            s.name(Transport::Tcp, 4),
+            None,
+            "unassigned rows carry no name"
+        );
     }
 
     #[test]
@@ -315,7 +326,9 @@ mod tests {
     fn lookup_by_name_finds_both_transports() {
         let s = Services::iana();
         let e = s.by_name("SSH");
-        assert!(e.iter().any(|e| e.port == 22 && e.transport == Transport::Tcp));
+        assert!(e
+            .iter()
+            .any(|e| e.port == 22 && e.transport == Transport::Tcp));
         let aliases = s.by_port(80);
         assert!(aliases.iter().any(|e| e.name == "www-http"));
         assert_eq!(aliases[0].name, "http");
@@ -324,9 +337,17 @@ mod tests {
     #[test]
     fn overrides_win() {
         let mut s = Services::iana();
-        s.add_overrides(vec![(Transport::Tcp, 8000, "http-dev".into(), String::new())]);
+        s.add_overrides(vec![(
+            Transport::Tcp,
+            8000,
+            "http-dev".into(),
+            String::new(),
+        )]);
         assert_eq!(s.name(Transport::Tcp, 8000), Some("http-dev"));
-        assert_eq!(s.lookup(Transport::Tcp, 8000).unwrap().source, Source::Local);
+        assert_eq!(
+            s.lookup(Transport::Tcp, 8000).unwrap().source,
+            Source::Local
+        );
         assert!(s.is_assigned(Transport::Tcp, 8000));
     }
 }

@@ -71,7 +71,9 @@ pub struct FileError {
 impl fmt::Display for FileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
-            FileErrorKind::Io | FileErrorKind::NotACapture if self.offset == 0 && self.packets_before == 0 => {
+            FileErrorKind::Io | FileErrorKind::NotACapture
+                if self.offset == 0 && self.packets_before == 0 =>
+            {
                 write!(f, "{}: {}", self.path, self.message)
             }
             _ => write!(
@@ -80,7 +82,11 @@ impl fmt::Display for FileError {
                 self.path,
                 self.message,
                 self.offset,
-                if self.compressed { " of the uncompressed data" } else { "" },
+                if self.compressed {
+                    " of the uncompressed data"
+                } else {
+                    ""
+                },
                 self.packets_before + 1
             ),
         }
@@ -191,10 +197,17 @@ pub fn read_capture(
     let mut buffered = BufReader::with_capacity(1 << 16, raw);
     let head = buffered.fill_buf().map_err(io_err)?;
     let compressed = head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b;
-    let stream: Box<dyn Read + Send> =
-        if compressed { Box::new(flate2::read::MultiGzDecoder::new(buffered)) } else { Box::new(buffered) };
+    let stream: Box<dyn Read + Send> = if compressed {
+        Box::new(flate2::read::MultiGzDecoder::new(buffered))
+    } else {
+        Box::new(buffered)
+    };
     let last_error = Arc::new(Mutex::new(None));
-    let tracked = Tracked { inner: stream, progress, last_error: last_error.clone() };
+    let tracked = Tracked {
+        inner: stream,
+        progress,
+        last_error: last_error.clone(),
+    };
     read_stream(&path, compressed, FillFirst { inner: tracked }, sink).map_err(|mut e| {
         if e.kind == FileErrorKind::Io {
             if let Some(msg) = last_error.lock().ok().and_then(|m| m.clone()) {
@@ -211,7 +224,10 @@ fn read_stream<R: Read + Send>(
     stream: FillFirst<Tracked<R>>,
     sink: &mut dyn FnMut(&RawPacket),
 ) -> Result<FileSummary, FileError> {
-    let mut summary = FileSummary { compressed, ..Default::default() };
+    let mut summary = FileSummary {
+        compressed,
+        ..Default::default()
+    };
     let err = |kind, offset: u64, packets: u64, message: String| FileError {
         path: path.to_string(),
         kind,
@@ -223,15 +239,37 @@ fn read_stream<R: Read + Send>(
     let mut reader = match pcap_parser::create_reader(READ_BUFFER, stream) {
         Ok(r) => r,
         Err(PcapError::HeaderNotRecognized) => {
-            return Err(err(FileErrorKind::NotACapture, 0, 0, "not a pcap or pcapng file (unknown magic number)".into()))
+            return Err(err(
+                FileErrorKind::NotACapture,
+                0,
+                0,
+                "not a pcap or pcapng file (unknown magic number)".into(),
+            ))
         }
         Err(PcapError::ReadError) => {
-            return Err(err(FileErrorKind::Io, 0, 0, "read error (not a readable file, or bad gzip data)".into()))
+            return Err(err(
+                FileErrorKind::Io,
+                0,
+                0,
+                "read error (not a readable file, or bad gzip data)".into(),
+            ))
         }
         Err(PcapError::Incomplete(_)) | Err(PcapError::UnexpectedEof) | Err(PcapError::Eof) => {
-            return Err(err(FileErrorKind::Truncated, 0, 0, "file ends inside the file header".into()))
+            return Err(err(
+                FileErrorKind::Truncated,
+                0,
+                0,
+                "file ends inside the file header".into(),
+            ))
         }
-        Err(e) => return Err(err(FileErrorKind::Corrupt, 0, 0, format!("bad file header ({e:?})"))),
+        Err(e) => {
+            return Err(err(
+                FileErrorKind::Corrupt,
+                0,
+                0,
+                format!("bad file header ({e:?})"),
+            ))
+        }
     };
     let mut legacy_link = LinkType(0);
     let mut legacy_res = 1_000_000u64;
@@ -247,13 +285,23 @@ fn read_stream<R: Read + Send>(
                                 FileErrorKind::Corrupt,
                                 pos,
                                 summary.packets,
-                                format!("record claims {} captured bytes, more than {MAX_CAPLEN}", b.caplen),
+                                format!(
+                                    "record claims {} captured bytes, more than {MAX_CAPLEN}",
+                                    b.caplen
+                                ),
                             ));
                         }
                         summary.packets += 1;
-                        let ts_ns = (b.ts_sec as u64) * 1_000_000_000 + units_to_ns(b.ts_usec as u64, legacy_res);
+                        let ts_ns = (b.ts_sec as u64) * 1_000_000_000
+                            + units_to_ns(b.ts_usec as u64, legacy_res);
                         let data = &b.data[..(b.caplen as usize).min(b.data.len())];
-                        sink(&RawPacket { link: legacy_link, ts_ns, data, wire_len: b.origlen, interface: 0 });
+                        sink(&RawPacket {
+                            link: legacy_link,
+                            ts_ns,
+                            data,
+                            wire_len: b.origlen,
+                            interface: 0,
+                        });
                     }
                     PcapBlockOwned::LegacyHeader(h) => {
                         legacy_link = LinkType(h.network.0 as u32);
@@ -285,7 +333,13 @@ fn read_stream<R: Read + Send>(
                                 let units = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
                                 let ts_ns = units_to_ns(units, i.resolution)
                                     .wrapping_add((i.offset_s as u64).wrapping_mul(1_000_000_000));
-                                sink(&RawPacket { link: i.link, ts_ns, data, wire_len: epb.origlen, interface: epb.if_id });
+                                sink(&RawPacket {
+                                    link: i.link,
+                                    ts_ns,
+                                    data,
+                                    wire_len: epb.origlen,
+                                    interface: epb.if_id,
+                                });
                             }
                             None => {
                                 summary.unknown_interface += 1;
@@ -306,7 +360,13 @@ fn read_stream<R: Read + Send>(
                         if ifaces.is_empty() {
                             summary.unknown_interface += 1;
                         }
-                        sink(&RawPacket { link, ts_ns: 0, data, wire_len: spb.origlen, interface: 0 });
+                        sink(&RawPacket {
+                            link,
+                            ts_ns: 0,
+                            data,
+                            wire_len: spb.origlen,
+                            interface: 0,
+                        });
                     }
                     PcapBlockOwned::NG(_) => {}
                 }
@@ -315,7 +375,12 @@ fn read_stream<R: Read + Send>(
             Err(PcapError::Eof) => break,
             Err(PcapError::Incomplete(_)) => {
                 if reader.refill().is_err() {
-                    return Err(err(FileErrorKind::Io, pos, summary.packets, "read error".into()));
+                    return Err(err(
+                        FileErrorKind::Io,
+                        pos,
+                        summary.packets,
+                        "read error".into(),
+                    ));
                 }
             }
             Err(PcapError::UnexpectedEof) => {
@@ -331,11 +396,19 @@ fn read_stream<R: Read + Send>(
                     FileErrorKind::Corrupt,
                     pos,
                     summary.packets,
-                    format!("record claims more than {} MiB (corrupt length field)", READ_BUFFER >> 20),
+                    format!(
+                        "record claims more than {} MiB (corrupt length field)",
+                        READ_BUFFER >> 20
+                    ),
                 ))
             }
             Err(PcapError::ReadError) => {
-                return Err(err(FileErrorKind::Io, pos, summary.packets, "read error (I/O or bad gzip data)".into()))
+                return Err(err(
+                    FileErrorKind::Io,
+                    pos,
+                    summary.packets,
+                    "read error (I/O or bad gzip data)".into(),
+                ))
             }
             Err(e) => {
                 let what = match e {

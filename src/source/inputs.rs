@@ -28,11 +28,24 @@ impl Input {
 }
 
 /// File name endings taken from a folder. Named files are read whatever their name.
-const CAPTURE_ENDINGS: &[&str] =
-    &[".pcap", ".pcapng", ".cap", ".dmp", ".trace", ".ntar", ".pcap.gz", ".pcapng.gz", ".trace.gz", ".cap.gz"];
+const CAPTURE_ENDINGS: &[&str] = &[
+    ".pcap",
+    ".pcapng",
+    ".cap",
+    ".dmp",
+    ".trace",
+    ".ntar",
+    ".pcap.gz",
+    ".pcapng.gz",
+    ".trace.gz",
+    ".cap.gz",
+];
 
 fn looks_like_capture(p: &Path) -> bool {
-    let name = p.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
     !name.starts_with('.') && CAPTURE_ENDINGS.iter().any(|e| name.ends_with(e))
 }
 
@@ -50,7 +63,11 @@ pub fn expand_inputs(operands: &[PathBuf]) -> Result<Vec<Input>, String> {
             let mut found = Vec::new();
             walk(op, &mut found).map_err(|e| format!("{}: {}", op.display(), e))?;
             if found.is_empty() {
-                return Err(format!("{}: folder holds no capture files ({})", op.display(), CAPTURE_ENDINGS.join(" ")));
+                return Err(format!(
+                    "{}: folder holds no capture files ({})",
+                    op.display(),
+                    CAPTURE_ENDINGS.join(" ")
+                ));
             }
             found.sort();
             out.extend(found.into_iter().map(Input::Path));

@@ -26,18 +26,48 @@ pub struct FlowKey {
 
 impl Default for FlowKey {
     fn default() -> Self {
-        FlowKey { lo: [0; 16], hi: [0; 16], lo_port: 0, hi_port: 0, transport: Transport::Tcp }
+        FlowKey {
+            lo: [0; 16],
+            hi: [0; 16],
+            lo_port: 0,
+            hi_port: 0,
+            transport: Transport::Tcp,
+        }
     }
 }
 
 impl FlowKey {
     /// Builds the canonical key; the bool is true when `src` is the `lo` side.
     #[inline]
-    pub fn new(transport: Transport, src: Addr, sport: u16, dst: Addr, dport: u16) -> (FlowKey, bool) {
+    pub fn new(
+        transport: Transport,
+        src: Addr,
+        sport: u16,
+        dst: Addr,
+        dport: u16,
+    ) -> (FlowKey, bool) {
         if (src, sport) <= (dst, dport) {
-            (FlowKey { lo: src, hi: dst, lo_port: sport, hi_port: dport, transport }, true)
+            (
+                FlowKey {
+                    lo: src,
+                    hi: dst,
+                    lo_port: sport,
+                    hi_port: dport,
+                    transport,
+                },
+                true,
+            )
         } else {
-            (FlowKey { lo: dst, hi: src, lo_port: dport, hi_port: sport, transport }, false)
+            (
+                FlowKey {
+                    lo: dst,
+                    hi: src,
+                    lo_port: dport,
+                    hi_port: sport,
+                    transport,
+                },
+                false,
+            )
         }
     }
 
@@ -70,6 +100,20 @@ pub struct FlowPacket {
 
 pub const HINT_LO_SERVER: u8 = 1;
 pub const HINT_HI_SERVER: u8 = 2;
+/// Not a packet: end the flows idle at `ts` (sent by the reader to every
+/// worker at the same point of the packet sequence, so which flows end does
+/// not depend on how flows are spread over workers).
+pub const SWEEP: u8 = 0x80;
+
+impl FlowPacket {
+    pub fn sweep_marker(ts: u64) -> FlowPacket {
+        FlowPacket {
+            ts,
+            hints: SWEEP,
+            ..FlowPacket::default()
+        }
+    }
+}
 
 /// Score of a port as a candidate service (higher wins).
 #[inline]
@@ -100,7 +144,10 @@ pub fn lo_is_server(services: &Services, p: &FlowPacket) -> bool {
         (false, true) => return false,
         _ => {}
     }
-    let (sl, sh) = (server_score(services, k.transport, k.lo_port), server_score(services, k.transport, k.hi_port));
+    let (sl, sh) = (
+        server_score(services, k.transport, k.lo_port),
+        server_score(services, k.transport, k.hi_port),
+    );
     if sl != sh {
         return sl > sh;
     }
@@ -153,11 +200,19 @@ pub struct FlowRecord {
 
 impl FlowRecord {
     pub fn client(&self) -> (Addr, u16) {
-        if self.server_is_lo { (self.key.hi, self.key.hi_port) } else { (self.key.lo, self.key.lo_port) }
+        if self.server_is_lo {
+            (self.key.hi, self.key.hi_port)
+        } else {
+            (self.key.lo, self.key.lo_port)
+        }
     }
 
     pub fn server(&self) -> (Addr, u16) {
-        if self.server_is_lo { (self.key.lo, self.key.lo_port) } else { (self.key.hi, self.key.hi_port) }
+        if self.server_is_lo {
+            (self.key.lo, self.key.lo_port)
+        } else {
+            (self.key.hi, self.key.hi_port)
+        }
     }
 }
 
@@ -171,7 +226,12 @@ fn conn_state(t: Transport, h: u16) -> &'static str {
         };
     }
     let (syn, synack) = (h & ORIG_SYN != 0, h & RESP_SYNACK != 0);
-    let (ofin, rfin, orst, rrst) = (h & ORIG_FIN != 0, h & RESP_FIN != 0, h & ORIG_RST != 0, h & RESP_RST != 0);
+    let (ofin, rfin, orst, rrst) = (
+        h & ORIG_FIN != 0,
+        h & RESP_FIN != 0,
+        h & ORIG_RST != 0,
+        h & RESP_RST != 0,
+    );
     match (syn, synack) {
         (true, false) => {
             if rrst {
@@ -223,7 +283,11 @@ pub struct Timeouts {
 impl Default for Timeouts {
     /// Zeek's defaults: 5 min TCP inactivity, 1 min UDP, 5 s after close.
     fn default() -> Self {
-        Timeouts { tcp: 300_000_000_000, tcp_closed: 5_000_000_000, udp: 60_000_000_000 }
+        Timeouts {
+            tcp: 300_000_000_000,
+            tcp_closed: 5_000_000_000,
+            udp: 60_000_000_000,
+        }
     }
 }
 
@@ -238,7 +302,7 @@ impl Timeouts {
 }
 
 /// Sweeps for idle flows run every this much packet time.
-const SWEEP_EVERY_NS: u64 = 10_000_000_000;
+pub const SWEEP_EVERY_NS: u64 = 10_000_000_000;
 
 /// One worker's flows and ports.
 pub struct FlowTable {
@@ -247,7 +311,6 @@ pub struct FlowTable {
     services: std::sync::Arc<Services>,
     timeouts: Timeouts,
     cap: usize,
-    next_sweep: u64,
     /// Finished flows, kept only when `keep_records`.
     pub records: Vec<FlowRecord>,
     keep_records: bool,
@@ -258,14 +321,18 @@ pub struct FlowTable {
 }
 
 impl FlowTable {
-    pub fn new(services: std::sync::Arc<Services>, timeouts: Timeouts, cap: usize, keep_records: bool) -> Self {
+    pub fn new(
+        services: std::sync::Arc<Services>,
+        timeouts: Timeouts,
+        cap: usize,
+        keep_records: bool,
+    ) -> Self {
         FlowTable {
             flows: FxHashMap::default(),
             ports: PortTable::default(),
             services,
             timeouts,
             cap: cap.max(16),
-            next_sweep: 0,
             records: Vec::new(),
             keep_records,
             evicted: 0,
@@ -281,15 +348,12 @@ impl FlowTable {
         self.flows.is_empty()
     }
 
-    /// Accounts one packet.
+    /// Accounts one packet (or runs a sweep marker).
     #[inline]
     pub fn account(&mut self, p: &FlowPacket) {
         let now = p.ts;
-        if now >= self.next_sweep {
-            if self.next_sweep != 0 {
-                self.sweep(now);
-            }
-            self.next_sweep = now.saturating_add(SWEEP_EVERY_NS);
+        if p.hints & SWEEP != 0 {
+            return self.sweep(now);
         }
         let t = p.key.transport;
         let syn_only = p.tcp_flags & (F::SYN | F::ACK) == F::SYN && t == Transport::Tcp;
@@ -314,10 +378,21 @@ impl FlowTable {
                 self.make_room(now);
             }
             let server_is_lo = lo_is_server(&self.services, p);
-            let f = Flow { first: now, last: now, syn_ts: 0, dir: [Count::default(); 2], history: 0, server_is_lo };
+            let f = Flow {
+                first: now,
+                last: now,
+                syn_ts: 0,
+                dir: [Count::default(); 2],
+                history: 0,
+                server_is_lo,
+            };
             self.flows.insert(p.key, f);
             self.peak_flows = self.peak_flows.max(self.flows.len());
-            let (server, sport) = if server_is_lo { (p.key.lo, p.key.lo_port) } else { (p.key.hi, p.key.hi_port) };
+            let (server, sport) = if server_is_lo {
+                (p.key.lo, p.key.lo_port)
+            } else {
+                (p.key.hi, p.key.hi_port)
+            };
             let client = if server_is_lo { p.key.hi } else { p.key.lo };
             let ps = self.ports.get_mut(t, sport);
             ps.flows += 1;
@@ -326,7 +401,11 @@ impl FlowTable {
         }
         let f = self.flows.get_mut(&p.key).expect("inserted above");
         let to_server = p.from_lo != f.server_is_lo;
-        let sport = if f.server_is_lo { p.key.lo_port } else { p.key.hi_port };
+        let sport = if f.server_is_lo {
+            p.key.lo_port
+        } else {
+            p.key.hi_port
+        };
         f.last = f.last.max(now);
         f.dir[!to_server as usize].add(p.wire_len);
         f.history |= if to_server { ORIG_SEEN } else { RESP_SEEN };
@@ -370,9 +449,18 @@ impl FlowTable {
 
     fn finish(&mut self, key: FlowKey, f: Flow) {
         let state = conn_state(key.transport, f.history);
-        let sport = if f.server_is_lo { key.lo_port } else { key.hi_port };
+        let sport = if f.server_is_lo {
+            key.lo_port
+        } else {
+            key.hi_port
+        };
         if key.transport == Transport::Tcp {
-            *self.ports.get_mut(key.transport, sport).states.entry(state).or_default() += 1;
+            *self
+                .ports
+                .get_mut(key.transport, sport)
+                .states
+                .entry(state)
+                .or_default() += 1;
         }
         if self.keep_records {
             self.records.push(FlowRecord {
@@ -388,7 +476,7 @@ impl FlowTable {
     }
 
     /// Ends flows idle at packet time `now`.
-    fn sweep(&mut self, now: u64) {
+    pub fn sweep(&mut self, now: u64) {
         let timeouts = self.timeouts;
         let mut done = Vec::new();
         self.flows.retain(|k, f| {
@@ -444,7 +532,14 @@ mod tests {
 
     fn pkt(src: [u8; 4], sp: u16, dst: [u8; 4], dp: u16, flags: u8, ts: u64) -> FlowPacket {
         let (key, from_lo) = FlowKey::new(Transport::Tcp, v4_mapped(&src), sp, v4_mapped(&dst), dp);
-        FlowPacket { key, ts, wire_len: 60, from_lo, tcp_flags: flags, hints: 0 }
+        FlowPacket {
+            key,
+            ts,
+            wire_len: 60,
+            from_lo,
+            tcp_flags: flags,
+            hints: 0,
+        }
     }
 
     fn table() -> FlowTable {
@@ -455,7 +550,14 @@ mod tests {
     fn syn_names_the_server_even_on_a_high_port() {
         let mut t = table();
         t.account(&pkt([10, 0, 0, 1], 80, [10, 0, 0, 2], 40000, F::SYN, 1_000));
-        t.account(&pkt([10, 0, 0, 2], 40000, [10, 0, 0, 1], 80, F::SYN | F::ACK, 3_000_000));
+        t.account(&pkt(
+            [10, 0, 0, 2],
+            40000,
+            [10, 0, 0, 1],
+            80,
+            F::SYN | F::ACK,
+            3_000_000,
+        ));
         let ps = t.ports.iter().map(|(k, _)| k.port).collect::<Vec<_>>();
         assert_eq!(ps, vec![40000]);
         let (_, p) = t.ports.iter().next().unwrap();
@@ -476,7 +578,11 @@ mod tests {
     fn known_server_hint_beats_score() {
         let mut t = table();
         let mut p = pkt([10, 0, 0, 1], 50123, [10, 0, 0, 2], 80, F::ACK, 1);
-        p.hints = if p.key.lo_port == 50123 { HINT_LO_SERVER } else { HINT_HI_SERVER };
+        p.hints = if p.key.lo_port == 50123 {
+            HINT_LO_SERVER
+        } else {
+            HINT_HI_SERVER
+        };
         t.account(&p);
         assert_eq!(t.ports.iter().next().unwrap().0.port, 50123);
     }
@@ -526,7 +632,14 @@ mod tests {
     fn cap_evicts_and_counts() {
         let mut t = FlowTable::new(Arc::new(Services::iana()), Timeouts::default(), 100, false);
         for i in 0..1000u16 {
-            t.account(&pkt([10, 0, (i >> 8) as u8, i as u8], 1024 + i, [10, 1, 0, 1], 80, F::SYN, 1 + i as u64));
+            t.account(&pkt(
+                [10, 0, (i >> 8) as u8, i as u8],
+                1024 + i,
+                [10, 1, 0, 1],
+                80,
+                F::SYN,
+                1 + i as u64,
+            ));
         }
         assert!(t.len() <= 100);
         assert_eq!(t.evicted as usize + t.len(), 1000);

@@ -16,11 +16,20 @@ pub struct Hist<const HIGH: u64> {
     small: [u64; INLINE],
     n: u8,
     big: Option<Box<Histogram<u64>>>,
+    /// Exact extremes (the histogram rounds to its buckets).
+    min: u64,
+    max: u64,
 }
 
 impl<const HIGH: u64> Default for Hist<HIGH> {
     fn default() -> Self {
-        Hist { small: [0; INLINE], n: 0, big: None }
+        Hist {
+            small: [0; INLINE],
+            n: 0,
+            big: None,
+            min: u64::MAX,
+            max: 0,
+        }
     }
 }
 
@@ -40,6 +49,8 @@ impl<const HIGH: u64> Hist<HIGH> {
     #[inline]
     pub fn record(&mut self, v: u64) {
         let v = v.clamp(1, HIGH);
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
         if let Some(h) = self.big.as_deref_mut() {
             h.saturating_record(v);
         } else if (self.n as usize) < INLINE {
@@ -71,6 +82,8 @@ impl<const HIGH: u64> Hist<HIGH> {
     }
 
     pub fn merge(&mut self, other: &Hist<HIGH>) {
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
         match &other.big {
             Some(oh) => {
                 let h = self.upgrade();
@@ -80,6 +93,7 @@ impl<const HIGH: u64> Hist<HIGH> {
                 for &v in &other.small[..other.n as usize] {
                     self.record(v);
                 }
+                return;
             }
         }
     }
@@ -88,11 +102,11 @@ impl<const HIGH: u64> Hist<HIGH> {
         match &self.big {
             Some(h) => Some(Summary {
                 count: h.len(),
-                min: h.min(),
-                p50: h.value_at_quantile(0.50),
-                p90: h.value_at_quantile(0.90),
-                p99: h.value_at_quantile(0.99),
-                max: h.max(),
+                min: self.min,
+                p50: h.value_at_quantile(0.50).clamp(self.min, self.max),
+                p90: h.value_at_quantile(0.90).clamp(self.min, self.max),
+                p99: h.value_at_quantile(0.99).clamp(self.min, self.max),
+                max: self.max,
                 mean: (h.mean() * 10.0).round() / 10.0,
             }),
             None if self.n == 0 => None,
@@ -138,7 +152,11 @@ mod tests {
         vals.iter().for_each(|&v| one.record(v));
         let (mut a, mut b) = (Hist::<262_144>::default(), Hist::<262_144>::default());
         for (i, &v) in vals.iter().enumerate() {
-            if i % 3 == 0 { a.record(v) } else { b.record(v) }
+            if i % 3 == 0 {
+                a.record(v)
+            } else {
+                b.record(v)
+            }
         }
         a.merge(&b);
         assert_eq!(one.summary(), a.summary());

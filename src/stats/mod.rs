@@ -118,7 +118,9 @@ pub struct PortTable {
 
 impl Default for PortTable {
     fn default() -> Self {
-        PortTable { slots: (0..4 * 65536).map(|_| None).collect() }
+        PortTable {
+            slots: (0..4 * 65536).map(|_| None).collect(),
+        }
     }
 }
 
@@ -135,7 +137,15 @@ impl PortTable {
 
     pub fn iter(&self) -> impl Iterator<Item = (PortKey, &PortStats)> {
         self.slots.iter().enumerate().filter_map(|(i, s)| {
-            s.as_deref().map(|p| (PortKey { transport: Transport::ALL[i >> 16], port: i as u16 }, p))
+            s.as_deref().map(|p| {
+                (
+                    PortKey {
+                        transport: Transport::ALL[i >> 16],
+                        port: i as u16,
+                    },
+                    p,
+                )
+            })
         })
     }
 

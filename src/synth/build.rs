@@ -74,7 +74,13 @@ pub fn ipv4_with(src: [u8; 4], dst: [u8; 4], proto: u8, o: &V4Opts, payload: &[u
 
 /// IPv6 with a chain of extension headers given as (type, body) — each body is
 /// padded to the 8-byte multiple the header needs.
-pub fn ipv6_with(src: [u8; 16], dst: [u8; 16], ext: &[(u8, Vec<u8>)], proto: u8, payload: &[u8]) -> Vec<u8> {
+pub fn ipv6_with(
+    src: [u8; 16],
+    dst: [u8; 16],
+    ext: &[(u8, Vec<u8>)],
+    proto: u8,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut chain = Vec::new();
     for (i, (_, body)) in ext.iter().enumerate() {
         let next = ext.get(i + 1).map(|e| e.0).unwrap_or(proto);
@@ -111,7 +117,16 @@ pub fn ip(src: Ip, dst: Ip, proto: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 /// A TCP segment (header + payload) with a correct checksum.
-pub fn tcp_segment(src: Ip, sp: u16, dst: Ip, dp: u16, flags: u8, seq: u32, ack: u32, payload: &[u8]) -> Vec<u8> {
+pub fn tcp_segment(
+    src: Ip,
+    sp: u16,
+    dst: Ip,
+    dp: u16,
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut h = TcpHeader::new(sp, dp, seq, 64240);
     h.acknowledgment_number = ack;
     h.fin = flags & FIN != 0;
@@ -141,8 +156,22 @@ pub fn udp_datagram(src: Ip, sp: u16, dst: Ip, dp: u16, payload: &[u8]) -> Vec<u
     out
 }
 
-pub fn tcp(src: Ip, sp: u16, dst: Ip, dp: u16, flags: u8, seq: u32, ack: u32, payload: &[u8]) -> Vec<u8> {
-    ip(src, dst, 6, &tcp_segment(src, sp, dst, dp, flags, seq, ack, payload))
+pub fn tcp(
+    src: Ip,
+    sp: u16,
+    dst: Ip,
+    dp: u16,
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    payload: &[u8],
+) -> Vec<u8> {
+    ip(
+        src,
+        dst,
+        6,
+        &tcp_segment(src, sp, dst, dp, flags, seq, ack, payload),
+    )
 }
 
 pub fn udp(src: Ip, sp: u16, dst: Ip, dp: u16, payload: &[u8]) -> Vec<u8> {
@@ -156,7 +185,11 @@ pub fn port_unreachable(from: Ip, original: &[u8]) -> Vec<u8> {
         _ => (Ip::V6(original[8..24].try_into().expect("16")), true),
     };
     let quote = &original[..original.len().min(if v6 { 1232 } else { 28 })];
-    let mut m = if v6 { vec![1, 4, 0, 0, 0, 0, 0, 0] } else { vec![3, 3, 0, 0, 0, 0, 0, 0] };
+    let mut m = if v6 {
+        vec![1, 4, 0, 0, 0, 0, 0, 0]
+    } else {
+        vec![3, 3, 0, 0, 0, 0, 0, 0]
+    };
     m.extend_from_slice(quote);
     if !v6 {
         let c = csum(&m);
@@ -217,14 +250,22 @@ pub fn sll2(ip_packet: &[u8]) -> Vec<u8> {
 /// BSD null loopback with the address family in little- or big-endian order.
 pub fn null(ip_packet: &[u8], big_endian: bool) -> Vec<u8> {
     let af: u32 = if ip_packet[0] >> 4 == 6 { 30 } else { 2 };
-    let mut f = if big_endian { af.to_be_bytes().to_vec() } else { af.to_le_bytes().to_vec() };
+    let mut f = if big_endian {
+        af.to_be_bytes().to_vec()
+    } else {
+        af.to_le_bytes().to_vec()
+    };
     f.extend_from_slice(ip_packet);
     f
 }
 
 /// An Ethernet frame carrying a PPPoE session packet.
 pub fn pppoe(ip_packet: &[u8]) -> Vec<u8> {
-    let ppp_proto: u16 = if ip_packet[0] >> 4 == 6 { 0x0057 } else { 0x0021 };
+    let ppp_proto: u16 = if ip_packet[0] >> 4 == 6 {
+        0x0057
+    } else {
+        0x0021
+    };
     let mut p = vec![0x11, 0x00, 0x12, 0x34];
     p.extend_from_slice(&((ip_packet.len() + 2) as u16).to_be_bytes());
     p.extend_from_slice(&ppp_proto.to_be_bytes());

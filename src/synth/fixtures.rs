@@ -25,46 +25,134 @@ pub fn conversations(seed: u64) -> Vec<(u64, Vec<u8>)> {
     // 1. HTTP: full handshake, request, three response segments, FIN both ways (SF).
     let c = v4(10, 0, 0, 2);
     at(&mut out, tcp(c, 40001, srv, 80, SYN, 1000, 0, &[]), 0);
-    at(&mut out, tcp(srv, 80, c, 40001, SYN | ACK, 5000, 1001, &[]), 850);
+    at(
+        &mut out,
+        tcp(srv, 80, c, 40001, SYN | ACK, 5000, 1001, &[]),
+        850,
+    );
     at(&mut out, tcp(c, 40001, srv, 80, ACK, 1001, 5001, &[]), 40);
     let req = b"GET /index.html HTTP/1.1\r\nHost: example\r\nUser-Agent: fixture\r\n\r\n";
-    at(&mut out, tcp(c, 40001, srv, 80, PSH | ACK, 1001, 5001, req), 10);
+    at(
+        &mut out,
+        tcp(c, 40001, srv, 80, PSH | ACK, 1001, 5001, req),
+        10,
+    );
     let mut seq = 5001;
     for n in [1400usize, 1400, 500] {
         let body = rng.bytes(n);
-        at(&mut out, tcp(srv, 80, c, 40001, ACK, seq, 1001 + req.len() as u32, &body), 300);
+        at(
+            &mut out,
+            tcp(srv, 80, c, 40001, ACK, seq, 1001 + req.len() as u32, &body),
+            300,
+        );
         seq += n as u32;
     }
-    at(&mut out, tcp(c, 40001, srv, 80, FIN | ACK, 1001 + req.len() as u32, seq, &[]), 200);
-    at(&mut out, tcp(srv, 80, c, 40001, FIN | ACK, seq, 1002 + req.len() as u32, &[]), 100);
-    at(&mut out, tcp(c, 40001, srv, 80, ACK, 1002 + req.len() as u32, seq + 1, &[]), 50);
+    at(
+        &mut out,
+        tcp(
+            c,
+            40001,
+            srv,
+            80,
+            FIN | ACK,
+            1001 + req.len() as u32,
+            seq,
+            &[],
+        ),
+        200,
+    );
+    at(
+        &mut out,
+        tcp(
+            srv,
+            80,
+            c,
+            40001,
+            FIN | ACK,
+            seq,
+            1002 + req.len() as u32,
+            &[],
+        ),
+        100,
+    );
+    at(
+        &mut out,
+        tcp(
+            c,
+            40001,
+            srv,
+            80,
+            ACK,
+            1002 + req.len() as u32,
+            seq + 1,
+            &[],
+        ),
+        50,
+    );
 
     // 2. SSH refused: SYN answered by RST (REJ).
     let c3 = v4(10, 0, 0, 3);
     at(&mut out, tcp(c3, 51000, srv, 22, SYN, 77, 0, &[]), 1000);
-    at(&mut out, tcp(srv, 22, c3, 51000, RST | ACK, 0, 78, &[]), 120);
+    at(
+        &mut out,
+        tcp(srv, 22, c3, 51000, RST | ACK, 0, 78, &[]),
+        120,
+    );
 
     // 3. Unanswered SYN and its retransmission to 8000 (S0).
     let c4 = v4(10, 0, 0, 4);
     at(&mut out, tcp(c4, 33333, srv, 8000, SYN, 9, 0, &[]), 500);
-    at(&mut out, tcp(c4, 33333, srv, 8000, SYN, 9, 0, &[]), 1_000_000);
+    at(
+        &mut out,
+        tcp(c4, 33333, srv, 8000, SYN, 9, 0, &[]),
+        1_000_000,
+    );
 
     // 4. Mid-stream TLS without a handshake: the well-known side is the service.
     let (s5, c6) = (v4(10, 0, 0, 5), v4(10, 0, 0, 6));
     for i in 0..3u32 {
-        at(&mut out, tcp(c6, 50505, s5, 443, ACK | PSH, 100 + i, 900, &rng.bytes(200)), 700);
-        at(&mut out, tcp(s5, 443, c6, 50505, ACK | PSH, 900 + i, 103, &rng.bytes(1200)), 300);
+        at(
+            &mut out,
+            tcp(c6, 50505, s5, 443, ACK | PSH, 100 + i, 900, &rng.bytes(200)),
+            700,
+        );
+        at(
+            &mut out,
+            tcp(
+                s5,
+                443,
+                c6,
+                50505,
+                ACK | PSH,
+                900 + i,
+                103,
+                &rng.bytes(1200),
+            ),
+            300,
+        );
     }
 
     // 5. A service on an unregistered high port, with a handshake.
     let c7 = v4(10, 0, 0, 7);
     at(&mut out, tcp(c7, 55555, srv, 31337, SYN, 1, 0, &[]), 400);
-    at(&mut out, tcp(srv, 31337, c7, 55555, SYN | ACK, 1, 2, &[]), 2_000);
-    at(&mut out, tcp(c7, 55555, srv, 31337, ACK | PSH, 2, 2, b"hello"), 100);
+    at(
+        &mut out,
+        tcp(srv, 31337, c7, 55555, SYN | ACK, 1, 2, &[]),
+        2_000,
+    );
+    at(
+        &mut out,
+        tcp(c7, 55555, srv, 31337, ACK | PSH, 2, 2, b"hello"),
+        100,
+    );
     // 6. A later mid-stream flow to the same service from a lower-numbered client
     //    port: the known server wins over the scored fallback.
     let c8 = v4(10, 0, 0, 8);
-    at(&mut out, tcp(c8, 1024, srv, 31337, ACK | PSH, 50, 60, b"again"), 300);
+    at(
+        &mut out,
+        tcp(c8, 1024, srv, 31337, ACK | PSH, 50, 60, b"again"),
+        300,
+    );
     at(&mut out, tcp(srv, 31337, c8, 1024, ACK, 60, 55, &[]), 100);
 
     // 7. DNS over UDP.
@@ -80,9 +168,21 @@ pub fn conversations(seed: u64) -> Vec<(u64, Vec<u8>)> {
     // 9. IPv6 HTTPS: handshake, data, client RST (RSTO).
     let (c6a, s6) = (v6(2), v6(1));
     at(&mut out, tcp(c6a, 40002, s6, 443, SYN, 10, 0, &[]), 300);
-    at(&mut out, tcp(s6, 443, c6a, 40002, SYN | ACK, 20, 11, &[]), 1_200);
-    at(&mut out, tcp(c6a, 40002, s6, 443, ACK | PSH, 11, 21, &rng.bytes(300)), 80);
-    at(&mut out, tcp(s6, 443, c6a, 40002, ACK | PSH, 21, 311, &rng.bytes(1000)), 400);
+    at(
+        &mut out,
+        tcp(s6, 443, c6a, 40002, SYN | ACK, 20, 11, &[]),
+        1_200,
+    );
+    at(
+        &mut out,
+        tcp(c6a, 40002, s6, 443, ACK | PSH, 11, 21, &rng.bytes(300)),
+        80,
+    );
+    at(
+        &mut out,
+        tcp(s6, 443, c6a, 40002, ACK | PSH, 21, 311, &rng.bytes(1000)),
+        400,
+    );
     at(&mut out, tcp(c6a, 40002, s6, 443, RST, 311, 0, &[]), 90);
 
     // 10. IPv6 NTP, same port on both sides.
@@ -104,21 +204,48 @@ fn options_and_extensions() -> Vec<(u64, Vec<u8>)> {
     let (c, s) = (v4(10, 1, 0, 2), v4(10, 1, 0, 1));
     let Ip::V4(cs) = c else { unreachable!() };
     let Ip::V4(ss) = s else { unreachable!() };
-    let opts = V4Opts { id: 7, options: vec![0x94, 0x04, 0, 0, 0x01, 0x01, 0x01, 0x00], ..Default::default() };
+    let opts = V4Opts {
+        id: 7,
+        options: vec![0x94, 0x04, 0, 0, 0x01, 0x01, 0x01, 0x00],
+        ..Default::default()
+    };
     let mut out = Vec::new();
     let mut t = T0;
-    for (i, (src, sp, dst, dp, fl)) in
-        [(cs, 40100, ss, 25, SYN), (ss, 25, cs, 40100, SYN | ACK), (cs, 40100, ss, 25, ACK)].into_iter().enumerate()
+    for (i, (src, sp, dst, dp, fl)) in [
+        (cs, 40100, ss, 25, SYN),
+        (ss, 25, cs, 40100, SYN | ACK),
+        (cs, 40100, ss, 25, ACK),
+    ]
+    .into_iter()
+    .enumerate()
     {
-        let seg = tcp_segment(Ip::V4(src), sp, Ip::V4(dst), dp, fl, i as u32, i as u32, &[]);
+        let seg = tcp_segment(
+            Ip::V4(src),
+            sp,
+            Ip::V4(dst),
+            dp,
+            fl,
+            i as u32,
+            i as u32,
+            &[],
+        );
         t += 1000_000;
         out.push((t, ipv4_with(src, dst, 6, &opts, &seg)));
     }
-    let (Ip::V6(a), Ip::V6(b)) = (v6(20), v6(21)) else { unreachable!() };
+    let (Ip::V6(a), Ip::V6(b)) = (v6(20), v6(21)) else {
+        unreachable!()
+    };
     let hop = (0u8, vec![5, 2, 0, 0, 1, 0]); // router alert + PadN
     let dst_opts = (60u8, vec![1, 4, 0, 0, 0, 0]); // PadN
     let routing = (43u8, vec![0, 0, 0, 0, 0, 0]); // type 0, segments left 0, no addresses
-    for (i, ext) in [vec![hop.clone()], vec![hop, dst_opts.clone()], vec![routing, dst_opts]].into_iter().enumerate() {
+    for (i, ext) in [
+        vec![hop.clone()],
+        vec![hop, dst_opts.clone()],
+        vec![routing, dst_opts],
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let d = udp_datagram(Ip::V6(a), 5353 + i as u16, Ip::V6(b), 5353, b"ext");
         t += 1000_000;
         out.push((t, ipv6_with(a, b, &ext, 17, &d)));
@@ -134,21 +261,37 @@ fn fragments() -> Vec<(u64, Vec<u8>)> {
     let d = udp_datagram(Ip::V4(c), 5000, Ip::V4(s), 5001, &rng.bytes(3000));
     let mut out = Vec::new();
     let mut t = T0;
-    let pieces = [(0usize, 1480usize, true), (1480, 2960, true), (2960, d.len(), false)];
+    let pieces = [
+        (0usize, 1480usize, true),
+        (1480, 2960, true),
+        (2960, d.len(), false),
+    ];
     for (a, b, more) in pieces {
-        let o = V4Opts { id: 0x4242, frag_offset: (a / 8) as u16, more_fragments: more, options: vec![] };
+        let o = V4Opts {
+            id: 0x4242,
+            frag_offset: (a / 8) as u16,
+            more_fragments: more,
+            options: vec![],
+        };
         t += 100_000;
         out.push((t, ipv4_with(c, s, 17, &o, &d[a..b])));
     }
     // Orphan: offset 185 (1480 bytes), id never seen.
-    let o = V4Opts { id: 0x9999, frag_offset: 185, more_fragments: false, options: vec![] };
+    let o = V4Opts {
+        id: 0x9999,
+        frag_offset: 185,
+        more_fragments: false,
+        options: vec![],
+    };
     t += 100_000;
     out.push((t, ipv4_with(c, s, 17, &o, &rng.bytes(100))));
     // A reply so the flow has both directions.
     t += 100_000;
     out.push((t, udp(Ip::V4(s), 5001, Ip::V4(c), 5000, b"ok")));
 
-    let (Ip::V6(a6), Ip::V6(b6)) = (v6(30), v6(31)) else { unreachable!() };
+    let (Ip::V6(a6), Ip::V6(b6)) = (v6(30), v6(31)) else {
+        unreachable!()
+    };
     let d6 = udp_datagram(Ip::V6(a6), 6000, Ip::V6(b6), 6001, &rng.bytes(2000));
     let frag = |off: usize, more: bool| -> Vec<u8> {
         let mut body = vec![0u8; 6];
@@ -158,9 +301,15 @@ fn fragments() -> Vec<(u64, Vec<u8>)> {
         body
     };
     t += 100_000;
-    out.push((t, ipv6_with(a6, b6, &[(44, frag(0, true))], 17, &d6[..1232])));
+    out.push((
+        t,
+        ipv6_with(a6, b6, &[(44, frag(0, true))], 17, &d6[..1232]),
+    ));
     t += 100_000;
-    out.push((t, ipv6_with(a6, b6, &[(44, frag(1232, false))], 17, &d6[1232..])));
+    out.push((
+        t,
+        ipv6_with(a6, b6, &[(44, frag(1232, false))], 17, &d6[1232..]),
+    ));
     out
 }
 
@@ -171,7 +320,14 @@ pub struct Fixture {
     pub note: &'static str,
 }
 
-fn pcap_of(link: u32, snaplen: u32, be: bool, ns: bool, pkts: &[(u64, Vec<u8>)], f: impl Fn(&[u8]) -> Vec<u8>) -> Vec<u8> {
+fn pcap_of(
+    link: u32,
+    snaplen: u32,
+    be: bool,
+    ns: bool,
+    pkts: &[(u64, Vec<u8>)],
+    f: impl Fn(&[u8]) -> Vec<u8>,
+) -> Vec<u8> {
     let mut w = Pcap::new(link, snaplen, be, ns);
     for (t, p) in pkts {
         w.packet(*t, &f(p));
@@ -181,7 +337,9 @@ fn pcap_of(link: u32, snaplen: u32, be: bool, ns: bool, pkts: &[(u64, Vec<u8>)],
 
 fn gzip(data: &[u8]) -> Vec<u8> {
     use std::io::Write;
-    let mut e = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::default());
+    let mut e = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::default());
     e.write_all(data).expect("in memory");
     e.finish().expect("in memory")
 }
@@ -191,13 +349,21 @@ pub fn all() -> Vec<Fixture> {
     let base = conversations(SEED);
     let mut out = Vec::new();
     let eth = pcap_of(1, 65535, false, false, &base, eth_ip);
-    out.push(Fixture { name: "eth.pcap", bytes: eth.clone(), note: "Ethernet, little-endian, microseconds" });
+    out.push(Fixture {
+        name: "eth.pcap",
+        bytes: eth.clone(),
+        note: "Ethernet, little-endian, microseconds",
+    });
     out.push(Fixture {
         name: "eth-be-ns.pcap",
         bytes: pcap_of(1, 65535, true, true, &base, eth_ip),
         note: "Ethernet, big-endian, nanoseconds",
     });
-    out.push(Fixture { name: "eth.pcap.gz", bytes: gzip(&eth), note: "eth.pcap, gzip-compressed" });
+    out.push(Fixture {
+        name: "eth.pcap.gz",
+        bytes: gzip(&eth),
+        note: "eth.pcap, gzip-compressed",
+    });
     let vlan = |p: &[u8]| {
         if p.len() % 2 == 0 {
             ethernet(ethertype_of(p), &[(0x8100, 100)], p)
@@ -210,8 +376,16 @@ pub fn all() -> Vec<Fixture> {
         bytes: pcap_of(1, 65535, false, false, &base, vlan),
         note: "802.1Q tags, and stacked 802.1ad + 802.1Q tags on odd-length packets",
     });
-    out.push(Fixture { name: "sll.pcap", bytes: pcap_of(113, 65535, false, false, &base, sll), note: "Linux SLL" });
-    out.push(Fixture { name: "sll2.pcap", bytes: pcap_of(276, 65535, false, false, &base, sll2), note: "Linux SLL2" });
+    out.push(Fixture {
+        name: "sll.pcap",
+        bytes: pcap_of(113, 65535, false, false, &base, sll),
+        note: "Linux SLL",
+    });
+    out.push(Fixture {
+        name: "sll2.pcap",
+        bytes: pcap_of(276, 65535, false, false, &base, sll2),
+        note: "Linux SLL2",
+    });
     out.push(Fixture {
         name: "null-le.pcap",
         bytes: pcap_of(0, 65535, false, false, &base, |p| null(p, false)),
@@ -227,8 +401,16 @@ pub fn all() -> Vec<Fixture> {
         bytes: pcap_of(108, 65535, false, false, &base, |p| null(p, true)),
         note: "OpenBSD loop (family in network order)",
     });
-    out.push(Fixture { name: "raw.pcap", bytes: pcap_of(101, 65535, false, false, &base, |p| p.to_vec()), note: "raw IP" });
-    out.push(Fixture { name: "pppoe.pcap", bytes: pcap_of(1, 65535, false, false, &base, pppoe), note: "PPPoE sessions" });
+    out.push(Fixture {
+        name: "raw.pcap",
+        bytes: pcap_of(101, 65535, false, false, &base, |p| p.to_vec()),
+        note: "raw IP",
+    });
+    out.push(Fixture {
+        name: "pppoe.pcap",
+        bytes: pcap_of(1, 65535, false, false, &base, pppoe),
+        note: "PPPoE sessions",
+    });
     out.push(Fixture {
         name: "snaplen64.pcap",
         bytes: pcap_of(1, 64, false, false, &base, eth_ip),
@@ -253,7 +435,11 @@ pub fn all() -> Vec<Fixture> {
         note: "each packet in a tunnel, cycling GRE, ERSPAN II, ERSPAN III, VXLAN, Geneve, GTP-U, IP-in-IP/6in4, Teredo",
     });
     let mut ng = Pcapng::new();
-    let ifs = [ng.interface(1, 65535, 6), ng.interface(101, 1500, 9), ng.interface(276, 262144, 6)];
+    let ifs = [
+        ng.interface(1, 65535, 6),
+        ng.interface(101, 1500, 9),
+        ng.interface(276, 262144, 6),
+    ];
     for (i, (t, p)) in base.iter().enumerate() {
         let which = i % 3;
         let frame = match which {
@@ -280,10 +466,18 @@ pub fn all() -> Vec<Fixture> {
     });
     // Broken files.
     let cut = eth.len() - 700;
-    out.push(Fixture { name: "bad-truncated.pcap", bytes: eth[..cut].to_vec(), note: "eth.pcap cut inside a record" });
+    out.push(Fixture {
+        name: "bad-truncated.pcap",
+        bytes: eth[..cut].to_vec(),
+        note: "eth.pcap cut inside a record",
+    });
     let mut bad = eth.clone();
     bad[0..4].copy_from_slice(b"NOPE");
-    out.push(Fixture { name: "bad-magic.pcap", bytes: bad, note: "eth.pcap with a wrong magic number" });
+    out.push(Fixture {
+        name: "bad-magic.pcap",
+        bytes: bad,
+        note: "eth.pcap with a wrong magic number",
+    });
     let first_len = u32::from_le_bytes(eth[24 + 8..24 + 12].try_into().expect("4")) as usize;
     let mut huge = eth[..24 + 16 + first_len].to_vec();
     let rec2 = huge.len();

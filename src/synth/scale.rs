@@ -20,11 +20,33 @@ pub fn generate(seed: u64, packets: u64, flows: u32, ports: u16, mut sink: impl 
         let len = [0usize, 40, 200, 1200, 1448][rng.range(0, 4) as usize];
         let payload = vec![0u8; len];
         let pkt = if f % 5 == 0 {
-            if to_server { udp(client, cport, server, sport, &payload) } else { udp(server, sport, client, cport, &payload) }
+            if to_server {
+                udp(client, cport, server, sport, &payload)
+            } else {
+                udp(server, sport, client, cport, &payload)
+            }
         } else if to_server {
-            tcp(client, cport, server, sport, ACK | PSH, i as u32, 1, &payload)
+            tcp(
+                client,
+                cport,
+                server,
+                sport,
+                ACK | PSH,
+                i as u32,
+                1,
+                &payload,
+            )
         } else {
-            tcp(server, sport, client, cport, ACK | PSH, i as u32, 1, &payload)
+            tcp(
+                server,
+                sport,
+                client,
+                cport,
+                ACK | PSH,
+                i as u32,
+                1,
+                &payload,
+            )
         };
         t += rng.range(1, 20_000);
         w.packet(t, &eth_ip(&pkt));

@@ -11,7 +11,12 @@ pub struct Pcap {
 impl Pcap {
     pub fn new(link: u32, snaplen: u32, big_endian: bool, nanos: bool) -> Pcap {
         let magic: u32 = if nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 };
-        let mut p = Pcap { buf: Vec::new(), big_endian, nanos, snaplen };
+        let mut p = Pcap {
+            buf: Vec::new(),
+            big_endian,
+            nanos,
+            snaplen,
+        };
         p.u32(magic);
         p.u16(2);
         p.u16(4);
@@ -23,12 +28,20 @@ impl Pcap {
     }
 
     fn u32(&mut self, v: u32) {
-        let b = if self.big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
+        let b = if self.big_endian {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        };
         self.buf.extend_from_slice(&b);
     }
 
     fn u16(&mut self, v: u16) {
-        let b = if self.big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
+        let b = if self.big_endian {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        };
         self.buf.extend_from_slice(&b);
     }
 
@@ -58,7 +71,10 @@ fn pad4(v: &mut Vec<u8>) {
 
 impl Pcapng {
     pub fn new() -> Pcapng {
-        let mut p = Pcapng { buf: Vec::new(), ifaces: Vec::new() };
+        let mut p = Pcapng {
+            buf: Vec::new(),
+            ifaces: Vec::new(),
+        };
         let mut body = Vec::new();
         body.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
         body.extend_from_slice(&1u16.to_le_bytes());

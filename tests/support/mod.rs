@@ -37,7 +37,11 @@ pub fn json_report(files: &[&Path], extra: &[&str]) -> serde_json::Value {
     args.extend(extra.iter().map(|s| s.to_string()));
     args.extend(files.iter().map(|p| p.display().to_string()));
     let o = portflow().args(&args).output().expect("run portflow");
-    assert!(o.status.success(), "portflow {args:?} failed: {}", stderr(&o));
+    assert!(
+        o.status.success(),
+        "portflow {args:?} failed: {}",
+        stderr(&o)
+    );
     serde_json::from_slice(&o.stdout).expect("valid JSON")
 }
 
@@ -53,7 +57,11 @@ pub struct Counts {
 }
 
 fn flow_id(proto: &str, a: String, b: String) -> FlowId {
-    if a <= b { (proto.into(), a, b) } else { (proto.into(), b, a) }
+    if a <= b {
+        (proto.into(), a, b)
+    } else {
+        (proto.into(), b, a)
+    }
 }
 
 fn endpoint(ip: &str, port: &str) -> String {
@@ -113,23 +121,44 @@ pub const TSHARK_FIELDS: &[&str] = &[
 pub fn tshark_counts(file: &Path) -> Result<Counts, String> {
     let mut cmd = Command::new("tshark");
     cmd.args(["-n", "-r"]).arg(file);
-    cmd.args(["-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE", "-T", "fields"]);
+    cmd.args([
+        "-o",
+        "ip.defragment:FALSE",
+        "-o",
+        "ipv6.defragment:FALSE",
+        "-T",
+        "fields",
+    ]);
     // pcapng custom blocks are records to tshark but carry no packet.
     cmd.args(["-Y", "!frame.cb_pen"]);
-    cmd.args(["-E", "occurrence=a", "-E", "aggregator=|", "-E", "separator=\t"]);
+    cmd.args([
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=|",
+        "-E",
+        "separator=\t",
+    ]);
     for f in TSHARK_FIELDS {
         cmd.args(["-e", f]);
     }
-    let o = cmd.output().map_err(|e| format!("cannot run tshark (install it: apt-get install tshark): {e}"))?;
+    let o = cmd
+        .output()
+        .map_err(|e| format!("cannot run tshark (install it: apt-get install tshark): {e}"))?;
     if !o.status.success() && o.stdout.is_empty() {
-        return Err(format!("tshark failed: {}", String::from_utf8_lossy(&o.stderr)));
+        return Err(format!(
+            "tshark failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ));
     }
     let mut c = Counts::default();
     let mut frags: BTreeMap<(String, String, String), (String, String, String)> = BTreeMap::new();
     for line in String::from_utf8_lossy(&o.stdout).lines() {
         let f: Vec<&str> = line.split('\t').collect();
         let get = |i: usize| -> Vec<&str> {
-            f.get(i).map(|s| s.split('|').filter(|x| !x.is_empty()).collect()).unwrap_or_default()
+            f.get(i)
+                .map(|s| s.split('|').filter(|x| !x.is_empty()).collect())
+                .unwrap_or_default()
         };
         let len: u64 = f[0].parse().unwrap_or(0);
         c.packets += 1;
@@ -138,17 +167,38 @@ pub fn tshark_counts(file: &Path) -> Result<Counts, String> {
         if protos.iter().any(|p| *p == "icmp" || *p == "icmpv6") {
             continue;
         }
-        let Some(ip_at) = protos.iter().rposition(|p| *p == "ip" || *p == "ipv6") else { continue };
+        let Some(ip_at) = protos.iter().rposition(|p| *p == "ip" || *p == "ipv6") else {
+            continue;
+        };
         let v6 = protos[ip_at] == "ipv6";
-        let (src, dst) = if v6 { (get(4), get(5)) } else { (get(2), get(3)) };
-        let (Some(src), Some(dst)) = (src.last(), dst.last()) else { continue };
-        let transport = protos[ip_at..].iter().rposition(|p| *p == "tcp" || *p == "udp").map(|i| protos[ip_at + i]);
-        let (ident, offset) = if v6 { (get(12), get(13)) } else { (get(10), get(11)) };
-        let frag_key = ident.last().map(|id| (src.to_string(), dst.to_string(), id.to_string()));
+        let (src, dst) = if v6 {
+            (get(4), get(5))
+        } else {
+            (get(2), get(3))
+        };
+        let (Some(src), Some(dst)) = (src.last(), dst.last()) else {
+            continue;
+        };
+        let transport = protos[ip_at..]
+            .iter()
+            .rposition(|p| *p == "tcp" || *p == "udp")
+            .map(|i| protos[ip_at + i]);
+        let (ident, offset) = if v6 {
+            (get(12), get(13))
+        } else {
+            (get(10), get(11))
+        };
+        let frag_key = ident
+            .last()
+            .map(|id| (src.to_string(), dst.to_string(), id.to_string()));
         let offset: u64 = offset.last().and_then(|s| s.parse().ok()).unwrap_or(0);
         let ports = match transport {
             Some(t) => {
-                let (sp, dp) = if t == "tcp" { (get(6), get(7)) } else { (get(8), get(9)) };
+                let (sp, dp) = if t == "tcp" {
+                    (get(6), get(7))
+                } else {
+                    (get(8), get(9))
+                };
                 match (sp.last(), dp.last()) {
                     (Some(a), Some(b)) => Some((t.to_string(), a.to_string(), b.to_string())),
                     _ => None,
@@ -166,7 +216,10 @@ pub fn tshark_counts(file: &Path) -> Result<Counts, String> {
             (None, _) => None,
         };
         let Some((t, sp, dp)) = ports else { continue };
-        let e = c.flows.entry(flow_id(&t, endpoint(src, &sp), endpoint(dst, &dp))).or_default();
+        let e = c
+            .flows
+            .entry(flow_id(&t, endpoint(src, &sp), endpoint(dst, &dp)))
+            .or_default();
         e.0 += 1;
         e.1 += len;
     }

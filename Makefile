@@ -1,0 +1,28 @@
+# The two commands of README.md.
+#   make run   install what is missing, build, analyse the bundled captures
+#   make test  install what the tests need, run every test
+CARGO ?= cargo
+
+.PHONY: run test build fixtures bench lint
+
+run:
+	@scripts/setup-debian.sh build
+	$(CARGO) build --release --locked
+	./target/release/portflow read fixtures/corpus --top 25
+
+test:
+	@scripts/setup-debian.sh test
+	$(CARGO) test --release --locked
+
+build:
+	$(CARGO) build --release --locked
+
+fixtures:
+	$(CARGO) run --release --example make_fixtures
+
+bench:
+	benches/compare.sh
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings

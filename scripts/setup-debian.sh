@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the Debian packages portflow needs, only those missing.
+#   scripts/setup-debian.sh build   libpcap-dev (to build and run)
+#   scripts/setup-debian.sh test    + tshark, tcpdump, tcpreplay, nmap, socat, iproute2 (tests)
+set -euo pipefail
+want=(libpcap-dev pkg-config)
+if [ "${1:-build}" = test ]; then
+  want+=(tshark tcpdump tcpreplay nmap socat iproute2 curl python3 wireshark-common)
+fi
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found; install Rust with rustup (https://rustup.rs), then run this again" >&2
+  exit 1
+fi

@@ -1,0 +1,491 @@
+//! `portflow read` end to end, on the generated fixtures.
+mod support;
+use serde_json::Value;
+use std::io::Read;
+use std::process::Stdio;
+use support::*;
+
+fn gen(name: &str) -> std::path::PathBuf {
+    fixture(&format!("generated/{name}"))
+}
+
+fn port<'a>(r: &'a Value, proto: &str, port: u64) -> &'a Value {
+    r["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["proto"] == proto && p["port"] == port)
+        .unwrap_or_else(|| panic!("no {proto}/{port} in {}", r["ports"]))
+}
+
+/// Ports with the fields that do not depend on link-layer framing.
+fn port_shape(r: &Value) -> Vec<(String, u64, u64, u64, u64, u64, u64, u64)> {
+    let mut v: Vec<_> = r["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["proto"].as_str().unwrap().to_string(),
+                p["port"].as_u64().unwrap(),
+                p["packets"].as_u64().unwrap(),
+                p["flows"].as_u64().unwrap(),
+                p["clients"].as_u64().unwrap(),
+                p["servers"].as_u64().unwrap(),
+                p["to_server"]["packets"].as_u64().unwrap(),
+                p["to_client"]["packets"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn same_traffic_same_ports_under_every_link_type_and_tunnel() {
+    let base = port_shape(&json_report(&[&gen("eth.pcap")], &[]));
+    assert_eq!(base.len(), 9);
+    for f in [
+        "eth-be-ns.pcap",
+        "eth.pcap.gz",
+        "vlan.pcap",
+        "sll.pcap",
+        "sll2.pcap",
+        "null-le.pcap",
+        "null-be.pcap",
+        "loop.pcap",
+        "raw.pcap",
+        "pppoe.pcap",
+        "snaplen64.pcap",
+        "tunnels.pcap",
+        "mixed-link.pcapng",
+    ] {
+        assert_eq!(port_shape(&json_report(&[&gen(f)], &[])), base, "{f}");
+    }
+}
+
+#[test]
+fn snaplen_cut_packets_count_their_wire_length() {
+    let full = json_report(&[&gen("eth.pcap")], &[]);
+    let cut = json_report(&[&gen("snaplen64.pcap")], &[]);
+    assert_eq!(full["totals"]["bytes"], cut["totals"]["bytes"]);
+    assert_eq!(
+        port(&full, "tcp", 80)["bytes"],
+        port(&cut, "tcp", 80)["bytes"]
+    );
+    assert!(cut["totals"]["truncated_by_snaplen"].as_u64().unwrap() > 10);
+}
+
+#[test]
+fn report_is_identical_for_any_worker_count() {
+    let files = [
+        gen("eth.pcap"),
+        gen("tunnels.pcap"),
+        gen("fragments.pcap"),
+        fixture("corpus"),
+    ];
+    let paths: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
+    let strip = |mut v: Value| {
+        v["generator"] = Value::Null;
+        v
+    };
+    let one = strip(json_report(&paths, &["--workers", "1"]));
+    for n in ["2", "3", "8"] {
+        assert_eq!(
+            one,
+            strip(json_report(&paths, &["--workers", n])),
+            "--workers {n}"
+        );
+    }
+    let flows = |n: &str| {
+        let mut args = vec!["read", "-q", "--flows", "--workers", n];
+        let ps: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+        args.extend(ps.iter().map(|s| s.as_str()));
+        stdout(&run(&args))
+    };
+    assert_eq!(flows("1"), flows("4"));
+}
+
+#[test]
+fn service_side_and_conn_states() {
+    let out = run(&[
+        "read",
+        "-q",
+        "--flows",
+        &gen("eth.pcap").display().to_string(),
+    ]);
+    assert!(out.status.success());
+    let flows: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let find = |cport: u64| {
+        flows
+            .iter()
+            .find(|f| f["client"]["port"] == cport)
+            .unwrap_or_else(|| panic!("client port {cport}"))
+    };
+    let expect = [
+        (40001, 80, "SF", Some("http")),
+        (51000, 22, "REJ", Some("ssh")),
+        (33333, 8000, "S0", Some("irdmi")),
+        (50505, 443, "OTH", Some("https")),
+        (55555, 31337, "S1", Some("eldim")),
+        (1024, 31337, "OTH", Some("eldim")),
+        (53000, 53, "SF", Some("domain")),
+        (41000, 9999, "S0", Some("distinct")),
+        (40002, 443, "RSTO", Some("https")),
+    ];
+    for (cport, sport, state, service) in expect {
+        let f = find(cport);
+        assert_eq!(f["server"]["port"], sport, "{f}");
+        assert_eq!(f["conn_state"], state, "{f}");
+        assert_eq!(f["service"].as_str(), service, "{f}");
+    }
+    let http = find(40001);
+    assert_eq!(
+        (
+            http["to_server"]["packets"].as_u64(),
+            http["to_client"]["packets"].as_u64()
+        ),
+        (Some(5), Some(5))
+    );
+    assert_eq!(http["first_seen"], "2024-01-01T00:00:00.000000Z");
+    assert_eq!(flows.len(), 11);
+}
+
+#[test]
+fn port_statistics_fields() {
+    let r = json_report(&[&gen("eth.pcap")], &[]);
+    assert_eq!(r["schema"], "portflow.report/1");
+    let http = port(&r, "tcp", 80);
+    assert_eq!(http["service"], "http");
+    assert_eq!(http["class"], "well-known");
+    assert_eq!(
+        (http["packets"].as_u64(), http["flows"].as_u64()),
+        (Some(10), Some(1))
+    );
+    assert_eq!(http["tcp"]["syn"], 1);
+    assert_eq!(http["tcp"]["syn_ack"], 1);
+    assert_eq!(http["tcp"]["states"]["SF"], 1);
+    assert_eq!(http["handshake_rtt_us"]["p50"], 850);
+    assert_eq!(http["packet_size"]["max"], 1454);
+    let ssh = port(&r, "tcp", 22);
+    assert_eq!(ssh["tcp"]["rst"], 1);
+    assert_eq!(ssh["tcp"]["states"]["REJ"], 1);
+    assert_eq!(port(&r, "tcp", 31337)["class"], "registered");
+    assert_eq!(port(&r, "tcp", 31337)["flows"], 2);
+    assert_eq!(port(&r, "tcp", 31337)["clients"], 2);
+    assert_eq!(port(&r, "udp", 9999)["unreachable"], 1);
+    let closed = r["closed_ports"].as_array().unwrap();
+    assert!(closed
+        .iter()
+        .any(|c| c["port"] == 9999 && c["host"] == "10.0.0.1"));
+    assert!(closed
+        .iter()
+        .any(|c| c["port"] == 7777 && c["host"] == "2001:db8::1"));
+    let t = &r["totals"];
+    assert_eq!(
+        (
+            t["packets"].as_u64(),
+            t["tcp_packets"].as_u64(),
+            t["udp_packets"].as_u64()
+        ),
+        (Some(38), Some(30), Some(6))
+    );
+    assert_eq!(t["icmp_packets"], 2);
+    assert_eq!(t["decode_errors"], 0);
+}
+
+#[test]
+fn fragments_are_attributed_to_their_first_fragments_flow() {
+    let r = json_report(&[&gen("fragments.pcap")], &[]);
+    // Both ports are registered and named: the lower one is taken as the service.
+    assert_eq!(port(&r, "udp", 5000)["packets"], 4);
+    assert_eq!(port(&r, "udp", 6000)["packets"], 2);
+    let f = &r["totals"]["fragments"];
+    assert_eq!(
+        (
+            f["packets"].as_u64(),
+            f["attributed"].as_u64(),
+            f["unattributed"].as_u64()
+        ),
+        (Some(6), Some(3), Some(1))
+    );
+    assert_eq!(r["totals"]["unattributed_packets"], 1);
+}
+
+#[test]
+fn ipv4_options_and_ipv6_extension_headers() {
+    let r = json_report(&[&gen("options-ext.pcap")], &[]);
+    assert_eq!(port(&r, "tcp", 25)["packets"], 3);
+    assert_eq!(port(&r, "udp", 5353)["packets"], 3);
+    assert_eq!(r["totals"]["decode_errors"], 0);
+}
+
+#[test]
+fn tunnels_are_counted_by_kind() {
+    let r = json_report(&[&gen("tunnels.pcap")], &[]);
+    let t = &r["totals"]["tunnels"];
+    for k in [
+        "gre", "erspan", "vxlan", "geneve", "gtp-u", "ip-in-ip", "6in4", "teredo",
+    ] {
+        assert!(t[k].as_u64().unwrap_or(0) > 0, "{k} in {t}");
+    }
+    assert_eq!(
+        t.as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum::<u64>(),
+        38
+    );
+}
+
+#[test]
+fn standard_input_gives_the_same_report() {
+    let f = std::fs::File::open(gen("eth.pcap.gz")).unwrap();
+    let o = portflow()
+        .args(["read", "-q", "--format", "json", "-"])
+        .stdin(f)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut a: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut b = json_report(&[&gen("eth.pcap")], &[]);
+    for v in [&mut a, &mut b] {
+        v["generator"] = Value::Null;
+        v["inputs"] = Value::Null;
+    }
+    assert_eq!(a, b);
+}
+
+#[test]
+fn several_files_and_folders_make_one_report() {
+    let r = json_report(&[&gen("eth.pcap"), &fixture("corpus/zeek")], &[]);
+    assert!(r["inputs"].as_array().unwrap().len() > 20);
+    let single = json_report(&[&gen("eth.pcap")], &[]);
+    assert!(r["totals"]["packets"].as_u64() > single["totals"]["packets"].as_u64());
+}
+
+#[test]
+fn bpf_filter_like_tcpdump() {
+    let r = json_report(&[&gen("eth.pcap")], &["-f", "udp and not port 53"]);
+    let ports: Vec<u64> = r["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["port"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ports.len(), 3, "{ports:?}");
+    assert!(ports.contains(&9999) && ports.contains(&123) && ports.contains(&7777));
+    assert_eq!(r["totals"]["filtered_out"], 34);
+    // The same filter on other link types.
+    let r2 = json_report(&[&gen("mixed-link.pcapng")], &["-f", "tcp port 80"]);
+    assert_eq!(port(&r2, "tcp", 80)["packets"], 10);
+    assert_eq!(r2["ports"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn bad_filter_is_a_clear_error() {
+    let o = run(&[
+        "read",
+        "-f",
+        "tcp and and",
+        &gen("eth.pcap").display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.starts_with("portflow: bad filter expression: "), "{e}");
+    assert_eq!(e.lines().count(), 1);
+}
+
+#[test]
+fn corrupt_files_name_file_offset_and_packet() {
+    let cases = [
+        ("bad-magic.pcap", "not a pcap or pcapng file"),
+        (
+            "bad-truncated.pcap",
+            "file ends inside a record (truncated capture) at byte offset 10343 (packet 33)",
+        ),
+        ("bad-huge-record.pcap", "at byte offset 94 (packet 2)"),
+    ];
+    for (f, msg) in cases {
+        let p = gen(f).display().to_string();
+        let o = run(&["read", &p]);
+        assert_eq!(o.status.code(), Some(2), "{f}");
+        let e = stderr(&o);
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(e.starts_with(&format!("portflow: {p}: ")), "{e}");
+        assert!(e.contains(msg), "{e}");
+        assert!(o.stdout.is_empty(), "no report without --keep-going");
+    }
+    let o = run(&["read", "/nonexistent.pcap"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/nonexistent.pcap"));
+}
+
+#[test]
+fn keep_going_reports_what_was_read_and_still_fails() {
+    let o = run(&[
+        "read",
+        "-q",
+        "--keep-going",
+        "--format",
+        "json",
+        &gen("bad-truncated.pcap").display().to_string(),
+        &gen("eth.pcap").display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["inputs"][0]["packets"], 32);
+    assert!(r["inputs"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("truncated"));
+    assert_eq!(r["totals"]["packets"], 32 + 38);
+    assert_eq!(stderr(&o).lines().count(), 1);
+}
+
+#[test]
+fn closed_pipe_exits_quietly() {
+    let mut child = portflow()
+        .args(["read", "-q", "--flows", "--workers", "1"])
+        .args((0..40).map(|_| gen("eth.pcap")))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 10];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stderr(&o), "");
+}
+
+#[test]
+fn output_file_is_complete_or_absent() {
+    let dir = std::env::temp_dir().join(format!("portflow-out-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dest = dir.join("report.json");
+    let o = run(&[
+        "read",
+        "-q",
+        "--format",
+        "json",
+        "-o",
+        &dest.display().to_string(),
+        &gen("eth.pcap").display().to_string(),
+    ]);
+    assert!(o.status.success());
+    let v: Value = serde_json::from_slice(&std::fs::read(&dest).unwrap()).unwrap();
+    assert_eq!(v["totals"]["packets"], 38);
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
+    let o = run(&[
+        "read",
+        "-o",
+        &dir.join("x.json").display().to_string(),
+        &gen("bad-magic.pcap").display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!dir.join("x.json").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn table_has_header_summary_and_aligned_rows() {
+    let o = run(&[
+        "read",
+        "-q",
+        "--top",
+        "3",
+        &gen("eth.pcap").display().to_string(),
+    ]);
+    assert!(o.status.success());
+    let s = stdout(&o);
+    let lines: Vec<&str> = s.lines().collect();
+    assert!(lines[0].starts_with("portflow "), "{s}");
+    assert!(lines[0].contains("38 packets"), "{s}");
+    let header = lines
+        .iter()
+        .position(|l| l.starts_with("PROTO"))
+        .expect("header row");
+    let rows = &lines[header + 1..header + 4];
+    assert!(
+        rows[0].starts_with("tcp") && rows[0].contains("http"),
+        "{s}"
+    );
+    let col = lines[header].find("PACKETS").unwrap() + "PACKETS".len();
+    for r in rows {
+        assert_eq!(
+            r.as_bytes()[col - 1].is_ascii_digit(),
+            true,
+            "right-aligned under PACKETS: {r}"
+        );
+    }
+    assert!(s.contains("6 more ports"), "{s}");
+}
+
+#[test]
+fn services_lookup_by_port_name_and_file() {
+    let o = run(&["services", "443"]);
+    let s = stdout(&o);
+    assert!(o.status.success());
+    assert!(
+        s.lines()
+            .any(|l| l.starts_with("443") && l.contains("tcp") && l.contains("https")),
+        "{s}"
+    );
+    let o = run(&["services", "ssh", "--format", "json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["port"] == 22 && e["transport"] == "tcp" && e["class"] == "well-known"));
+    let dir = std::env::temp_dir().join(format!("portflow-svc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("services");
+    std::fs::write(&f, "# local\nmyapp 31337/tcp   # our app\n").unwrap();
+    let o = run(&[
+        "services",
+        "31337/tcp",
+        "--services",
+        &f.display().to_string(),
+    ]);
+    assert!(stdout(&o).contains("myapp"), "{}", stdout(&o));
+    let r = json_report(
+        &[&gen("eth.pcap")],
+        &["--services", &f.display().to_string()],
+    );
+    assert_eq!(port(&r, "tcp", 31337)["service"], "myapp");
+    std::fs::write(&f, "broken 99999/tcp\n").unwrap();
+    let o = run(&["services", "22", "--services", &f.display().to_string()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains(":1: bad port"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+    let o = run(&["services", "no-such-service-name"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn generated_fixtures_are_reproducible() {
+    for f in portflow::synth::fixtures::all() {
+        let committed = std::fs::read(gen(f.name)).unwrap_or_else(|e| panic!("{}: {e}", f.name));
+        assert!(
+            committed == f.bytes,
+            "fixtures/generated/{} differs from what src/synth makes: run `make fixtures`",
+            f.name
+        );
+    }
+}
