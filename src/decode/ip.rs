@@ -2,7 +2,9 @@
 //! dispatch to transports, ICMP and IP-level tunnels.
 use super::{be16, be32, icmp, transport, tunnel, v4_mapped, Cx, DecodeError, Kind, Layer, Reason};
 
-const MAX_EXT_HEADERS: usize = 16;
+/// Extension headers followed at most. Each takes 8 bytes or more, so the
+/// packet's length bounds the walk anyway; this only caps the work.
+const MAX_EXT_HEADERS: usize = 64;
 
 pub(crate) fn by_version(cx: &mut Cx, data: &[u8], layer: Layer) {
     match data.first().map(|b| b >> 4) {
@@ -98,8 +100,9 @@ pub(crate) fn ipv6(cx: &mut Cx, data: &[u8]) {
     for _ in 0..MAX_EXT_HEADERS {
         cx.out.proto = next;
         match next {
-            // Hop-by-hop, routing, destination options, mobility, HIP, shim6, experimental.
-            0 | 43 | 60 | 135 | 139 | 140 | 253 | 254 => {
+            // Hop-by-hop, routing, destination options, HIP, shim6, experimental.
+            // (The mobility header, 135, ends the chain: it carries no payload.)
+            0 | 43 | 60 | 139 | 140 | 253 | 254 => {
                 if rest.len() < 8 {
                     return cx
                         .out
@@ -168,6 +171,19 @@ fn payload_dispatch(cx: &mut Cx, proto: u8, payload: &[u8], version: u8) {
         33 => transport::ports(cx, payload, Layer::Dccp, 16),
         1 if version == 4 => icmp::icmpv4(cx, payload),
         58 => icmp::icmpv6(cx, payload),
+        // IPsec AH (RFC 4302) authenticates without encrypting: step over it.
+        51 => {
+            if payload.len() < 8 || payload.len() < (payload[1] as usize + 2) * 4 {
+                let layer = if version == 4 { Layer::Ipv4 } else { Layer::Ipv6 };
+                return cx.out.fail(DecodeError::new(layer, Reason::Truncated));
+            }
+            let len = (payload[1] as usize + 2) * 4;
+            if payload[0] == 51 {
+                // AH in AH: not decoded further (bounds the recursion).
+                return;
+            }
+            payload_dispatch(cx, payload[0], &payload[len..], version)
+        }
         4 => tunnel::ip_in_ip(cx, payload, false),
         41 => tunnel::ip_in_ip(cx, payload, true),
         47 => tunnel::gre(cx, payload),

@@ -22,6 +22,20 @@ impl LinkType {
     pub const IPV4: LinkType = LinkType(228);
     pub const IPV6: LinkType = LinkType(229);
     pub const LINUX_SLL2: LinkType = LinkType(276);
+    pub const FDDI: LinkType = LinkType(10);
+    pub const IEEE802_11: LinkType = LinkType(105);
+    pub const PFLOG: LinkType = LinkType(117);
+    pub const IEEE802_11_RADIOTAP: LinkType = LinkType(127);
+    pub const PPI: LinkType = LinkType(192);
+    pub const NFLOG: LinkType = LinkType(239);
+    pub const IPOIB: LinkType = LinkType(242);
+    pub const PKTAP: LinkType = LinkType(258);
+
+    /// The link type proper: a pcap header's field also carries FCS
+    /// information in its upper bits (bits 16-31).
+    pub fn from_header_field(v: u32) -> LinkType {
+        LinkType(v & 0xffff)
+    }
 
     pub fn name(self) -> String {
         match self {
@@ -37,6 +51,14 @@ impl LinkType {
             LinkType::IPV4 => "ipv4".into(),
             LinkType::IPV6 => "ipv6".into(),
             LinkType::LINUX_SLL2 => "linux-sll2".into(),
+            LinkType::FDDI => "fddi".into(),
+            LinkType::IEEE802_11 => "802.11".into(),
+            LinkType::PFLOG => "pflog".into(),
+            LinkType::IEEE802_11_RADIOTAP => "802.11-radiotap".into(),
+            LinkType::PPI => "ppi".into(),
+            LinkType::NFLOG => "nflog".into(),
+            LinkType::IPOIB => "ipoib".into(),
+            LinkType::PKTAP => "pktap".into(),
             LinkType(n) => format!("linktype-{n}"),
         }
     }
@@ -84,13 +106,147 @@ pub(crate) fn decode_link(cx: &mut Cx, link: LinkType, data: &[u8]) {
         }
         LinkType::PPP | LinkType::PPP_HDLC | LinkType::C_HDLC => ppp_like(cx, link, data),
         LinkType::PPP_ETHER => pppoe(cx, data),
+        LinkType::FDDI => match data.get(13..) {
+            Some(rest) => llc(cx, rest),
+            None => truncated(cx),
+        },
+        LinkType::IEEE802_11 => wifi(cx, data),
+        LinkType::IEEE802_11_RADIOTAP => {
+            if data.len() < 8 {
+                return truncated(cx);
+            }
+            let len = u16::from_le_bytes([data[2], data[3]]) as usize;
+            if data[0] != 0 {
+                return cx.out.fail(DecodeError::new(Layer::Link, Reason::BadVersion));
+            }
+            if len < 8 || data.len() < len {
+                return bad_header(cx);
+            }
+            wifi(cx, &data[len..])
+        }
+        // PPI and PKTAP: a header with its own length and the DLT of what follows.
+        LinkType::PPI | LinkType::PKTAP => {
+            if data.len() < 8 {
+                return truncated(cx);
+            }
+            let len = if link == LinkType::PPI {
+                u16::from_le_bytes([data[2], data[3]]) as usize
+            } else {
+                u32::from_le_bytes([data[0], data[1], data[2], data[3]]) as usize
+            };
+            let dlt = u32::from_le_bytes([data[4], data[5], data[6], data[7]]);
+            if len < 8 || data.len() < len || dlt == LinkType::PPI.0 || dlt == LinkType::PKTAP.0 {
+                return bad_header(cx);
+            }
+            decode_link(cx, LinkType(dlt), &data[len..])
+        }
+        LinkType::NFLOG => nflog(cx, data),
+        LinkType::PFLOG => {
+            // Header length (padded to 4), then the address family.
+            if data.len() < 4 {
+                return truncated(cx);
+            }
+            let len = (data[0] as usize).div_ceil(4) * 4;
+            if len < 4 || data.len() < len {
+                return bad_header(cx);
+            }
+            match data[1] {
+                2 => ip::ipv4(cx, &data[len..]),
+                10 | 24 | 28 | 30 => ip::ipv6(cx, &data[len..]),
+                _ => non_ip(cx, 0),
+            }
+        }
+        LinkType::IPOIB => {
+            if data.len() < 4 {
+                return truncated(cx);
+            }
+            by_ethertype(cx, be16(data, 0), &data[4..])
+        }
         _ => cx
             .out
             .fail(DecodeError::new(Layer::Link, Reason::UnsupportedLinkType)),
     }
 }
 
-/// Ethernet II; 802.3 frames with a length field are non-IP (LLC/STP/CDP).
+fn truncated(cx: &mut Cx) {
+    cx.out.fail(DecodeError::new(Layer::Link, Reason::Truncated))
+}
+
+fn bad_header(cx: &mut Cx) {
+    cx.out.fail(DecodeError::new(Layer::Link, Reason::BadHeaderLength))
+}
+
+fn non_ip(cx: &mut Cx, ethertype: u16) {
+    cx.out.kind = Kind::NonIp;
+    cx.out.ethertype = ethertype;
+}
+
+/// 802.2 LLC: SNAP with an ethertype leads on; other SAPs (STP, NetBIOS...) are non-IP.
+fn llc(cx: &mut Cx, data: &[u8]) {
+    if data.len() >= 8 && data[0] == 0xaa && data[1] == 0xaa && data[2] == 0x03 {
+        return by_ethertype(cx, be16(data, 6), &data[8..]);
+    }
+    non_ip(cx, 0)
+}
+
+/// IEEE 802.11: data frames through LLC/SNAP; management, control, null and
+/// protected (encrypted) frames are non-IP.
+fn wifi(cx: &mut Cx, data: &[u8]) {
+    if data.len() < 2 {
+        return truncated(cx);
+    }
+    let (fc0, fc1) = (data[0], data[1]);
+    let (ftype, subtype) = ((fc0 >> 2) & 3, fc0 >> 4);
+    if ftype != 2 || subtype & 0x4 != 0 || fc1 & 0x40 != 0 {
+        return non_ip(cx, 0);
+    }
+    let mut hlen = 24;
+    if fc1 & 0x03 == 0x03 {
+        hlen += 6;
+    }
+    if subtype & 0x8 != 0 {
+        hlen += 2;
+        if fc1 & 0x80 != 0 {
+            hlen += 4;
+        }
+    }
+    match data.get(hlen..) {
+        Some(rest) => llc(cx, rest),
+        None => truncated(cx),
+    }
+}
+
+/// Linux NFLOG: a 4-byte header, then TLVs; the payload TLV (type 9) is the IP packet.
+fn nflog(cx: &mut Cx, data: &[u8]) {
+    if data.len() < 4 {
+        return truncated(cx);
+    }
+    let family = data[0];
+    let mut rest = &data[4..];
+    while rest.len() >= 4 {
+        let len = u16::from_le_bytes([rest[0], rest[1]]) as usize;
+        let kind = u16::from_le_bytes([rest[2], rest[3]]);
+        if len < 4 {
+            return bad_header(cx);
+        }
+        if kind == 9 {
+            let p = &rest[4..len.min(rest.len())];
+            return match family {
+                2 => ip::ipv4(cx, p),
+                10 => ip::ipv6(cx, p),
+                _ => ip::by_version(cx, p, Layer::Link),
+            };
+        }
+        let step = len.div_ceil(4) * 4;
+        if step >= rest.len() {
+            break;
+        }
+        rest = &rest[step..];
+    }
+    non_ip(cx, 0)
+}
+
+/// Ethernet II, and 802.3 with LLC/SNAP.
 pub(crate) fn ethernet(cx: &mut Cx, data: &[u8]) {
     if data.len() < 14 {
         return cx
@@ -99,9 +255,8 @@ pub(crate) fn ethernet(cx: &mut Cx, data: &[u8]) {
     }
     let et = be16(data, 12);
     if et < 0x0600 {
-        cx.out.kind = Kind::NonIp;
-        cx.out.ethertype = et;
-        return;
+        // 802.3 with a length field: LLC follows.
+        return llc(cx, &data[14..]);
     }
     by_ethertype(cx, et, &data[14..])
 }

@@ -304,7 +304,7 @@ fn read_stream<R: Read + Send>(
                         });
                     }
                     PcapBlockOwned::LegacyHeader(h) => {
-                        legacy_link = LinkType(h.network.0 as u32);
+                        legacy_link = LinkType::from_header_field(h.network.0 as u32);
                         summary.format = if h.is_modified_format() {
                             "pcap-modified"
                         } else if h.is_nanosecond_precision() {
