@@ -174,7 +174,11 @@ fn payload_dispatch(cx: &mut Cx, proto: u8, payload: &[u8], version: u8) {
         // IPsec AH (RFC 4302) authenticates without encrypting: step over it.
         51 => {
             if payload.len() < 8 || payload.len() < (payload[1] as usize + 2) * 4 {
-                let layer = if version == 4 { Layer::Ipv4 } else { Layer::Ipv6 };
+                let layer = if version == 4 {
+                    Layer::Ipv4
+                } else {
+                    Layer::Ipv6
+                };
                 return cx.out.fail(DecodeError::new(layer, Reason::Truncated));
             }
             let len = (payload[1] as usize + 2) * 4;

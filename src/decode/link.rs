@@ -117,7 +117,9 @@ pub(crate) fn decode_link(cx: &mut Cx, link: LinkType, data: &[u8]) {
             }
             let len = u16::from_le_bytes([data[2], data[3]]) as usize;
             if data[0] != 0 {
-                return cx.out.fail(DecodeError::new(Layer::Link, Reason::BadVersion));
+                return cx
+                    .out
+                    .fail(DecodeError::new(Layer::Link, Reason::BadVersion));
             }
             if len < 8 || data.len() < len {
                 return bad_header(cx);
@@ -169,11 +171,13 @@ pub(crate) fn decode_link(cx: &mut Cx, link: LinkType, data: &[u8]) {
 }
 
 fn truncated(cx: &mut Cx) {
-    cx.out.fail(DecodeError::new(Layer::Link, Reason::Truncated))
+    cx.out
+        .fail(DecodeError::new(Layer::Link, Reason::Truncated))
 }
 
 fn bad_header(cx: &mut Cx) {
-    cx.out.fail(DecodeError::new(Layer::Link, Reason::BadHeaderLength))
+    cx.out
+        .fail(DecodeError::new(Layer::Link, Reason::BadHeaderLength))
 }
 
 fn non_ip(cx: &mut Cx, ethertype: u16) {

@@ -2,7 +2,7 @@
 //! attribute later IP fragments, remember answered handshakes, and hand
 //! [`FlowPacket`]s to workers in batches, sharded by a symmetric flow hash.
 use super::filter::Filter;
-use crate::decode::{self, tcp_flags as F, Addr, Decoded, Kind, Layer, LinkType, Reason};
+use crate::decode::{self, tcp_flags as F, Addr, Decoded, Kind, Layer, Reason};
 use crate::services::Transport;
 use crate::source::RawPacket;
 use crate::stats::flow::{FlowKey, FlowPacket, HINT_HI_SERVER, HINT_LO_SERVER, SWEEP_EVERY_NS};
@@ -103,7 +103,7 @@ impl Dispatcher {
             t.truncated_by_snaplen += 1;
         }
         let d = &mut self.decoded;
-        if raw.link == LinkType(u32::MAX) {
+        if raw.link == crate::source::UNKNOWN_INTERFACE {
             *d = Decoded::default();
             d.fail(decode::DecodeError::new(
                 Layer::Link,

@@ -2,7 +2,8 @@
 //! reader over one 4 MiB buffer, gzip through `flate2`.
 use super::Input;
 use crate::decode::LinkType;
-use pcap_parser::pcapng::Block;
+use pcap_parser::nom;
+use pcap_parser::pcapng::{self, Block};
 use pcap_parser::{PcapBlockOwned, PcapError};
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read};
@@ -166,10 +167,160 @@ fn units_to_ns(units: u64, resolution: u64) -> u64 {
     }
 }
 
+/// Turns pcap-parser blocks into [`RawPacket`]s, whichever way the bytes arrive.
+struct Walker<'s> {
+    path: &'s str,
+    summary: FileSummary,
+    legacy_link: LinkType,
+    legacy_res: u64,
+    ifaces: Vec<Iface>,
+}
+
+impl<'s> Walker<'s> {
+    fn new(path: &'s str, compressed: bool) -> Self {
+        Walker {
+            path,
+            summary: FileSummary {
+                compressed,
+                ..Default::default()
+            },
+            legacy_link: LinkType(0),
+            legacy_res: 1_000_000,
+            ifaces: Vec::new(),
+        }
+    }
+
+    fn error(&self, kind: FileErrorKind, offset: u64, message: String) -> FileError {
+        FileError {
+            path: self.path.to_string(),
+            kind,
+            offset,
+            packets_before: self.summary.packets,
+            message,
+            compressed: self.summary.compressed,
+        }
+    }
+
+    fn header(&mut self, h: &pcap_parser::PcapHeader) {
+        self.legacy_link = LinkType::from_header_field(h.network.0 as u32);
+        self.summary.format = if h.is_modified_format() {
+            "pcap-modified"
+        } else if h.is_nanosecond_precision() {
+            self.legacy_res = 1_000_000_000;
+            "pcap-ns"
+        } else {
+            "pcap"
+        };
+    }
+
+    #[inline]
+    fn block(
+        &mut self,
+        block: PcapBlockOwned,
+        pos: u64,
+        sink: &mut dyn FnMut(&RawPacket),
+    ) -> Result<(), FileError> {
+        match block {
+            PcapBlockOwned::Legacy(b) => {
+                if b.caplen > MAX_CAPLEN {
+                    return Err(self.error(
+                        FileErrorKind::Corrupt,
+                        pos,
+                        format!(
+                            "record claims {} captured bytes, more than {MAX_CAPLEN}",
+                            b.caplen
+                        ),
+                    ));
+                }
+                self.summary.packets += 1;
+                let ts_ns = (b.ts_sec as u64) * 1_000_000_000
+                    + units_to_ns(b.ts_usec as u64, self.legacy_res);
+                let data = &b.data[..(b.caplen as usize).min(b.data.len())];
+                sink(&RawPacket {
+                    link: self.legacy_link,
+                    ts_ns,
+                    data,
+                    wire_len: b.origlen,
+                    interface: 0,
+                });
+            }
+            PcapBlockOwned::LegacyHeader(h) => self.header(&h),
+            PcapBlockOwned::NG(Block::SectionHeader(_)) => {
+                self.summary.format = "pcapng";
+                self.ifaces.clear();
+            }
+            PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                self.ifaces.push(Iface {
+                    link: LinkType(idb.linktype.0 as u32),
+                    resolution: idb.ts_resolution().unwrap_or(1_000_000),
+                    offset_s: idb.ts_offset(),
+                });
+            }
+            PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                self.summary.packets += 1;
+                let data = &epb.data[..(epb.caplen as usize).min(epb.data.len())];
+                let (link, ts_ns) = match self.ifaces.get(epb.if_id as usize) {
+                    Some(i) => {
+                        let units = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
+                        let ts = units_to_ns(units, i.resolution)
+                            .wrapping_add((i.offset_s as u64).wrapping_mul(1_000_000_000));
+                        (i.link, ts)
+                    }
+                    None => {
+                        self.summary.unknown_interface += 1;
+                        (UNKNOWN_INTERFACE, 0)
+                    }
+                };
+                sink(&RawPacket {
+                    link,
+                    ts_ns,
+                    data,
+                    wire_len: epb.origlen,
+                    interface: epb.if_id,
+                });
+            }
+            PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
+                self.summary.packets += 1;
+                let data = &spb.data[..(spb.origlen as usize).min(spb.data.len())];
+                let link = match self.ifaces.first() {
+                    Some(i) => i.link,
+                    None => {
+                        self.summary.unknown_interface += 1;
+                        UNKNOWN_INTERFACE
+                    }
+                };
+                sink(&RawPacket {
+                    link,
+                    ts_ns: 0,
+                    data,
+                    wire_len: spb.origlen,
+                    interface: 0,
+                });
+            }
+            PcapBlockOwned::NG(_) => {}
+        }
+        Ok(())
+    }
+}
+
+/// The link type given to packets of a pcapng interface that was never described.
+pub const UNKNOWN_INTERFACE: LinkType = LinkType(u32::MAX);
+
+fn nom_kind(e: &PcapError<&[u8]>) -> String {
+    match e {
+        PcapError::NomError(_, k) => format!("{k:?}"),
+        PcapError::OwnedNomError(_, k) => format!("{k:?}"),
+        other => format!("{other:?}"),
+    }
+}
+
+const TRUNCATED: &str = "file ends inside a record (truncated capture)";
+
 /// Reads one capture, calling `sink` for every packet in file order.
 ///
-/// `progress` is advanced by the bytes read from the underlying file (compressed
-/// bytes for gzip).
+/// A regular, uncompressed file is memory-mapped and parsed in place (no
+/// copy); gzip, standard input and other streams go through a 4 MiB buffer.
+/// `progress` is advanced by the bytes consumed (compressed bytes for gzip).
 pub fn read_capture(
     input: &Input,
     progress: Arc<AtomicU64>,
@@ -190,7 +341,20 @@ pub fn read_capture(
             if md.is_dir() {
                 return Err(io_err(io::Error::other("is a folder")));
             }
-            Box::new(std::fs::File::open(p).map_err(io_err)?)
+            let file = std::fs::File::open(p).map_err(io_err)?;
+            if md.is_file() && md.len() >= 4 {
+                // SAFETY: the map is read-only and private to this call. If another
+                // process truncates the file while it is read, access past the new end
+                // raises SIGBUS; captures being appended to are safe (the map keeps
+                // the length it was made with).
+                if let Ok(map) = unsafe { memmap2::Mmap::map(&file) } {
+                    if map[0] != 0x1f || map[1] != 0x8b {
+                        let _ = map.advise(memmap2::Advice::Sequential);
+                        return read_slice(&path, &map, &progress, sink);
+                    }
+                }
+            }
+            Box::new(file)
         }
         Input::Stdin => Box::new(io::stdin()),
     };
@@ -218,212 +382,191 @@ pub fn read_capture(
     })
 }
 
+/// Parses a whole capture from its memory map. Pages already parsed are
+/// released every 64 MiB, so resident memory does not grow with the file.
+fn read_slice(
+    path: &str,
+    map: &memmap2::Mmap,
+    progress: &AtomicU64,
+    sink: &mut dyn FnMut(&RawPacket),
+) -> Result<FileSummary, FileError> {
+    const RELEASE_EVERY: u64 = 64 << 20;
+    let data: &[u8] = map;
+    let mut w = Walker::new(path, false);
+    let offset_of = |rest: &[u8]| (data.len() - rest.len()) as u64;
+    let mut last_progress = 0u64;
+    let mut report = |rest: &[u8]| {
+        let at = offset_of(rest);
+        if at - last_progress >= RELEASE_EVERY {
+            progress.fetch_add(at - last_progress, Ordering::Relaxed);
+            let end = (at as usize) & !0xfff_usize;
+            // SAFETY: the map is read-only and file-backed: MADV_DONTNEED only drops
+            // this process's view of pages before `end`, which were all parsed and
+            // are never touched again (a later access would re-read the file).
+            let _ =
+                unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, 0, end) };
+            last_progress = at;
+        }
+    };
+    let magic = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
+    if magic == 0x0a0d_0d0a {
+        let mut rest = data;
+        let mut big_endian = false;
+        while !rest.is_empty() {
+            let pos = offset_of(rest);
+            let parsed = if big_endian {
+                pcapng::parse_block_be(rest)
+            } else {
+                pcapng::parse_block_le(rest)
+            };
+            match parsed {
+                Ok((r, block)) => {
+                    if let Block::SectionHeader(shb) = &block {
+                        big_endian = shb.big_endian();
+                    }
+                    w.block(PcapBlockOwned::NG(block), pos, sink)?;
+                    rest = r;
+                    report(rest);
+                }
+                Err(nom::Err::Incomplete(_)) => {
+                    return Err(w.error(FileErrorKind::Truncated, pos, TRUNCATED.into()));
+                }
+                Err(nom::Err::Error(e)) | Err(nom::Err::Failure(e)) => {
+                    let m = format!("corrupt block ({})", nom_kind(&e));
+                    return Err(w.error(FileErrorKind::Corrupt, pos, m));
+                }
+            }
+        }
+    } else {
+        let (mut rest, header) = match pcap_parser::parse_pcap_header(data) {
+            Ok(v) => v,
+            Err(nom::Err::Incomplete(_)) => {
+                return Err(w.error(
+                    FileErrorKind::Truncated,
+                    0,
+                    "file ends inside the file header".into(),
+                ))
+            }
+            Err(_) => {
+                return Err(w.error(
+                    FileErrorKind::NotACapture,
+                    0,
+                    "not a pcap or pcapng file (unknown magic number)".into(),
+                ))
+            }
+        };
+        w.header(&header);
+        let be = header.is_bigendian();
+        let parse = if header.is_modified_format() {
+            pcap_parser::parse_pcap_frame_modified
+        } else if be {
+            pcap_parser::parse_pcap_frame_be
+        } else {
+            pcap_parser::parse_pcap_frame
+        };
+        while !rest.is_empty() {
+            let pos = offset_of(rest);
+            if rest.len() >= 16 {
+                let c = [rest[8], rest[9], rest[10], rest[11]];
+                let caplen = if be {
+                    u32::from_be_bytes(c)
+                } else {
+                    u32::from_le_bytes(c)
+                };
+                if caplen > MAX_CAPLEN {
+                    let m =
+                        format!("record claims {caplen} captured bytes, more than {MAX_CAPLEN}");
+                    return Err(w.error(FileErrorKind::Corrupt, pos, m));
+                }
+            }
+            match parse(rest) {
+                Ok((r, b)) => {
+                    w.block(PcapBlockOwned::Legacy(b), pos, sink)?;
+                    rest = r;
+                    report(rest);
+                }
+                Err(nom::Err::Incomplete(_)) => {
+                    return Err(w.error(FileErrorKind::Truncated, pos, TRUNCATED.into()))
+                }
+                Err(nom::Err::Error(e)) | Err(nom::Err::Failure(e)) => {
+                    let m = format!("corrupt record ({})", nom_kind(&e));
+                    return Err(w.error(FileErrorKind::Corrupt, pos, m));
+                }
+            }
+        }
+    }
+    progress.fetch_add(data.len() as u64 - last_progress, Ordering::Relaxed);
+    Ok(w.summary)
+}
+
+/// Parses a capture arriving as a stream, through pcap-parser's buffered reader.
 fn read_stream<R: Read + Send>(
     path: &str,
     compressed: bool,
     stream: FillFirst<Tracked<R>>,
     sink: &mut dyn FnMut(&RawPacket),
 ) -> Result<FileSummary, FileError> {
-    let mut summary = FileSummary {
-        compressed,
-        ..Default::default()
-    };
-    let err = |kind, offset: u64, packets: u64, message: String| FileError {
-        path: path.to_string(),
-        kind,
-        offset,
-        packets_before: packets,
-        message,
-        compressed,
-    };
+    let mut w = Walker::new(path, compressed);
     let mut reader = match pcap_parser::create_reader(READ_BUFFER, stream) {
         Ok(r) => r,
         Err(PcapError::HeaderNotRecognized) => {
-            return Err(err(
-                FileErrorKind::NotACapture,
-                0,
-                0,
-                "not a pcap or pcapng file (unknown magic number)".into(),
-            ))
+            let m = "not a pcap or pcapng file (unknown magic number)".into();
+            return Err(w.error(FileErrorKind::NotACapture, 0, m));
         }
         Err(PcapError::ReadError) => {
-            return Err(err(
-                FileErrorKind::Io,
-                0,
-                0,
-                "read error (not a readable file, or bad gzip data)".into(),
-            ))
+            let m = "read error (not a readable file, or bad gzip data)".into();
+            return Err(w.error(FileErrorKind::Io, 0, m));
         }
         Err(PcapError::Incomplete(_)) | Err(PcapError::UnexpectedEof) | Err(PcapError::Eof) => {
-            return Err(err(
+            return Err(w.error(
                 FileErrorKind::Truncated,
-                0,
                 0,
                 "file ends inside the file header".into(),
             ))
         }
         Err(e) => {
-            return Err(err(
+            return Err(w.error(
                 FileErrorKind::Corrupt,
-                0,
                 0,
                 format!("bad file header ({e:?})"),
             ))
         }
     };
-    let mut legacy_link = LinkType(0);
-    let mut legacy_res = 1_000_000u64;
-    let mut ifaces: Vec<Iface> = Vec::new();
     loop {
         let pos = reader.consumed() as u64;
         match reader.next() {
             Ok((len, block)) => {
-                match block {
-                    PcapBlockOwned::Legacy(b) => {
-                        if b.caplen > MAX_CAPLEN {
-                            return Err(err(
-                                FileErrorKind::Corrupt,
-                                pos,
-                                summary.packets,
-                                format!(
-                                    "record claims {} captured bytes, more than {MAX_CAPLEN}",
-                                    b.caplen
-                                ),
-                            ));
-                        }
-                        summary.packets += 1;
-                        let ts_ns = (b.ts_sec as u64) * 1_000_000_000
-                            + units_to_ns(b.ts_usec as u64, legacy_res);
-                        let data = &b.data[..(b.caplen as usize).min(b.data.len())];
-                        sink(&RawPacket {
-                            link: legacy_link,
-                            ts_ns,
-                            data,
-                            wire_len: b.origlen,
-                            interface: 0,
-                        });
-                    }
-                    PcapBlockOwned::LegacyHeader(h) => {
-                        legacy_link = LinkType::from_header_field(h.network.0 as u32);
-                        summary.format = if h.is_modified_format() {
-                            "pcap-modified"
-                        } else if h.is_nanosecond_precision() {
-                            legacy_res = 1_000_000_000;
-                            "pcap-ns"
-                        } else {
-                            "pcap"
-                        };
-                    }
-                    PcapBlockOwned::NG(Block::SectionHeader(_)) => {
-                        summary.format = "pcapng";
-                        ifaces.clear();
-                    }
-                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
-                        ifaces.push(Iface {
-                            link: LinkType(idb.linktype.0 as u32),
-                            resolution: idb.ts_resolution().unwrap_or(1_000_000),
-                            offset_s: idb.ts_offset(),
-                        });
-                    }
-                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
-                        summary.packets += 1;
-                        let data = &epb.data[..(epb.caplen as usize).min(epb.data.len())];
-                        match ifaces.get(epb.if_id as usize) {
-                            Some(i) => {
-                                let units = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
-                                let ts_ns = units_to_ns(units, i.resolution)
-                                    .wrapping_add((i.offset_s as u64).wrapping_mul(1_000_000_000));
-                                sink(&RawPacket {
-                                    link: i.link,
-                                    ts_ns,
-                                    data,
-                                    wire_len: epb.origlen,
-                                    interface: epb.if_id,
-                                });
-                            }
-                            None => {
-                                summary.unknown_interface += 1;
-                                sink(&RawPacket {
-                                    link: LinkType(u32::MAX),
-                                    ts_ns: 0,
-                                    data,
-                                    wire_len: epb.origlen,
-                                    interface: epb.if_id,
-                                });
-                            }
-                        }
-                    }
-                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
-                        summary.packets += 1;
-                        let data = &spb.data[..(spb.origlen as usize).min(spb.data.len())];
-                        let link = ifaces.first().map(|i| i.link).unwrap_or(LinkType(u32::MAX));
-                        if ifaces.is_empty() {
-                            summary.unknown_interface += 1;
-                        }
-                        sink(&RawPacket {
-                            link,
-                            ts_ns: 0,
-                            data,
-                            wire_len: spb.origlen,
-                            interface: 0,
-                        });
-                    }
-                    PcapBlockOwned::NG(_) => {}
-                }
+                w.block(block, pos, sink)?;
                 reader.consume(len);
             }
             Err(PcapError::Eof) => break,
             Err(PcapError::Incomplete(_)) => {
                 if reader.refill().is_err() {
-                    return Err(err(
-                        FileErrorKind::Io,
-                        pos,
-                        summary.packets,
-                        "read error".into(),
-                    ));
+                    return Err(w.error(FileErrorKind::Io, pos, "read error".into()));
                 }
             }
             Err(PcapError::UnexpectedEof) => {
-                return Err(err(
-                    FileErrorKind::Truncated,
-                    pos,
-                    summary.packets,
-                    "file ends inside a record (truncated capture)".into(),
-                ))
+                return Err(w.error(FileErrorKind::Truncated, pos, TRUNCATED.into()))
             }
             Err(PcapError::BufferTooSmall) => {
-                return Err(err(
-                    FileErrorKind::Corrupt,
-                    pos,
-                    summary.packets,
-                    format!(
-                        "record claims more than {} MiB (corrupt length field)",
-                        READ_BUFFER >> 20
-                    ),
-                ))
+                let m = format!(
+                    "record claims more than {} MiB (corrupt length field)",
+                    READ_BUFFER >> 20
+                );
+                return Err(w.error(FileErrorKind::Corrupt, pos, m));
             }
             Err(PcapError::ReadError) => {
-                return Err(err(
+                return Err(w.error(
                     FileErrorKind::Io,
                     pos,
-                    summary.packets,
                     "read error (I/O or bad gzip data)".into(),
                 ))
             }
             Err(e) => {
-                let what = match e {
-                    PcapError::NomError(_, k) => format!("{k:?}"),
-                    PcapError::OwnedNomError(_, k) => format!("{k:?}"),
-                    other => format!("{other:?}"),
-                };
-                return Err(err(
-                    FileErrorKind::Corrupt,
-                    pos,
-                    summary.packets,
-                    format!("corrupt record or block ({what})"),
-                ));
+                let m = format!("corrupt record or block ({})", nom_kind(&e));
+                return Err(w.error(FileErrorKind::Corrupt, pos, m));
             }
         }
     }
-    Ok(summary)
+    Ok(w.summary)
 }

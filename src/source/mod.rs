@@ -8,5 +8,5 @@
 mod file;
 mod inputs;
 
-pub use file::{read_capture, FileError, FileErrorKind, FileSummary, RawPacket};
+pub use file::{read_capture, FileError, FileErrorKind, FileSummary, RawPacket, UNKNOWN_INTERFACE};
 pub use inputs::{expand_inputs, Input};

@@ -1,0 +1,61 @@
+//! Bare record walks, the ceiling for `portflow read` and the measurement
+//! behind the choice of reader (docs/BENCHMARKS.md):
+//!
+//!   cargo run --release --example walk -- pcap-parser FILE   # portflow's reader, no decoding
+//!   cargo run --release --example walk -- libpcap FILE       # libpcap's offline reader (pcap crate)
+//!   cargo run --release --example walk -- decode FILE        # portflow's reader + decoder, no flows
+//!
+//! Prints packets, wire bytes and the rate.
+use portflow::decode::{decode, Decoded};
+use portflow::source::{read_capture, Input};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (mode, file) = match (args.get(1), args.get(2)) {
+        (Some(m), Some(f)) => (m.as_str(), f.clone()),
+        _ => {
+            eprintln!("usage: walk pcap-parser|libpcap|decode FILE");
+            std::process::exit(2);
+        }
+    };
+    let started = Instant::now();
+    let (mut packets, mut bytes, mut check) = (0u64, 0u64, 0u64);
+    match mode {
+        "libpcap" => {
+            let mut cap = pcap::Capture::from_file(&file).expect("libpcap opens the file");
+            while let Ok(p) = cap.next_packet() {
+                packets += 1;
+                bytes += p.header.len as u64;
+            }
+        }
+        "pcap-parser" | "decode" => {
+            let mut d = Decoded::default();
+            let decode_too = mode == "decode";
+            read_capture(
+                &Input::Path(file.clone().into()),
+                Arc::new(AtomicU64::new(0)),
+                &mut |p| {
+                    packets += 1;
+                    bytes += p.wire_len as u64;
+                    if decode_too {
+                        decode(p.link, p.data, &mut d);
+                        check = check.wrapping_add(d.sport as u64 ^ d.dport as u64);
+                    }
+                },
+            )
+            .expect("readable");
+        }
+        other => {
+            eprintln!("unknown mode {other}");
+            std::process::exit(2);
+        }
+    }
+    let s = started.elapsed().as_secs_f64();
+    println!(
+        "{mode}: {packets} packets, {bytes} bytes, {s:.3} s, {:.2} Mpps (check {check})",
+        packets as f64 / s / 1e6
+    );
+}
