@@ -4,7 +4,7 @@ use super::{be16, be32, icmp, transport, tunnel, v4_mapped, Cx, DecodeError, Kin
 
 /// Extension headers followed at most. Each takes 8 bytes or more, so the
 /// packet's length bounds the walk anyway; this only caps the work.
-const MAX_EXT_HEADERS: usize = 64;
+const MAX_EXT_HEADERS: usize = 1024;
 
 pub(crate) fn by_version(cx: &mut Cx, data: &[u8], layer: Layer) {
     match data.first().map(|b| b >> 4) {

@@ -85,8 +85,8 @@ pub(crate) fn decode_link(cx: &mut Cx, link: LinkType, data: &[u8]) {
         LinkType::RAW | LinkType::RAW_BSD12 | LinkType::RAW_BSD14 => {
             ip::by_version(cx, data, Layer::Link)
         }
-        LinkType::IPV4 => ip::ipv4(cx, data),
-        LinkType::IPV6 => ip::ipv6(cx, data),
+        // As tshark does, by the version nibble: the corpus has IPv6 under LINKTYPE_IPV4.
+        LinkType::IPV4 | LinkType::IPV6 => ip::by_version(cx, data, Layer::Link),
         LinkType::NULL | LinkType::LOOP => null_loopback(cx, link, data),
         LinkType::LINUX_SLL => {
             if data.len() < 16 {
@@ -158,11 +158,20 @@ pub(crate) fn decode_link(cx: &mut Cx, link: LinkType, data: &[u8]) {
                 _ => non_ip(cx, 0),
             }
         }
+        // IPoIB: a 4-byte header (protocol, reserved), in Linux captures after 40
+        // bytes of InfiniBand addresses.
         LinkType::IPOIB => {
-            if data.len() < 4 {
+            let at = if data.len() >= 44
+                && matches!(be16(data, 40), ethertype::IPV4 | ethertype::IPV6)
+            {
+                40
+            } else {
+                0
+            };
+            if data.len() < at + 4 {
                 return truncated(cx);
             }
-            by_ethertype(cx, be16(data, 0), &data[4..])
+            by_ethertype(cx, be16(data, at), &data[at + 4..])
         }
         _ => cx
             .out

@@ -186,7 +186,7 @@ fn ipv6_extension_chain_that_does_not_end() {
     let (Ip::V6(a), Ip::V6(b)) = (v6(1), v6(2)) else {
         unreachable!()
     };
-    let ext: Vec<(u8, Vec<u8>)> = (0..100).map(|_| (60u8, vec![0; 6])).collect();
+    let ext: Vec<(u8, Vec<u8>)> = (0..1100).map(|_| (60u8, vec![0; 6])).collect();
     let p = ipv6_with(a, b, &ext, 17, &udp_datagram(v6(1), 1, v6(2), 2, b""));
     assert_eq!(
         err(&dec(LinkType::RAW, &p)),

@@ -155,6 +155,9 @@ pub(crate) const VXLAN_PORT: u16 = 4789;
 pub(crate) const GENEVE_PORT: u16 = 6081;
 pub(crate) const GTPU_PORT: u16 = 2152;
 pub(crate) const TEREDO_PORT: u16 = 3544;
+/// GRE-in-UDP (RFC 8086) and MPLS-in-UDP (RFC 7510).
+pub(crate) const GRE_UDP_PORT: u16 = 4754;
+pub(crate) const MPLS_UDP_PORT: u16 = 6635;
 
 /// UDP payloads that are tunnels, recognised by port and checked by header.
 /// A payload that does not look like the tunnel stays plain UDP.
@@ -184,6 +187,12 @@ pub(crate) fn udp_tunnel(cx: &mut Cx, sport: u16, dport: u16, p: &[u8]) {
         gtpu(cx, p)
     } else if on(TEREDO_PORT) {
         teredo(cx, p)
+    } else if dport == GRE_UDP_PORT {
+        gre(cx, p)
+    } else if dport == MPLS_UDP_PORT {
+        inner(cx, TunnelKind::Mpls, |cx| {
+            link::by_ethertype(cx, ethertype::MPLS_UC, p)
+        })
     }
 }
 

@@ -89,11 +89,17 @@ impl Dispatcher {
                 return;
             }
         }
-        // The wire length, unless the record's original length is impossible
-        // (shorter than what was captured, or beyond any link's frame size).
+        // The wire length is the record's original length, as tcpdump and tshark
+        // take it, even when it is shorter than what was captured (counted as a
+        // bad length); one beyond any link's frame size is replaced by the
+        // captured length, so a corrupt record cannot add gigabytes.
         let cap = raw.data.len() as u32;
         let bogus_len = raw.wire_len < cap || raw.wire_len > MAX_WIRE_LEN;
-        let wire = if bogus_len { cap } else { raw.wire_len };
+        let wire = if raw.wire_len > MAX_WIRE_LEN {
+            cap
+        } else {
+            raw.wire_len
+        };
         self.tick(raw.ts_ns);
         let t = &mut self.totals;
         t.packets += 1;

@@ -107,6 +107,10 @@ pub const TSHARK_FIELDS: &[&str] = &[
     "tcp.dstport",
     "udp.srcport",
     "udp.dstport",
+    "sctp.srcport",
+    "sctp.dstport",
+    "dccp.srcport",
+    "dccp.dstport",
     "ip.id",
     "ip.frag_offset",
     "ipv6.fraghdr.ident",
@@ -181,12 +185,12 @@ pub fn tshark_counts(file: &Path) -> Result<Counts, String> {
         };
         let transport = protos[ip_at..]
             .iter()
-            .rposition(|p| *p == "tcp" || *p == "udp")
+            .rposition(|p| matches!(*p, "tcp" | "udp" | "sctp" | "dccp"))
             .map(|i| protos[ip_at + i]);
         let (ident, offset) = if v6 {
-            (get(12), get(13))
+            (get(16), get(17))
         } else {
-            (get(10), get(11))
+            (get(14), get(15))
         };
         let frag_key = ident
             .last()
@@ -194,10 +198,11 @@ pub fn tshark_counts(file: &Path) -> Result<Counts, String> {
         let offset: u64 = offset.last().and_then(|s| s.parse().ok()).unwrap_or(0);
         let ports = match transport {
             Some(t) => {
-                let (sp, dp) = if t == "tcp" {
-                    (get(6), get(7))
-                } else {
-                    (get(8), get(9))
+                let (sp, dp) = match t {
+                    "tcp" => (get(6), get(7)),
+                    "udp" => (get(8), get(9)),
+                    "sctp" => (get(10), get(11)),
+                    _ => (get(12), get(13)),
                 };
                 match (sp.last(), dp.last()) {
                     (Some(a), Some(b)) => Some((t.to_string(), a.to_string(), b.to_string())),

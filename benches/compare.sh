@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Measures `portflow read` against tcpdump, tshark and a bare record walk on one
+# input, in one go, and appends the figures to docs/BENCHMARKS.md.
+#
+#   benches/compare.sh [FILE] [RUNS]
+#
+# FILE defaults to bench-data/real.pcap (built by benches/make-input.sh from the
+# shared corpus). Each tool runs once to warm the page cache, then RUNS times
+# (default 5); the median wall time is reported with the peak RSS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+file="${1:-bench-data/real.pcap}"
+runs="${2:-5}"
+[ -f "$file" ] || benches/make-input.sh
+command -v /usr/bin/time >/dev/null || { echo "compare: installing time" >&2; apt-get install -y -qq time >/dev/null; }
+cargo build --release --locked -q --bin portflow --example walk
+pf=target/release/portflow
+walk=target/release/examples/walk
+packets=$(capinfos -c -M "$file" | awk -F: '/Number of packets/ {gsub(/ /,"",$2); print $2}')
+size=$(stat -c %s "$file")
+
+measure() { # name, command...
+  local name=$1; shift
+  "$@" >/dev/null 2>&1 || true
+  local times=() rss=0
+  for _ in $(seq "$runs"); do
+    local out
+    out=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1)
+    times+=("${out% *}")
+    local r=${out#* }
+    [ "$r" -gt "$rss" ] && rss=$r
+  done
+  local med
+  med=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  printf '%s\t%s\t%s\t%s\n' "$name" "$med" "$rss" "$*"
+}
+
+results=$(mktemp)
+{
+  measure "portflow read" "$pf" read -q "$file"
+  measure "portflow read --workers 1" "$pf" read -q --workers 1 "$file"
+  measure "tcpdump -r F -w /dev/null" tcpdump -r "$file" -w /dev/null
+  measure "tshark -q -z conv,tcp" tshark -n -q -r "$file" -z conv,tcp
+  measure "bare walk (pcap-parser)" "$walk" pcap-parser "$file"
+  measure "libpcap walk (pcap crate)" "$walk" libpcap "$file"
+} > "$results"
+
+pf_count=$("$pf" read -q --format json "$file" | python3 -c 'import json,sys; print(json.load(sys.stdin)["totals"]["packets"])')
+cpu=$(lscpu | awk -F: '/Model name/ {gsub(/^ +/,"",$2); print $2; exit}')
+commit=$(git rev-parse --short HEAD)$(git diff --quiet || echo "+dirty")
+
+report=$(python3 - "$results" "$packets" "$size" <<'PY'
+import sys
+rows=[l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+packets=int(sys.argv[2]); size=int(sys.argv[3])
+t={r[0]: float(r[1]) for r in rows}
+out=["| tool | median s | packets/s | MB/s | peak RSS MiB | command |","|---|---|---|---|---|---|"]
+for name, sec, rss, cmd in rows:
+    s=float(sec) or 1e-9
+    out.append(f"| {name} | {s:.3f} | {packets/s/1e6:.2f} M | {size/s/1e6:.0f} | {int(rss)/1024:.0f} | `{cmd}` |")
+pf=t["portflow read"]
+def ratio(k): return t[k]/pf if pf else float("nan")
+out.append("")
+out.append(f"Ratios (packets/s, portflow read = default settings): "
+           f"{ratio('tcpdump -r F -w /dev/null'):.2f}x tcpdump, "
+           f"{ratio('tshark -q -z conv,tcp'):.1f}x tshark, "
+           f"{t['bare walk (pcap-parser)']/pf*100:.0f}% of the bare walk's rate, "
+           f"--workers 1 / default time: {t['portflow read --workers 1']/pf:.2f}.")
+print("\n".join(out))
+PY
+)
+
+{
+  echo
+  echo "## Run $(date -u +%Y-%m-%dT%H:%MZ) — commit $commit"
+  echo
+  echo "- input: \`$file\`, $size bytes, $packets packets (capinfos); portflow counted $pf_count"
+  echo "- CPU: $cpu, $(nproc) cores; $(uname -sr)"
+  echo "- versions: $("$pf" --version); $(tcpdump --version 2>&1 | head -1); $(tshark --version 2>/dev/null | head -1); $(tcpdump --version 2>&1 | grep -i libpcap | head -1)"
+  echo "- $runs runs each after one warm-up run, page cache warm; wall time by /usr/bin/time"
+  echo
+  echo "$report"
+} | tee -a docs/BENCHMARKS.md
+rm -f "$results"
