@@ -20,7 +20,7 @@ use crate::services::Services;
 use crate::source::{read_capture, FileError, Input};
 use crate::stats::flow::{FlowPacket, FlowRecord, FlowTable, Timeouts};
 use crate::stats::{PortTable, Totals};
-use crossbeam_channel::{bounded, Receiver};
+use crossbeam_channel::{bounded, Receiver, Sender};
 use dispatch::Dispatcher;
 use filter::Filter;
 use std::sync::atomic::AtomicU64;
@@ -117,13 +117,14 @@ impl std::fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
-fn spawn_workers(
-    opts: &Options,
-) -> (
-    Vec<crossbeam_channel::Sender<Vec<FlowPacket>>>,
+/// The reader's ends of the worker channels, the batch return channel, and the workers.
+type Workers = (
+    Vec<Sender<Vec<FlowPacket>>>,
     Receiver<Vec<FlowPacket>>,
     Vec<std::thread::JoinHandle<FlowTable>>,
-) {
+);
+
+fn spawn_workers(opts: &Options) -> Workers {
     let n = opts.workers.max(1);
     let (recycle_tx, recycle_rx) = bounded::<Vec<FlowPacket>>(n * (QUEUE_DEPTH + 2));
     let mut senders = Vec::with_capacity(n);

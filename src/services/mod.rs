@@ -254,7 +254,7 @@ fn row_entry(r: &RegistryRow, port: u16) -> ServiceEntry {
     ServiceEntry {
         transport: transport_of_code(r.transport),
         port: if r.lo == r.hi { r.lo } else { port.max(r.lo) },
-        port_end: if r.lo == r.hi { r.hi } else { r.hi },
+        port_end: r.hi,
         name: r.name.to_string(),
         description: r.description.to_string(),
         class: PortClass::of(port),

@@ -93,7 +93,6 @@ impl<const HIGH: u64> Hist<HIGH> {
                 for &v in &other.small[..other.n as usize] {
                     self.record(v);
                 }
-                return;
             }
         }
     }

@@ -117,6 +117,7 @@ pub fn ip(src: Ip, dst: Ip, proto: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 /// A TCP segment (header + payload) with a correct checksum.
+#[allow(clippy::too_many_arguments)]
 pub fn tcp_segment(
     src: Ip,
     sp: u16,
@@ -156,6 +157,7 @@ pub fn udp_datagram(src: Ip, sp: u16, dst: Ip, dp: u16, payload: &[u8]) -> Vec<u
     out
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn tcp(
     src: Ip,
     sp: u16,

@@ -229,7 +229,7 @@ fn options_and_extensions() -> Vec<(u64, Vec<u8>)> {
             i as u32,
             &[],
         );
-        t += 1000_000;
+        t += 1_000_000;
         out.push((t, ipv4_with(src, dst, 6, &opts, &seg)));
     }
     let (Ip::V6(a), Ip::V6(b)) = (v6(20), v6(21)) else {
@@ -247,7 +247,7 @@ fn options_and_extensions() -> Vec<(u64, Vec<u8>)> {
     .enumerate()
     {
         let d = udp_datagram(Ip::V6(a), 5353 + i as u16, Ip::V6(b), 5353, b"ext");
-        t += 1000_000;
+        t += 1_000_000;
         out.push((t, ipv6_with(a, b, &ext, 17, &d)));
     }
     out
@@ -417,16 +417,13 @@ pub fn all() -> Vec<Fixture> {
         note: "Ethernet cut to 64 bytes per packet",
     });
     let mut tun = Pcap::new(1, 65535, false, false);
-    let mut k4 = 0;
-    for (t, p) in &base {
+    for (i, (t, p)) in base.iter().enumerate() {
         let v6 = p[0] >> 4 == 6;
-        let kind = if v6 && k4 % 3 == 0 {
+        let kind = if v6 && i % 3 == 0 {
             Tunnel::Teredo
         } else {
-            let k = Tunnel::ALL[k4 % 7];
-            k
+            Tunnel::ALL[i % 7]
         };
-        k4 += 1;
         tun.packet(*t, &tunnel(kind, p));
     }
     out.push(Fixture {
