@@ -22,14 +22,17 @@ size=$(stat -c %s "$file")
 measure() { # name, command...
   local name=$1; shift
   "$@" >/dev/null 2>&1 || true
-  local times=() rss=0
+  local times=() rss=0 tf
+  tf=$(mktemp)
   for _ in $(seq "$runs"); do
     local out
-    out=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1)
+    /usr/bin/time -o "$tf" -f "%e %M" "$@" >/dev/null 2>&1 || true
+    out=$(tail -1 "$tf")
     times+=("${out% *}")
     local r=${out#* }
     [ "$r" -gt "$rss" ] && rss=$r
   done
+  rm -f "$tf"
   local med
   med=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
   printf '%s\t%s\t%s\t%s\n' "$name" "$med" "$rss" "$*"
