@@ -1,14 +1,16 @@
 //! What each subcommand does, between the parsed arguments and the library.
-use crate::cli::{Format, ReadArgs, ServicesArgs};
-use crate::pipeline::{analyze_files, Options, RunError};
+use crate::cli::{AnalysisArgs, CaptureArgs, Format, InterfacesArgs, ReadArgs, ServicesArgs};
+use crate::pipeline::{analyze_files, live, Options, RunError};
+use crate::report::live::{draw, LiveState, Screen};
 use crate::report::{flows::write_flows, table::write_table, Report};
 use crate::services::{Services, Transport};
 use crate::source::expand_inputs;
+use crate::source::live::LiveOptions;
 use crate::stats::flow::Timeouts;
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -180,25 +182,54 @@ impl Drop for Progress {
     }
 }
 
-/// `portflow read`.
-pub fn read(args: ReadArgs) -> Result<u8, AppError> {
-    let services = Arc::new(load_services(&args.services)?);
-    let inputs = expand_inputs(&args.files)?;
-    if args.workers == Some(0) {
+/// Pipeline options from the shared analysis flags.
+fn options(a: &AnalysisArgs, services: Arc<Services>) -> Result<Options, AppError> {
+    if a.workers == Some(0) {
         return Err("--workers must be at least 1".to_string().into());
     }
-    let opts = Options {
-        workers: args.workers.unwrap_or_else(|| Options::default().workers),
-        flow_cap: args.flow_cap.max(1),
+    Ok(Options {
+        workers: a.workers.unwrap_or_else(|| Options::default().workers),
+        flow_cap: a.flow_cap.max(1),
         timeouts: Timeouts {
-            tcp: args.tcp_timeout.saturating_mul(1_000_000_000),
-            udp: args.udp_timeout.saturating_mul(1_000_000_000),
+            tcp: a.tcp_timeout.saturating_mul(1_000_000_000),
+            udp: a.udp_timeout.saturating_mul(1_000_000_000),
             ..Timeouts::default()
         },
+        services,
+        ..Options::default()
+    })
+}
+
+/// Writes the report of an analysis in the chosen format.
+fn write_report(
+    report: &Report,
+    format: Format,
+    top: usize,
+    out: &mut Output,
+) -> Result<(), AppError> {
+    match format {
+        Format::Table => write_table(report, top, out.writer())?,
+        Format::Json => {
+            serde_json::to_writer_pretty(out.writer(), report).map_err(io::Error::from)?;
+            out.writer().write_all(b"\n")?;
+        }
+        Format::Ndjson => {
+            serde_json::to_writer(out.writer(), report).map_err(io::Error::from)?;
+            out.writer().write_all(b"\n")?;
+        }
+    }
+    Ok(())
+}
+
+/// `portflow read`.
+pub fn read(args: ReadArgs) -> Result<u8, AppError> {
+    let services = Arc::new(load_services(&args.analysis.services)?);
+    let inputs = expand_inputs(&args.files)?;
+    let opts = Options {
         keep_flows: args.flows,
         filter: args.filter.clone(),
         keep_going: args.keep_going,
-        services: services.clone(),
+        ..options(&args.analysis, services.clone())?
     };
     let bytes = Arc::new(AtomicU64::new(0));
     let progress = (!args.quiet && io::stderr().is_terminal()).then(|| {
@@ -227,13 +258,7 @@ pub fn read(args: ReadArgs) -> Result<u8, AppError> {
         write_flows(&analysis.flows, &services, out.writer())?;
     } else {
         let report = Report::build(&analysis, &services);
-        match args.format {
-            Format::Table => write_table(&report, args.top, out.writer())?,
-            Format::Json => {
-                serde_json::to_writer_pretty(out.writer(), &report).map_err(io::Error::from)?;
-                out.writer().write_all(b"\n")?;
-            }
-        }
+        write_report(&report, args.format, args.analysis.top, &mut out)?;
     }
     out.commit()?;
     Ok(if failed { 2 } else { 0 })
@@ -270,7 +295,7 @@ pub fn services(args: ServicesArgs) -> Result<u8, AppError> {
     }
     let mut out = io::BufWriter::new(io::stdout().lock());
     match args.format {
-        Format::Json => {
+        Format::Json | Format::Ndjson => {
             serde_json::to_writer_pretty(&mut out, &found).map_err(io::Error::from)?;
             writeln!(out)?;
         }
@@ -300,4 +325,166 @@ pub fn services(args: ServicesArgs) -> Result<u8, AppError> {
     }
     out.flush()?;
     Ok(if found.is_empty() { 2 } else { 0 })
+}
+
+/// Ctrl-C and SIGTERM: the first stops the capture (report follows), a second
+/// Ctrl-C aborts at once.
+fn install_stop_signals() -> Result<Arc<AtomicU8>, AppError> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let level = Arc::new(AtomicU8::new(live::RUN));
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let l = level.clone();
+    std::thread::Builder::new()
+        .name("portflow-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                let was = l.load(Ordering::Relaxed);
+                if was == live::RUN {
+                    l.store(live::STOP, Ordering::Relaxed);
+                } else if sig == SIGINT {
+                    l.store(live::ABORT, Ordering::Relaxed);
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    Ok(level)
+}
+
+/// `portflow capture`.
+pub fn capture(args: CaptureArgs) -> Result<u8, AppError> {
+    let services = Arc::new(load_services(&args.analysis.services)?);
+    let opts = options(&args.analysis, services.clone())?;
+    if args.interval.is_zero() {
+        return Err("--interval must be more than 0".to_string().into());
+    }
+    let live_opts = LiveOptions {
+        interface: args.interface.clone().or(args.interface_flag.clone()),
+        snaplen: args.snaplen.clamp(1, 262_144),
+        buffer_kib: args.buffer_kib.max(1),
+        promisc: !args.no_promisc,
+        filter: args.filter.clone(),
+        ..LiveOptions::default()
+    };
+    let handle =
+        crate::source::live::open(&live_opts).map_err(|e| AppError::Message(e.to_string()))?;
+    let interface = handle.interface.clone();
+    let level = install_stop_signals()?;
+    let tty = io::stdout().is_terminal() && args.output.is_none();
+    let view = args.format == Format::Table && tty;
+    let intervals = args.format == Format::Ndjson || (args.format == Format::Table && !tty);
+    let (tx, rx) = crossbeam_channel::bounded(256);
+    let spec = live::CaptureSpec {
+        live: handle,
+        count: args.count,
+        duration: args.duration,
+        write: args.write.clone(),
+        interval: args.interval,
+    };
+    let worker = {
+        let level = level.clone();
+        let publish = (view || intervals).then_some(tx);
+        std::thread::Builder::new()
+            .name("portflow-capture".into())
+            .spawn(move || live::capture(&opts, spec, level, publish))
+            .map_err(|e| format!("cannot start the capture thread: {e}"))?
+    };
+    let mut screen = view.then(Screen::enter);
+    let mut state = LiveState::new(&interface);
+    let rows = terminal_rows();
+    let mut stdout = io::stdout().lock();
+    for snap in rx.iter() {
+        if let Some(i) = state.update(snap, &services, args.analysis.top) {
+            if view {
+                let _ = draw(i, rows, &mut stdout);
+            } else if intervals {
+                serde_json::to_writer(&mut stdout, i).map_err(io::Error::from)?;
+                stdout.write_all(b"\n")?;
+                stdout.flush()?;
+            }
+        }
+    }
+    drop(stdout);
+    let result = worker
+        .join()
+        .map_err(|_| "capture thread panicked".to_string())?;
+    if let Some(s) = screen.as_mut() {
+        s.leave();
+    }
+    let (analysis, summary) = result.map_err(|e| AppError::Message(e.to_string()))?;
+    if summary.stopped_by == live::StopReason::Aborted {
+        if let Some(f) = &summary.written {
+            eprintln!(
+                "portflow: aborted; {f} is complete ({} packets)",
+                summary.written_packets
+            );
+        } else {
+            eprintln!("portflow: aborted");
+        }
+        return Ok(130);
+    }
+    let failed = summary.stopped_by.is_error();
+    if let live::StopReason::InterfaceError(m) | live::StopReason::WriteError(m) =
+        &summary.stopped_by
+    {
+        eprintln!("portflow: capture on {interface} stopped: {m}");
+    }
+    let mut report = Report::build(&analysis, &services);
+    report.live = Some(summary);
+    let mut out = Output::open(args.output.as_deref())?;
+    let format = if args.format == Format::Ndjson {
+        Format::Ndjson
+    } else {
+        args.format
+    };
+    write_report(&report, format, args.analysis.top, &mut out)?;
+    out.commit()?;
+    Ok(if failed { 2 } else { 0 })
+}
+
+fn terminal_rows() -> usize {
+    std::env::var("LINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40)
+}
+
+/// `portflow interfaces`.
+pub fn interfaces(args: InterfacesArgs) -> Result<u8, AppError> {
+    let list = crate::source::live::interfaces().map_err(AppError::Message)?;
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    match args.format {
+        Format::Json | Format::Ndjson => {
+            serde_json::to_writer_pretty(&mut out, &list).map_err(io::Error::from)?;
+            writeln!(out)?;
+        }
+        Format::Table => {
+            for i in &list {
+                let mut flags = Vec::new();
+                for (on, name) in [
+                    (i.up, "up"),
+                    (i.running, "running"),
+                    (i.loopback, "loopback"),
+                    (i.wireless, "wireless"),
+                ] {
+                    if on {
+                        flags.push(name);
+                    }
+                }
+                writeln!(
+                    out,
+                    "{:<16} {:<24} {}{}",
+                    i.name,
+                    flags.join(","),
+                    i.addresses.join(" "),
+                    i.description
+                        .as_deref()
+                        .map(|d| format!("  ({d})"))
+                        .unwrap_or_default()
+                )?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(0)
 }

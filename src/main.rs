@@ -7,6 +7,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Read(args) => portflow::app::read(args),
+        Command::Capture(args) => portflow::app::capture(args),
+        Command::Interfaces(args) => portflow::app::interfaces(args),
         Command::Services(args) => portflow::app::services(args),
     };
     match result {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
     name = "portflow",
     version,
     about = "Which ports are open, who uses them, how much, how fast: from pcap/pcapng files or live traffic.",
-    after_help = "Exit status: 0 success, 2 error (bad input, bad flags, unreadable file)."
+    after_help = "Exit status: 0 success, 2 error (bad input, bad flags, unreadable file, capture failure),\n130 a capture quit by a second Ctrl-C."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -19,6 +19,10 @@ pub struct Cli {
 pub enum Command {
     /// Analyse capture files (pcap, pcapng, gzip-compressed, folders, `-` for stdin).
     Read(ReadArgs),
+    /// Capture live from an interface: a refreshing view, the report when stopped (Ctrl-C, -c, -d).
+    Capture(CaptureArgs),
+    /// List the interfaces that can be captured on.
+    Interfaces(InterfacesArgs),
     /// Look up service names and ports in the embedded IANA registry.
     Services(ServicesArgs),
 }
@@ -29,6 +33,131 @@ pub enum Format {
     Table,
     /// The versioned JSON report (docs/SCHEMA.md).
     Json,
+    /// `capture` only: one JSON object per interval, then the report on one line.
+    Ndjson,
+}
+
+/// `60`, `60s`, `500ms`, `5m`, `1h`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (e.g. 30s, 5m, 500ms)"))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" | "" => v,
+        "m" => v * 60.0,
+        "h" => v * 3600.0,
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (ms, s, m, h)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("'{s}' is not a duration"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// Options shared by `read` and `capture`: analysis and report.
+#[derive(Debug, Args)]
+pub struct AnalysisArgs {
+    /// Ports shown in the table (0 for all). The JSON report always has all.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub top: usize,
+
+    /// Worker threads (default: the number of CPU cores).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+
+    /// A services(5) file whose names override or add to the IANA registry.
+    #[arg(long, value_name = "FILE")]
+    pub services: Option<PathBuf>,
+
+    /// Most flows held in memory at once; beyond it the least recently seen are ended (and counted).
+    #[arg(long, default_value_t = 4_000_000, value_name = "N")]
+    pub flow_cap: usize,
+
+    /// TCP idle timeout in seconds (packet time).
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub tcp_timeout: u64,
+
+    /// UDP (and SCTP, DCCP) idle timeout in seconds (packet time).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub udp_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// Interface to capture on (`any` for all; default: libpcap's default device).
+    #[arg(value_name = "IFACE")]
+    pub interface: Option<String>,
+
+    /// Interface, as with tcpdump -i (same as the positional IFACE).
+    #[arg(
+        short = 'i',
+        long = "interface",
+        value_name = "IFACE",
+        conflicts_with = "interface"
+    )]
+    pub interface_flag: Option<String>,
+
+    /// BPF filter expression, compiled into the kernel.
+    #[arg(short = 'f', long = "filter", value_name = "EXPR")]
+    pub filter: Option<String>,
+
+    /// Stop after this long (30s, 5m, 1h).
+    #[arg(short = 'd', long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
+
+    /// Stop after this many packets.
+    #[arg(short = 'c', long, value_name = "N")]
+    pub count: Option<u64>,
+
+    /// Also write the packets to a pcap file (complete and readable whenever the capture stops).
+    #[arg(short = 'w', long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
+
+    /// Bytes kept per packet (tcpdump -s).
+    #[arg(short = 's', long, default_value_t = 262_144, value_name = "BYTES")]
+    pub snaplen: i32,
+
+    /// Kernel capture buffer in KiB (tcpdump -B).
+    #[arg(
+        short = 'B',
+        long = "buffer-size",
+        default_value_t = 65_536,
+        value_name = "KIB"
+    )]
+    pub buffer_kib: i32,
+
+    /// Do not put the interface into promiscuous mode (tcpdump -p).
+    #[arg(short = 'p', long = "no-promisc")]
+    pub no_promisc: bool,
+
+    /// How often the view refreshes (and interval objects are written).
+    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse_duration)]
+    pub interval: std::time::Duration,
+
+    /// `table`: the live view on a terminal (interval objects otherwise), then the table;
+    /// `json`: the final report as JSON; `ndjson`: one JSON object per interval, then the report on one line.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+
+    /// Write the final report to FILE (written to a temporary name, then renamed).
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InterfacesArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -49,17 +178,8 @@ pub struct ReadArgs {
     #[arg(long)]
     pub flows: bool,
 
-    /// Ports shown in the table (0 for all). The JSON report always has all.
-    #[arg(long, default_value_t = 20, value_name = "N")]
-    pub top: usize,
-
-    /// Worker threads (default: the number of CPU cores).
-    #[arg(long, value_name = "N")]
-    pub workers: Option<usize>,
-
-    /// A services(5) file whose names override or add to the IANA registry.
-    #[arg(long, value_name = "FILE")]
-    pub services: Option<PathBuf>,
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
 
     /// After a file error, go on with the next file and print the report (exit status stays 2).
     #[arg(long)]
@@ -68,18 +188,6 @@ pub struct ReadArgs {
     /// Write the report to FILE (written to a temporary name, then renamed).
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-
-    /// Most flows held in memory at once; beyond it the least recently seen are ended (and counted).
-    #[arg(long, default_value_t = 4_000_000, value_name = "N")]
-    pub flow_cap: usize,
-
-    /// TCP idle timeout in seconds (packet time).
-    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
-    pub tcp_timeout: u64,
-
-    /// UDP (and SCTP, DCCP) idle timeout in seconds (packet time).
-    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
-    pub udp_timeout: u64,
 
     /// No progress bar, even on a terminal.
     #[arg(short = 'q', long)]

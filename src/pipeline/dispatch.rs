@@ -5,7 +5,9 @@ use super::filter::Filter;
 use crate::decode::{self, tcp_flags as F, Addr, Decoded, Kind, Layer, Reason};
 use crate::services::Transport;
 use crate::source::RawPacket;
-use crate::stats::flow::{FlowKey, FlowPacket, HINT_HI_SERVER, HINT_LO_SERVER, SWEEP_EVERY_NS};
+use crate::stats::flow::{
+    FlowKey, FlowPacket, HINT_HI_SERVER, HINT_LO_SERVER, SWEEP, SWEEP_EVERY_NS,
+};
 use crate::stats::Totals;
 use crossbeam_channel::{Receiver, Sender};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -33,6 +35,8 @@ pub(crate) struct Dispatcher {
     senders: Vec<Sender<Vec<FlowPacket>>>,
     recycle: Receiver<Vec<FlowPacket>>,
     filter: Option<Filter>,
+    /// Live capture: never wait for a busy worker; drop the batch and count it.
+    lossy: bool,
     /// Packet clock (latest timestamp seen) and when the next sweep is due.
     clock: u64,
     next_sweep: u64,
@@ -54,9 +58,16 @@ impl Dispatcher {
             senders,
             recycle,
             filter,
+            lossy: false,
             clock: 0,
             next_sweep: 0,
         }
+    }
+
+    /// Live mode: batches that find a worker's queue full are dropped and counted
+    /// (`Totals::queue_dropped`) instead of stalling the capture.
+    pub fn set_lossy(&mut self, lossy: bool) {
+        self.lossy = lossy;
     }
 
     /// Advances the packet clock; every `SWEEP_EVERY_NS` it puts a sweep marker
@@ -250,8 +261,18 @@ impl Dispatcher {
             .try_recv()
             .unwrap_or_else(|_| Vec::with_capacity(BATCH));
         let full = std::mem::replace(&mut self.batches[shard], fresh);
-        // A worker only goes away when it panicked; the join reports that.
-        let _ = self.senders[shard].send(full);
+        if self.lossy {
+            if let Err(e) = self.senders[shard].try_send(full) {
+                let mut lost = e.into_inner();
+                self.totals.queue_dropped +=
+                    lost.iter().filter(|p| p.hints & SWEEP == 0).count() as u64;
+                lost.clear();
+                self.batches[shard] = lost;
+            }
+        } else {
+            // A worker only goes away when it panicked; the join reports that.
+            let _ = self.senders[shard].send(full);
+        }
     }
 
     /// Sends every partial batch.
@@ -272,6 +293,10 @@ impl Dispatcher {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    pub fn totals(&self) -> &Totals {
+        &self.totals
     }
 
     /// Flushes and closes the worker channels; returns the totals.

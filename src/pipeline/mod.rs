@@ -13,6 +13,7 @@
 
 mod dispatch;
 pub mod filter;
+pub mod live;
 
 pub use dispatch::BATCH;
 
@@ -124,7 +125,14 @@ type Workers = (
     Vec<std::thread::JoinHandle<FlowTable>>,
 );
 
-fn spawn_workers(opts: &Options) -> Workers {
+/// Where live workers publish their per-port counters, and how often.
+#[derive(Clone)]
+pub(crate) struct Publish {
+    pub to: Sender<live::Snapshot>,
+    pub every: Duration,
+}
+
+fn spawn_workers(opts: &Options, publish: Option<Publish>) -> Workers {
     let n = opts.workers.max(1);
     let (recycle_tx, recycle_rx) = bounded::<Vec<FlowPacket>>(n * (QUEUE_DEPTH + 2));
     let mut senders = Vec::with_capacity(n);
@@ -139,15 +147,21 @@ fn spawn_workers(opts: &Options) -> Workers {
             opts.flow_cap / n,
             opts.keep_flows,
         );
+        let publish = publish.clone();
         let h = std::thread::Builder::new()
             .name(format!("portflow-worker-{i}"))
             .spawn(move || {
-                for mut batch in rx {
-                    for p in &batch {
-                        table.account(p);
+                match publish {
+                    None => {
+                        for mut batch in rx {
+                            for p in &batch {
+                                table.account(p);
+                            }
+                            batch.clear();
+                            let _ = recycle.try_send(batch);
+                        }
                     }
-                    batch.clear();
-                    let _ = recycle.try_send(batch);
+                    Some(p) => live::worker_loop(i, &rx, &recycle, &mut table, &p),
                 }
                 table.finish_all();
                 table
@@ -156,6 +170,39 @@ fn spawn_workers(opts: &Options) -> Workers {
         handles.push(h);
     }
     (senders, recycle_rx, handles)
+}
+
+/// Runs `feed` on a reader thread that owns the dispatcher, with `opts.workers`
+/// workers behind it; joins them and merges their tables.
+fn run_pipeline<R: Send + 'static>(
+    opts: &Options,
+    filter: Option<Filter>,
+    lossy: bool,
+    publish: Option<Publish>,
+    feed: impl FnOnce(&mut Dispatcher) -> R + Send + 'static,
+) -> Result<(R, Vec<FlowTable>, Totals, Vec<String>), RunError> {
+    let (senders, recycle, handles) = spawn_workers(opts, publish);
+    let reader = std::thread::Builder::new()
+        .name("portflow-reader".into())
+        .spawn(move || {
+            let mut d = Dispatcher::new(senders, recycle, filter);
+            d.set_lossy(lossy);
+            let r = feed(&mut d);
+            let warnings = d.filter_warnings();
+            (r, d.finish(), warnings)
+        })
+        .expect("spawn reader thread");
+    let (r, totals, warnings) = reader
+        .join()
+        .map_err(|_| RunError::Worker("reader thread panicked".into()))?;
+    let mut tables = Vec::with_capacity(handles.len());
+    for h in handles {
+        tables.push(
+            h.join()
+                .map_err(|_| RunError::Worker("worker thread panicked".into()))?,
+        );
+    }
+    Ok((r, tables, totals, warnings))
 }
 
 fn merge(
@@ -216,14 +263,10 @@ pub fn analyze_files(
         .map(Filter::new)
         .transpose()
         .map_err(RunError::Filter)?;
-    let (senders, recycle, handles) = spawn_workers(opts);
-    let workers = senders.len();
     let inputs = inputs.to_vec();
     let keep_going = opts.keep_going;
-    let reader = std::thread::Builder::new()
-        .name("portflow-reader".into())
-        .spawn(move || {
-            let mut d = Dispatcher::new(senders, recycle, filter);
+    let ((files, fatal), tables, totals, warnings) =
+        run_pipeline(opts, filter, false, None, move |d| {
             let mut files = Vec::new();
             let mut fatal = None;
             for input in &inputs {
@@ -248,23 +291,12 @@ pub fn analyze_files(
                     break;
                 }
             }
-            let warnings = d.filter_warnings();
-            (d.finish(), files, fatal, warnings)
-        })
-        .expect("spawn reader thread");
-    let (totals, files, fatal, warnings) = reader
-        .join()
-        .map_err(|_| RunError::Worker("reader thread panicked".into()))?;
-    let mut tables = Vec::with_capacity(handles.len());
-    for h in handles {
-        tables.push(
-            h.join()
-                .map_err(|_| RunError::Worker("worker thread panicked".into()))?,
-        );
-    }
+            (files, fatal)
+        })?;
     if let Some(e) = fatal {
         return Err(RunError::File(e));
     }
+    let workers = tables.len();
     let mut a = merge(tables, totals, files, workers, started);
     a.filter_warnings = warnings;
     Ok(a)

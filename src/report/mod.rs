@@ -3,6 +3,7 @@
 //! numbers; and per-flow NDJSON (`--flows`).
 
 pub mod flows;
+pub mod live;
 pub mod table;
 pub mod time;
 
@@ -27,6 +28,9 @@ pub struct Report {
     pub ports: Vec<PortReport>,
     /// Hosts and ports that refused datagrams (ICMP port unreachable).
     pub closed_ports: Vec<ClosedPort>,
+    /// Live capture only: the interface, libpcap's counters, drops, why it stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<crate::pipeline::live::LiveSummary>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -309,6 +313,7 @@ impl Report {
             },
             ports,
             closed_ports: closed,
+            live: None,
         }
     }
 }

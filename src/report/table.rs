@@ -58,12 +58,15 @@ fn micros(v: u64) -> String {
 pub fn write_table(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> {
     let t = &r.totals;
     let files = r.inputs.len();
+    let source = match &r.live {
+        Some(l) => format!("capture on {}", l.interface),
+        None => format!("{} input{}", files, if files == 1 { "" } else { "s" }),
+    };
     writeln!(
         w,
-        "portflow {} | {} input{} | {} packets | {} | {}",
+        "portflow {} | {} | {} packets | {} | {}",
         r.generator.version,
-        files,
-        if files == 1 { "" } else { "s" },
+        source,
         thousands(t.packets),
         human_bytes(t.bytes),
         match (&r.capture.first_seen, &r.capture.last_seen) {
@@ -126,6 +129,30 @@ pub fn write_table(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> 
             .map(|e| format!("{}/{} {}", e.layer, e.reason, thousands(e.packets)))
             .collect();
         writeln!(w, "decode errors by layer: {}", list.join(", "))?;
+    }
+    if let Some(l) = &r.live {
+        writeln!(
+            w,
+            "capture on {} ({}), {}: received {} | dropped by kernel {} | by interface {} | in portflow's queues {} | stopped by {}",
+            l.interface,
+            l.link_type,
+            human_duration(l.duration_s),
+            thousands(l.counters.received),
+            thousands(l.counters.dropped_kernel),
+            thousands(l.counters.dropped_interface),
+            thousands(l.dropped_queue),
+            match &l.stopped_by {
+                crate::pipeline::live::StopReason::Signal => "signal".to_string(),
+                crate::pipeline::live::StopReason::Count => "packet count (-c)".to_string(),
+                crate::pipeline::live::StopReason::Duration => "duration (-d)".to_string(),
+                crate::pipeline::live::StopReason::Aborted => "second Ctrl-C".to_string(),
+                crate::pipeline::live::StopReason::InterfaceError(m) => format!("interface error: {m}"),
+                crate::pipeline::live::StopReason::WriteError(m) => format!("write error: {m}"),
+            }
+        )?;
+        if let Some(f) = &l.written {
+            writeln!(w, "written: {f} ({} packets)", thousands(l.written_packets))?;
+        }
     }
     for i in &r.inputs {
         if let Some(e) = &i.error {

@@ -1,4 +1,5 @@
-//! Packet sources. Capture files (pcap in both byte orders and both time
+//! Packet sources: live interfaces ([`live`], through libpcap) and capture files.
+//! Capture files (pcap in both byte orders and both time
 //! resolutions, pcapng with any mix of interfaces, gzip-compressed or not,
 //! from a path or standard input) are read here with `pcap-parser`.
 //!
@@ -7,6 +8,7 @@
 
 mod file;
 mod inputs;
+pub mod live;
 
 pub use file::{read_capture, FileError, FileErrorKind, FileSummary, RawPacket, UNKNOWN_INTERFACE};
 pub use inputs::{expand_inputs, Input};

@@ -1,0 +1,309 @@
+//! Live capture through the same dispatcher, workers and reports as files.
+//!
+//! The capture thread reads from libpcap (filter in the kernel, 100 ms reads),
+//! writes `-w` records, and feeds the dispatcher in lossy mode: a worker that
+//! falls behind loses batches, counted as queue drops, instead of stalling the
+//! capture. Every interval it reads libpcap's counters once and publishes them;
+//! workers publish their per-port counters on their own timer. Nothing on this
+//! path waits for the display.
+use super::{merge, run_pipeline, Analysis, Options, Publish, RunError};
+use crate::services::Transport;
+use crate::source::live::{wait_readable, CaptureCounters, CounterWidener, Live, PcapWriter};
+use crate::source::RawPacket;
+use crate::stats::flow::{FlowPacket, FlowTable};
+use crate::stats::{Count, PortKey};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Stop levels set by signal handlers: run, stop and report, abort now.
+pub const RUN: u8 = 0;
+pub const STOP: u8 = 1;
+pub const ABORT: u8 = 2;
+
+/// One port's cumulative counters in a worker.
+#[derive(Debug, Clone, Copy)]
+pub struct PortLive {
+    pub key: PortKey,
+    pub to_server: Count,
+    pub to_client: Count,
+    pub flows: u64,
+}
+
+/// What the capture thread publishes every interval.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct CaptureSnapshot {
+    /// Wall time since the capture started.
+    #[serde(skip)]
+    pub elapsed: Duration,
+    pub counters: CaptureCounters,
+    /// Packets decoded but dropped because a worker's queue was full.
+    pub dropped_queue: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub tcp_packets: u64,
+    pub udp_packets: u64,
+    pub icmp_packets: u64,
+    pub non_ip_packets: u64,
+    pub decode_errors: u64,
+}
+
+/// Messages to whoever shows the live view.
+#[derive(Debug, Clone)]
+pub enum Snapshot {
+    /// A worker's cumulative per-port counters.
+    Ports { worker: usize, ports: Vec<PortLive> },
+    /// The capture thread's totals and libpcap counters.
+    Capture(CaptureSnapshot),
+}
+
+/// Worker loop in live mode: account batches, publish counters on a timer.
+pub(crate) fn worker_loop(
+    index: usize,
+    rx: &Receiver<Vec<FlowPacket>>,
+    recycle: &Sender<Vec<FlowPacket>>,
+    table: &mut FlowTable,
+    publish: &Publish,
+) {
+    let mut next = Instant::now() + publish.every;
+    loop {
+        match rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
+            Ok(mut batch) => {
+                for p in &batch {
+                    table.account(p);
+                }
+                batch.clear();
+                let _ = recycle.try_send(batch);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        let now = Instant::now();
+        if now >= next {
+            let ports = table
+                .ports
+                .iter()
+                .map(|(key, p)| PortLive {
+                    key,
+                    to_server: p.to_server,
+                    to_client: p.to_client,
+                    flows: p.flows,
+                })
+                .collect();
+            let _ = publish.to.try_send(Snapshot::Ports {
+                worker: index,
+                ports,
+            });
+            next = (next + publish.every).max(now);
+        }
+    }
+}
+
+/// Why a capture ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "reason", content = "detail")]
+pub enum StopReason {
+    /// Ctrl-C or SIGTERM.
+    Signal,
+    /// `-c` packets captured.
+    Count,
+    /// `-d` elapsed.
+    Duration,
+    /// A second Ctrl-C: stopped at once, no report.
+    Aborted,
+    /// The interface failed (went down, was removed...).
+    InterfaceError(String),
+    /// Writing `-w` failed (disk full, permissions...).
+    WriteError(String),
+}
+
+impl StopReason {
+    pub fn is_error(&self) -> bool {
+        matches!(
+            self,
+            StopReason::InterfaceError(_) | StopReason::WriteError(_)
+        )
+    }
+}
+
+/// What to capture and when to stop.
+pub struct CaptureSpec {
+    pub live: Live,
+    pub count: Option<u64>,
+    pub duration: Option<Duration>,
+    pub write: Option<PathBuf>,
+    pub interval: Duration,
+}
+
+/// The capture's own account, shown beside the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveSummary {
+    pub interface: String,
+    pub link_type: String,
+    pub duration_s: f64,
+    #[serde(flatten)]
+    pub counters: CaptureCounters,
+    pub dropped_queue: u64,
+    pub stopped_by: StopReason,
+    /// The `-w` file and the packets in it, when complete.
+    pub written: Option<String>,
+    pub written_packets: u64,
+}
+
+fn snapshot(
+    d: &super::dispatch::Dispatcher,
+    started: Instant,
+    counters: CaptureCounters,
+) -> CaptureSnapshot {
+    let t = d.totals();
+    CaptureSnapshot {
+        elapsed: started.elapsed(),
+        counters,
+        dropped_queue: t.queue_dropped,
+        packets: t.packets,
+        bytes: t.bytes,
+        tcp_packets: t.transport(Transport::Tcp).packets,
+        udp_packets: t.transport(Transport::Udp).packets,
+        icmp_packets: t.icmp.packets,
+        non_ip_packets: t.non_ip.packets,
+        decode_errors: t.decode_error_packets,
+    }
+}
+
+/// Captures until a stop condition, then returns the same analysis `read`
+/// gives, plus the capture's own account.
+pub fn capture(
+    opts: &Options,
+    spec: CaptureSpec,
+    control: Arc<AtomicU8>,
+    snapshots: Option<Sender<Snapshot>>,
+) -> Result<(Analysis, LiveSummary), RunError> {
+    let started = Instant::now();
+    let publish = snapshots.clone().map(|to| Publish {
+        to,
+        every: spec.interval,
+    });
+    let CaptureSpec {
+        live,
+        count,
+        duration,
+        write,
+        interval,
+    } = spec;
+    let Live {
+        mut cap,
+        interface,
+        link,
+        snaplen,
+        poll,
+    } = live;
+    let mut writer = match &write {
+        Some(path) => Some(
+            PcapWriter::create(path, link, snaplen)
+                .map_err(|e| RunError::Worker(format!("{}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
+    let iface = interface.clone();
+    let (summary, tables, totals, _) = run_pipeline(opts, None, true, publish, move |d| {
+        let mut widen = CounterWidener::default();
+        let mut counters = CaptureCounters::default();
+        let mut captured = 0u64;
+        let mut next_tick = started + interval;
+        let mut wrote = None;
+        let stop = loop {
+            match control.load(Ordering::Relaxed) {
+                RUN => {}
+                ABORT => break StopReason::Aborted,
+                _ => break StopReason::Signal,
+            }
+            if count.is_some_and(|c| captured >= c) {
+                break StopReason::Count;
+            }
+            if duration.is_some_and(|dur| started.elapsed() >= dur) {
+                break StopReason::Duration;
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                if let Ok(s) = cap.stats() {
+                    counters = widen.update(&s);
+                }
+                d.flush_all();
+                if let Some(tx) = &snapshots {
+                    let _ = tx.try_send(Snapshot::Capture(snapshot(d, started, counters)));
+                }
+                next_tick = (next_tick + interval).max(now);
+            }
+            match cap.next_packet() {
+                Ok(p) => {
+                    captured += 1;
+                    let ts = p.header.ts;
+                    let ts_ns =
+                        (ts.tv_sec as u64).wrapping_mul(1_000_000_000) + (ts.tv_usec as u64) * 1000;
+                    if let Some(w) = writer.as_mut() {
+                        if let Err(e) =
+                            w.write(ts.tv_sec as u32, ts.tv_usec as u32, p.data, p.header.len)
+                        {
+                            break StopReason::WriteError(e.to_string());
+                        }
+                    }
+                    d.packet(&RawPacket {
+                        link,
+                        ts_ns,
+                        data: p.data,
+                        wire_len: p.header.len,
+                        interface: 0,
+                    });
+                }
+                Err(pcap::Error::TimeoutExpired) => {
+                    // Nothing to read: hand partial batches on, then wait.
+                    d.flush_all();
+                    wait_readable(
+                        &cap,
+                        poll.min(next_tick.saturating_duration_since(Instant::now())),
+                    );
+                }
+                Err(pcap::Error::NoMorePackets) => {
+                    break StopReason::InterfaceError("capture ended".into())
+                }
+                Err(e) => {
+                    let m = match e {
+                        pcap::Error::PcapError(m) => m,
+                        other => other.to_string(),
+                    };
+                    break StopReason::InterfaceError(m);
+                }
+            }
+        };
+        if let Ok(s) = cap.stats() {
+            counters = widen.update(&s);
+        }
+        let mut stop = stop;
+        let mut written_packets = 0;
+        if let Some(w) = writer.take() {
+            written_packets = w.packets;
+            match w.finish() {
+                Ok(path) => wrote = Some(path.display().to_string()),
+                Err(e) if !stop.is_error() => stop = StopReason::WriteError(e.to_string()),
+                Err(_) => {}
+            }
+        }
+        LiveSummary {
+            interface: iface,
+            link_type: link.name(),
+            duration_s: started.elapsed().as_secs_f64(),
+            counters,
+            dropped_queue: d.totals().queue_dropped,
+            stopped_by: stop,
+            written: wrote,
+            written_packets,
+        }
+    })?;
+    let workers = tables.len();
+    let files = Vec::new();
+    let a = merge(tables, totals, files, workers, started);
+    Ok((a, summary))
+}

@@ -1,0 +1,228 @@
+//! The live view: per-interval rates from the workers' cumulative counters,
+//! drawn in place on a terminal, or written as one JSON object per interval.
+use super::table::{human_bytes, human_duration, thousands};
+use crate::pipeline::live::{CaptureSnapshot, PortLive, Snapshot};
+use crate::services::{PortClass, Services, Transport};
+use crate::stats::PortKey;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::io::{self, Write};
+
+/// Schema name of the interval objects.
+pub const INTERVAL_SCHEMA: &str = "portflow.interval/1";
+
+/// Keeps the latest counters of every worker and turns them into rates.
+pub struct LiveState {
+    interface: String,
+    latest: HashMap<usize, Vec<PortLive>>,
+    previous: HashMap<PortKey, (u64, u64)>,
+    previous_capture: CaptureSnapshot,
+    pub last: Option<Interval>,
+}
+
+/// One port's line in an interval.
+#[derive(Debug, Clone, Serialize)]
+pub struct PortRate {
+    pub proto: Transport,
+    pub port: u16,
+    pub service: Option<String>,
+    pub class: PortClass,
+    pub packets_per_s: f64,
+    pub bits_per_s: f64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub flows: u64,
+}
+
+/// What one interval shows; also the NDJSON object (`docs/SCHEMA.md`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Interval {
+    pub schema: &'static str,
+    pub interface: String,
+    pub elapsed_s: f64,
+    pub interval_s: f64,
+    pub packets_per_s: f64,
+    pub bits_per_s: f64,
+    pub totals: CaptureSnapshot,
+    pub ports: Vec<PortRate>,
+}
+
+impl LiveState {
+    pub fn new(interface: &str) -> LiveState {
+        LiveState {
+            interface: interface.to_string(),
+            latest: HashMap::new(),
+            previous: HashMap::new(),
+            previous_capture: CaptureSnapshot::default(),
+            last: None,
+        }
+    }
+
+    /// Takes a snapshot; returns an interval when the capture thread's tick arrives.
+    pub fn update(&mut self, s: Snapshot, services: &Services, top: usize) -> Option<&Interval> {
+        match s {
+            Snapshot::Ports { worker, ports } => {
+                self.latest.insert(worker, ports);
+                None
+            }
+            Snapshot::Capture(c) => {
+                let dt = c
+                    .elapsed
+                    .saturating_sub(self.previous_capture.elapsed)
+                    .as_secs_f64()
+                    .max(1e-3);
+                let mut now: HashMap<PortKey, (u64, u64, u64)> = HashMap::new();
+                for ports in self.latest.values() {
+                    for p in ports {
+                        let e = now.entry(p.key).or_default();
+                        e.0 += p.to_server.packets + p.to_client.packets;
+                        e.1 += p.to_server.bytes + p.to_client.bytes;
+                        e.2 += p.flows;
+                    }
+                }
+                let mut rows: Vec<PortRate> = now
+                    .iter()
+                    .map(|(k, &(pk, by, fl))| {
+                        let (ppk, pby) = self.previous.get(k).copied().unwrap_or((0, 0));
+                        PortRate {
+                            proto: k.transport,
+                            port: k.port,
+                            service: services.name(k.transport, k.port).map(str::to_string),
+                            class: PortClass::of(k.port),
+                            packets_per_s: round1(pk.saturating_sub(ppk) as f64 / dt),
+                            bits_per_s: round1(by.saturating_sub(pby) as f64 * 8.0 / dt),
+                            packets: pk,
+                            bytes: by,
+                            flows: fl,
+                        }
+                    })
+                    .collect();
+                rows.sort_by(|a, b| {
+                    b.bits_per_s
+                        .total_cmp(&a.bits_per_s)
+                        .then(b.bytes.cmp(&a.bytes))
+                        .then((a.proto, a.port).cmp(&(b.proto, b.port)))
+                });
+                rows.truncate(if top == 0 { usize::MAX } else { top });
+                self.previous = now.into_iter().map(|(k, v)| (k, (v.0, v.1))).collect();
+                let prev = self.previous_capture;
+                self.previous_capture = c;
+                self.last = Some(Interval {
+                    schema: INTERVAL_SCHEMA,
+                    interface: self.interface.clone(),
+                    elapsed_s: (c.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+                    interval_s: (dt * 1000.0).round() / 1000.0,
+                    packets_per_s: round1(c.packets.saturating_sub(prev.packets) as f64 / dt),
+                    bits_per_s: round1(c.bytes.saturating_sub(prev.bytes) as f64 * 8.0 / dt),
+                    totals: c,
+                    ports: rows,
+                });
+                self.last.as_ref()
+            }
+        }
+    }
+}
+
+fn round1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+/// Bits per second in SI units: `12.3 Mbit/s`.
+pub fn human_bits(bps: f64) -> String {
+    const U: [&str; 5] = ["bit/s", "kbit/s", "Mbit/s", "Gbit/s", "Tbit/s"];
+    let (mut v, mut u) = (bps, 0);
+    while v >= 1000.0 && u < U.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{v:.0} {}", U[0])
+    } else {
+        format!("{v:.1} {}", U[u])
+    }
+}
+
+/// Draws an interval as a full screen (the caller has switched to the alternate screen).
+pub fn draw(i: &Interval, rows_available: usize, w: &mut dyn Write) -> io::Result<()> {
+    let t = &i.totals;
+    let mut out = String::new();
+    out.push_str("\x1b[H\x1b[2J");
+    out.push_str(&format!(
+        "portflow capture on {} | {} | {} packets ({}) | now {:.0} pkt/s, {}\r\n",
+        i.interface,
+        human_duration(i.elapsed_s),
+        thousands(t.packets),
+        human_bytes(t.bytes),
+        i.packets_per_s,
+        human_bits(i.bits_per_s)
+    ));
+    out.push_str(&format!(
+        "tcp {} | udp {} | icmp {} | non-ip {} | decode errors {}\r\n",
+        thousands(t.tcp_packets),
+        thousands(t.udp_packets),
+        thousands(t.icmp_packets),
+        thousands(t.non_ip_packets),
+        thousands(t.decode_errors)
+    ));
+    let drops = t.counters.dropped_kernel + t.counters.dropped_interface + t.dropped_queue;
+    out.push_str(&format!(
+        "capture health: received {} | dropped by kernel {} | by interface {} | in portflow's queues {}{}\r\n\r\n",
+        thousands(t.counters.received),
+        thousands(t.counters.dropped_kernel),
+        thousands(t.counters.dropped_interface),
+        thousands(t.dropped_queue),
+        if drops > 0 { "  << PACKETS LOST" } else { "" }
+    ));
+    out.push_str(&format!(
+        "{:<5} {:>5}  {:<18} {:<10} {:>10} {:>13} {:>12} {:>10} {:>7}\r\n",
+        "PROTO", "PORT", "SERVICE", "CLASS", "PKT/S", "RATE", "PACKETS", "BYTES", "FLOWS"
+    ));
+    for p in i.ports.iter().take(rows_available.saturating_sub(6).max(1)) {
+        let mut svc = p.service.clone().unwrap_or_else(|| "-".into());
+        svc.truncate(18);
+        out.push_str(&format!(
+            "{:<5} {:>5}  {:<18} {:<10} {:>10.0} {:>13} {:>12} {:>10} {:>7}\r\n",
+            p.proto.as_str(),
+            p.port,
+            svc,
+            p.class.as_str(),
+            p.packets_per_s,
+            human_bits(p.bits_per_s),
+            thousands(p.packets),
+            human_bytes(p.bytes),
+            thousands(p.flows)
+        ));
+    }
+    out.push_str("\r\nCtrl-C: stop and print the report (twice: quit at once)");
+    w.write_all(out.as_bytes())?;
+    w.flush()
+}
+
+/// Switches a terminal to the alternate screen and back (also on drop).
+pub struct Screen {
+    active: bool,
+}
+
+impl Screen {
+    pub fn enter() -> Screen {
+        let mut o = io::stdout();
+        let _ = o.write_all(b"\x1b[?1049h\x1b[?25l");
+        let _ = o.flush();
+        Screen { active: true }
+    }
+
+    pub fn leave(&mut self) {
+        if self.active {
+            let mut o = io::stdout();
+            let _ = o.write_all(b"\x1b[?25h\x1b[?1049l");
+            let _ = o.flush();
+            self.active = false;
+        }
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}

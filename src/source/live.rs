@@ -1,0 +1,391 @@
+//! Live capture through libpcap (the `pcap` crate): interfaces, opening a
+//! handle with tcpdump's settings, kernel/interface drop counters, and the
+//! `-w` pcap writer.
+use crate::decode::LinkType;
+use serde::Serialize;
+use std::fmt;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How to open a live capture.
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    /// Interface name, `any`, or None for libpcap's default device.
+    pub interface: Option<String>,
+    pub snaplen: i32,
+    /// Kernel buffer in KiB (tcpdump's `-B`).
+    pub buffer_kib: i32,
+    pub promisc: bool,
+    pub filter: Option<String>,
+    /// How long a read waits for packets before the capture loop looks at its stop conditions.
+    pub poll: Duration,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        LiveOptions {
+            interface: None,
+            snaplen: 262_144,
+            buffer_kib: 64 * 1024,
+            promisc: true,
+            filter: None,
+            poll: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Why a live capture could not start or went on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveError {
+    /// The interface does not exist; `available` lists those that do.
+    NoSuchInterface {
+        name: String,
+        available: Vec<String>,
+    },
+    /// Opening needs privileges the process lacks.
+    Permission { interface: String, message: String },
+    /// The BPF expression does not compile.
+    Filter(String),
+    /// No interface given and libpcap has no default.
+    NoDefault,
+    /// Any other libpcap failure.
+    Pcap { interface: String, message: String },
+}
+
+impl fmt::Display for LiveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LiveError::NoSuchInterface { name, available } => write!(
+                f,
+                "no interface named '{name}'; available: {} (see `portflow interfaces`)",
+                available.join(", ")
+            ),
+            LiveError::Permission { interface, message } => write!(
+                f,
+                "no permission to capture on {interface} ({message}). Run as root (sudo portflow capture {interface}), \
+                 or give the binary the capabilities once: sudo setcap cap_net_raw,cap_net_admin=eip \"$(command -v portflow)\""
+            ),
+            LiveError::Filter(m) => write!(f, "bad filter expression: {m}"),
+            LiveError::NoDefault => write!(f, "no default interface to capture on; name one (see `portflow interfaces`)"),
+            LiveError::Pcap { interface, message } => write!(f, "{interface}: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for LiveError {}
+
+fn pcap_message(e: &pcap::Error) -> String {
+    match e {
+        pcap::Error::PcapError(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn is_permission(msg: &str) -> bool {
+    let m = msg.to_ascii_lowercase();
+    m.contains("permission")
+        || m.contains("not permitted")
+        || m.contains("eperm")
+        || m.contains("eacces")
+}
+
+/// One interface as `portflow interfaces` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct InterfaceInfo {
+    pub name: String,
+    pub description: Option<String>,
+    pub addresses: Vec<String>,
+    pub up: bool,
+    pub running: bool,
+    pub loopback: bool,
+    pub wireless: bool,
+}
+
+/// Interfaces libpcap can capture on.
+pub fn interfaces() -> Result<Vec<InterfaceInfo>, String> {
+    let list = pcap::Device::list().map_err(|e| pcap_message(&e))?;
+    Ok(list
+        .into_iter()
+        .map(|d| InterfaceInfo {
+            addresses: d
+                .addresses
+                .iter()
+                .map(|a| match a.netmask {
+                    Some(m) => format!("{}/{}", a.addr, prefix_len(&m)),
+                    None => a.addr.to_string(),
+                })
+                .collect(),
+            up: d.flags.is_up(),
+            running: d.flags.is_running(),
+            loopback: d.flags.is_loopback(),
+            wireless: d.flags.is_wireless(),
+            description: d.desc,
+            name: d.name,
+        })
+        .collect())
+}
+
+fn prefix_len(mask: &std::net::IpAddr) -> u32 {
+    match mask {
+        std::net::IpAddr::V4(m) => u32::from(*m).count_ones(),
+        std::net::IpAddr::V6(m) => u128::from(*m).count_ones(),
+    }
+}
+
+/// An open live capture (non-blocking).
+pub struct Live {
+    pub cap: pcap::Capture<pcap::Active>,
+    pub interface: String,
+    pub link: LinkType,
+    pub snaplen: u32,
+    pub poll: Duration,
+}
+
+/// Waits until the capture has packets to read, or `timeout` passes.
+pub fn wait_readable(cap: &pcap::Capture<pcap::Active>, timeout: Duration) {
+    use std::os::fd::AsRawFd;
+    let mut fds = libc::pollfd {
+        fd: cap.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call; the descriptor is
+    // the capture's own and stays open while `cap` is borrowed.
+    unsafe {
+        libc::poll(
+            &mut fds,
+            1,
+            timeout.as_millis().min(i32::MAX as u128) as i32,
+        );
+    }
+}
+
+/// Opens a capture as tcpdump would: promiscuous unless told otherwise,
+/// immediate mode, a large kernel buffer, the filter compiled in the kernel.
+pub fn open(o: &LiveOptions) -> Result<Live, LiveError> {
+    let name = match &o.interface {
+        Some(n) => n.clone(),
+        None => match pcap::Device::lookup() {
+            Ok(Some(d)) => d.name,
+            _ => return Err(LiveError::NoDefault),
+        },
+    };
+    let available = pcap::Device::list()
+        .map(|l| l.into_iter().map(|d| d.name).collect::<Vec<_>>())
+        .unwrap_or_default();
+    if !available.is_empty() && !available.contains(&name) {
+        return Err(LiveError::NoSuchInterface { name, available });
+    }
+    let err = |e: pcap::Error| {
+        let message = pcap_message(&e);
+        if is_permission(&message) {
+            LiveError::Permission {
+                interface: name.clone(),
+                message,
+            }
+        } else if message.contains("No such device") || message.contains("doesn't exist") {
+            LiveError::NoSuchInterface {
+                name: name.clone(),
+                available: available.clone(),
+            }
+        } else {
+            LiveError::Pcap {
+                interface: name.clone(),
+                message,
+            }
+        }
+    };
+    let inactive = pcap::Capture::from_device(name.as_str()).map_err(err)?;
+    let mut cap = inactive
+        .promisc(o.promisc)
+        .snaplen(o.snaplen)
+        .buffer_size(o.buffer_kib.saturating_mul(1024))
+        .immediate_mode(true)
+        .timeout(o.poll.as_millis().clamp(1, 1000) as i32)
+        .open()
+        .map_err(err)?;
+    if let Some(f) = &o.filter {
+        cap.filter(f, true)
+            .map_err(|e| LiveError::Filter(pcap_message(&e)))?;
+    }
+    // In immediate mode libpcap's read timeout does not return on Linux; read
+    // without blocking and wait with poll(2) instead (see `Live::wait`).
+    let cap = cap.setnonblock().map_err(err)?;
+    let link = LinkType(cap.get_datalink().0 as u32);
+    // DLT_RAW is 12 on Linux; files and the decoder speak LINKTYPE_RAW (101).
+    let link = if link == LinkType::RAW_BSD12 {
+        LinkType::RAW
+    } else {
+        link
+    };
+    Ok(Live {
+        cap,
+        interface: name,
+        link,
+        snaplen: o.snaplen.max(0) as u32,
+        poll: o.poll,
+    })
+}
+
+/// Kernel counters of a live capture, widened to 64 bits (libpcap's are 32-bit and wrap).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CaptureCounters {
+    /// Packets the kernel passed to the capture (after the filter).
+    pub received: u64,
+    /// Dropped because the kernel buffer was full (portflow did not read fast enough).
+    pub dropped_kernel: u64,
+    /// Dropped by the interface or its driver.
+    pub dropped_interface: u64,
+}
+
+/// Turns successive 32-bit readings into 64-bit totals.
+#[derive(Debug, Default)]
+pub struct CounterWidener {
+    last: [u32; 3],
+    total: [u64; 3],
+}
+
+impl CounterWidener {
+    pub fn update(&mut self, s: &pcap::Stat) -> CaptureCounters {
+        for (i, v) in [s.received, s.dropped, s.if_dropped]
+            .into_iter()
+            .enumerate()
+        {
+            self.total[i] += v.wrapping_sub(self.last[i]) as u64;
+            self.last[i] = v;
+        }
+        CaptureCounters {
+            received: self.total[0],
+            dropped_kernel: self.total[1],
+            dropped_interface: self.total[2],
+        }
+    }
+}
+
+/// `-w`: a pcap file written under a temporary name and renamed into place when
+/// closed, so the named file is always complete. Records are written whole.
+pub struct PcapWriter {
+    out: BufWriter<std::fs::File>,
+    tmp: PathBuf,
+    dest: PathBuf,
+    pub packets: u64,
+}
+
+impl PcapWriter {
+    pub fn create(dest: &Path, link: LinkType, snaplen: u32) -> std::io::Result<PcapWriter> {
+        let name = dest
+            .file_name()
+            .ok_or_else(|| std::io::Error::other("not a file name"))?;
+        let tmp = dest.with_file_name(format!(
+            ".{}.tmp-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+        let mut h = Vec::with_capacity(24);
+        h.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+        h.extend_from_slice(&2u16.to_le_bytes());
+        h.extend_from_slice(&4u16.to_le_bytes());
+        h.extend_from_slice(&[0; 8]);
+        h.extend_from_slice(&snaplen.max(1).to_le_bytes());
+        h.extend_from_slice(&link.0.to_le_bytes());
+        out.write_all(&h)?;
+        Ok(PcapWriter {
+            out,
+            tmp,
+            dest: dest.to_path_buf(),
+            packets: 0,
+        })
+    }
+
+    /// Appends one record (timestamp in microseconds).
+    #[inline]
+    pub fn write(
+        &mut self,
+        ts_sec: u32,
+        ts_usec: u32,
+        data: &[u8],
+        wire_len: u32,
+    ) -> std::io::Result<()> {
+        let mut h = [0u8; 16];
+        h[0..4].copy_from_slice(&ts_sec.to_le_bytes());
+        h[4..8].copy_from_slice(&ts_usec.to_le_bytes());
+        h[8..12].copy_from_slice(&(data.len() as u32).to_le_bytes());
+        h[12..16].copy_from_slice(&wire_len.to_le_bytes());
+        self.out.write_all(&h)?;
+        self.out.write_all(data)?;
+        self.packets += 1;
+        Ok(())
+    }
+
+    /// Flushes, syncs and renames the file into place.
+    pub fn finish(mut self) -> std::io::Result<PathBuf> {
+        self.out.flush()?;
+        self.out.get_ref().sync_all()?;
+        std::fs::rename(&self.tmp, &self.dest)?;
+        let dest = self.dest.clone();
+        self.tmp = PathBuf::new();
+        Ok(dest)
+    }
+}
+
+impl Drop for PcapWriter {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_widen_across_wrap() {
+        let mut w = CounterWidener::default();
+        let st = |r| pcap::Stat {
+            received: r,
+            dropped: 0,
+            if_dropped: 0,
+        };
+        assert_eq!(w.update(&st(u32::MAX - 5)).received, (u32::MAX - 5) as u64);
+        assert_eq!(w.update(&st(10)).received, u32::MAX as u64 + 11);
+    }
+
+    #[test]
+    fn writer_output_reads_back() {
+        let dir = std::env::temp_dir().join(format!("portflow-w-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dest = dir.join("out.pcap");
+        let mut w = PcapWriter::create(&dest, LinkType::ETHERNET, 65535).unwrap();
+        assert!(
+            !dest.exists(),
+            "only the temporary name exists while writing"
+        );
+        let frame = crate::synth::build::eth_ip(&crate::synth::build::udp(
+            crate::synth::build::v4(1, 1, 1, 1),
+            1,
+            crate::synth::build::v4(2, 2, 2, 2),
+            2,
+            b"x",
+        ));
+        w.write(1, 2, &frame, frame.len() as u32).unwrap();
+        w.finish().unwrap();
+        let mut n = 0;
+        crate::source::read_capture(
+            &crate::source::Input::Path(dest.clone()),
+            std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            &mut |p| {
+                n += 1;
+                assert_eq!(p.data, &frame[..]);
+                assert_eq!(p.ts_ns, 1_000_002_000);
+            },
+        )
+        .unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
