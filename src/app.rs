@@ -370,6 +370,15 @@ pub fn capture(args: CaptureArgs) -> Result<u8, AppError> {
         crate::source::live::open(&live_opts).map_err(|e| AppError::Message(e.to_string()))?;
     let interface = handle.interface.clone();
     let level = install_stop_signals()?;
+    eprintln!(
+        "portflow: listening on {interface}, link-type {}, snapshot length {} bytes{}",
+        handle.link.name(),
+        handle.snaplen,
+        args.filter
+            .as_deref()
+            .map(|f| format!(", filter '{f}'"))
+            .unwrap_or_default()
+    );
     let tty = io::stdout().is_terminal() && args.output.is_none();
     let view = args.format == Format::Table && tty;
     let intervals = args.format == Format::Ndjson || (args.format == Format::Table && !tty);

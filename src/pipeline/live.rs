@@ -261,10 +261,10 @@ pub fn capture(
                 Err(pcap::Error::TimeoutExpired) => {
                     // Nothing to read: hand partial batches on, then wait.
                     d.flush_all();
-                    wait_readable(
-                        &cap,
-                        poll.min(next_tick.saturating_duration_since(Instant::now())),
-                    );
+                    let wait = poll.min(next_tick.saturating_duration_since(Instant::now()));
+                    if let Err(m) = wait_readable(&cap, wait) {
+                        break StopReason::InterfaceError(m);
+                    }
                 }
                 Err(pcap::Error::NoMorePackets) => {
                     break StopReason::InterfaceError("capture ended".into())

@@ -150,7 +150,11 @@ pub fn draw(i: &Interval, rows_available: usize, w: &mut dyn Write) -> io::Resul
     out.push_str(&format!(
         "portflow capture on {} | {} | {} packets ({}) | now {:.0} pkt/s, {}\r\n",
         i.interface,
-        human_duration(i.elapsed_s),
+        if i.elapsed_s < 60.0 {
+            format!("{:.0}s", i.elapsed_s)
+        } else {
+            human_duration(i.elapsed_s)
+        },
         thousands(t.packets),
         human_bytes(t.bytes),
         i.packets_per_s,

@@ -142,23 +142,46 @@ pub struct Live {
     pub poll: Duration,
 }
 
-/// Waits until the capture has packets to read, or `timeout` passes.
-pub fn wait_readable(cap: &pcap::Capture<pcap::Active>, timeout: Duration) {
+/// Waits until the capture has packets to read, or `timeout` passes. An error
+/// on the socket (the interface went down or was removed) is returned as a message.
+pub fn wait_readable(cap: &pcap::Capture<pcap::Active>, timeout: Duration) -> Result<(), String> {
     use std::os::fd::AsRawFd;
+    let fd = cap.as_raw_fd();
     let mut fds = libc::pollfd {
-        fd: cap.as_raw_fd(),
+        fd,
         events: libc::POLLIN,
         revents: 0,
     };
     // SAFETY: one valid pollfd for the duration of the call; the descriptor is
     // the capture's own and stays open while `cap` is borrowed.
-    unsafe {
+    let n = unsafe {
         libc::poll(
             &mut fds,
             1,
             timeout.as_millis().min(i32::MAX as u128) as i32,
-        );
+        )
+    };
+    if n > 0 && fds.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+        let mut err: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `err` and `len` are valid for writes of the sizes given.
+        unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&mut err as *mut libc::c_int).cast(),
+                &mut len,
+            );
+        }
+        return Err(match err {
+            libc::ENETDOWN => "the interface went down".to_string(),
+            libc::ENODEV | libc::ENXIO => "the interface was removed".to_string(),
+            0 => "the capture socket reported an error".to_string(),
+            e => std::io::Error::from_raw_os_error(e).to_string(),
+        });
     }
+    Ok(())
 }
 
 /// Opens a capture as tcpdump would: promiscuous unless told otherwise,

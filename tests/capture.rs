@@ -1,0 +1,512 @@
+//! `portflow capture` for real: on loopback and on a veth pair between two
+//! network namespaces that each test creates and removes (also on failure).
+//! They need root (CI runs as root); elsewhere they say so and return.
+//! Only loopback and the tests' own namespaces carry traffic.
+mod support;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::*;
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!("skipped: this test captures packets and needs root (CI runs it as root)");
+            return;
+        }
+    };
+}
+
+fn sh(cmd: &str) {
+    let st = Command::new("sh").arg("-c").arg(cmd).status().expect("sh");
+    assert!(st.success(), "failed: {cmd}");
+}
+
+/// Two namespaces joined by a veth pair, removed on drop (processes first).
+struct Netns {
+    a: String,
+    b: String,
+}
+
+impl Netns {
+    fn new(tag: &str) -> Netns {
+        let id = format!("{}{}", tag, std::process::id() % 100_000);
+        let n = Netns {
+            a: format!("pfa{id}"),
+            b: format!("pfb{id}"),
+        };
+        n.cleanup();
+        for ns in [&n.a, &n.b] {
+            sh(&format!("ip netns add {ns}"));
+            sh(&format!(
+                "ip netns exec {ns} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1"
+            ));
+        }
+        sh(&format!(
+            "ip link add va{id} netns {} type veth peer name vb{id} netns {}",
+            n.a, n.b
+        ));
+        sh(&format!("ip netns exec {} ip link set va{id} up", n.a));
+        sh(&format!("ip netns exec {} ip link set vb{id} up", n.b));
+        n
+    }
+
+    fn veth(&self, ns: &str) -> String {
+        if ns == self.a {
+            format!("va{}", &self.a[3..])
+        } else {
+            format!("vb{}", &self.b[3..])
+        }
+    }
+
+    fn cleanup(&self) {
+        for ns in [&self.a, &self.b] {
+            let _ = Command::new("sh")
+                .arg("-c")
+                .arg(format!("for p in $(ip netns pids {ns} 2>/dev/null); do kill -9 $p; done; ip netns del {ns} 2>/dev/null"))
+                .status();
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
+
+/// Starts `portflow capture ARGS` (optionally inside a namespace) and waits for
+/// its "listening on" line.
+fn start_capture(netns: Option<&str>, args: &[&str]) -> Child {
+    let bin = env!("CARGO_BIN_EXE_portflow");
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, bin]);
+            c
+        }
+        None => Command::new(bin),
+    };
+    let mut child = cmd
+        .arg("capture")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start portflow capture");
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(
+        line.contains("listening on"),
+        "capture did not start: {line}"
+    );
+    // Keep draining stderr so the child never blocks on it.
+    std::thread::spawn(move || {
+        let mut rest = String::new();
+        while err.read_line(&mut rest).unwrap_or(0) > 0 {
+            eprint!("capture: {rest}");
+            rest.clear();
+        }
+    });
+    child
+}
+
+fn finish(child: Child, limit: Duration) -> (Option<i32>, String) {
+    let started = Instant::now();
+    let mut child = child;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            let mut out = String::new();
+            std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+            return (st.code(), out);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("capture did not stop within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn sigint(child: &Child) {
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+}
+
+/// (proto, port) -> (packets, bytes, flows, to_server packets, to_client packets).
+fn ports(r: &Value) -> Vec<(String, u64, u64, u64, u64, u64, u64)> {
+    let mut v: Vec<_> = r["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["proto"].as_str().unwrap().to_string(),
+                p["port"].as_u64().unwrap(),
+                p["packets"].as_u64().unwrap(),
+                p["bytes"].as_u64().unwrap(),
+                p["flows"].as_u64().unwrap(),
+                p["to_server"]["packets"].as_u64().unwrap(),
+                p["to_client"]["packets"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// A local HTTP server on 127.0.0.1 (python3's http.server), killed on drop.
+struct Http {
+    child: Child,
+    port: u16,
+}
+
+impl Http {
+    fn start() -> Http {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .current_dir(root().join("fixtures"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 http.server");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "http server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Http { child, port }
+    }
+
+    fn get(&self, n: usize) {
+        for _ in 0..n {
+            let st = Command::new("curl")
+                .args([
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    &format!("http://127.0.0.1:{}/generated/README.md", self.port),
+                ])
+                .status()
+                .expect("curl");
+            assert!(st.success());
+        }
+    }
+}
+
+impl Drop for Http {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn veth_replay_counts_equal_the_fixture_needs_root() {
+    require_root!();
+    let fixture = fixture("generated/eth.pcap");
+    let expected = json_report(&[&fixture], &[]);
+    let n = expected["totals"]["packets"].as_u64().unwrap();
+    let ns = Netns::new("r");
+    let cap = start_capture(
+        Some(&ns.b),
+        &[
+            &ns.veth(&ns.b),
+            "-c",
+            &n.to_string(),
+            "-d",
+            "30s",
+            "--format",
+            "json",
+        ],
+    );
+    let st = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.a,
+            "tcpreplay",
+            "-q",
+            "-i",
+            &ns.veth(&ns.a),
+            "--pps",
+            "200",
+        ])
+        .arg(&fixture)
+        .stdout(Stdio::null())
+        .status()
+        .expect("tcpreplay");
+    assert!(st.success(), "tcpreplay failed");
+    let (code, out) = finish(cap, Duration::from_secs(40));
+    assert_eq!(code, Some(0));
+    let got: Value = serde_json::from_str(&out).expect("JSON report");
+    assert_eq!(got["live"]["stopped_by"]["reason"], "count");
+    assert_eq!(got["totals"]["packets"], expected["totals"]["packets"]);
+    assert_eq!(got["totals"]["bytes"], expected["totals"]["bytes"]);
+    assert_eq!(ports(&got), ports(&expected));
+    assert_eq!(got["live"]["dropped_kernel"], 0);
+    assert_eq!(got["live"]["dropped_queue"], 0);
+}
+
+#[test]
+fn loopback_http_sigint_and_pcap_round_trip_needs_root() {
+    require_root!();
+    let http = Http::start();
+    let dir = std::env::temp_dir().join(format!("portflow-cap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pcap = dir.join("evidence.pcap");
+    let filter = format!("tcp port {}", http.port);
+    let cap = start_capture(
+        None,
+        &[
+            "lo",
+            "-f",
+            &filter,
+            "-w",
+            pcap.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    http.get(4);
+    std::thread::sleep(Duration::from_millis(300));
+    sigint(&cap);
+    let (code, out) = finish(cap, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "Ctrl-C stops and reports with status 0");
+    let live: Value = serde_json::from_str(&out).expect("JSON report");
+    assert_eq!(live["live"]["stopped_by"]["reason"], "signal");
+    let p = live["ports"].as_array().unwrap();
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0]["port"], http.port);
+    assert_eq!(p[0]["flows"], 4);
+    assert_eq!(p[0]["clients"], 1);
+    assert_eq!(p[0]["tcp"]["syn"], 4);
+    assert_eq!(p[0]["tcp"]["syn_ack"], 4);
+    assert!(p[0]["handshake_rtt_us"]["count"] == 4);
+    assert_eq!(live["live"]["written"], pcap.to_str().unwrap());
+    let read = json_report(&[&pcap], &[]);
+    assert_eq!(
+        ports(&read),
+        ports(&live),
+        "the -w file gives the live run's per-port counts"
+    );
+    assert_eq!(read["totals"]["packets"], live["live"]["written_packets"]);
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn second_sigint_aborts_at_once_with_a_complete_pcap_needs_root() {
+    require_root!();
+    let http = Http::start();
+    let dir = std::env::temp_dir().join(format!("portflow-abort-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pcap = dir.join("kept.pcap");
+    let cap = start_capture(
+        None,
+        &[
+            "lo",
+            "-f",
+            &format!("tcp port {}", http.port),
+            "-w",
+            pcap.to_str().unwrap(),
+        ],
+    );
+    http.get(2);
+    std::thread::sleep(Duration::from_millis(200));
+    sigint(&cap);
+    sigint(&cap);
+    let (code, out) = finish(cap, Duration::from_secs(5));
+    assert!(code == Some(130) || code == Some(0), "status {code:?}");
+    if code == Some(130) {
+        assert!(out.is_empty(), "no report after an abort");
+    }
+    let r = json_report(&[&pcap], &[]);
+    assert!(
+        r["totals"]["packets"].as_u64().unwrap() >= 10,
+        "{}",
+        r["totals"]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn count_and_duration_stop_needs_root() {
+    require_root!();
+    let http = Http::start();
+    let cap = start_capture(
+        None,
+        &[
+            "lo",
+            "-f",
+            &format!("tcp port {}", http.port),
+            "-c",
+            "3",
+            "--format",
+            "json",
+        ],
+    );
+    http.get(1);
+    let (code, out) = finish(cap, Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["totals"]["packets"], 3);
+    assert_eq!(r["live"]["stopped_by"]["reason"], "count");
+
+    let started = Instant::now();
+    let cap = start_capture(
+        None,
+        &["lo", "-f", "udp port 9", "-d", "1s", "--format", "json"],
+    );
+    let (code, out) = finish(cap, Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["live"]["stopped_by"]["reason"], "duration");
+}
+
+#[test]
+fn ndjson_gives_one_object_per_interval_then_the_report_needs_root() {
+    require_root!();
+    let http = Http::start();
+    let cap = start_capture(
+        None,
+        &[
+            "lo",
+            "-f",
+            &format!("tcp port {}", http.port),
+            "--format",
+            "ndjson",
+            "--interval",
+            "200ms",
+            "-d",
+            "1500ms",
+        ],
+    );
+    http.get(2);
+    let (code, out) = finish(cap, Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 5, "{} lines", lines.len());
+    let (report, intervals) = lines.split_last().unwrap();
+    assert!(intervals
+        .iter()
+        .all(|i| i["schema"] == "portflow.interval/1"));
+    assert_eq!(report["schema"], "portflow.report/1");
+    let last = intervals.last().unwrap();
+    assert_eq!(last["totals"]["packets"], report["totals"]["packets"]);
+    assert!(intervals
+        .iter()
+        .any(|i| i["ports"].as_array().is_some_and(|p| !p.is_empty())));
+}
+
+#[test]
+fn bad_filter_is_a_clear_error_needs_root() {
+    require_root!();
+    let o = run(&["capture", "lo", "-f", "tcp and and", "-d", "1s"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("bad filter expression"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn unknown_interface_lists_the_available_ones() {
+    let o = run(&["capture", "nosuchif0", "-d", "1s"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("no interface named 'nosuchif0'") && e.contains("lo"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unprivileged_run_says_how_to_fix_it_needs_root() {
+    require_root!();
+    let o = Command::new("setpriv")
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_portflow"))
+        .args(["capture", "lo", "-d", "1s"])
+        .output()
+        .expect("setpriv");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("no permission to capture on lo"), "{e}");
+    assert!(e.contains("setcap cap_net_raw,cap_net_admin=eip"), "{e}");
+}
+
+#[test]
+fn interfaces_lists_loopback() {
+    let o = run(&["interfaces", "--format", "json"]);
+    assert!(o.status.success());
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let lo = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "lo")
+        .expect("lo");
+    assert_eq!(lo["loopback"], true);
+    assert!(lo["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a.as_str().unwrap().starts_with("127.0.0.1")));
+}
+
+#[test]
+fn interface_going_down_stops_with_a_report_needs_root() {
+    require_root!();
+    let ns = Netns::new("d");
+    let cap = start_capture(
+        Some(&ns.b),
+        &[&ns.veth(&ns.b), "--format", "json", "-d", "20s"],
+    );
+    sh(&format!(
+        "ip netns exec {} ip link set {} down",
+        ns.b,
+        ns.veth(&ns.b)
+    ));
+    let (code, out) = finish(cap, Duration::from_secs(10));
+    assert_eq!(code, Some(2), "non-zero exit when the interface fails");
+    let r: Value = serde_json::from_str(&out).expect("the final report is still written");
+    assert_eq!(r["live"]["stopped_by"]["reason"], "interface-error");
+    assert_eq!(r["live"]["stopped_by"]["detail"], "the interface went down");
+}
