@@ -19,6 +19,12 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Packets between two looks at the clock, the stop flags and the tick.
+const CHECK_EVERY: u32 = 256;
+
+/// How long a partial batch may wait for more packets while the link is quiet.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+
 /// Stop levels set by signal handlers: run, stop and report, abort now.
 pub const RUN: u8 = 0;
 pub const STOP: u8 = 1;
@@ -214,29 +220,38 @@ pub fn capture(
         let mut captured = 0u64;
         let mut next_tick = started + interval;
         let mut wrote = None;
+        let mut last_flush = Instant::now();
+        // Clock-driven checks run on every empty read and every CHECK_EVERY packets,
+        // not per packet: reading the clock costs more than decoding a header.
+        let mut since_check = 0u32;
         let stop = loop {
-            match control.load(Ordering::Relaxed) {
-                RUN => {}
-                ABORT => break StopReason::Aborted,
-                _ => break StopReason::Signal,
-            }
             if count.is_some_and(|c| captured >= c) {
                 break StopReason::Count;
             }
-            if duration.is_some_and(|dur| started.elapsed() >= dur) {
-                break StopReason::Duration;
-            }
-            let now = Instant::now();
-            if now >= next_tick {
-                if let Ok(s) = cap.stats() {
-                    counters = widen.update(&s);
+            if since_check == 0 {
+                since_check = CHECK_EVERY;
+                match control.load(Ordering::Relaxed) {
+                    RUN => {}
+                    ABORT => break StopReason::Aborted,
+                    _ => break StopReason::Signal,
                 }
-                d.flush_all();
-                if let Some(tx) = &snapshots {
-                    let _ = tx.try_send(Snapshot::Capture(snapshot(d, started, counters)));
+                let now = Instant::now();
+                if duration.is_some_and(|dur| now.duration_since(started) >= dur) {
+                    break StopReason::Duration;
                 }
-                next_tick = (next_tick + interval).max(now);
+                if now >= next_tick {
+                    if let Ok(s) = cap.stats() {
+                        counters = widen.update(&s);
+                    }
+                    d.flush_all();
+                    last_flush = now;
+                    if let Some(tx) = &snapshots {
+                        let _ = tx.try_send(Snapshot::Capture(snapshot(d, started, counters)));
+                    }
+                    next_tick = (next_tick + interval).max(now);
+                }
             }
+            since_check -= 1;
             match cap.next_packet() {
                 Ok(p) => {
                     captured += 1;
@@ -259,8 +274,13 @@ pub fn capture(
                     });
                 }
                 Err(pcap::Error::TimeoutExpired) => {
-                    // Nothing to read: hand partial batches on, then wait.
-                    d.flush_all();
+                    since_check = 0;
+                    // Nothing to read. Hand partial batches on now and then (not on
+                    // every empty read: tiny batches would fill the queues), then wait.
+                    if last_flush.elapsed() >= FLUSH_EVERY {
+                        d.flush_all();
+                        last_flush = Instant::now();
+                    }
                     let wait = poll.min(next_tick.saturating_duration_since(Instant::now()));
                     if let Err(m) = wait_readable(&cap, wait) {
                         break StopReason::InterfaceError(m);

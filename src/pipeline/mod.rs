@@ -28,8 +28,11 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Batches queued per worker before the reader waits.
+/// Batches queued per worker before the reader waits (files) or drops (live).
 const QUEUE_DEPTH: usize = 8;
+/// Live capture queues more: a worker descheduled for a few milliseconds on a
+/// busy machine must not cost packets (64 batches are 64 Ki packets, 3.5 MiB).
+const LIVE_QUEUE_DEPTH: usize = 64;
 
 /// How an analysis runs.
 #[derive(Debug, Clone)]
@@ -132,13 +135,14 @@ pub(crate) struct Publish {
     pub every: Duration,
 }
 
-fn spawn_workers(opts: &Options, publish: Option<Publish>) -> Workers {
+fn spawn_workers(opts: &Options, lossy: bool, publish: Option<Publish>) -> Workers {
     let n = opts.workers.max(1);
-    let (recycle_tx, recycle_rx) = bounded::<Vec<FlowPacket>>(n * (QUEUE_DEPTH + 2));
+    let depth = if lossy { LIVE_QUEUE_DEPTH } else { QUEUE_DEPTH };
+    let (recycle_tx, recycle_rx) = bounded::<Vec<FlowPacket>>(n * (depth + 2));
     let mut senders = Vec::with_capacity(n);
     let mut handles = Vec::with_capacity(n);
     for i in 0..n {
-        let (tx, rx) = bounded::<Vec<FlowPacket>>(QUEUE_DEPTH);
+        let (tx, rx) = bounded::<Vec<FlowPacket>>(depth);
         senders.push(tx);
         let recycle = recycle_tx.clone();
         let mut table = FlowTable::new(
@@ -181,7 +185,7 @@ fn run_pipeline<R: Send + 'static>(
     publish: Option<Publish>,
     feed: impl FnOnce(&mut Dispatcher) -> R + Send + 'static,
 ) -> Result<(R, Vec<FlowTable>, Totals, Vec<String>), RunError> {
-    let (senders, recycle, handles) = spawn_workers(opts, publish);
+    let (senders, recycle, handles) = spawn_workers(opts, lossy, publish);
     let reader = std::thread::Builder::new()
         .name("portflow-reader".into())
         .spawn(move || {
