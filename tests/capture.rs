@@ -142,26 +142,18 @@ fn sigint(child: &Child) {
     }
 }
 
-/// (proto, port) -> (packets, bytes, flows, to_server packets, to_client packets).
-fn ports(r: &Value) -> Vec<(String, u64, u64, u64, u64, u64, u64)> {
-    let mut v: Vec<_> = r["ports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["proto"].as_str().unwrap().to_string(),
-                p["port"].as_u64().unwrap(),
-                p["packets"].as_u64().unwrap(),
-                p["bytes"].as_u64().unwrap(),
-                p["flows"].as_u64().unwrap(),
-                p["to_server"]["packets"].as_u64().unwrap(),
-                p["to_client"]["packets"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    v.sort();
-    v
+/// Per-port packets, bytes, flows and directions, for comparing reports.
+fn ports(r: &Value) -> Vec<(String, u64, Vec<u64>)> {
+    port_fields(
+        r,
+        &[
+            "packets",
+            "bytes",
+            "flows",
+            "to_server.packets",
+            "to_client.packets",
+        ],
+    )
 }
 
 /// A local HTTP server on 127.0.0.1 (python3's http.server), killed on drop.

@@ -254,3 +254,31 @@ pub fn diff(ours: &Counts, theirs: &Counts) -> Vec<String> {
     }
     out
 }
+
+/// Selected numeric fields of every `ports[]` entry of a JSON report, keyed by
+/// (proto, port) and sorted, for comparing two reports.
+pub fn port_fields(r: &serde_json::Value, fields: &[&str]) -> Vec<(String, u64, Vec<u64>)> {
+    let mut v: Vec<_> = r["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .map(|p| {
+            let vals = fields
+                .iter()
+                .map(|f| {
+                    f.split('.')
+                        .fold(p, |v, k| &v[k])
+                        .as_u64()
+                        .unwrap_or_else(|| panic!("{f} in {p}"))
+                })
+                .collect();
+            (
+                p["proto"].as_str().unwrap().to_string(),
+                p["port"].as_u64().unwrap(),
+                vals,
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
