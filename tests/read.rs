@@ -478,3 +478,51 @@ fn generated_fixtures_are_reproducible() {
         );
     }
 }
+
+#[test]
+fn open_port_inventory_and_closed_attempts() {
+    let r = json_report(&[&gen("eth.pcap")], &[]);
+    let open: Vec<(String, String, u64, Vec<String>, u64)> = r["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["host"].as_str().unwrap().to_string(),
+                s["proto"].as_str().unwrap().to_string(),
+                s["port"].as_u64().unwrap(),
+                s["evidence"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e.as_str().unwrap().to_string())
+                    .collect(),
+                s["flows"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let e = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        open,
+        vec![
+            ("10.0.0.1".into(), "tcp".into(), 80, e(&["handshake"]), 1),
+            ("10.0.0.1".into(), "tcp".into(), 31337, e(&["handshake", "midstream"]), 2),
+            ("10.0.0.5".into(), "tcp".into(), 443, e(&["midstream"]), 1),
+            ("10.0.0.53".into(), "udp".into(), 53, e(&["answered"]), 1),
+            ("2001:db8::1".into(), "tcp".into(), 443, e(&["handshake"]), 1),
+            ("2001:db8::7b".into(), "udp".into(), 123, e(&["answered"]), 1),
+        ],
+        "an unanswered SYN (8000), a refused SYN (22) and ICMP-refused datagrams are not open ports"
+    );
+    let closed = r["closed_port_attempts"].as_array().unwrap();
+    assert_eq!(closed.len(), 2);
+    assert_eq!(
+        (
+            closed[0]["host"].as_str(),
+            closed[0]["tcp_rejected"].as_u64()
+        ),
+        (Some("10.0.0.1"), Some(1))
+    );
+    assert_eq!(closed[0]["udp_unreachable"], 1);
+    assert_eq!(closed[1]["udp_unreachable"], 1);
+}

@@ -20,6 +20,7 @@ pub use dispatch::BATCH;
 use crate::services::Services;
 use crate::source::{read_capture, FileError, Input};
 use crate::stats::flow::{FlowPacket, FlowRecord, FlowTable, Timeouts};
+use crate::stats::inventory::Inventory;
 use crate::stats::{PortTable, Totals};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use dispatch::Dispatcher;
@@ -80,6 +81,8 @@ pub struct FileReport {
 pub struct Analysis {
     pub totals: Totals,
     pub ports: PortTable,
+    /// Open ports seen serving, and refused attempts per host.
+    pub inventory: Inventory,
     /// Finished flows sorted by first packet (only with `keep_flows`).
     pub flows: Vec<FlowRecord>,
     pub files: Vec<FileReport>,
@@ -217,10 +220,12 @@ fn merge(
     started: Instant,
 ) -> Analysis {
     let mut ports = PortTable::default();
+    let mut inventory = Inventory::default();
     let mut flows = Vec::new();
     let (mut evicted, mut peak) = (0, 0);
     for mut t in tables {
         ports.merge(&t.ports);
+        inventory.merge(&t.inventory);
         flows.append(&mut t.records);
         evicted += t.evicted;
         peak += t.peak_flows;
@@ -242,6 +247,7 @@ fn merge(
     Analysis {
         totals,
         ports,
+        inventory,
         flows,
         files,
         flows_evicted: evicted,

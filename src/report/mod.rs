@@ -28,6 +28,10 @@ pub struct Report {
     pub ports: Vec<PortReport>,
     /// Hosts and ports that refused datagrams (ICMP port unreachable).
     pub closed_ports: Vec<ClosedPort>,
+    /// The open-port inventory: every (host, transport, port) seen serving.
+    pub services: Vec<OpenPortReport>,
+    /// Per host, connection attempts its closed ports refused.
+    pub closed_port_attempts: Vec<ClosedAttempts>,
     /// Live capture only: the interface, libpcap's counters, drops, why it stopped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live: Option<crate::pipeline::live::LiveSummary>,
@@ -155,6 +159,33 @@ pub struct TcpReport {
 }
 
 #[derive(Debug, Clone, Serialize)]
+pub struct OpenPortReport {
+    pub host: String,
+    pub proto: Transport,
+    pub port: u16,
+    pub service: Option<String>,
+    pub class: PortClass,
+    /// Why the port is taken as open: `handshake`, `answered`, `midstream`.
+    pub evidence: Vec<&'static str>,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub flows: u64,
+    pub clients: u64,
+    pub to_server: Count,
+    pub to_client: Count,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClosedAttempts {
+    pub host: String,
+    /// TCP SYNs answered with a RST.
+    pub tcp_rejected: u64,
+    /// ICMP/ICMPv6 port-unreachable messages sent by the host.
+    pub udp_unreachable: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct ClosedPort {
     pub proto: Transport,
     pub host: String,
@@ -226,6 +257,45 @@ impl Report {
                 .then((x.proto, x.port).cmp(&(y.proto, y.port)))
         });
         let flows_total: u64 = a.ports.iter().map(|(_, p)| p.flows).sum();
+        let mut open: Vec<(
+            &crate::stats::inventory::OpenPortKey,
+            &crate::stats::inventory::OpenPort,
+        )> = a.inventory.open.iter().collect();
+        open.sort_by(|x, y| x.0.cmp(y.0));
+        let services: Vec<OpenPortReport> = open
+            .into_iter()
+            .map(|(k, o)| OpenPortReport {
+                host: to_ip(&k.host).to_string(),
+                proto: k.transport,
+                port: k.port,
+                service: services.name(k.transport, k.port).map(str::to_string),
+                class: PortClass::of(k.port),
+                evidence: crate::stats::inventory::evidence_names(o.evidence),
+                first_seen: time::rfc3339(o.first_ns),
+                last_seen: time::rfc3339(o.last_ns),
+                flows: o.flows,
+                clients: o.clients.len() as u64,
+                to_server: o.to_server,
+                to_client: o.to_client,
+                bytes: o.to_server.bytes + o.to_client.bytes,
+            })
+            .collect();
+        let mut attempts: std::collections::BTreeMap<crate::decode::Addr, (u64, u64)> =
+            Default::default();
+        for (h, n) in &a.inventory.rejected {
+            attempts.entry(*h).or_default().0 += n;
+        }
+        for ((_, h, _), n) in &t.unreachable {
+            attempts.entry(*h).or_default().1 += n;
+        }
+        let closed_port_attempts = attempts
+            .into_iter()
+            .map(|(h, (r, u))| ClosedAttempts {
+                host: to_ip(&h).to_string(),
+                tcp_rejected: r,
+                udp_unreachable: u,
+            })
+            .collect();
         let span_ns = t.last_ns.saturating_sub(t.first_ns);
         Report {
             schema: SCHEMA,
@@ -313,6 +383,8 @@ impl Report {
             },
             ports,
             closed_ports: closed,
+            services,
+            closed_port_attempts,
             live: None,
         }
     }

@@ -246,6 +246,61 @@ pub fn write_table(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> 
             thousands((r.ports.len() - top) as u64)
         )?;
     }
+    if !r.services.is_empty() {
+        writeln!(w)?;
+        writeln!(
+            w,
+            "open ports seen serving: {}",
+            thousands(r.services.len() as u64)
+        )?;
+        let mut by_bytes: Vec<&super::OpenPortReport> = r.services.iter().collect();
+        by_bytes.sort_by(|a, b| {
+            b.bytes
+                .cmp(&a.bytes)
+                .then(a.host.cmp(&b.host))
+                .then(a.port.cmp(&b.port))
+        });
+        let shown = by_bytes.len().min(if top == 0 { usize::MAX } else { top });
+        let hw = by_bytes[..shown]
+            .iter()
+            .map(|o| o.host.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        for o in &by_bytes[..shown] {
+            writeln!(
+                w,
+                "  {:<hw$}  {:>3}/{:<5}  {:<16} {:<20} flows {:>6}  clients {:>5}  {:>9}",
+                o.host,
+                o.proto,
+                o.port,
+                o.service.as_deref().unwrap_or("-"),
+                o.evidence.join(","),
+                thousands(o.flows),
+                thousands(o.clients),
+                human_bytes(o.bytes),
+            )?;
+        }
+        if shown < by_bytes.len() {
+            writeln!(
+                w,
+                "  ... {} more (the JSON report lists all)",
+                thousands((by_bytes.len() - shown) as u64)
+            )?;
+        }
+    }
+    if !r.closed_port_attempts.is_empty() {
+        let (tcp, udp): (u64, u64) = r.closed_port_attempts.iter().fold((0, 0), |a, c| {
+            (a.0 + c.tcp_rejected, a.1 + c.udp_unreachable)
+        });
+        writeln!(
+            w,
+            "closed-port attempts: {} TCP refused with RST, {} ICMP port unreachable, on {} host(s)",
+            thousands(tcp),
+            thousands(udp),
+            thousands(r.closed_port_attempts.len() as u64)
+        )?;
+    }
     if !r.closed_ports.is_empty() {
         writeln!(w)?;
         writeln!(

@@ -9,6 +9,7 @@
 //! 3. The scored fallback ([`server_score`]): well-known beats registered beats
 //!    dynamic; then an IANA-assigned (or `--services`) name beats none; then the
 //!    lower port; then the destination of the first packet.
+use super::inventory::{FlowOutcome, Inventory, OpenPortKey, ANSWERED, HANDSHAKE, MIDSTREAM};
 use super::{Count, PortStats, PortTable};
 use crate::decode::{tcp_flags as F, Addr};
 use crate::services::{PortClass, Services, Transport};
@@ -318,6 +319,8 @@ pub struct FlowTable {
     pub evicted: u64,
     /// Most flows held at once.
     pub peak_flows: usize,
+    /// Open ports and refused attempts, from finished flows.
+    pub inventory: Inventory,
 }
 
 impl FlowTable {
@@ -337,6 +340,7 @@ impl FlowTable {
             keep_records,
             evicted: 0,
             peak_flows: 0,
+            inventory: Inventory::default(),
         }
     }
 
@@ -462,6 +466,34 @@ impl FlowTable {
                 .entry(state)
                 .or_default() += 1;
         }
+        let h = f.history;
+        let both_ways = h & ORIG_SEEN != 0 && h & RESP_SEEN != 0;
+        let evidence = match key.transport {
+            Transport::Tcp if h & RESP_SYNACK != 0 => HANDSHAKE,
+            Transport::Tcp if h & (ORIG_SYN | RESP_SYNACK) == 0 && both_ways => MIDSTREAM,
+            Transport::Tcp => 0,
+            _ if h & RESP_SEEN != 0 => ANSWERED,
+            _ => 0,
+        };
+        let (server, client) = if f.server_is_lo {
+            (key.lo, key.hi)
+        } else {
+            (key.hi, key.lo)
+        };
+        self.inventory.observe(FlowOutcome {
+            key: OpenPortKey {
+                host: server,
+                transport: key.transport,
+                port: sport,
+            },
+            client,
+            first_ns: f.first,
+            last_ns: f.last,
+            to_server: f.dir[0],
+            to_client: f.dir[1],
+            evidence,
+            rejected: state == "REJ",
+        });
         if self.keep_records {
             self.records.push(FlowRecord {
                 key,
@@ -643,6 +675,20 @@ mod tests {
         }
         assert!(t.len() <= 100);
         assert_eq!(t.evicted as usize + t.len(), 1000);
+    }
+
+    #[test]
+    fn a_clients_ephemeral_port_is_never_an_open_service() {
+        let mut t = table();
+        let (c, s) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+        // The client's port (5000, registered and named) outranks the server's
+        // unnamed dynamic port in the fallback; the handshake decides instead.
+        t.account(&pkt(c, 5000, s, 50000, F::SYN, 1));
+        t.account(&pkt(s, 50000, c, 5000, F::SYN | F::ACK, 2));
+        t.account(&pkt(c, 5000, s, 50000, F::ACK, 3));
+        t.finish_all();
+        let open: Vec<u16> = t.inventory.open.keys().map(|k| k.port).collect();
+        assert_eq!(open, vec![50000]);
     }
 
     #[test]

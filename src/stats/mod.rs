@@ -6,6 +6,7 @@
 
 pub mod flow;
 pub mod hist;
+pub mod inventory;
 
 use crate::decode::{Addr, Layer, Reason, TunnelKind};
 use crate::services::Transport;
