@@ -1,6 +1,7 @@
 //! What each subcommand does, between the parsed arguments and the library.
 use crate::cli::{AnalysisArgs, CaptureArgs, Format, InterfacesArgs, ReadArgs, ServicesArgs};
-use crate::pipeline::{analyze_files, live, Options, RunError};
+use crate::detect::{self, policy::Policy, Severity};
+use crate::pipeline::{analyze_files, live, Analysis, Options, RunError};
 use crate::report::live::{draw, LiveState, Screen};
 use crate::report::{flows::write_flows, table::write_table, Report};
 use crate::services::{Services, Transport};
@@ -200,6 +201,32 @@ fn options(a: &AnalysisArgs, services: Arc<Services>) -> Result<Options, AppErro
     })
 }
 
+/// Loads `--policy` once, before any work, so a bad file fails fast.
+fn load_policy(a: &AnalysisArgs) -> Result<Option<Policy>, AppError> {
+    a.policy
+        .as_deref()
+        .map(Policy::load)
+        .transpose()
+        .map_err(|e| AppError::Message(e.to_string()))
+}
+
+/// Adds the findings to a report; returns 1 when one reaches `--fail-on`.
+fn add_findings(
+    report: &mut Report,
+    a: &Analysis,
+    policy: Option<&Policy>,
+    services: &Services,
+    fail_on: Option<Severity>,
+) -> u8 {
+    if let Some(p) = policy {
+        report.findings = detect::unexpected_ports(&a.inventory, p, services);
+    }
+    match fail_on {
+        Some(level) if report.findings.iter().any(|f| f.severity >= level) => 1,
+        _ => 0,
+    }
+}
+
 /// Writes the report of an analysis in the chosen format.
 fn write_report(
     report: &Report,
@@ -224,6 +251,7 @@ fn write_report(
 /// `portflow read`.
 pub fn read(args: ReadArgs) -> Result<u8, AppError> {
     let services = Arc::new(load_services(&args.analysis.services)?);
+    let policy = load_policy(&args.analysis)?;
     let inputs = expand_inputs(&args.files)?;
     let opts = Options {
         keep_flows: args.flows,
@@ -254,14 +282,22 @@ pub fn read(args: ReadArgs) -> Result<u8, AppError> {
         }
     }
     let mut out = Output::open(args.output.as_deref())?;
+    let mut status = 0;
     if args.flows {
         write_flows(&analysis.flows, &services, out.writer())?;
     } else {
-        let report = Report::build(&analysis, &services);
+        let mut report = Report::build(&analysis, &services);
+        status = add_findings(
+            &mut report,
+            &analysis,
+            policy.as_ref(),
+            &services,
+            args.analysis.fail_on,
+        );
         write_report(&report, args.format, args.analysis.top, &mut out)?;
     }
     out.commit()?;
-    Ok(if failed { 2 } else { 0 })
+    Ok(if failed { 2 } else { status })
 }
 
 /// `portflow services`.
@@ -354,6 +390,7 @@ fn install_stop_signals() -> Result<Arc<AtomicU8>, AppError> {
 /// `portflow capture`.
 pub fn capture(args: CaptureArgs) -> Result<u8, AppError> {
     let services = Arc::new(load_services(&args.analysis.services)?);
+    let policy = load_policy(&args.analysis)?;
     let opts = options(&args.analysis, services.clone())?;
     if args.interval.is_zero() {
         return Err("--interval must be more than 0".to_string().into());
@@ -440,15 +477,17 @@ pub fn capture(args: CaptureArgs) -> Result<u8, AppError> {
     }
     let mut report = Report::build(&analysis, &services);
     report.live = Some(summary);
+    let status = add_findings(
+        &mut report,
+        &analysis,
+        policy.as_ref(),
+        &services,
+        args.analysis.fail_on,
+    );
     let mut out = Output::open(args.output.as_deref())?;
-    let format = if args.format == Format::Ndjson {
-        Format::Ndjson
-    } else {
-        args.format
-    };
-    write_report(&report, format, args.analysis.top, &mut out)?;
+    write_report(&report, args.format, args.analysis.top, &mut out)?;
     out.commit()?;
-    Ok(if failed { 2 } else { 0 })
+    Ok(if failed { 2 } else { status })
 }
 
 fn terminal_rows() -> usize {

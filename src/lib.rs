@@ -2,6 +2,7 @@
 pub mod app;
 pub mod cli;
 pub mod decode;
+pub mod detect;
 pub mod pipeline;
 pub mod report;
 pub mod services;

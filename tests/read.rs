@@ -526,3 +526,81 @@ fn open_port_inventory_and_closed_attempts() {
     assert_eq!(closed[0]["udp_unreachable"], 1);
     assert_eq!(closed[1]["udp_unreachable"], 1);
 }
+
+#[test]
+fn policy_flags_services_outside_it_and_fail_on_sets_the_status() {
+    let policy = root().join("docs/examples/policy.toml");
+    let p = policy.display().to_string();
+    let r = json_report(&[&gen("eth.pcap")], &["--policy", &p]);
+    let found: Vec<(String, String, u64, String)> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().to_string(),
+                f["host"].as_str().unwrap().to_string(),
+                f["port"].as_u64().unwrap(),
+                f["severity"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            ("unexpected-port".into(), "10.0.0.1".into(), 80, "medium".into()),
+            ("unexpected-port".into(), "10.0.0.1".into(), 31337, "medium".into()),
+        ],
+        "everything the policy allows (443 and 53 in 10.0.0.0/24, 443 and 123 in 2001:db8::/64) is not flagged"
+    );
+    let f = &r["findings"][1];
+    assert_eq!(
+        (f["proto"].as_str(), f["service"].as_str()),
+        (Some("tcp"), Some("eldim"))
+    );
+    assert_eq!(f["evidence"]["clients"], 2);
+    assert_eq!(f["clients"], serde_json::json!(["10.0.0.7", "10.0.0.8"]));
+    assert!(f["src"].is_null());
+    let file = gen("eth.pcap").display().to_string();
+    let status = |extra: &[&str]| {
+        let mut args = vec!["read", "-q", "--policy", p.as_str(), file.as_str()];
+        args.extend_from_slice(extra);
+        run(&args).status.code()
+    };
+    assert_eq!(status(&[]), Some(0));
+    assert_eq!(status(&["--fail-on", "medium"]), Some(1));
+    assert_eq!(status(&["--fail-on", "low"]), Some(1));
+    assert_eq!(status(&["--fail-on", "high"]), Some(0));
+    let without = json_report(&[&gen("eth.pcap")], &[]);
+    assert_eq!(
+        without["findings"],
+        serde_json::json!([]),
+        "no policy, no unexpected-port findings"
+    );
+}
+
+#[test]
+fn bad_policy_names_line_and_column() {
+    let dir = std::env::temp_dir().join(format!("portflow-pol-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("policy.toml");
+    std::fs::write(
+        &f,
+        "[default]\ntcp = [22]\n\n[[hosts]]\nmatch = \"10.0.0.0/40\"\n",
+    )
+    .unwrap();
+    let o = run(&[
+        "read",
+        "--policy",
+        &f.display().to_string(),
+        &gen("eth.pcap").display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("policy.toml:5:9: '/40' is not a prefix length (0-32)"),
+        "{e}"
+    );
+    assert!(o.stdout.is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

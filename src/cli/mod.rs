@@ -8,7 +8,7 @@ use std::path::PathBuf;
     name = "portflow",
     version,
     about = "Which ports are open, who uses them, how much, how fast: from pcap/pcapng files or live traffic.",
-    after_help = "Exit status: 0 success, 2 error (bad input, bad flags, unreadable file, capture failure),\n130 a capture quit by a second Ctrl-C."
+    after_help = "Exit status: 0 success, 1 a finding at or above --fail-on, 2 error (bad input, bad flags, unreadable file, capture failure),\n130 a capture quit by a second Ctrl-C."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -86,6 +86,15 @@ pub struct AnalysisArgs {
     /// UDP (and SCTP, DCCP) idle timeout in seconds (packet time).
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub udp_timeout: u64,
+
+    /// A TOML file saying which ports each host or network may serve (docs/POLICY.md);
+    /// services outside it are `unexpected-port` findings.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+
+    /// Exit with status 1 when a finding at or above this severity was found.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on: Option<crate::detect::Severity>,
 }
 
 #[derive(Debug, Args)]

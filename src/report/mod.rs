@@ -32,6 +32,8 @@ pub struct Report {
     pub services: Vec<OpenPortReport>,
     /// Per host, connection attempts its closed ports refused.
     pub closed_port_attempts: Vec<ClosedAttempts>,
+    /// What should not be there, most severe first (`--policy` enables `unexpected-port`).
+    pub findings: Vec<crate::detect::Finding>,
     /// Live capture only: the interface, libpcap's counters, drops, why it stopped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live: Option<crate::pipeline::live::LiveSummary>,
@@ -385,6 +387,7 @@ impl Report {
             closed_ports: closed,
             services,
             closed_port_attempts,
+            findings: Vec::new(),
             live: None,
         }
     }

@@ -1,0 +1,117 @@
+//! Findings: what should not be there. Pure functions over the merged
+//! statistics, so findings are the same for any worker count.
+//!
+//! Implemented so far: `unexpected-port` (a service outside the `--policy`).
+
+pub mod policy;
+
+use crate::decode::to_ip;
+use crate::report::time::rfc3339;
+use crate::services::{Services, Transport};
+use crate::stats::inventory::Inventory;
+use policy::{Decision, Policy};
+use serde::Serialize;
+
+/// How much a finding matters. Ordered: `info` < `low` < `medium` < `high`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+        }
+    }
+}
+
+/// Counts behind a finding.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Evidence {
+    pub flows: u64,
+    pub clients: u64,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// One finding (`docs/SCHEMA.md`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// `unexpected-port` (more kinds to come: `service-mismatch`, `port-scan`, `host-sweep`, `odd-flags`, `cleartext`).
+    pub kind: &'static str,
+    pub severity: Severity,
+    pub proto: Transport,
+    pub port: u16,
+    pub host: String,
+    /// The source, for findings about who did something (scans); null otherwise.
+    pub src: Option<String>,
+    pub service: Option<String>,
+    pub detail: String,
+    pub evidence: Evidence,
+    /// Up to 10 client addresses, sorted.
+    pub clients: Vec<String>,
+    pub first_seen: String,
+    pub last_seen: String,
+}
+
+/// Services seen serving outside the policy.
+pub fn unexpected_ports(inv: &Inventory, policy: &Policy, services: &Services) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (k, o) in &inv.open {
+        let Decision::Denied { rule } = policy.check(&k.host, k.transport, k.port) else {
+            continue;
+        };
+        let host = to_ip(&k.host).to_string();
+        let name = services.name(k.transport, k.port).map(str::to_string);
+        let mut clients: Vec<std::net::IpAddr> = o.clients.iter().map(to_ip).collect();
+        clients.sort();
+        let bytes = o.to_server.bytes + o.to_client.bytes;
+        out.push(Finding {
+            kind: "unexpected-port",
+            severity: Severity::Medium,
+            proto: k.transport,
+            port: k.port,
+            detail: format!(
+                "{host} serves {}/{}{} to {} client(s), {} flow(s), {bytes} bytes; the policy ({rule}) does not allow it",
+                k.transport,
+                k.port,
+                name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default(),
+                o.clients.len(),
+                o.flows,
+            ),
+            host,
+            src: None,
+            service: name,
+            evidence: Evidence {
+                flows: o.flows,
+                clients: o.clients.len() as u64,
+                packets: o.to_server.packets + o.to_client.packets,
+                bytes,
+            },
+            clients: clients.iter().take(10).map(|c| c.to_string()).collect(),
+            first_seen: rfc3339(o.first_ns),
+            last_seen: rfc3339(o.last_ns),
+        });
+    }
+    sort(&mut out);
+    out
+}
+
+/// Most severe first, then by kind, host, transport and port.
+pub fn sort(f: &mut [Finding]) {
+    f.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(a.kind.cmp(b.kind))
+            .then(a.host.cmp(&b.host))
+            .then((a.proto, a.port).cmp(&(b.proto, b.port)))
+    });
+}
