@@ -1,6 +1,6 @@
 //! What each subcommand does, between the parsed arguments and the library.
 use crate::cli::{AnalysisArgs, CaptureArgs, Format, InterfacesArgs, ReadArgs, ServicesArgs};
-use crate::detect::{self, policy::Policy, Severity};
+use crate::detect::{self, policy::Policy};
 use crate::pipeline::{analyze_files, live, Analysis, Options, RunError};
 use crate::report::live::{draw, LiveState, Screen};
 use crate::report::{flows::write_flows, table::write_table, Report};
@@ -213,15 +213,24 @@ fn load_policy(a: &AnalysisArgs) -> Result<Option<Policy>, AppError> {
 /// Adds the findings to a report; returns 1 when one reaches `--fail-on`.
 fn add_findings(
     report: &mut Report,
-    a: &Analysis,
+    a: &mut Analysis,
     policy: Option<&Policy>,
     services: &Services,
-    fail_on: Option<Severity>,
+    args: &AnalysisArgs,
 ) -> u8 {
     if let Some(p) = policy {
         report.findings = detect::unexpected_ports(&a.inventory, p, services);
     }
-    match fail_on {
+    let th = detect::scan::Thresholds {
+        ports: args.scan_ports.max(1),
+        hosts: args.sweep_hosts.max(1),
+        window: args.scan_window,
+    };
+    report
+        .findings
+        .extend(detect::scan::scans(&mut a.attempts.list, th));
+    detect::sort(&mut report.findings);
+    match args.fail_on {
         Some(level) if report.findings.iter().any(|f| f.severity >= level) => 1,
         _ => 0,
     }
@@ -266,7 +275,7 @@ pub fn read(args: ReadArgs) -> Result<u8, AppError> {
     });
     let analysis = analyze_files(&inputs, &opts, bytes);
     drop(progress);
-    let analysis = match analysis {
+    let mut analysis = match analysis {
         Ok(a) => a,
         Err(RunError::File(e)) => return Err(AppError::Message(e.to_string())),
         Err(e) => return Err(AppError::Message(e.to_string())),
@@ -289,10 +298,10 @@ pub fn read(args: ReadArgs) -> Result<u8, AppError> {
         let mut report = Report::build(&analysis, &services);
         status = add_findings(
             &mut report,
-            &analysis,
+            &mut analysis,
             policy.as_ref(),
             &services,
-            args.analysis.fail_on,
+            &args.analysis,
         );
         write_report(&report, args.format, args.analysis.top, &mut out)?;
     }
@@ -457,7 +466,7 @@ pub fn capture(args: CaptureArgs) -> Result<u8, AppError> {
     if let Some(s) = screen.as_mut() {
         s.leave();
     }
-    let (analysis, summary) = result.map_err(|e| AppError::Message(e.to_string()))?;
+    let (mut analysis, summary) = result.map_err(|e| AppError::Message(e.to_string()))?;
     if summary.stopped_by == live::StopReason::Aborted {
         if let Some(f) = &summary.written {
             eprintln!(
@@ -479,10 +488,10 @@ pub fn capture(args: CaptureArgs) -> Result<u8, AppError> {
     report.live = Some(summary);
     let status = add_findings(
         &mut report,
-        &analysis,
+        &mut analysis,
         policy.as_ref(),
         &services,
-        args.analysis.fail_on,
+        &args.analysis,
     );
     let mut out = Output::open(args.output.as_deref())?;
     write_report(&report, args.format, args.analysis.top, &mut out)?;

@@ -72,6 +72,7 @@ fn report_is_identical_for_any_worker_count() {
         gen("eth.pcap"),
         gen("tunnels.pcap"),
         gen("fragments.pcap"),
+        gen("scan.pcap"),
         fixture("corpus"),
     ];
     let paths: Vec<&std::path::Path> = files.iter().map(|p| p.as_path()).collect();
@@ -603,4 +604,60 @@ fn bad_policy_names_line_and_column() {
     );
     assert!(o.stdout.is_empty());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn scans_sweeps_and_odd_flags_but_not_a_busy_server() {
+    let r = json_report(&[&gen("scan.pcap")], &[]);
+    /// (kind, src, host, port)
+    type Row = (String, Option<String>, Option<String>, Option<u64>);
+    let f: Vec<Row> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().to_string(),
+                f["src"].as_str().map(str::to_string),
+                f["host"].as_str().map(str::to_string),
+                f["port"].as_u64(),
+            )
+        })
+        .collect();
+    let s = |v: &str| Some(v.to_string());
+    assert_eq!(
+        f,
+        vec![
+            ("host-sweep".into(), s("10.9.9.9"), None, Some(445)),
+            ("odd-flags".into(), s("10.9.9.9"), s("10.0.0.1"), None),
+            ("port-scan".into(), s("10.9.9.9"), s("10.0.0.1"), None),
+        ],
+        "200 clients of one HTTPS server are not a scan"
+    );
+    assert_eq!(r["findings"][2]["evidence"]["ports"], 99);
+    assert_eq!(r["findings"][0]["evidence"]["hosts"], 30);
+    assert!(r["findings"][1]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("1 NULL, 1 FIN and 1 Xmas"));
+    // Thresholds are flags.
+    let r = json_report(
+        &[&gen("scan.pcap")],
+        &["--scan-ports", "100", "--sweep-hosts", "31"],
+    );
+    let kinds: Vec<&str> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["odd-flags"]);
+    let o = run(&[
+        "read",
+        "-q",
+        "--fail-on",
+        "medium",
+        &gen("scan.pcap").display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
 }

@@ -95,6 +95,18 @@ pub struct AnalysisArgs {
     /// Exit with status 1 when a finding at or above this severity was found.
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<crate::detect::Severity>,
+
+    /// port-scan: distinct ports of one host a source must fail to reach within --scan-window (Zeek's default).
+    #[arg(long, default_value_t = 15, value_name = "N")]
+    pub scan_ports: usize,
+
+    /// host-sweep: distinct hosts a source must fail to reach on one port within --scan-window (Zeek's default).
+    #[arg(long, default_value_t = 25, value_name = "N")]
+    pub sweep_hosts: usize,
+
+    /// The window for --scan-ports and --sweep-hosts.
+    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = parse_duration)]
+    pub scan_window: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

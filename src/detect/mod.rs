@@ -1,9 +1,11 @@
 //! Findings: what should not be there. Pure functions over the merged
 //! statistics, so findings are the same for any worker count.
 //!
-//! Implemented so far: `unexpected-port` (a service outside the `--policy`).
+//! Implemented so far: `unexpected-port` (a service outside the `--policy`),
+//! `port-scan`, `host-sweep` and `odd-flags` ([`scan`]).
 
 pub mod policy;
+pub mod scan;
 
 use crate::decode::to_ip;
 use crate::report::time::rfc3339;
@@ -33,13 +35,26 @@ impl Severity {
     }
 }
 
-/// Counts behind a finding.
+/// Counts behind a finding; each kind fills the ones that apply.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Evidence {
-    pub flows: u64,
-    pub clients: u64,
-    pub packets: u64,
-    pub bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flows: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clients: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packets: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Failed or unanswered attempts (scans), or probes (odd flags).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u64>,
+    /// Distinct ports tried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ports: Option<u64>,
+    /// Distinct hosts tried.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<u64>,
 }
 
 /// One finding (`docs/SCHEMA.md`).
@@ -49,8 +64,10 @@ pub struct Finding {
     pub kind: &'static str,
     pub severity: Severity,
     pub proto: Transport,
-    pub port: u16,
-    pub host: String,
+    /// The port concerned; null when a finding spans ports (a port scan).
+    pub port: Option<u16>,
+    /// The host concerned; null when a finding spans hosts (a sweep).
+    pub host: Option<String>,
     /// The source, for findings about who did something (scans); null otherwise.
     pub src: Option<String>,
     pub service: Option<String>,
@@ -78,7 +95,7 @@ pub fn unexpected_ports(inv: &Inventory, policy: &Policy, services: &Services) -
             kind: "unexpected-port",
             severity: Severity::Medium,
             proto: k.transport,
-            port: k.port,
+            port: Some(k.port),
             detail: format!(
                 "{host} serves {}/{}{} to {} client(s), {} flow(s), {bytes} bytes; the policy ({rule}) does not allow it",
                 k.transport,
@@ -87,14 +104,15 @@ pub fn unexpected_ports(inv: &Inventory, policy: &Policy, services: &Services) -
                 o.clients.len(),
                 o.flows,
             ),
-            host,
+            host: Some(host),
             src: None,
             service: name,
             evidence: Evidence {
-                flows: o.flows,
-                clients: o.clients.len() as u64,
-                packets: o.to_server.packets + o.to_client.packets,
-                bytes,
+                flows: Some(o.flows),
+                clients: Some(o.clients.len() as u64),
+                packets: Some(o.to_server.packets + o.to_client.packets),
+                bytes: Some(bytes),
+                ..Evidence::default()
             },
             clients: clients.iter().take(10).map(|c| c.to_string()).collect(),
             first_seen: rfc3339(o.first_ns),

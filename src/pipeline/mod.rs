@@ -83,6 +83,8 @@ pub struct Analysis {
     pub ports: PortTable,
     /// Open ports seen serving, and refused attempts per host.
     pub inventory: Inventory,
+    /// Failed or unanswered attempts and odd-flag probes, for scan findings.
+    pub attempts: crate::detect::scan::Attempts,
     /// Finished flows sorted by first packet (only with `keep_flows`).
     pub flows: Vec<FlowRecord>,
     pub files: Vec<FileReport>,
@@ -221,11 +223,13 @@ fn merge(
 ) -> Analysis {
     let mut ports = PortTable::default();
     let mut inventory = Inventory::default();
+    let mut attempts = crate::detect::scan::Attempts::default();
     let mut flows = Vec::new();
     let (mut evicted, mut peak) = (0, 0);
     for mut t in tables {
         ports.merge(&t.ports);
         inventory.merge(&t.inventory);
+        attempts.merge(&mut t.attempts);
         flows.append(&mut t.records);
         evicted += t.evicted;
         peak += t.peak_flows;
@@ -248,6 +252,7 @@ fn merge(
         totals,
         ports,
         inventory,
+        attempts,
         flows,
         files,
         flows_evicted: evicted,

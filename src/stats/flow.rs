@@ -12,6 +12,7 @@
 use super::inventory::{FlowOutcome, Inventory, OpenPortKey, ANSWERED, HANDSHAKE, MIDSTREAM};
 use super::{Count, PortStats, PortTable};
 use crate::decode::{tcp_flags as F, Addr};
+use crate::detect::scan::{Attempt, Attempts, ATTEMPTS_CAP};
 use crate::services::{PortClass, Services, Transport};
 use rustc_hash::FxHashMap;
 
@@ -178,6 +179,8 @@ struct Flow {
     dir: [Count; 2],
     history: u16,
     server_is_lo: bool,
+    /// TCP flags of the flow's first packet (to tell NULL/FIN/Xmas probes).
+    first_flags: u8,
 }
 
 impl Flow {
@@ -321,6 +324,8 @@ pub struct FlowTable {
     pub peak_flows: usize,
     /// Open ports and refused attempts, from finished flows.
     pub inventory: Inventory,
+    /// Connection attempts that failed or got no answer, and odd-flag probes (for scan findings).
+    pub attempts: Attempts,
 }
 
 impl FlowTable {
@@ -341,6 +346,7 @@ impl FlowTable {
             evicted: 0,
             peak_flows: 0,
             inventory: Inventory::default(),
+            attempts: Attempts::with_cap(ATTEMPTS_CAP),
         }
     }
 
@@ -389,6 +395,7 @@ impl FlowTable {
                 dir: [Count::default(); 2],
                 history: 0,
                 server_is_lo,
+                first_flags: p.tcp_flags,
             };
             self.flows.insert(p.key, f);
             self.peak_flows = self.peak_flows.max(self.flows.len());
@@ -480,6 +487,27 @@ impl FlowTable {
         } else {
             (key.hi, key.lo)
         };
+        let probe = match key.transport {
+            Transport::Tcp if h & RESP_SYNACK == 0 => match state {
+                "S0" | "REJ" | "RSTOS0" | "SH" => Some(0),
+                "OTH" if h & ORIG_SEEN != 0 => crate::detect::scan::odd_probe(f.first_flags),
+                _ => None,
+            },
+            Transport::Tcp => None,
+            _ if h & RESP_SEEN == 0 => Some(0),
+            _ => None,
+        };
+        if let Some(odd) = probe {
+            self.attempts.push(Attempt {
+                src: client,
+                dst: server,
+                ts: f.first,
+                port: sport,
+                transport: key.transport,
+                odd,
+                refused: state == "REJ",
+            });
+        }
         self.inventory.observe(FlowOutcome {
             key: OpenPortKey {
                 host: server,

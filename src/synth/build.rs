@@ -7,6 +7,7 @@ pub const SYN: u8 = 0x02;
 pub const RST: u8 = 0x04;
 pub const PSH: u8 = 0x08;
 pub const ACK: u8 = 0x10;
+pub const URG: u8 = 0x20;
 
 /// An IP address for building packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +136,7 @@ pub fn tcp_segment(
     h.rst = flags & RST != 0;
     h.psh = flags & PSH != 0;
     h.ack = flags & ACK != 0;
+    h.urg = flags & URG != 0;
     h.checksum = match (src, dst) {
         (Ip::V4(s), Ip::V4(d)) => h.calc_checksum_ipv4_raw(s, d, payload).expect("small"),
         (Ip::V6(s), Ip::V6(d)) => h.calc_checksum_ipv6_raw(s, d, payload).expect("small"),

@@ -313,6 +313,71 @@ fn fragments() -> Vec<(u64, Vec<u8>)> {
     out
 }
 
+/// A scanner at work beside a busy server: a SYN scan of 100 ports (two open),
+/// a sweep of 30 hosts on 445, NULL/FIN/Xmas probes, and 200 clients completing
+/// handshakes with one HTTPS server (which must not look like a scan).
+pub fn scan_traffic() -> Vec<(u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut t = T0;
+    let mut at = |out: &mut Vec<(u64, Vec<u8>)>, p: Vec<u8>, step_us: u64| {
+        t += step_us * 1000;
+        out.push((t, p));
+    };
+    let (scanner, target) = (v4(10, 9, 9, 9), v4(10, 0, 0, 1));
+    for port in 1..=100u16 {
+        at(
+            &mut out,
+            tcp(scanner, 40000, target, port, SYN, 7, 0, &[]),
+            200,
+        );
+        if port == 22 || port == 80 {
+            at(
+                &mut out,
+                tcp(target, port, scanner, 40000, SYN | ACK, 9, 8, &[]),
+                100,
+            );
+            at(
+                &mut out,
+                tcp(scanner, 40000, target, port, RST, 8, 0, &[]),
+                50,
+            );
+        } else {
+            at(
+                &mut out,
+                tcp(target, port, scanner, 40000, RST | ACK, 0, 8, &[]),
+                100,
+            );
+        }
+    }
+    for h in 1..=30u8 {
+        at(
+            &mut out,
+            tcp(scanner, 40001, v4(10, 0, 2, h), 445, SYN, 1, 0, &[]),
+            300,
+        );
+    }
+    for (port, flags) in [(22u16, 0u8), (23, FIN), (25, FIN | PSH | URG)] {
+        at(
+            &mut out,
+            tcp(scanner, 40002, target, port, flags, 1, 0, &[]),
+            400,
+        );
+    }
+    let web = v4(10, 0, 0, 80);
+    for c in 0..200u16 {
+        let client = v4(10, 1, (c >> 8) as u8, c as u8);
+        let cp = 30000 + c;
+        at(&mut out, tcp(client, cp, web, 443, SYN, 1, 0, &[]), 100);
+        at(
+            &mut out,
+            tcp(web, 443, client, cp, SYN | ACK, 5, 2, &[]),
+            100,
+        );
+        at(&mut out, tcp(client, cp, web, 443, ACK, 2, 6, &[]), 50);
+    }
+    out
+}
+
 /// A named fixture file and its bytes.
 pub struct Fixture {
     pub name: &'static str,
@@ -460,6 +525,11 @@ pub fn all() -> Vec<Fixture> {
         name: "fragments.pcap",
         bytes: pcap_of(1, 65535, false, false, &fragments(), eth_ip),
         note: "IPv4 UDP in 3 fragments, an orphan later fragment, IPv6 UDP in 2 fragments",
+    });
+    out.push(Fixture {
+        name: "scan.pcap",
+        bytes: pcap_of(1, 65535, false, false, &scan_traffic(), eth_ip),
+        note: "a SYN scan of 100 ports (22 and 80 open), a 30-host sweep on 445, NULL/FIN/Xmas probes, and a busy HTTPS server with 200 clients",
     });
     // Broken files.
     let cut = eth.len() - 700;
