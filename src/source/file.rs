@@ -307,10 +307,16 @@ impl<'s> Walker<'s> {
 pub const UNKNOWN_INTERFACE: LinkType = LinkType(u32::MAX);
 
 fn nom_kind(e: &PcapError<&[u8]>) -> String {
-    match e {
-        PcapError::NomError(_, k) => format!("{k:?}"),
-        PcapError::OwnedNomError(_, k) => format!("{k:?}"),
-        other => format!("{other:?}"),
+    use nom::error::ErrorKind;
+    let kind = match e {
+        PcapError::NomError(_, k) | PcapError::OwnedNomError(_, k) => *k,
+        other => return format!("{other:?}"),
+    };
+    match kind {
+        ErrorKind::Verify => "lengths inside the block do not add up".into(),
+        ErrorKind::Eof | ErrorKind::Complete => "a length runs past the end of its block".into(),
+        ErrorKind::Tag => "unexpected magic or block type".into(),
+        k => format!("{k:?}"),
     }
 }
 
