@@ -2,12 +2,7 @@
 //! tunnels, with correct lengths and checksums (TCP/UDP checksums by etherparse).
 use etherparse::{TcpHeader, UdpHeader};
 
-pub const FIN: u8 = 0x01;
-pub const SYN: u8 = 0x02;
-pub const RST: u8 = 0x04;
-pub const PSH: u8 = 0x08;
-pub const ACK: u8 = 0x10;
-pub const URG: u8 = 0x20;
+pub use crate::decode::tcp_flags::{ACK, FIN, PSH, RST, SYN, URG};
 
 /// An IP address for building packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
