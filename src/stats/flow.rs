@@ -305,6 +305,57 @@ impl Timeouts {
     }
 }
 
+/// Accounts packet `p` to its flow `f` and to the service port's statistics.
+#[inline]
+fn update(f: &mut Flow, ports: &mut PortTable, p: &FlowPacket) {
+    let (now, t) = (p.ts, p.key.transport);
+    let to_server = p.from_lo != f.server_is_lo;
+    let sport = if f.server_is_lo {
+        p.key.lo_port
+    } else {
+        p.key.hi_port
+    };
+    f.last = f.last.max(now);
+    f.dir[!to_server as usize].add(p.wire_len);
+    f.history |= if to_server { ORIG_SEEN } else { RESP_SEEN };
+    let ps: &mut PortStats = ports.get_mut(t, sport);
+    ps.seen(now);
+    if to_server {
+        ps.to_server.add(p.wire_len);
+    } else {
+        ps.to_client.add(p.wire_len);
+    }
+    ps.sizes.record(p.wire_len as u64);
+    if t == Transport::Tcp {
+        let fl = p.tcp_flags;
+        if fl & F::SYN != 0 {
+            if fl & F::ACK == 0 {
+                ps.syn += 1;
+                if to_server {
+                    f.history |= ORIG_SYN;
+                    f.syn_ts = now;
+                }
+            } else {
+                ps.syn_ack += 1;
+                if !to_server {
+                    f.history |= RESP_SYNACK;
+                    if f.syn_ts != 0 && f.history & RTT_DONE == 0 && now >= f.syn_ts {
+                        f.history |= RTT_DONE;
+                        ps.rtt_us.record((now - f.syn_ts) / 1000);
+                    }
+                }
+            }
+        }
+        if fl & F::RST != 0 {
+            ps.rst += 1;
+            f.history |= if to_server { ORIG_RST } else { RESP_RST };
+        }
+        if fl & F::FIN != 0 {
+            f.history |= if to_server { ORIG_FIN } else { RESP_FIN };
+        }
+    }
+}
+
 /// Sweeps for idle flows run every this much packet time.
 pub const SWEEP_EVERY_NS: u64 = 10_000_000_000;
 
@@ -367,95 +418,49 @@ impl FlowTable {
         }
         let t = p.key.transport;
         let syn_only = p.tcp_flags & (F::SYN | F::ACK) == F::SYN && t == Transport::Tcp;
-        let mut new_flow = false;
-        let restart = match self.flows.get(&p.key) {
+        // Fast path, one hash look-up: a packet of a live flow.
+        let timeouts = self.timeouts;
+        let restart = match self.flows.get_mut(&p.key) {
             Some(f) => {
-                let idle = now.saturating_sub(f.last) > self.timeouts.of(t, f);
-                idle || (syn_only && f.closed())
+                let idle = now.saturating_sub(f.last) > timeouts.of(t, f);
+                if !(idle || (syn_only && f.closed())) {
+                    update(f, &mut self.ports, p);
+                    return;
+                }
+                true
             }
-            None => {
-                new_flow = true;
-                false
-            }
+            None => false,
         };
         if restart {
             let f = self.flows.remove(&p.key).expect("present");
             self.finish(p.key, f);
-            new_flow = true;
         }
-        if new_flow {
-            if self.flows.len() >= self.cap {
-                self.make_room(now);
-            }
-            let server_is_lo = lo_is_server(&self.services, p);
-            let f = Flow {
-                first: now,
-                last: now,
-                syn_ts: 0,
-                dir: [Count::default(); 2],
-                history: 0,
-                server_is_lo,
-                first_flags: p.tcp_flags,
-            };
-            self.flows.insert(p.key, f);
-            self.peak_flows = self.peak_flows.max(self.flows.len());
-            let (server, sport) = if server_is_lo {
-                (p.key.lo, p.key.lo_port)
-            } else {
-                (p.key.hi, p.key.hi_port)
-            };
-            let client = if server_is_lo { p.key.hi } else { p.key.lo };
-            let ps = self.ports.get_mut(t, sport);
-            ps.flows += 1;
-            ps.clients.insert(client);
-            ps.servers.insert(server);
+        if self.flows.len() >= self.cap {
+            self.make_room(now);
         }
-        let f = self.flows.get_mut(&p.key).expect("inserted above");
-        let to_server = p.from_lo != f.server_is_lo;
-        let sport = if f.server_is_lo {
-            p.key.lo_port
-        } else {
-            p.key.hi_port
+        let server_is_lo = lo_is_server(&self.services, p);
+        let mut f = Flow {
+            first: now,
+            last: now,
+            syn_ts: 0,
+            dir: [Count::default(); 2],
+            history: 0,
+            server_is_lo,
+            first_flags: p.tcp_flags,
         };
-        f.last = f.last.max(now);
-        f.dir[!to_server as usize].add(p.wire_len);
-        f.history |= if to_server { ORIG_SEEN } else { RESP_SEEN };
-        let ps: &mut PortStats = self.ports.get_mut(t, sport);
-        ps.seen(now);
-        if to_server {
-            ps.to_server.add(p.wire_len);
+        let (server, sport) = if server_is_lo {
+            (p.key.lo, p.key.lo_port)
         } else {
-            ps.to_client.add(p.wire_len);
-        }
-        ps.sizes.record(p.wire_len as u64);
-        if t == Transport::Tcp {
-            let fl = p.tcp_flags;
-            if fl & F::SYN != 0 {
-                if fl & F::ACK == 0 {
-                    ps.syn += 1;
-                    if to_server {
-                        f.history |= ORIG_SYN;
-                        f.syn_ts = now;
-                    }
-                } else {
-                    ps.syn_ack += 1;
-                    if !to_server {
-                        f.history |= RESP_SYNACK;
-                        if f.syn_ts != 0 && f.history & RTT_DONE == 0 && now >= f.syn_ts {
-                            f.history |= RTT_DONE;
-                            ps.rtt_us.record((now - f.syn_ts) / 1000);
-                        }
-                    }
-                }
-            }
-            if fl & F::RST != 0 {
-                ps.rst += 1;
-                f.history |= if to_server { ORIG_RST } else { RESP_RST };
-            }
-            if fl & F::FIN != 0 {
-                f.history |= if to_server { ORIG_FIN } else { RESP_FIN };
-            }
-        }
+            (p.key.hi, p.key.hi_port)
+        };
+        let client = if server_is_lo { p.key.hi } else { p.key.lo };
+        let ps = self.ports.get_mut(t, sport);
+        ps.flows += 1;
+        ps.clients.insert(client);
+        ps.servers.insert(server);
+        update(&mut f, &mut self.ports, p);
+        self.flows.insert(p.key, f);
+        self.peak_flows = self.peak_flows.max(self.flows.len());
     }
 
     fn finish(&mut self, key: FlowKey, f: Flow) {
