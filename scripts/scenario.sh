@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# A detection scenario with real tools, captured with tcpdump:
+#   host A (10.77.0.1, "client and scanner") and host B (10.77.0.2, "server"),
+#   two network namespaces joined by a veth pair that this script makes and removes.
+# On B: an HTTP server on a non-standard port (python3 -m http.server 8081), an
+# SSH-like banner (socat, 2222) and a Telnet-like banner (socat, 2323). From A:
+# curl, two banner grabs with socat, then an nmap SYN scan of B.
+#   scripts/scenario.sh OUT.pcap      (root; only the script's namespaces carry traffic)
+set -euo pipefail
+out=${1:?usage: scenario.sh OUT.pcap}
+[ "$(id -u)" -eq 0 ] || { echo "scenario: needs root" >&2; exit 2; }
+A=pfsA$$ B=pfsB$$ VA=vsa$$ VB=vsb$$
+work=$(mktemp -d)
+cleanup() {
+  disown -a 2>/dev/null || true
+  for ns in $A $B; do
+    for p in $(ip netns pids $ns 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+    ip netns del $ns 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+for ns in $A $B; do
+  ip netns add $ns
+  ip netns exec $ns sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  ip netns exec $ns ip link set lo up
+done
+ip link add $VA netns $A type veth peer name $VB netns $B
+ip netns exec $A ip addr add 10.77.0.1/24 dev $VA
+ip netns exec $B ip addr add 10.77.0.2/24 dev $VB
+ip netns exec $A ip link set $VA up
+ip netns exec $B ip link set $VB up
+
+printf 'echo "SSH-2.0-OpenSSH_9.2p1 Debian-2"; sleep 0.2\n' > "$work/ssh.sh"
+printf 'printf "\\377\\375\\030\\377\\375\\040login: "; sleep 0.2\n' > "$work/telnet.sh"
+chmod +x "$work"/*.sh
+mkdir -p "$work/www" && echo "hello" > "$work/www/index.html"
+ip netns exec $B tcpdump -i $VB -U -w "$out" -s 0 not arp 2>/dev/null &
+(cd "$work/www" && ip netns exec $B python3 -m http.server 8081 --bind 10.77.0.2 >/dev/null 2>&1 &)
+ip netns exec $B socat TCP-LISTEN:2222,bind=10.77.0.2,reuseaddr,fork EXEC:"$work/ssh.sh" &
+ip netns exec $B socat TCP-LISTEN:2323,bind=10.77.0.2,reuseaddr,fork EXEC:"$work/telnet.sh" &
+for port in 8081 2222 2323; do
+  for _ in $(seq 50); do ip netns exec $A bash -c "exec 3<>/dev/tcp/10.77.0.2/$port" 2>/dev/null && break; sleep 0.1; done
+done
+sleep 0.5
+ip netns exec $A curl -s -o /dev/null http://10.77.0.2:8081/
+ip netns exec $A socat -T 1 - TCP:10.77.0.2:2222 </dev/null >/dev/null || true
+ip netns exec $A socat -T 1 - TCP:10.77.0.2:2323 </dev/null >/dev/null || true
+ip netns exec $A nmap -n -Pn -sS -T4 --max-retries 1 -p 1-1024,2222,2323,8081 10.77.0.2 >/dev/null
+sleep 1
+kill -INT %1 2>/dev/null || pkill -INT -f "tcpdump -i $VB" || true
+wait %1 2>/dev/null || true
+echo "scenario: wrote $out" >&2
