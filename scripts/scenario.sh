@@ -35,7 +35,7 @@ printf 'echo "SSH-2.0-OpenSSH_9.2p1 Debian-2"; sleep 0.2\n' > "$work/ssh.sh"
 printf 'printf "\\377\\375\\030\\377\\375\\040login: "; sleep 0.2\n' > "$work/telnet.sh"
 chmod +x "$work"/*.sh
 mkdir -p "$work/www" && echo "hello" > "$work/www/index.html"
-ip netns exec $B tcpdump -i $VB -U -w "$out" -s 0 not arp 2>/dev/null &
+ip netns exec $B tcpdump -Z root -i $VB -U -w "$out" -s 0 not arp 2>/dev/null &
 (cd "$work/www" && ip netns exec $B python3 -m http.server 8081 --bind 10.77.0.2 >/dev/null 2>&1 &)
 ip netns exec $B socat TCP-LISTEN:2222,bind=10.77.0.2,reuseaddr,fork EXEC:"$work/ssh.sh" &
 ip netns exec $B socat TCP-LISTEN:2323,bind=10.77.0.2,reuseaddr,fork EXEC:"$work/telnet.sh" &
