@@ -330,6 +330,20 @@ mod tests {
     }
 
     #[test]
+    fn attempts_past_the_cap_are_counted() {
+        let mut a = Attempts::with_cap(2);
+        for p in 0..5 {
+            a.push(at(1, 1, p, 0));
+        }
+        assert_eq!((a.list.len(), a.overflow), (2, 3));
+        let mut b = Attempts::with_cap(1);
+        b.push(at(2, 2, 1, 0));
+        b.push(at(2, 2, 2, 0));
+        a.merge(&mut b);
+        assert_eq!((a.list.len(), a.overflow), (3, 4));
+    }
+
+    #[test]
     fn odd_probes_are_their_own_finding() {
         assert_eq!(odd_probe(0), Some(NULL_PROBE));
         assert_eq!(odd_probe(F::FIN), Some(FIN_PROBE));

@@ -128,6 +128,8 @@ pub struct FlowsSummary {
     pub total: u64,
     /// Flows ended early because the flow table was full (`--flow-cap`).
     pub evicted: u64,
+    /// Failed attempts not examined for scans because the per-worker list was full.
+    pub attempts_not_examined: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -382,6 +384,7 @@ impl Report {
             flows: FlowsSummary {
                 total: flows_total,
                 evicted: a.flows_evicted,
+                attempts_not_examined: a.attempts.overflow,
             },
             ports,
             closed_ports: closed,

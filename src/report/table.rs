@@ -113,6 +113,12 @@ pub fn write_table(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> 
             thousands(t.truncated_by_snaplen)
         ));
     }
+    if r.flows.attempts_not_examined > 0 {
+        extra.push(format!(
+            "failed attempts not examined for scans (list full) {}",
+            thousands(r.flows.attempts_not_examined)
+        ));
+    }
     if r.flows.evicted > 0 {
         extra.push(format!(
             "flows evicted (table full) {}",
