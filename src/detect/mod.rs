@@ -5,6 +5,7 @@
 //! `port-scan`, `host-sweep` and `odd-flags` ([`scan`]).
 
 pub mod policy;
+pub mod protocol;
 pub mod scan;
 
 use crate::decode::to_ip;
