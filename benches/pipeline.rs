@@ -29,6 +29,7 @@ fn packets(flows: u32, n: usize) -> Vec<FlowPacket> {
                 from_lo,
                 tcp_flags: 0x10,
                 hints: 0,
+                ..FlowPacket::default()
             }
         })
         .collect()
@@ -45,7 +46,7 @@ fn flow_table(c: &mut Criterion) {
                 || FlowTable::new(services.clone(), Timeouts::default(), 4_000_000, false),
                 |mut t| {
                     for p in pkts {
-                        t.account(p);
+                        t.account(p, &[]);
                     }
                     t
                 },

@@ -229,6 +229,12 @@ fn add_findings(
     report
         .findings
         .extend(detect::scan::scans(&mut a.attempts.list, th));
+    report
+        .findings
+        .extend(detect::payload::service_mismatches(&a.inventory, services));
+    report
+        .findings
+        .extend(detect::payload::cleartext(&a.inventory, services));
     detect::sort(&mut report.findings);
     match args.fail_on {
         Some(level) if report.findings.iter().any(|f| f.severity >= level) => 1,

@@ -1,9 +1,12 @@
 //! Findings: what should not be there. Pure functions over the merged
 //! statistics, so findings are the same for any worker count.
 //!
-//! Implemented so far: `unexpected-port` (a service outside the `--policy`),
-//! `port-scan`, `host-sweep` and `odd-flags` ([`scan`]).
+//! - `unexpected-port`: a service outside the `--policy` ([`policy`]);
+//! - `port-scan`, `host-sweep`, `odd-flags` ([`scan`]);
+//! - `service-mismatch`, `cleartext` ([`payload`], on what [`protocol`]
+//!   detected in the first packets of each flow).
 
+pub mod payload;
 pub mod policy;
 pub mod protocol;
 pub mod scan;
@@ -61,7 +64,7 @@ pub struct Evidence {
 /// One finding (`docs/SCHEMA.md`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
-    /// `unexpected-port` (more kinds to come: `service-mismatch`, `port-scan`, `host-sweep`, `odd-flags`, `cleartext`).
+    /// `unexpected-port`, `service-mismatch`, `port-scan`, `host-sweep`, `odd-flags` or `cleartext`.
     pub kind: &'static str,
     pub severity: Severity,
     pub proto: Transport,
@@ -72,6 +75,8 @@ pub struct Finding {
     /// The source, for findings about who did something (scans); null otherwise.
     pub src: Option<String>,
     pub service: Option<String>,
+    /// The protocol detected from payload on that port, if any.
+    pub detected: Option<&'static str>,
     pub detail: String,
     pub evidence: Evidence,
     /// Up to 10 client addresses, sorted.
@@ -89,6 +94,7 @@ pub fn unexpected_ports(inv: &Inventory, policy: &Policy, services: &Services) -
         };
         let host = to_ip(&k.host).to_string();
         let name = services.name(k.transport, k.port).map(str::to_string);
+        let detected = inv.protocols_of(k).first().map(|(p, _)| p.as_str());
         let mut clients: Vec<std::net::IpAddr> = o.clients.iter().map(to_ip).collect();
         clients.sort();
         let bytes = o.to_server.bytes + o.to_client.bytes;
@@ -98,16 +104,18 @@ pub fn unexpected_ports(inv: &Inventory, policy: &Policy, services: &Services) -
             proto: k.transport,
             port: Some(k.port),
             detail: format!(
-                "{host} serves {}/{}{} to {} client(s), {} flow(s), {bytes} bytes; the policy ({rule}) does not allow it",
+                "{host} serves {}/{}{}{} to {} client(s), {} flow(s), {bytes} bytes; the policy ({rule}) does not allow it",
                 k.transport,
                 k.port,
                 name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default(),
+                detected.map(|p| format!(", speaking {p}")).unwrap_or_default(),
                 o.clients.len(),
                 o.flows,
             ),
             host: Some(host),
             src: None,
             service: name,
+            detected,
             evidence: Evidence {
                 flows: Some(o.flows),
                 clients: Some(o.clients.len() as u64),

@@ -44,10 +44,11 @@ pub enum Protocol {
     Dhcp,
     Quic,
     Bittorrent,
+    Irc,
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 20] = [
+    pub const ALL: [Protocol; 21] = [
         Protocol::Http,
         Protocol::Tls,
         Protocol::Ssh,
@@ -68,6 +69,7 @@ impl Protocol {
         Protocol::Dhcp,
         Protocol::Quic,
         Protocol::Bittorrent,
+        Protocol::Irc,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -92,6 +94,7 @@ impl Protocol {
             Protocol::Dhcp => "dhcp",
             Protocol::Quic => "quic",
             Protocol::Bittorrent => "bittorrent",
+            Protocol::Irc => "irc",
         }
     }
 
@@ -120,11 +123,11 @@ impl Protocol {
                 "http-proxy",
                 "radan-http",
                 "synapse-nhttp",
-                "websm",
             ],
             Protocol::Tls => &[],
             Protocol::Ssh => &["ssh", "sftp-ssh", "netconf-ssh", "snmpssh"],
-            Protocol::Dns => &["domain", "mdns", "llmnr", "dns-llq", "dnsix"],
+            // NetBIOS name service uses DNS's message format (RFC 1002).
+            Protocol::Dns => &["domain", "mdns", "llmnr", "dns-llq", "netbios-ns"],
             Protocol::Smtp => &["smtp", "submission", "lmtp"],
             Protocol::Ftp => &["ftp", "ftp-agent"],
             Protocol::Pop3 => &["pop3"],
@@ -141,6 +144,7 @@ impl Protocol {
             Protocol::Dhcp => &["bootps", "bootpc", "dhcp-failover"],
             Protocol::Quic => &[],
             Protocol::Bittorrent => &[],
+            Protocol::Irc => &["irc", "ircu"],
         }
     }
 
@@ -223,11 +227,17 @@ pub struct FlowInspect {
 }
 
 const STRONG: u8 = 0x80;
+/// The direction's first payload packet has been looked at.
+const EXAMINED: u8 = 0x40;
+const PROTO: u8 = 0x3f;
 /// Most packets a worker inspects per flow (both directions).
 const MAX_INSPECTED: u8 = 2 * INSPECT_PACKETS;
 
 impl FlowInspect {
-    /// Looks at one payload prefix of the flow.
+    /// Looks at one payload prefix of the flow. The protocol is identified on
+    /// the first payload packet of each direction only (a banner, a request, a
+    /// hello): what follows may be anything, TLS after a STARTTLS included. The
+    /// later packets are scanned for cleartext credentials.
     #[inline]
     pub fn inspect(&mut self, t: Transport, to_server: bool, payload: &[u8]) {
         if payload.is_empty() || self.packets >= MAX_INSPECTED {
@@ -239,11 +249,10 @@ impl FlowInspect {
         } else {
             &mut self.server
         };
-        if *slot & STRONG == 0 {
+        if *slot & EXAMINED == 0 {
+            *slot = EXAMINED;
             if let Some((p, strong)) = identify(t, to_server, payload) {
-                if strong || *slot == 0 {
-                    *slot = p as u8 | if strong { STRONG } else { 0 };
-                }
+                *slot |= p as u8 | if strong { STRONG } else { 0 };
             }
         }
         if to_server {
@@ -256,16 +265,26 @@ impl FlowInspect {
     /// The flow's protocol: a strong match beats a weak one, the server's side
     /// beats the client's.
     pub fn protocol(&self) -> Option<Protocol> {
-        let pick = if self.server & STRONG != 0 {
-            self.server
-        } else if self.client & STRONG != 0 {
-            self.client
-        } else if self.server != 0 {
-            self.server
+        let (s, c) = (self.server, self.client);
+        let pick = if s & STRONG != 0 {
+            s
+        } else if c & STRONG != 0 {
+            c
+        } else if s & PROTO != 0 {
+            s
         } else {
-            self.client
+            c
         };
-        Protocol::from_u8(pick & !STRONG)
+        Protocol::from_u8(pick & PROTO)
+    }
+
+    /// Whether the server's own answer backs the verdict (it was recognised:
+    /// the same protocol, or a weak guess such as a bare `220` banner). A
+    /// client's request alone says what the client hoped to find, not what
+    /// listens on the port.
+    pub fn server_confirms(&self) -> bool {
+        let s = self.server;
+        s & PROTO != 0 && (s & STRONG == 0 || Protocol::from_u8(s & PROTO) == self.protocol())
     }
 }
 
@@ -343,7 +362,14 @@ fn client_tcp(p: &[u8]) -> Option<Guess> {
     if mqtt_connect(p).is_some() {
         return strong(Protocol::Mqtt);
     }
-    if starts_ci(p, b"USER ") || starts_ci(p, b"PASS ") {
+    if p.split(|&b| b == b'\n')
+        .take(4)
+        .any(|l| l.starts_with(b"NICK ") || l.starts_with(b"CAP LS"))
+    {
+        return strong(Protocol::Irc);
+    }
+    let one_word = |l: &[u8]| !first_line(&l[5..]).contains(&b' ');
+    if (starts_ci(p, b"USER ") || starts_ci(p, b"PASS ")) && one_word(p) {
         return weak(Protocol::Ftp); // POP3 shares these; the banner decides
     }
     if p == b"PING\r\n" {
@@ -375,13 +401,27 @@ fn server_tcp(p: &[u8]) -> Option<Guess> {
     if p.starts_with(b"* OK") || p.starts_with(b"* PREAUTH") || p.starts_with(b"* BYE") {
         return strong(Protocol::Imap);
     }
+    if p.starts_with(b":") && line_is_text(p) {
+        // ":irc.example.net NOTICE * :*** Looking up your hostname"
+        let line = first_line(p);
+        let cmd = line.split(|&b| b == b' ').nth(1).unwrap_or(b"");
+        if cmd == b"NOTICE" || (cmd.len() == 3 && cmd.iter().all(u8::is_ascii_digit)) {
+            return strong(Protocol::Irc);
+        }
+    }
     if let Some(g) = mysql_greeting(p) {
         return Some(g);
     }
     if let Some(g) = postgres_server(p) {
         return Some(g);
     }
-    if p == b"+PONG\r\n" || p.starts_with(b"-NOAUTH ") || p.starts_with(b"-WRONGPASS ") {
+    if p.starts_with(b"+PONG\r\n")
+        || p.starts_with(b"-NOAUTH ")
+        || p.starts_with(b"-WRONGPASS ")
+        || p.starts_with(b"-ERR unknown command")
+        || p.starts_with(b"-ERR Protocol error")
+        || p.starts_with(b"-ERR wrong number of arguments")
+    {
         return strong(Protocol::Redis);
     }
     if p == b"+OK\r\n" {
@@ -390,9 +430,6 @@ fn server_tcp(p: &[u8]) -> Option<Guess> {
     if p.len() >= 4 && p[0] == 0x20 && (p[1] == 2 || p[1] == 3) && p[2] <= 1 {
         return weak(Protocol::Mqtt); // CONNACK
     }
-    if p.starts_with(b"-ERR ") && line_is_text(p) {
-        return weak(Protocol::Pop3);
-    }
     None
 }
 
@@ -400,6 +437,9 @@ fn identify_udp(p: &[u8]) -> Option<Guess> {
     let strong = |x| Some((x, true));
     if dhcp(p) {
         return strong(Protocol::Dhcp);
+    }
+    if dtls_record(p) {
+        return strong(Protocol::Tls);
     }
     if let Some(g) = quic(p) {
         return Some(g);
@@ -415,7 +455,24 @@ fn identify_udp(p: &[u8]) -> Option<Guess> {
     if dns_message(p) {
         return strong(Protocol::Dns);
     }
+    if ike(p) {
+        return None; // IKE headers can pass for NTP
+    }
     ntp(p)
+}
+
+/// An ISAKMP/IKE header: version 1.0 or 2.0, a known exchange type and a
+/// length equal to the datagram (after an optional non-ESP marker).
+fn ike(p: &[u8]) -> bool {
+    let p = if p.len() >= 4 && p[..4] == [0, 0, 0, 0] {
+        &p[4..]
+    } else {
+        p
+    };
+    p.len() >= 28
+        && matches!(p[17], 0x10 | 0x20)
+        && matches!(p[18], 1..=5 | 32..=37)
+        && be32(p, 24) as usize == p.len()
 }
 
 // ---- helpers -------------------------------------------------------------
@@ -594,6 +651,17 @@ fn tls_record(p: &[u8]) -> Option<Guess> {
         0x14 | 0x15 | 0x17 if p[2] >= 1 => Some((Protocol::Tls, false)),
         _ => None,
     }
+}
+
+/// A DTLS 1.0/1.2 record (content type, version FEFF/FEFD, epoch, sequence,
+/// length): TLS over UDP, reported as `tls`.
+fn dtls_record(p: &[u8]) -> bool {
+    p.len() >= 13
+        && (20..=25).contains(&p[0])
+        && p[1] == 0xfe
+        && matches!(p[2], 0xff | 0xfd | 0xfc)
+        && (13 + be16(p, 11) as usize <= p.len() || p.len() == INSPECT_BYTES)
+        && be16(p, 11) > 0
 }
 
 /// SMB over NetBIOS session service / direct TCP, or a NetBIOS session request.
@@ -867,7 +935,16 @@ fn ntp(p: &[u8]) -> Option<Guess> {
     match mode {
         1..=5 if p.len() >= 48 && (p.len() - 48) % 4 == 0 && p.len() <= 48 + 4 * 64 => {
             let (stratum, poll) = (p[1], p[2] as i8);
-            (stratum <= 16 && (-6..=17).contains(&poll)).then_some((Protocol::Ntp, true))
+            let transmit = be32(p, 40) | be32(p, 44);
+            // Root delay and dispersion are seconds in 16.16 fixed point: a
+            // real clock's are well under 16 s.
+            let (delay, dispersion) = (be32(p, 4), be32(p, 8));
+            (stratum <= 16
+                && (-6..=17).contains(&poll)
+                && transmit != 0
+                && delay < 0x0010_0000
+                && dispersion < 0x0010_0000)
+                .then_some((Protocol::Ntp, true))
         }
         6 if p.len() >= 12 && p[1] & 0x1f != 0 && p[1] & 0x1f <= 31 && (p.len() - 12) % 4 == 0 => {
             Some((Protocol::Ntp, false))

@@ -164,6 +164,7 @@ pub fn scans(attempts: &mut [Attempt], th: Thresholds) -> Vec<Finding> {
                 host: Some(to_ip(&g[0].dst).to_string()),
                 src: Some(to_ip(&g[0].src).to_string()),
                 service: None,
+            detected: None,
                 detail: format!(
                     "{} tried {} distinct {} ports on {} within {}s ({} ports in all; {} attempts, {} refused, {} unanswered)",
                     to_ip(&g[0].src),
@@ -204,6 +205,7 @@ pub fn scans(attempts: &mut [Attempt], th: Thresholds) -> Vec<Finding> {
                 host: None,
                 src: Some(to_ip(&g[0].src).to_string()),
                 service: None,
+            detected: None,
                 detail: format!(
                     "{} tried {}/{} on {} distinct hosts within {}s ({} hosts in all, {} attempts failed or unanswered)",
                     to_ip(&g[0].src),
@@ -245,6 +247,7 @@ pub fn scans(attempts: &mut [Attempt], th: Thresholds) -> Vec<Finding> {
             host: (hosts.len() == 1).then(|| to_ip(hosts.first().expect("one")).to_string()),
             src: Some(to_ip(&g[0].src).to_string()),
             service: None,
+            detected: None,
             detail: format!(
                 "{} sent {} NULL, {} FIN and {} Xmas probes (TCP packets no normal stack opens with) to {} port(s) on {} host(s)",
                 to_ip(&g[0].src),

@@ -3,10 +3,11 @@
 //! [`FlowPacket`]s to workers in batches, sharded by a symmetric flow hash.
 use super::filter::Filter;
 use crate::decode::{self, tcp_flags as F, Addr, Decoded, Kind, Layer, Reason};
+use crate::detect::protocol::{INSPECT_BYTES, INSPECT_PACKETS};
 use crate::services::Transport;
 use crate::source::RawPacket;
 use crate::stats::flow::{
-    FlowKey, FlowPacket, HINT_HI_SERVER, HINT_LO_SERVER, SWEEP, SWEEP_EVERY_NS,
+    Batch, FlowKey, FlowPacket, HINT_HI_SERVER, HINT_LO_SERVER, SWEEP, SWEEP_EVERY_NS,
 };
 use crate::stats::Totals;
 use crossbeam_channel::{Receiver, Sender};
@@ -26,14 +27,56 @@ const MAX_WIRE_LEN: u32 = 262_144;
 
 type FragKey = (Addr, Addr, u32, u8);
 
+/// Slots of the "first packets of a flow" table (direct-mapped by flow hash).
+const FIRST_SLOTS: usize = 1 << 16;
+
+/// Which flows have had their first payload packets sent for inspection: a
+/// direct-mapped table keyed by the flow hash, counting payload packets per
+/// direction. A collision only means a flow gets a few more packets inspected;
+/// a TCP SYN resets its flow's slot (a new connection on the same ports). The
+/// table depends on the packet sequence alone, not on the worker count.
+struct FirstPackets {
+    slots: Box<[(u64, [u8; 2])]>,
+}
+
+impl FirstPackets {
+    fn new() -> Self {
+        FirstPackets {
+            slots: vec![(0, [0, 0]); FIRST_SLOTS].into_boxed_slice(),
+        }
+    }
+
+    /// Whether this payload packet of flow `hash`, from the `lo` side or not,
+    /// is among the first [`INSPECT_PACKETS`] of its direction.
+    #[inline]
+    fn wanted(&mut self, hash: u64, from_lo: bool) -> bool {
+        let s = &mut self.slots[hash as usize & (FIRST_SLOTS - 1)];
+        if s.0 != hash {
+            *s = (hash, [0, 0]);
+        }
+        let n = &mut s.1[from_lo as usize];
+        if *n >= INSPECT_PACKETS {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    #[inline]
+    fn restart(&mut self, hash: u64) {
+        self.slots[hash as usize & (FIRST_SLOTS - 1)] = (hash, [0, 0]);
+    }
+}
+
 pub(crate) struct Dispatcher {
     decoded: Decoded,
     pub totals: Totals,
     frags: FxHashMap<FragKey, (u16, u16, u64)>,
     servers: FxHashSet<(Addr, u16)>,
-    batches: Vec<Vec<FlowPacket>>,
-    senders: Vec<Sender<Vec<FlowPacket>>>,
-    recycle: Receiver<Vec<FlowPacket>>,
+    first: FirstPackets,
+    batches: Vec<Batch>,
+    senders: Vec<Sender<Batch>>,
+    recycle: Receiver<Batch>,
     filter: Option<Filter>,
     /// Live capture: never wait for a busy worker; drop the batch and count it.
     lossy: bool,
@@ -44,16 +87,20 @@ pub(crate) struct Dispatcher {
 
 impl Dispatcher {
     pub fn new(
-        senders: Vec<Sender<Vec<FlowPacket>>>,
-        recycle: Receiver<Vec<FlowPacket>>,
+        senders: Vec<Sender<Batch>>,
+        recycle: Receiver<Batch>,
         filter: Option<Filter>,
     ) -> Self {
-        let batches = senders.iter().map(|_| Vec::with_capacity(BATCH)).collect();
+        let batches = senders
+            .iter()
+            .map(|_| Batch::with_capacity(BATCH))
+            .collect();
         Dispatcher {
             decoded: Decoded::default(),
             totals: Totals::default(),
             frags: FxHashMap::default(),
             servers: FxHashSet::default(),
+            first: FirstPackets::new(),
             batches,
             senders,
             recycle,
@@ -81,7 +128,7 @@ impl Dispatcher {
         if ts >= self.next_sweep {
             if self.next_sweep != 0 {
                 for shard in 0..self.batches.len() {
-                    self.batches[shard].push(FlowPacket::sweep_marker(ts));
+                    self.batches[shard].pkts.push(FlowPacket::sweep_marker(ts));
                     if self.batches[shard].len() >= BATCH {
                         self.flush(shard);
                     }
@@ -153,7 +200,7 @@ impl Dispatcher {
                     t.fragments += 1;
                     self.remember_first_fragment(&d, raw.ts_ns);
                 }
-                self.dispatch(&d, d.sport, d.dport, raw.ts_ns, wire);
+                self.dispatch(&d, d.sport, d.dport, raw.ts_ns, wire, raw.data);
             }
             Kind::Fragment => {
                 t.fragments += 1;
@@ -163,7 +210,8 @@ impl Dispatcher {
                         self.totals.fragments_attributed += 1;
                         let mut d2 = d;
                         d2.tcp_flags = 0;
-                        self.dispatch(&d2, sp, dp, raw.ts_ns, wire);
+                        d2.payload_len = 0; // not the start of the transport payload
+                        self.dispatch(&d2, sp, dp, raw.ts_ns, wire, raw.data);
                     }
                     None => {
                         t.fragments_unattributed += 1;
@@ -209,7 +257,7 @@ impl Dispatcher {
     }
 
     #[inline]
-    fn dispatch(&mut self, d: &Decoded, sport: u16, dport: u16, ts: u64, wire: u32) {
+    fn dispatch(&mut self, d: &Decoded, sport: u16, dport: u16, ts: u64, wire: u32, data: &[u8]) {
         let Some(tr) = Transport::from_ip_proto(d.proto) else {
             return;
         };
@@ -231,23 +279,44 @@ impl Dispatcher {
                 }
             }
         }
-        let p = FlowPacket {
+        let mut p = FlowPacket {
             key,
             ts,
             wire_len: wire,
             from_lo,
             tcp_flags: d.tcp_flags,
             hints,
+            payload_at: 0,
+            payload_len: 0,
         };
         let n = self.senders.len();
+        let inspect = d.payload_len > 0 && matches!(tr, Transport::Tcp | Transport::Udp);
+        let syn_only = tr == Transport::Tcp && d.tcp_flags & (F::SYN | F::ACK) == F::SYN;
+        let hash = if n > 1 || inspect || syn_only {
+            key.shard_hash()
+        } else {
+            0
+        };
         let shard = if n == 1 {
             0
         } else {
-            ((key.shard_hash() as u128 * n as u128) >> 64) as usize
+            ((hash as u128 * n as u128) >> 64) as usize
         };
+        if syn_only {
+            self.first.restart(hash);
+        }
         let b = &mut self.batches[shard];
-        b.push(p);
-        if b.len() >= BATCH {
+        if inspect && self.first.wanted(hash, from_lo) {
+            let at = d.payload_offset as usize;
+            let len = (d.payload_len as usize).min(INSPECT_BYTES);
+            if let Some(bytes) = data.get(at..at + len) {
+                p.payload_at = b.bytes.len() as u32;
+                p.payload_len = len as u16;
+                b.bytes.extend_from_slice(bytes);
+            }
+        }
+        b.pkts.push(p);
+        if b.pkts.len() >= BATCH {
             self.flush(shard);
         }
     }
@@ -259,13 +328,13 @@ impl Dispatcher {
         let fresh = self
             .recycle
             .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+            .unwrap_or_else(|_| Batch::with_capacity(BATCH));
         let full = std::mem::replace(&mut self.batches[shard], fresh);
         if self.lossy {
             if let Err(e) = self.senders[shard].try_send(full) {
                 let mut lost = e.into_inner();
                 self.totals.queue_dropped +=
-                    lost.iter().filter(|p| p.hints & SWEEP == 0).count() as u64;
+                    lost.pkts.iter().filter(|p| p.hints & SWEEP == 0).count() as u64;
                 lost.clear();
                 self.batches[shard] = lost;
             }

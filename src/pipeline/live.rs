@@ -10,7 +10,7 @@ use super::{merge, run_pipeline, Analysis, Options, Publish, RunError};
 use crate::services::Transport;
 use crate::source::live::{wait_readable, CaptureCounters, CounterWidener, Live, PcapWriter};
 use crate::source::RawPacket;
-use crate::stats::flow::{FlowPacket, FlowTable};
+use crate::stats::flow::{Batch, FlowTable};
 use crate::stats::{Count, PortKey};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde::Serialize;
@@ -69,8 +69,8 @@ pub enum Snapshot {
 /// Worker loop in live mode: account batches, publish counters on a timer.
 pub(crate) fn worker_loop(
     index: usize,
-    rx: &Receiver<Vec<FlowPacket>>,
-    recycle: &Sender<Vec<FlowPacket>>,
+    rx: &Receiver<Batch>,
+    recycle: &Sender<Batch>,
     table: &mut FlowTable,
     publish: &Publish,
 ) {
@@ -78,8 +78,8 @@ pub(crate) fn worker_loop(
     loop {
         match rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
             Ok(mut batch) => {
-                for p in &batch {
-                    table.account(p);
+                for p in &batch.pkts {
+                    table.account(p, batch.payload(p));
                 }
                 batch.clear();
                 let _ = recycle.try_send(batch);

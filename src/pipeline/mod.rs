@@ -5,7 +5,7 @@
 //!  (read, decode,  ──batches──▶ worker 1                         ├─▶ merge ─▶ Analysis
 //!   shard by flow) ──batches──▶ worker N-1                       ─┘
 //! ```
-//! The reader hands batches of [`FlowPacket`]s over bounded channels, sharded by
+//! The reader hands batches of [`FlowPacket`](crate::stats::flow::FlowPacket)s over bounded channels, sharded by
 //! a symmetric flow hash so a flow's two directions meet in one worker. Workers
 //! own their tables (no lock per packet) and return them when the channels
 //! close; the merge is exact, so the report is the same for any worker count
@@ -19,7 +19,7 @@ pub use dispatch::BATCH;
 
 use crate::services::Services;
 use crate::source::{read_capture, FileError, Input};
-use crate::stats::flow::{FlowPacket, FlowRecord, FlowTable, Timeouts};
+use crate::stats::flow::{Batch, FlowRecord, FlowTable, Timeouts};
 use crate::stats::inventory::Inventory;
 use crate::stats::{PortTable, Totals};
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -128,8 +128,8 @@ impl std::error::Error for RunError {}
 
 /// The reader's ends of the worker channels, the batch return channel, and the workers.
 type Workers = (
-    Vec<Sender<Vec<FlowPacket>>>,
-    Receiver<Vec<FlowPacket>>,
+    Vec<Sender<Batch>>,
+    Receiver<Batch>,
     Vec<std::thread::JoinHandle<FlowTable>>,
 );
 
@@ -143,11 +143,11 @@ pub(crate) struct Publish {
 fn spawn_workers(opts: &Options, lossy: bool, publish: Option<Publish>) -> Workers {
     let n = opts.workers.max(1);
     let depth = if lossy { LIVE_QUEUE_DEPTH } else { QUEUE_DEPTH };
-    let (recycle_tx, recycle_rx) = bounded::<Vec<FlowPacket>>(n * (depth + 2));
+    let (recycle_tx, recycle_rx) = bounded::<Batch>(n * (depth + 2));
     let mut senders = Vec::with_capacity(n);
     let mut handles = Vec::with_capacity(n);
     for i in 0..n {
-        let (tx, rx) = bounded::<Vec<FlowPacket>>(depth);
+        let (tx, rx) = bounded::<Batch>(depth);
         senders.push(tx);
         let recycle = recycle_tx.clone();
         let mut table = FlowTable::new(
@@ -163,8 +163,8 @@ fn spawn_workers(opts: &Options, lossy: bool, publish: Option<Publish>) -> Worke
                 match publish {
                     None => {
                         for mut batch in rx {
-                            for p in &batch {
-                                table.account(p);
+                            for p in &batch.pkts {
+                                table.account(p, batch.payload(p));
                             }
                             batch.clear();
                             let _ = recycle.try_send(batch);

@@ -26,6 +26,27 @@ struct FlowLine<'a> {
     last_seen: String,
     duration_s: f64,
     conn_state: &'static str,
+    /// The protocol detected from payload (null: none).
+    detected: Option<&'static str>,
+    /// Cleartext evidence: `http-basic`, `http-authorization`, `login-form`,
+    /// `login`, `tls-upgrade`.
+    cleartext: Vec<&'static str>,
+}
+
+/// Names of the cleartext bits of a flow.
+pub fn cleartext_names(bits: u8) -> Vec<&'static str> {
+    use crate::detect::protocol::clear::*;
+    [
+        (HTTP_BASIC, "http-basic"),
+        (HTTP_AUTH, "http-authorization"),
+        (LOGIN_FORM, "login-form"),
+        (LOGIN, "login"),
+        (UPGRADED, "tls-upgrade"),
+    ]
+    .into_iter()
+    .filter(|(b, _)| bits & b != 0)
+    .map(|(_, n)| n)
+    .collect()
 }
 
 pub fn write_flows(flows: &[FlowRecord], services: &Services, w: &mut dyn Write) -> io::Result<()> {
@@ -49,6 +70,8 @@ pub fn write_flows(flows: &[FlowRecord], services: &Services, w: &mut dyn Write)
             last_seen: rfc3339(f.last_ns),
             duration_s: f.last_ns.saturating_sub(f.first_ns) as f64 / 1e9,
             conn_state: f.state,
+            detected: f.detected.map(|p| p.as_str()),
+            cleartext: cleartext_names(f.cleartext),
         };
         serde_json::to_writer(&mut *w, &line)?;
         w.write_all(b"\n")?;

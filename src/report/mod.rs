@@ -171,6 +171,10 @@ pub struct OpenPortReport {
     pub class: PortClass,
     /// Why the port is taken as open: `handshake`, `answered`, `midstream`.
     pub evidence: Vec<&'static str>,
+    /// The protocol detected from payload in most of its flows (null: none).
+    pub detected: Option<&'static str>,
+    /// Flows per protocol detected on the port.
+    pub protocols: BTreeMap<&'static str, u64>,
     pub first_seen: String,
     pub last_seen: String,
     pub flows: u64,
@@ -268,20 +272,25 @@ impl Report {
         open.sort_by(|x, y| x.0.cmp(y.0));
         let services: Vec<OpenPortReport> = open
             .into_iter()
-            .map(|(k, o)| OpenPortReport {
-                host: to_ip(&k.host).to_string(),
-                proto: k.transport,
-                port: k.port,
-                service: services.name(k.transport, k.port).map(str::to_string),
-                class: PortClass::of(k.port),
-                evidence: crate::stats::inventory::evidence_names(o.evidence),
-                first_seen: time::rfc3339(o.first_ns),
-                last_seen: time::rfc3339(o.last_ns),
-                flows: o.flows,
-                clients: o.clients.len() as u64,
-                to_server: o.to_server,
-                to_client: o.to_client,
-                bytes: o.to_server.bytes + o.to_client.bytes,
+            .map(|(k, o)| {
+                let protocols = a.inventory.protocols_of(k);
+                OpenPortReport {
+                    host: to_ip(&k.host).to_string(),
+                    proto: k.transport,
+                    port: k.port,
+                    service: services.name(k.transport, k.port).map(str::to_string),
+                    class: PortClass::of(k.port),
+                    evidence: crate::stats::inventory::evidence_names(o.evidence),
+                    detected: protocols.first().map(|(p, _)| p.as_str()),
+                    protocols: protocols.iter().map(|(p, n)| (p.as_str(), *n)).collect(),
+                    first_seen: time::rfc3339(o.first_ns),
+                    last_seen: time::rfc3339(o.last_ns),
+                    flows: o.flows,
+                    clients: o.clients.len() as u64,
+                    to_server: o.to_server,
+                    to_client: o.to_client,
+                    bytes: o.to_server.bytes + o.to_client.bytes,
+                }
             })
             .collect();
         let mut attempts: std::collections::BTreeMap<crate::decode::Addr, (u64, u64)> =

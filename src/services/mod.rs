@@ -183,6 +183,17 @@ impl Services {
         iana_primary(transport, port).map(|r| r.name)
     }
 
+    /// Every (name, description) registered for one port: the local entry
+    /// first, then the IANA rows (aliases and ranges included).
+    pub fn registrations(&self, transport: Transport, port: u16) -> Vec<(&str, &str)> {
+        let mut out = Vec::new();
+        if let Some((n, d)) = self.overrides.get(&(transport, port)) {
+            out.push((n.as_str(), d.as_str()));
+        }
+        out.extend(iana_rows(transport, port).map(|r| (r.name, r.description)));
+        out
+    }
+
     /// Whether the port carries a name (IANA-assigned or local).
     #[inline]
     pub fn is_assigned(&self, transport: Transport, port: u16) -> bool {

@@ -12,6 +12,7 @@
 use super::inventory::{FlowOutcome, Inventory, OpenPortKey, ANSWERED, HANDSHAKE, MIDSTREAM};
 use super::{Count, PortStats, PortTable};
 use crate::decode::{tcp_flags as F, Addr};
+use crate::detect::protocol::{FlowInspect, Protocol};
 use crate::detect::scan::{Attempt, Attempts, ATTEMPTS_CAP};
 use crate::services::{PortClass, Services, Transport};
 use rustc_hash::FxHashMap;
@@ -98,6 +99,48 @@ pub struct FlowPacket {
     pub tcp_flags: u8,
     /// [`HINT_LO_SERVER`] / [`HINT_HI_SERVER`]: known-server evidence from the reader.
     pub hints: u8,
+    /// Where the payload prefix the reader attached is in the batch's bytes,
+    /// and its length (0: none; only the first packets of a flow carry one).
+    pub payload_at: u32,
+    pub payload_len: u16,
+}
+
+/// A batch of packets with the payload prefixes some of them carry.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub pkts: Vec<FlowPacket>,
+    pub bytes: Vec<u8>,
+}
+
+impl Batch {
+    pub fn with_capacity(n: usize) -> Batch {
+        Batch {
+            pkts: Vec::with_capacity(n),
+            bytes: Vec::new(),
+        }
+    }
+
+    /// The payload prefix attached to `p` (empty for most packets).
+    #[inline]
+    pub fn payload(&self, p: &FlowPacket) -> &[u8] {
+        let at = p.payload_at as usize;
+        self.bytes
+            .get(at..at + p.payload_len as usize)
+            .unwrap_or(&[])
+    }
+
+    pub fn clear(&mut self) {
+        self.pkts.clear();
+        self.bytes.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.pkts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pkts.is_empty()
+    }
 }
 
 pub const HINT_LO_SERVER: u8 = 1;
@@ -181,6 +224,8 @@ struct Flow {
     server_is_lo: bool,
     /// TCP flags of the flow's first packet (to tell NULL/FIN/Xmas probes).
     first_flags: u8,
+    /// Payload protocol detection on the first packets.
+    inspect: FlowInspect,
 }
 
 impl Flow {
@@ -200,6 +245,10 @@ pub struct FlowRecord {
     pub to_server: Count,
     pub to_client: Count,
     pub state: &'static str,
+    /// The application protocol detected from payload.
+    pub detected: Option<Protocol>,
+    /// [`crate::detect::protocol::clear`] bits.
+    pub cleartext: u8,
 }
 
 impl FlowRecord {
@@ -305,11 +354,15 @@ impl Timeouts {
     }
 }
 
-/// Accounts packet `p` to its flow `f` and to the service port's statistics.
+/// Accounts packet `p` (with the payload prefix the reader attached, if any)
+/// to its flow `f` and to the service port's statistics.
 #[inline]
-fn update(f: &mut Flow, ports: &mut PortTable, p: &FlowPacket) {
+fn update(f: &mut Flow, ports: &mut PortTable, p: &FlowPacket, payload: &[u8]) {
     let (now, t) = (p.ts, p.key.transport);
     let to_server = p.from_lo != f.server_is_lo;
+    if !payload.is_empty() {
+        f.inspect.inspect(t, to_server, payload);
+    }
     let sport = if f.server_is_lo {
         p.key.lo_port
     } else {
@@ -409,9 +462,10 @@ impl FlowTable {
         self.flows.is_empty()
     }
 
-    /// Accounts one packet (or runs a sweep marker).
+    /// Accounts one packet (or runs a sweep marker); `payload` is the prefix
+    /// the reader attached to it ([`Batch::payload`]), usually empty.
     #[inline]
-    pub fn account(&mut self, p: &FlowPacket) {
+    pub fn account(&mut self, p: &FlowPacket, payload: &[u8]) {
         let now = p.ts;
         if p.hints & SWEEP != 0 {
             return self.sweep(now);
@@ -424,7 +478,7 @@ impl FlowTable {
             Some(f) => {
                 let idle = now.saturating_sub(f.last) > timeouts.of(t, f);
                 if !(idle || (syn_only && f.closed())) {
-                    update(f, &mut self.ports, p);
+                    update(f, &mut self.ports, p, payload);
                     return;
                 }
                 true
@@ -447,6 +501,7 @@ impl FlowTable {
             history: 0,
             server_is_lo,
             first_flags: p.tcp_flags,
+            inspect: FlowInspect::default(),
         };
         let (server, sport) = if server_is_lo {
             (p.key.lo, p.key.lo_port)
@@ -458,7 +513,7 @@ impl FlowTable {
         ps.flows += 1;
         ps.clients.insert(client);
         ps.servers.insert(server);
-        update(&mut f, &mut self.ports, p);
+        update(&mut f, &mut self.ports, p, payload);
         self.flows.insert(p.key, f);
         self.peak_flows = self.peak_flows.max(self.flows.len());
     }
@@ -492,6 +547,9 @@ impl FlowTable {
         } else {
             (key.hi, key.lo)
         };
+        let detected = f.inspect.protocol();
+        let cleartext = f.inspect.clear;
+        let confirmed = f.inspect.server_confirms();
         let probe = match key.transport {
             Transport::Tcp if h & RESP_SYNACK == 0 => match state {
                 "S0" | "REJ" | "RSTOS0" | "SH" => Some(0),
@@ -526,6 +584,9 @@ impl FlowTable {
             to_client: f.dir[1],
             evidence,
             rejected: state == "REJ",
+            detected,
+            cleartext,
+            confirmed,
         });
         if self.keep_records {
             self.records.push(FlowRecord {
@@ -536,6 +597,8 @@ impl FlowTable {
                 to_server: f.dir[0],
                 to_client: f.dir[1],
                 state,
+                detected,
+                cleartext,
             });
         }
     }
@@ -604,6 +667,7 @@ mod tests {
             from_lo,
             tcp_flags: flags,
             hints: 0,
+            ..FlowPacket::default()
         }
     }
 
@@ -614,15 +678,21 @@ mod tests {
     #[test]
     fn syn_names_the_server_even_on_a_high_port() {
         let mut t = table();
-        t.account(&pkt([10, 0, 0, 1], 80, [10, 0, 0, 2], 40000, F::SYN, 1_000));
-        t.account(&pkt(
-            [10, 0, 0, 2],
-            40000,
-            [10, 0, 0, 1],
-            80,
-            F::SYN | F::ACK,
-            3_000_000,
-        ));
+        t.account(
+            &pkt([10, 0, 0, 1], 80, [10, 0, 0, 2], 40000, F::SYN, 1_000),
+            &[],
+        );
+        t.account(
+            &pkt(
+                [10, 0, 0, 2],
+                40000,
+                [10, 0, 0, 1],
+                80,
+                F::SYN | F::ACK,
+                3_000_000,
+            ),
+            &[],
+        );
         let ps = t.ports.iter().map(|(k, _)| k.port).collect::<Vec<_>>();
         assert_eq!(ps, vec![40000]);
         let (_, p) = t.ports.iter().next().unwrap();
@@ -632,8 +702,14 @@ mod tests {
     #[test]
     fn midstream_falls_back_to_the_well_known_port() {
         let mut t = table();
-        t.account(&pkt([10, 0, 0, 9], 51000, [10, 0, 0, 1], 443, F::ACK, 1));
-        t.account(&pkt([10, 0, 0, 1], 443, [10, 0, 0, 9], 51000, F::ACK, 2));
+        t.account(
+            &pkt([10, 0, 0, 9], 51000, [10, 0, 0, 1], 443, F::ACK, 1),
+            &[],
+        );
+        t.account(
+            &pkt([10, 0, 0, 1], 443, [10, 0, 0, 9], 51000, F::ACK, 2),
+            &[],
+        );
         let (k, p) = t.ports.iter().next().unwrap();
         assert_eq!(k.port, 443);
         assert_eq!((p.to_server.packets, p.to_client.packets), (1, 1));
@@ -648,7 +724,7 @@ mod tests {
         } else {
             HINT_HI_SERVER
         };
-        t.account(&p);
+        t.account(&p, &[]);
         assert_eq!(t.ports.iter().next().unwrap().0.port, 50123);
     }
 
@@ -657,13 +733,13 @@ mod tests {
         let mut t = table();
         let c = [10, 0, 0, 1];
         let s = [10, 0, 0, 2];
-        t.account(&pkt(c, 1111, s, 22, F::SYN, 1));
-        t.account(&pkt(s, 22, c, 1111, F::RST | F::ACK, 2));
-        t.account(&pkt(c, 2222, s, 22, F::SYN, 3));
-        t.account(&pkt(s, 22, c, 2222, F::SYN | F::ACK, 4));
-        t.account(&pkt(c, 2222, s, 22, F::ACK | F::FIN, 5));
-        t.account(&pkt(s, 22, c, 2222, F::ACK | F::FIN, 6));
-        t.account(&pkt(c, 3333, s, 22, F::SYN, 7));
+        t.account(&pkt(c, 1111, s, 22, F::SYN, 1), &[]);
+        t.account(&pkt(s, 22, c, 1111, F::RST | F::ACK, 2), &[]);
+        t.account(&pkt(c, 2222, s, 22, F::SYN, 3), &[]);
+        t.account(&pkt(s, 22, c, 2222, F::SYN | F::ACK, 4), &[]);
+        t.account(&pkt(c, 2222, s, 22, F::ACK | F::FIN, 5), &[]);
+        t.account(&pkt(s, 22, c, 2222, F::ACK | F::FIN, 6), &[]);
+        t.account(&pkt(c, 3333, s, 22, F::SYN, 7), &[]);
         t.finish_all();
         let mut states: Vec<_> = t.records.iter().map(|r| (r.client().1, r.state)).collect();
         states.sort();
@@ -675,8 +751,8 @@ mod tests {
         let mut t = table();
         let (c, s) = ([10, 0, 0, 1], [10, 0, 0, 2]);
         for base in [0u64, 100] {
-            t.account(&pkt(c, 1111, s, 22, F::SYN, base + 1));
-            t.account(&pkt(s, 22, c, 1111, F::RST | F::ACK, base + 2));
+            t.account(&pkt(c, 1111, s, 22, F::SYN, base + 1), &[]);
+            t.account(&pkt(s, 22, c, 1111, F::RST | F::ACK, base + 2), &[]);
         }
         t.finish_all();
         assert_eq!(t.records.len(), 2);
@@ -687,8 +763,8 @@ mod tests {
     fn idle_timeout_is_on_packet_time() {
         let mut t = table();
         let (c, s) = ([10, 0, 0, 1], [10, 0, 0, 2]);
-        t.account(&pkt(c, 1111, s, 22, F::ACK, 1));
-        t.account(&pkt(c, 1111, s, 22, F::ACK, 1 + 301_000_000_000));
+        t.account(&pkt(c, 1111, s, 22, F::ACK, 1), &[]);
+        t.account(&pkt(c, 1111, s, 22, F::ACK, 1 + 301_000_000_000), &[]);
         t.finish_all();
         assert_eq!(t.records.len(), 2);
     }
@@ -697,14 +773,17 @@ mod tests {
     fn cap_evicts_and_counts() {
         let mut t = FlowTable::new(Arc::new(Services::iana()), Timeouts::default(), 100, false);
         for i in 0..1000u16 {
-            t.account(&pkt(
-                [10, 0, (i >> 8) as u8, i as u8],
-                1024 + i,
-                [10, 1, 0, 1],
-                80,
-                F::SYN,
-                1 + i as u64,
-            ));
+            t.account(
+                &pkt(
+                    [10, 0, (i >> 8) as u8, i as u8],
+                    1024 + i,
+                    [10, 1, 0, 1],
+                    80,
+                    F::SYN,
+                    1 + i as u64,
+                ),
+                &[],
+            );
         }
         assert!(t.len() <= 100);
         assert_eq!(t.evicted as usize + t.len(), 1000);
@@ -716,9 +795,9 @@ mod tests {
         let (c, s) = ([10, 0, 0, 1], [10, 0, 0, 2]);
         // The client's port (5000, registered and named) outranks the server's
         // unnamed dynamic port in the fallback; the handshake decides instead.
-        t.account(&pkt(c, 5000, s, 50000, F::SYN, 1));
-        t.account(&pkt(s, 50000, c, 5000, F::SYN | F::ACK, 2));
-        t.account(&pkt(c, 5000, s, 50000, F::ACK, 3));
+        t.account(&pkt(c, 5000, s, 50000, F::SYN, 1), &[]);
+        t.account(&pkt(s, 50000, c, 5000, F::SYN | F::ACK, 2), &[]);
+        t.account(&pkt(c, 5000, s, 50000, F::ACK, 3), &[]);
         t.finish_all();
         let open: Vec<u16> = t.inventory.open.keys().map(|k| k.port).collect();
         assert_eq!(open, vec![50000]);

@@ -8,6 +8,7 @@
 //! host, not an open port; ICMP port-unreachable messages are counted in totals.
 use super::Count;
 use crate::decode::Addr;
+use crate::detect::protocol::{clear, Protocol};
 use crate::services::Transport;
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -72,6 +73,55 @@ pub struct FlowOutcome {
     pub evidence: u8,
     /// A TCP SYN refused with a RST.
     pub rejected: bool,
+    /// The protocol detected from payload, and cleartext evidence bits.
+    pub detected: Option<Protocol>,
+    pub cleartext: u8,
+    /// The server's own answer was recognised ([`crate::detect::protocol::FlowInspect::server_confirms`]).
+    pub confirmed: bool,
+}
+
+/// Flows of one protocol detected on one server port, with or without
+/// handshake evidence (for `service-mismatch` and `cleartext` findings).
+#[derive(Debug, Clone, Default)]
+pub struct Detected {
+    pub first_ns: u64,
+    pub last_ns: u64,
+    pub flows: u64,
+    /// Flows in which the server's answer backs the protocol.
+    pub confirmed: u64,
+    pub clients: FxHashSet<Addr>,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Flows showing each [`clear`] bit, in bit order.
+    pub clear_flows: [u64; CLEAR_BITS],
+    /// Clients of the flows with any credential bit.
+    pub clear_clients: FxHashSet<Addr>,
+}
+
+/// [`clear`] bits counted per detected protocol.
+pub const CLEAR_BITS: usize = 6;
+
+impl Detected {
+    fn merge(&mut self, o: &Detected) {
+        if self.flows == 0 || o.first_ns < self.first_ns {
+            self.first_ns = o.first_ns;
+        }
+        self.last_ns = self.last_ns.max(o.last_ns);
+        self.flows += o.flows;
+        self.confirmed += o.confirmed;
+        self.clients.extend(o.clients.iter().copied());
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        for (a, b) in self.clear_flows.iter_mut().zip(o.clear_flows) {
+            *a += b;
+        }
+        self.clear_clients.extend(o.clear_clients.iter().copied());
+    }
+
+    /// Flows that showed `bit`.
+    pub fn with(&self, bit: u8) -> u64 {
+        self.clear_flows[bit.trailing_zeros() as usize]
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -79,12 +129,36 @@ pub struct Inventory {
     pub open: FxHashMap<OpenPortKey, OpenPort>,
     /// TCP connection attempts refused with a RST, per server host.
     pub rejected: FxHashMap<Addr, u64>,
+    /// Protocols detected from payload, per server port.
+    pub detected: FxHashMap<(OpenPortKey, Protocol), Detected>,
 }
 
 impl Inventory {
     pub fn observe(&mut self, o: FlowOutcome) {
         if o.rejected {
             *self.rejected.entry(o.key.host).or_default() += 1;
+        }
+        if let Some(p) = o.detected {
+            let d = self.detected.entry((o.key, p)).or_default();
+            let one = Detected {
+                first_ns: o.first_ns,
+                last_ns: o.last_ns,
+                flows: 1,
+                confirmed: o.confirmed as u64,
+                packets: o.to_server.packets + o.to_client.packets,
+                bytes: o.to_server.bytes + o.to_client.bytes,
+                ..Detected::default()
+            };
+            d.merge(&one);
+            d.clients.insert(o.client);
+            for bit in 0..CLEAR_BITS {
+                if o.cleartext & (1 << bit) != 0 {
+                    d.clear_flows[bit] += 1;
+                }
+            }
+            if o.cleartext & !(clear::UPGRADED | clear::ANONYMOUS) != 0 {
+                d.clear_clients.insert(o.client);
+            }
         }
         if o.evidence == 0 {
             return;
@@ -110,5 +184,20 @@ impl Inventory {
         for (h, n) in &o.rejected {
             *self.rejected.entry(*h).or_default() += n;
         }
+        for (k, v) in &o.detected {
+            self.detected.entry(*k).or_default().merge(v);
+        }
+    }
+}
+
+impl Inventory {
+    /// Flows per protocol detected on one server port, most flows first.
+    pub fn protocols_of(&self, key: &OpenPortKey) -> Vec<(Protocol, u64)> {
+        let mut v: Vec<(Protocol, u64)> = Protocol::ALL
+            .iter()
+            .filter_map(|p| self.detected.get(&(*key, *p)).map(|d| (*p, d.flows)))
+            .collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
     }
 }

@@ -134,6 +134,48 @@ fn mail_banners_and_commands() {
 }
 
 #[test]
+fn only_the_first_packet_of_a_direction_names_the_protocol() {
+    // PostgreSQL's SSLRequest, the server's 'S', then TLS: still PostgreSQL.
+    let mut f = FlowInspect::default();
+    f.inspect(Tcp, true, &[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
+    f.inspect(Tcp, false, b"S");
+    f.inspect(Tcp, true, &client_hello());
+    assert_eq!(f.protocol(), Some(Protocol::Postgresql));
+    assert!(!f.server_confirms(), "a bare 'S' is not recognised");
+}
+
+#[test]
+fn a_probe_the_server_does_not_answer_in_kind_is_unconfirmed() {
+    let mut f = FlowInspect::default();
+    f.inspect(Tcp, true, b"GET / HTTP/1.0\r\n\r\n");
+    f.inspect(
+        Tcp,
+        false,
+        &[0x00, 0x01, 0x00, 0x00, 0x00, 0x03, 0x01, 0x83, 0x01],
+    );
+    assert_eq!(f.protocol(), Some(Protocol::Http));
+    assert!(!f.server_confirms());
+    f = FlowInspect::default();
+    f.inspect(Tcp, true, b"GET / HTTP/1.0\r\n\r\n");
+    f.inspect(Tcp, false, b"HTTP/1.0 200 OK\r\n");
+    assert!(f.server_confirms());
+}
+
+#[test]
+fn ike_is_not_ntp() {
+    let mut ike = vec![0x5a; 8];
+    ike.extend_from_slice(&[0; 8]);
+    ike.extend_from_slice(&[33, 0x20, 34, 0x08, 0, 0, 0, 0]);
+    ike.resize(48, 0x11);
+    let n = ike.len() as u32;
+    ike[24..28].copy_from_slice(&n.to_be_bytes());
+    ike[0] = 0x23; // would read as NTP v4 client
+    ike[1] = 0;
+    ike[2] = 6;
+    assert_eq!(udp(&ike), None);
+}
+
+#[test]
 fn a_weak_banner_gives_way_to_a_strong_command() {
     let mut f = FlowInspect::default();
     f.inspect(Tcp, false, b"220 Welcome\r\n");
@@ -223,6 +265,10 @@ fn databases() {
     );
     assert_eq!(tcp_s(b"+PONG\r\n"), strong(Protocol::Redis));
     assert_eq!(tcp_s(b"+OK\r\n"), Some((Protocol::Redis, false)));
+    assert_eq!(
+        tcp_s(b"-ERR unknown command '$0'\r\n"),
+        strong(Protocol::Redis)
+    );
 }
 
 #[test]
@@ -241,6 +287,7 @@ fn mqtt_connect_and_credentials() {
 fn udp_protocols() {
     let mut ntp = vec![0x23, 0, 6, 0xec];
     ntp.resize(48, 0);
+    ntp[40..44].copy_from_slice(&0xe9c5_0000u32.to_be_bytes());
     assert_eq!(udp(&ntp), strong(Protocol::Ntp));
     let monlist = [0x17, 0x00, 0x03, 0x2a, 0, 0, 0, 0];
     assert_eq!(udp(&monlist), Some((Protocol::Ntp, false)));
@@ -377,4 +424,25 @@ fn registrations_that_fit() {
     assert!(!Protocol::Tls.fits_registration("domain", "Domain Name Server"));
     assert!(Protocol::Quic.fits_registration("https", "http protocol over TLS/SSL"));
     assert!(!Protocol::Ssh.fits_registration("https", "http protocol over TLS/SSL"));
+}
+
+#[test]
+fn irc_is_not_ftp() {
+    assert_eq!(
+        tcp_c(b"NICK alice\r\nUSER alice 0 * :Alice\r\n"),
+        strong(Protocol::Irc)
+    );
+    assert_eq!(tcp_c(b"USER alice 0 * :Alice\r\n"), None);
+    assert_eq!(
+        tcp_s(b":irc.example.net NOTICE * :*** Looking up your hostname\r\n"),
+        strong(Protocol::Irc)
+    );
+    assert_eq!(tcp_c(b"USER bob\r\n"), Some((Protocol::Ftp, false)));
+}
+
+#[test]
+fn dtls_is_tls_not_ntp() {
+    let mut r = vec![0x16, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 40];
+    r.resize(13 + 40, 7);
+    assert_eq!(udp(&r), strong(Protocol::Tls));
 }

@@ -1,0 +1,277 @@
+//! Findings from what the payload showed ([`super::protocol`]):
+//!
+//! - `service-mismatch`: a server port speaks a protocol other than the one
+//!   the port is registered for. **high** when the port is registered for
+//!   another protocol portflow recognises (SSH on 443, TLS on 53, HTTP on 22);
+//!   **medium** on another well-known port; **low** on a registered or
+//!   unassigned port above 1023 (HTTP on 31337 `eldim`). A registered
+//!   alternative is not a mismatch (HTTP on 8080 `http-alt`, TLS on 8443
+//!   `pcsync-https`). Only flows whose server answered in a recognisable way
+//!   count: a probe sent to a port says nothing about what listens there. Peer-to-peer protocols that
+//!   pick ports at random (BitTorrent) are not flagged above port 1023.
+//! - `cleartext`: credentials or sessions without encryption, by detected
+//!   protocol whatever the port. **high**: a Telnet session; a login seen in
+//!   FTP, POP3, IMAP (before any STARTTLS/STLS/AUTH TLS); SMTP AUTH before
+//!   STARTTLS; HTTP Basic credentials or a password posted in a form; Redis
+//!   AUTH; an MQTT password. **medium**: an FTP, POP3 or IMAP session with no
+//!   upgrade to TLS (and no login in its first packets); an HTTP
+//!   `Authorization` header with another scheme (a bearer token or digest).
+use super::protocol::{clear, Protocol};
+use super::{Evidence, Finding, Severity};
+use crate::decode::{to_ip, Addr};
+use crate::report::time::rfc3339;
+use crate::services::{Services, Transport};
+use crate::stats::inventory::{Detected, Inventory, OpenPortKey};
+use rustc_hash::FxHashSet;
+
+fn client_list(c: &FxHashSet<Addr>) -> Vec<String> {
+    let mut v: Vec<std::net::IpAddr> = c.iter().map(to_ip).collect();
+    v.sort();
+    v.iter().take(10).map(|a| a.to_string()).collect()
+}
+
+/// Where a finding is: a server port, the protocol seen there and its flows.
+struct Site<'a> {
+    k: &'a OpenPortKey,
+    p: Protocol,
+    d: &'a Detected,
+    services: &'a Services,
+}
+
+fn finding(
+    site: &Site,
+    kind: &'static str,
+    severity: Severity,
+    flows: u64,
+    clients: &FxHashSet<Addr>,
+    detail: String,
+) -> Finding {
+    let Site { k, p, d, services } = *site;
+    Finding {
+        kind,
+        severity,
+        proto: k.transport,
+        port: Some(k.port),
+        host: Some(to_ip(&k.host).to_string()),
+        src: None,
+        service: services.name(k.transport, k.port).map(str::to_string),
+        detected: Some(p.as_str()),
+        detail,
+        evidence: Evidence {
+            flows: Some(flows),
+            clients: Some(clients.len() as u64),
+            packets: Some(d.packets),
+            bytes: Some(d.bytes),
+            ..Evidence::default()
+        },
+        clients: client_list(clients),
+        first_seen: rfc3339(d.first_ns),
+        last_seen: rfc3339(d.last_ns),
+    }
+}
+
+/// The severity of protocol `p` served on a port, or `None` when it fits.
+pub fn mismatch(p: Protocol, services: &Services, t: Transport, port: u16) -> Option<Severity> {
+    let regs = services.registrations(t, port);
+    if regs.iter().any(|(n, d)| p.fits_registration(n, d)) {
+        return None;
+    }
+    if p.roams() && port >= 1024 {
+        return None;
+    }
+    let meant_for_another = Protocol::ALL
+        .iter()
+        .any(|q| *q != p && regs.iter().any(|(n, d)| q.fits_registration(n, d)));
+    Some(if meant_for_another {
+        Severity::High
+    } else if port < 1024 {
+        Severity::Medium
+    } else {
+        Severity::Low
+    })
+}
+
+/// The protocol a port is registered for, as portflow names it, if any.
+fn registered_protocol(services: &Services, t: Transport, port: u16) -> Option<Protocol> {
+    let regs = services.registrations(t, port);
+    Protocol::ALL
+        .iter()
+        .copied()
+        .find(|q| regs.iter().any(|(n, d)| q.fits_registration(n, d)))
+}
+
+/// `service-mismatch` findings, one per (host, transport, port, protocol).
+pub fn service_mismatches(inv: &Inventory, services: &Services) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for ((k, p), d) in &inv.detected {
+        if d.confirmed == 0 {
+            continue;
+        }
+        let Some(severity) = mismatch(*p, services, k.transport, k.port) else {
+            continue;
+        };
+        let host = to_ip(&k.host);
+        let registered = match (
+            services.name(k.transport, k.port),
+            registered_protocol(services, k.transport, k.port),
+        ) {
+            (Some(n), Some(q)) => format!("registered for {n} ({q})"),
+            (Some(n), None) => format!("registered for {n}"),
+            (None, _) => "not registered to any service".to_string(),
+        };
+        let site = Site {
+            k,
+            p: *p,
+            d,
+            services,
+        };
+        out.push(finding(
+            &site,
+            "service-mismatch",
+            severity,
+            d.confirmed,
+            &d.clients,
+            format!(
+                "{host} speaks {p} on {}/{}, {registered}; {} flow(s) from {} client(s)",
+                k.transport,
+                k.port,
+                d.confirmed,
+                d.clients.len()
+            ),
+        ));
+    }
+    out
+}
+
+/// `cleartext` findings, one per (host, transport, port, protocol, issue).
+pub fn cleartext(inv: &Inventory, services: &Services) -> Vec<Finding> {
+    use clear::*;
+    let mut out = Vec::new();
+    for ((k, p), d) in &inv.detected {
+        let host = to_ip(&k.host);
+        let at = format!("{host} {}/{}", k.transport, k.port);
+        let site = Site {
+            k,
+            p: *p,
+            d,
+            services,
+        };
+        let mut add = |severity, flows: u64, clients: &FxHashSet<Addr>, what: String| {
+            if flows > 0 {
+                out.push(finding(
+                    &site,
+                    "cleartext",
+                    severity,
+                    flows,
+                    clients,
+                    format!(
+                        "{what} on {at}: {flows} flow(s) from {} client(s)",
+                        clients.len()
+                    ),
+                ));
+            }
+        };
+        let login = d.with(LOGIN);
+        match p {
+            Protocol::Telnet => add(
+                Severity::High,
+                d.flows,
+                &d.clients,
+                "Telnet session in cleartext (anything typed, passwords included, is readable)"
+                    .into(),
+            ),
+            Protocol::Ftp | Protocol::Pop3 | Protocol::Imap => {
+                let name = p.as_str().to_uppercase();
+                add(
+                    Severity::High,
+                    login,
+                    &d.clear_clients,
+                    format!("{name} login in cleartext"),
+                );
+                let plain = d.flows.saturating_sub(d.with(UPGRADED) + login);
+                add(
+                    Severity::Medium,
+                    plain,
+                    &d.clients,
+                    format!("{name} session without TLS (no login seen in its first packets)"),
+                );
+            }
+            Protocol::Smtp => add(
+                Severity::High,
+                login,
+                &d.clear_clients,
+                "SMTP AUTH without STARTTLS".into(),
+            ),
+            Protocol::Http => {
+                add(
+                    Severity::High,
+                    d.with(HTTP_BASIC),
+                    &d.clear_clients,
+                    "HTTP Basic credentials in cleartext".into(),
+                );
+                add(
+                    Severity::High,
+                    d.with(LOGIN_FORM),
+                    &d.clear_clients,
+                    "password or login form sent over plain HTTP".into(),
+                );
+                add(
+                    Severity::Medium,
+                    d.with(HTTP_AUTH),
+                    &d.clear_clients,
+                    "HTTP Authorization header (token or digest) in cleartext".into(),
+                );
+            }
+            Protocol::Redis => add(
+                Severity::High,
+                login,
+                &d.clear_clients,
+                "Redis AUTH in cleartext".into(),
+            ),
+            Protocol::Mqtt => add(
+                Severity::High,
+                login,
+                &d.clear_clients,
+                "MQTT CONNECT with a password in cleartext".into(),
+            ),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registered_alternatives_are_not_mismatches() {
+        let s = Services::iana();
+        let t = Transport::Tcp;
+        assert_eq!(mismatch(Protocol::Http, &s, t, 8080), None);
+        assert_eq!(mismatch(Protocol::Http, &s, t, 80), None);
+        assert_eq!(mismatch(Protocol::Tls, &s, t, 443), None);
+        assert_eq!(mismatch(Protocol::Tls, &s, t, 8443), None);
+        assert_eq!(mismatch(Protocol::Tls, &s, t, 993), None);
+        assert_eq!(mismatch(Protocol::Quic, &s, Transport::Udp, 443), None);
+        assert_eq!(mismatch(Protocol::Dns, &s, Transport::Udp, 5353), None);
+        assert_eq!(mismatch(Protocol::Ssh, &s, t, 22), None);
+        assert_eq!(mismatch(Protocol::Smb, &s, t, 445), None);
+    }
+
+    #[test]
+    fn mismatches_by_severity() {
+        let s = Services::iana();
+        let t = Transport::Tcp;
+        assert_eq!(mismatch(Protocol::Ssh, &s, t, 443), Some(Severity::High));
+        assert_eq!(mismatch(Protocol::Ssh, &s, t, 80), Some(Severity::High));
+        assert_eq!(mismatch(Protocol::Tls, &s, t, 53), Some(Severity::High));
+        assert_eq!(mismatch(Protocol::Http, &s, t, 31337), Some(Severity::Low));
+        assert_eq!(mismatch(Protocol::Http, &s, t, 666), Some(Severity::Medium));
+        assert_eq!(mismatch(Protocol::Bittorrent, &s, t, 51413), None);
+        assert_eq!(
+            mismatch(Protocol::Bittorrent, &s, t, 80),
+            Some(Severity::High)
+        );
+    }
+}
