@@ -8,7 +8,9 @@
 //! path waits for the display.
 use super::{merge, run_pipeline, Analysis, Options, Publish, RunError};
 use crate::services::Transport;
-use crate::source::live::{wait_readable, CaptureCounters, CounterWidener, Live, PcapWriter};
+use crate::source::live::{
+    interface_state, wait_readable, CaptureCounters, CounterWidener, Live, PcapWriter,
+};
 use crate::source::RawPacket;
 use crate::stats::flow::{Batch, FlowTable};
 use crate::stats::{Count, PortKey};
@@ -24,6 +26,8 @@ const CHECK_EVERY: u32 = 256;
 
 /// How long a partial batch may wait for more packets while the link is quiet.
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
+/// How often an idle capture asks whether its interface is still up.
+const LINK_CHECK_EVERY: Duration = Duration::from_millis(200);
 
 /// Stop levels set by signal handlers: run, stop and report, abort now.
 pub const RUN: u8 = 0;
@@ -214,6 +218,7 @@ pub fn capture(
         None => None,
     };
     let iface = interface.clone();
+    let iface_name = interface.clone();
     let (summary, tables, totals, _) = run_pipeline(opts, None, true, publish, move |d| {
         let mut widen = CounterWidener::default();
         let mut counters = CaptureCounters::default();
@@ -221,6 +226,7 @@ pub fn capture(
         let mut next_tick = started + interval;
         let mut wrote = None;
         let mut last_flush = Instant::now();
+        let mut last_link_check = Instant::now();
         // Clock-driven checks run on every empty read and every CHECK_EVERY packets,
         // not per packet: reading the clock costs more than decoding a header.
         let mut since_check = 0u32;
@@ -284,6 +290,12 @@ pub fn capture(
                     let wait = poll.min(next_tick.saturating_duration_since(Instant::now()));
                     if let Err(m) = wait_readable(&cap, wait) {
                         break StopReason::InterfaceError(m);
+                    }
+                    if last_link_check.elapsed() >= LINK_CHECK_EVERY {
+                        last_link_check = Instant::now();
+                        if let Err(m) = interface_state(&iface_name) {
+                            break StopReason::InterfaceError(m);
+                        }
                     }
                 }
                 Err(pcap::Error::NoMorePackets) => {

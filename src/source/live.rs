@@ -184,6 +184,42 @@ pub fn wait_readable(cap: &pcap::Capture<pcap::Active>, timeout: Duration) -> Re
     Ok(())
 }
 
+/// Whether interface `name` is up, from its flags (`SIOCGIFFLAGS`, in the
+/// capture's own network namespace); `Err` with a message when it is down or
+/// gone. libpcap may read and clear the socket error that reports an interface
+/// going down (it treats ENETDOWN as "no packets"), so the capture loop also
+/// asks the kernel now and then. `any` and names too long for the call count as up.
+pub fn interface_state(name: &str) -> Result<(), String> {
+    if name == "any" || name.len() >= libc::IFNAMSIZ {
+        return Ok(());
+    }
+    // SAFETY: a plain datagram socket, closed below; `req` is a zeroed ifreq
+    // whose name holds at most IFNAMSIZ-1 bytes and a NUL (checked above).
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Ok(());
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
+            *d = s as libc::c_char;
+        }
+        let r = libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req);
+        let err = std::io::Error::last_os_error();
+        libc::close(fd);
+        if r < 0 {
+            return match err.raw_os_error() {
+                Some(libc::ENODEV) | Some(libc::ENXIO) => Err("the interface was removed".into()),
+                _ => Ok(()),
+            };
+        }
+        if req.ifr_ifru.ifru_flags as libc::c_int & libc::IFF_UP == 0 {
+            return Err("the interface went down".into());
+        }
+    }
+    Ok(())
+}
+
 /// Opens a capture as tcpdump would: promiscuous unless told otherwise,
 /// immediate mode, a large kernel buffer, the filter compiled in the kernel.
 pub fn open(o: &LiveOptions) -> Result<Live, LiveError> {
