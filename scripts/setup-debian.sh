@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages portflow needs, only those missing.
 #   scripts/setup-debian.sh build   libpcap-dev (to build and run)
-#   scripts/setup-debian.sh test    + tshark, tcpdump, tcpreplay, nmap, socat, iproute2 (tests)
+#   scripts/setup-debian.sh test    + tshark, tcpdump, tcpreplay, nmap, socat, openssl, iproute2 (tests)
 set -euo pipefail
 want=(libpcap-dev pkg-config)
 if [ "${1:-build}" = test ]; then
-  want+=(tshark tcpdump tcpreplay nmap socat iproute2 curl python3 wireshark-common)
+  want+=(tshark tcpdump tcpreplay nmap socat iproute2 curl python3 wireshark-common openssl)
 fi
 missing=()
 for p in "${want[@]}"; do

@@ -193,7 +193,9 @@ pub fn cleartext(inv: &Inventory, services: &Services) -> Vec<Finding> {
                     Severity::Medium,
                     plain,
                     &d.clients,
-                    format!("{name} session without TLS (no login seen in its first packets)"),
+                    format!(
+                        "{name} session without TLS (no credentials seen in its first packets)"
+                    ),
                 );
             }
             Protocol::Smtp => add(
@@ -243,6 +245,143 @@ pub fn cleartext(inv: &Inventory, services: &Services) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::{tcp_flags as F, v4_mapped};
+    use crate::stats::flow::{FlowKey, FlowPacket, FlowTable, Timeouts};
+    use std::sync::Arc;
+
+    /// A TCP conversation: handshake, then each (to_server, payload) in turn.
+    fn conversation(t: &mut FlowTable, client: u8, port: u16, talk: &[(bool, &[u8])]) {
+        let (c, s) = ([10, 0, 0, client], [10, 0, 1, 1]);
+        let cport = 40_000 + client as u16;
+        let mut ts = client as u64 * 1_000_000_000;
+        let mut send = |to_server: bool, flags: u8, payload: &[u8]| {
+            let (src, sp, dst, dp) = if to_server {
+                (c, cport, s, port)
+            } else {
+                (s, port, c, cport)
+            };
+            let (key, from_lo) =
+                FlowKey::new(Transport::Tcp, v4_mapped(&src), sp, v4_mapped(&dst), dp);
+            ts += 1000;
+            let p = FlowPacket {
+                key,
+                ts,
+                wire_len: 60 + payload.len() as u32,
+                from_lo,
+                tcp_flags: flags,
+                ..FlowPacket::default()
+            };
+            t.account(&p, payload);
+        };
+        send(true, F::SYN, b"");
+        send(false, F::SYN | F::ACK, b"");
+        send(true, F::ACK, b"");
+        for (to_server, payload) in talk {
+            send(*to_server, F::ACK | F::PSH, payload);
+        }
+    }
+
+    /// One conversation: (to_server, payload) in turn.
+    type Talk<'a> = &'a [(bool, &'a [u8])];
+
+    fn findings(talks: &[(u16, Talk)]) -> Vec<(&'static str, Severity, u16, String)> {
+        let s = Arc::new(Services::iana());
+        let mut t = FlowTable::new(s.clone(), Timeouts::default(), 1000, false);
+        for (i, (port, talk)) in talks.iter().enumerate() {
+            conversation(&mut t, i as u8 + 1, *port, talk);
+        }
+        t.finish_all();
+        let mut f = service_mismatches(&t.inventory, &s);
+        f.extend(cleartext(&t.inventory, &s));
+        crate::detect::sort(&mut f);
+        f.into_iter()
+            .map(|f| {
+                (
+                    f.kind,
+                    f.severity,
+                    f.port.unwrap(),
+                    f.detected.unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ssh_on_443_is_a_high_mismatch_http_on_8080_is_none() {
+        let ssh: &[(bool, &[u8])] = &[
+            (false, b"SSH-2.0-OpenSSH_9.2\r\n"),
+            (true, b"SSH-2.0-PuTTY\r\n"),
+        ];
+        let http: &[(bool, &[u8])] = &[
+            (true, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+            (false, b"HTTP/1.1 200 OK\r\n\r\n"),
+        ];
+        assert_eq!(
+            findings(&[(443, ssh), (8080, http), (22, ssh)]),
+            vec![("service-mismatch", Severity::High, 443, "ssh".into())]
+        );
+    }
+
+    #[test]
+    fn an_unanswered_probe_is_not_a_mismatch() {
+        let probe: &[(bool, &[u8])] = &[(true, b"GET / HTTP/1.0\r\n\r\n")];
+        let odd_answer: &[(bool, &[u8])] = &[
+            (true, b"GET / HTTP/1.0\r\n\r\n"),
+            (false, &[0, 1, 0, 0, 0, 3]),
+        ];
+        assert_eq!(findings(&[(502, probe), (502, odd_answer)]), vec![]);
+    }
+
+    #[test]
+    fn cleartext_by_protocol_not_by_port() {
+        let basic: &[(bool, &[u8])] = &[
+            (true, b"GET / HTTP/1.1\r\nAuthorization: Basic dTpw\r\n\r\n"),
+            (false, b"HTTP/1.1 200 OK\r\n\r\n"),
+        ];
+        let telnet: &[(bool, &[u8])] = &[(false, &[0xff, 0xfd, 0x18]), (true, &[0xff, 0xfb, 0x18])];
+        let smtp_tls: &[(bool, &[u8])] = &[
+            (false, b"220 mx ESMTP\r\n"),
+            (true, b"EHLO me\r\n"),
+            (false, b"250 STARTTLS\r\n"),
+            (true, b"STARTTLS\r\n"),
+        ];
+        let smtp_auth: &[(bool, &[u8])] = &[
+            (false, b"220 mx ESMTP\r\n"),
+            (true, b"EHLO me\r\n"),
+            (true, b"AUTH LOGIN\r\n"),
+        ];
+        let imap_tls: &[(bool, &[u8])] = &[(false, b"* OK ready\r\n"), (true, b"a1 STARTTLS\r\n")];
+        let got = findings(&[
+            (80, basic),
+            (2323, telnet),
+            (25, smtp_tls),
+            (587, smtp_auth),
+            (143, imap_tls),
+        ]);
+        assert_eq!(
+            got,
+            vec![
+                ("cleartext", Severity::High, 80, "http".into()),
+                ("cleartext", Severity::High, 587, "smtp".into()),
+                ("cleartext", Severity::High, 2323, "telnet".into()),
+                ("service-mismatch", Severity::Low, 2323, "telnet".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_clients_ephemeral_port_never_gets_a_protocol_finding() {
+        // The client talks first from a registered port (5000); the server is on 50000.
+        let http: &[(bool, &[u8])] = &[
+            (true, b"GET / HTTP/1.1\r\n\r\n"),
+            (false, b"HTTP/1.1 200 OK\r\n\r\n"),
+        ];
+        let got = findings(&[(50_000, http)]);
+        assert_eq!(
+            got,
+            vec![("service-mismatch", Severity::Low, 50_000, "http".into())]
+        );
+    }
 
     #[test]
     fn registered_alternatives_are_not_mismatches() {

@@ -666,7 +666,7 @@ fn dtls_record(p: &[u8]) -> bool {
 
 /// SMB over NetBIOS session service / direct TCP, or a NetBIOS session request.
 fn smb(p: &[u8]) -> Option<Guess> {
-    if p.len() >= 8 && p[0] == 0 && matches!(p[4], 0xff | 0xfe | 0xfd) && &p[5..8] == b"SMB" {
+    if p.len() >= 8 && p[0] == 0 && (0xfd..=0xff).contains(&p[4]) && &p[5..8] == b"SMB" {
         return Some((Protocol::Smb, true));
     }
     if p.len() >= 8 && p[0] == 0x81 && p[1] == 0 && be16(p, 2) as usize + 4 == p.len() {
@@ -707,7 +707,7 @@ fn mysql_greeting(p: &[u8]) -> Option<Guess> {
         return None;
     }
     let len = p[0] as usize | (p[1] as usize) << 8 | (p[2] as usize) << 16;
-    if len < 4 || len > 1024 || (len + 4 != p.len() && p.len() < INSPECT_BYTES) {
+    if !(4..=1024).contains(&len) || (len + 4 != p.len() && p.len() < INSPECT_BYTES) {
         return None;
     }
     match p[4] {
@@ -946,7 +946,7 @@ fn ntp(p: &[u8]) -> Option<Guess> {
                 && dispersion < 0x0010_0000)
                 .then_some((Protocol::Ntp, true))
         }
-        6 if p.len() >= 12 && p[1] & 0x1f != 0 && p[1] & 0x1f <= 31 && (p.len() - 12) % 4 == 0 => {
+        6 if p.len() >= 12 && p[1] & 0x1f != 0 && (p.len() - 12) % 4 == 0 => {
             Some((Protocol::Ntp, false))
         }
         7 if p.len() >= 8 && matches!(p[2], 0..=3) => Some((Protocol::Ntp, false)),

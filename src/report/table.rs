@@ -289,11 +289,12 @@ pub fn write_table(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> 
         for o in &by_bytes[..shown] {
             writeln!(
                 w,
-                "  {:<hw$}  {:>3}/{:<5}  {:<16} {:<20} flows {:>6}  clients {:>5}  {:>9}",
+                "  {:<hw$}  {:>3}/{:<5}  {:<16} {:<10} {:<20} flows {:>6}  clients {:>5}  {:>9}",
                 o.host,
                 o.proto,
                 o.port,
                 o.service.as_deref().unwrap_or("-"),
+                o.detected.unwrap_or("-"),
                 o.evidence.join(","),
                 thousands(o.flows),
                 thousands(o.clients),

@@ -191,13 +191,18 @@ impl Inventory {
 }
 
 impl Inventory {
-    /// Flows per protocol detected on one server port, most flows first.
+    /// Flows per protocol detected on one server port: the protocol the
+    /// server's answers confirmed in most flows first, then by flows.
     pub fn protocols_of(&self, key: &OpenPortKey) -> Vec<(Protocol, u64)> {
-        let mut v: Vec<(Protocol, u64)> = Protocol::ALL
+        let mut v: Vec<(Protocol, u64, u64)> = Protocol::ALL
             .iter()
-            .filter_map(|p| self.detected.get(&(*key, *p)).map(|d| (*p, d.flows)))
+            .filter_map(|p| {
+                self.detected
+                    .get(&(*key, *p))
+                    .map(|d| (*p, d.flows, d.confirmed))
+            })
             .collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        v
+        v.sort_by(|a, b| (b.2, b.1).cmp(&(a.2, a.1)).then(a.0.cmp(&b.0)));
+        v.into_iter().map(|(p, n, _)| (p, n)).collect()
     }
 }
