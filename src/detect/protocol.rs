@@ -557,27 +557,33 @@ const SIP_METHODS: &[&[u8]] = &[
 
 /// HTTP/1.x or SIP: a request line or a status line.
 fn sip_or_http(to_server: bool, p: &[u8]) -> Option<Guess> {
-    let line = first_line(p);
-    if p.starts_with(b"SIP/2.0 ") && status_code(&line[8..]) {
+    // Cheap prefix checks first: most payloads are not text at all.
+    if p.starts_with(b"SIP/2.0 ") && status_code(&p[8..]) {
         return Some((Protocol::Sip, true));
     }
-    if (p.starts_with(b"HTTP/1.0 ") || p.starts_with(b"HTTP/1.1 ")) && status_code(&line[9..]) {
+    if (p.starts_with(b"HTTP/1.0 ") || p.starts_with(b"HTTP/1.1 ")) && status_code(&p[9..]) {
         return Some((Protocol::Http, true));
     }
-    if !to_server {
+    if !to_server || !p.first().is_some_and(u8::is_ascii_uppercase) {
         return None;
     }
     if p.starts_with(b"PRI * HTTP/2.0\r\n") {
         return Some((Protocol::Http, true));
     }
-    let sp = line.iter().position(|&b| b == b' ')?;
-    let (method, rest) = (&line[..sp], &line[sp + 1..]);
-    if SIP_METHODS.contains(&method)
-        && (rest.starts_with(b"sip:") || rest.starts_with(b"sips:") || rest.starts_with(b"tel:"))
+    let sp = p.iter().take(12).position(|&b| b == b' ')?;
+    let method = &p[..sp];
+    let sip = SIP_METHODS.contains(&method);
+    let http = HTTP_METHODS.contains(&method);
+    if !(sip || http) {
+        return None;
+    }
+    let line = first_line(p);
+    let rest = &line[(sp + 1).min(line.len())..];
+    if sip && (rest.starts_with(b"sip:") || rest.starts_with(b"sips:") || rest.starts_with(b"tel:"))
     {
         return Some((Protocol::Sip, line.ends_with(b" SIP/2.0")));
     }
-    if HTTP_METHODS.contains(&method) {
+    if http {
         let http_version = line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0");
         let target = rest.starts_with(b"/")
             || rest.starts_with(b"http://")
@@ -601,15 +607,11 @@ fn status_code(p: &[u8]) -> bool {
 
 /// An IMAP command: a tag, a space, and a command that opens a session.
 fn imap_command(p: &[u8]) -> bool {
-    let line = first_line(p);
-    let Some(sp) = line.iter().position(|&b| b == b' ') else {
+    let Some(sp) = p.iter().take(17).position(|&b| b == b' ') else {
         return false;
     };
-    let (tag, cmd) = (&line[..sp], &line[sp + 1..]);
-    if tag.is_empty()
-        || tag.len() > 16
-        || !tag.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'.')
-    {
+    let (tag, cmd) = (&p[..sp], &p[sp + 1..]);
+    if tag.is_empty() || !tag.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'.') {
         return false;
     }
     [
@@ -623,7 +625,8 @@ fn imap_command(p: &[u8]) -> bool {
     ]
     .iter()
     .any(|c| {
-        starts_ci(cmd, c) && (cmd.len() > c.len() || c.ends_with(b" ") || line.len() < p.len())
+        starts_ci(cmd, c)
+            && (c.ends_with(b" ") || matches!(cmd.get(c.len()), None | Some(b'\r' | b'\n' | b' ')))
     })
 }
 
@@ -1049,7 +1052,10 @@ fn anonymous(user: &[u8]) -> bool {
 fn http_credentials(p: &[u8]) -> u8 {
     use clear::*;
     let mut bits = 0;
-    let head_end = find_ci(p, b"\r\n\r\n").map(|i| i + 4).unwrap_or(p.len());
+    let head_end = p
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(p.len(), |i| i + 4);
     let head = &p[..head_end];
     for line in head.split(|&b| b == b'\n') {
         if starts_ci(line, b"Authorization:") || starts_ci(line, b"Proxy-Authorization:") {
@@ -1076,26 +1082,32 @@ fn http_credentials(p: &[u8]) -> u8 {
     } else {
         p
     };
-    let field = ["password", "passwd", "pwd", "pass"].iter().any(|f| {
-        form_field(request, f.as_bytes())
-            || (!p.starts_with(b"GET ") && form_field(body, f.as_bytes()))
-    });
+    let field = password_field(request) || (!p.starts_with(b"GET ") && password_field(body));
     if login_path || field {
         bits |= LOGIN_FORM;
     }
     bits
 }
 
-/// `name=` at the start of a form or query field (after `?`, `&` or the start).
-fn form_field(p: &[u8], name: &[u8]) -> bool {
-    let mut from = 0;
-    while let Some(i) = find_ci(&p[from..], name) {
-        let at = from + i;
-        let before = if at == 0 { b'&' } else { p[at - 1] };
-        if matches!(before, b'&' | b'?' | b'\n') && p.get(at + name.len()) == Some(&b'=') {
-            return true;
+/// A form or query field named like a password (`password=`, `passwd=`,
+/// `pwd=`, `pass=`), at the start of a field (after `?`, `&`, a line end or
+/// the start). One pass over the `=` signs.
+fn password_field(p: &[u8]) -> bool {
+    const NAMES: [&[u8]; 4] = [b"password", b"passwd", b"pwd", b"pass"];
+    let mut start = Some(0);
+    for (i, &b) in p.iter().enumerate() {
+        match b {
+            b'&' | b'?' | b'\n' => start = Some(i + 1),
+            b'=' => {
+                if let Some(s) = start.take() {
+                    let name = &p[s..i];
+                    if NAMES.iter().any(|n| name.eq_ignore_ascii_case(n)) {
+                        return true;
+                    }
+                }
+            }
+            _ => {}
         }
-        from = at + 1;
     }
     false
 }

@@ -36,13 +36,15 @@ const FIRST_SLOTS: usize = 1 << 16;
 /// a TCP SYN resets its flow's slot (a new connection on the same ports). The
 /// table depends on the packet sequence alone, not on the worker count.
 struct FirstPackets {
-    slots: Box<[(u64, [u8; 2])]>,
+    /// Per slot: the flow hash's upper 32 bits, then the payload packets sent
+    /// from the `hi` and the `lo` side (one byte each).
+    slots: Box<[u64]>,
 }
 
 impl FirstPackets {
     fn new() -> Self {
         FirstPackets {
-            slots: vec![(0, [0, 0]); FIRST_SLOTS].into_boxed_slice(),
+            slots: vec![0; FIRST_SLOTS].into_boxed_slice(),
         }
     }
 
@@ -51,20 +53,21 @@ impl FirstPackets {
     #[inline]
     fn wanted(&mut self, hash: u64, from_lo: bool) -> bool {
         let s = &mut self.slots[hash as usize & (FIRST_SLOTS - 1)];
-        if s.0 != hash {
-            *s = (hash, [0, 0]);
+        let tag = hash & 0xffff_ffff_0000_0000;
+        if *s & 0xffff_ffff_0000_0000 != tag {
+            *s = tag;
         }
-        let n = &mut s.1[from_lo as usize];
-        if *n >= INSPECT_PACKETS {
+        let shift = 8 * from_lo as u32;
+        if (*s >> shift) & 0xff >= INSPECT_PACKETS as u64 {
             return false;
         }
-        *n += 1;
+        *s += 1 << shift;
         true
     }
 
     #[inline]
     fn restart(&mut self, hash: u64) {
-        self.slots[hash as usize & (FIRST_SLOTS - 1)] = (hash, [0, 0]);
+        self.slots[hash as usize & (FIRST_SLOTS - 1)] = hash & 0xffff_ffff_0000_0000;
     }
 }
 
