@@ -118,6 +118,39 @@ fn start_capture(netns: Option<&str>, args: &[&str]) -> Child {
     child
 }
 
+/// Open ports with their detected protocol and flows, and findings, without times.
+fn detections(r: &Value) -> (Vec<String>, Vec<String>) {
+    let services = r["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {}/{} {} flows {}",
+                s["host"], s["proto"], s["port"], s["detected"], s["flows"]
+            )
+        })
+        .collect();
+    let findings = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {} {} {} {} {} {}",
+                f["kind"],
+                f["severity"],
+                f["host"],
+                f["port"],
+                f["src"],
+                f["detected"],
+                f["evidence"]
+            )
+        })
+        .collect();
+    (services, findings)
+}
+
 fn finish(child: Child, limit: Duration) -> (Option<i32>, String) {
     let started = Instant::now();
     let mut child = child;
@@ -258,6 +291,11 @@ fn veth_replay_counts_equal_the_fixture_needs_root() {
     assert_eq!(got["totals"]["packets"], expected["totals"]["packets"]);
     assert_eq!(got["totals"]["bytes"], expected["totals"]["bytes"]);
     assert_eq!(ports(&got), ports(&expected));
+    assert_eq!(
+        detections(&got),
+        detections(&expected),
+        "the same open ports, protocols and findings live as offline"
+    );
     assert_eq!(got["live"]["dropped_kernel"], 0);
     assert_eq!(got["live"]["dropped_queue"], 0);
 }
@@ -305,6 +343,8 @@ fn loopback_http_sigint_and_pcap_round_trip_needs_root() {
         "the -w file gives the live run's per-port counts"
     );
     assert_eq!(read["totals"]["packets"], live["live"]["written_packets"]);
+    assert_eq!(live["services"][0]["detected"], "http", "detected live");
+    assert_eq!(detections(&read), detections(&live));
     assert_eq!(
         std::fs::read_dir(&dir).unwrap().count(),
         1,
