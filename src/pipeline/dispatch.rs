@@ -48,15 +48,25 @@ impl FirstPackets {
         }
     }
 
-    /// Whether this payload packet of flow `hash`, from the `lo` side or not,
-    /// is among the first [`INSPECT_PACKETS`] of its direction.
+    /// Looks up flow `hash`'s slot; true when the slot was (re)claimed for it
+    /// now, which is the first packet the reader sees of the flow (or of a flow
+    /// that collided with it since).
     #[inline]
-    fn wanted(&mut self, hash: u64, from_lo: bool) -> bool {
+    fn touch(&mut self, hash: u64) -> bool {
         let s = &mut self.slots[hash as usize & (FIRST_SLOTS - 1)];
         let tag = hash & 0xffff_ffff_0000_0000;
         if *s & 0xffff_ffff_0000_0000 != tag {
             *s = tag;
+            return true;
         }
+        false
+    }
+
+    /// Whether this payload packet of flow `hash` (after [`Self::touch`]), from
+    /// the `lo` side or not, is among the first [`INSPECT_PACKETS`] of its direction.
+    #[inline]
+    fn wanted(&mut self, hash: u64, from_lo: bool) -> bool {
+        let s = &mut self.slots[hash as usize & (FIRST_SLOTS - 1)];
         let shift = 8 * from_lo as u32;
         if (*s >> shift) & 0xff >= INSPECT_PACKETS as u64 {
             return false;
@@ -266,14 +276,19 @@ impl Dispatcher {
         };
         self.totals.transport[tr as usize].add(wire);
         let (key, from_lo) = FlowKey::new(tr, d.src, sport, d.dst, dport);
+        let hash = key.shard_hash();
+        let fresh = self.first.touch(hash);
         let mut hints = 0;
+        let syn_only = tr == Transport::Tcp && d.tcp_flags & (F::SYN | F::ACK) == F::SYN;
         if tr == Transport::Tcp {
             let fl = d.tcp_flags;
             if fl & (F::SYN | F::ACK) == F::SYN | F::ACK {
                 if self.servers.len() < SERVERS_CAP {
                     self.servers.insert((d.src, sport));
                 }
-            } else if fl & F::SYN == 0 && !self.servers.is_empty() {
+            } else if fl & F::SYN == 0 && fresh && !self.servers.is_empty() {
+                // Known-server hints matter when a worker starts a flow without a
+                // handshake; they are looked up on the reader's first packet of a flow.
                 if self.servers.contains(&(key.lo, key.lo_port)) {
                     hints |= HINT_LO_SERVER;
                 }
@@ -294,12 +309,6 @@ impl Dispatcher {
         };
         let n = self.senders.len();
         let inspect = d.payload_len > 0 && matches!(tr, Transport::Tcp | Transport::Udp);
-        let syn_only = tr == Transport::Tcp && d.tcp_flags & (F::SYN | F::ACK) == F::SYN;
-        let hash = if n > 1 || inspect || syn_only {
-            key.shard_hash()
-        } else {
-            0
-        };
         let shard = if n == 1 {
             0
         } else {

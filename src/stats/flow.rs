@@ -49,7 +49,9 @@ impl FlowKey {
         dst: Addr,
         dport: u16,
     ) -> (FlowKey, bool) {
-        if (src, sport) <= (dst, dport) {
+        // Big-endian integers order as the bytes do, without a memcmp call.
+        let (a, b) = (u128::from_be_bytes(src), u128::from_be_bytes(dst));
+        if (a, sport) <= (b, dport) {
             (
                 FlowKey {
                     lo: src,
