@@ -22,15 +22,7 @@ fn packets(flows: u32, n: usize) -> Vec<FlowPacket> {
             let s = v4_mapped(&[172, 16, 0, 1]);
             let (key, from_lo) =
                 FlowKey::new(Transport::Tcp, c, 30000 + (f % 30000) as u16, s, 443);
-            FlowPacket {
-                key,
-                ts: 1_000_000 * i as u64,
-                wire_len: 600,
-                from_lo,
-                tcp_flags: 0x10,
-                hints: 0,
-                ..FlowPacket::default()
-            }
+            FlowPacket::new(key, from_lo, 1_000_000 * i as u64, 600, 0x10)
         })
         .collect()
 }

@@ -75,8 +75,8 @@ pub struct AnalysisArgs {
     #[arg(long, value_name = "FILE")]
     pub services: Option<PathBuf>,
 
-    /// Most flows held in memory at once; beyond it the least recently seen are ended (and counted).
-    #[arg(long, default_value_t = 4_000_000, value_name = "N")]
+    /// Most flows held in memory at once (about 105 bytes each); beyond it the least recently seen are ended (and counted).
+    #[arg(long, default_value_t = crate::pipeline::DEFAULT_FLOW_CAP, value_name = "N")]
     pub flow_cap: usize,
 
     /// TCP idle timeout in seconds (packet time).

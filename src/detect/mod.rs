@@ -95,8 +95,6 @@ pub fn unexpected_ports(inv: &Inventory, policy: &Policy, services: &Services) -
         let host = to_ip(&k.host).to_string();
         let name = services.name(k.transport, k.port).map(str::to_string);
         let detected = inv.protocols_of(k).first().map(|(p, _)| p.as_str());
-        let mut clients: Vec<std::net::IpAddr> = o.clients.iter().map(to_ip).collect();
-        clients.sort();
         let bytes = o.to_server.bytes + o.to_client.bytes;
         out.push(Finding {
             kind: "unexpected-port",
@@ -118,12 +116,12 @@ pub fn unexpected_ports(inv: &Inventory, policy: &Policy, services: &Services) -
             detected,
             evidence: Evidence {
                 flows: Some(o.flows),
-                clients: Some(o.clients.len() as u64),
+                clients: Some(o.clients.len()),
                 packets: Some(o.to_server.packets + o.to_client.packets),
                 bytes: Some(bytes),
                 ..Evidence::default()
             },
-            clients: clients.iter().take(10).map(|c| c.to_string()).collect(),
+            clients: o.clients.lowest().iter().map(|c| to_ip(c).to_string()).collect(),
             first_seen: rfc3339(o.first_ns),
             last_seen: rfc3339(o.last_ns),
         });

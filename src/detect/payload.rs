@@ -18,16 +18,14 @@
 //!   `Authorization` header with another scheme (a bearer token or digest).
 use super::protocol::{clear, Protocol};
 use super::{Evidence, Finding, Severity};
-use crate::decode::{to_ip, Addr};
+use crate::decode::to_ip;
 use crate::report::time::rfc3339;
 use crate::services::{Services, Transport};
+use crate::stats::distinct::Distinct;
 use crate::stats::inventory::{Detected, Inventory, OpenPortKey};
-use rustc_hash::FxHashSet;
 
-fn client_list(c: &FxHashSet<Addr>) -> Vec<String> {
-    let mut v: Vec<std::net::IpAddr> = c.iter().map(to_ip).collect();
-    v.sort();
-    v.iter().take(10).map(|a| a.to_string()).collect()
+fn client_list(c: &Distinct) -> Vec<String> {
+    c.lowest().iter().map(|a| to_ip(a).to_string()).collect()
 }
 
 /// Where a finding is: a server port, the protocol seen there and its flows.
@@ -43,7 +41,7 @@ fn finding(
     kind: &'static str,
     severity: Severity,
     flows: u64,
-    clients: &FxHashSet<Addr>,
+    clients: &Distinct,
     detail: String,
 ) -> Finding {
     let Site { k, p, d, services } = *site;
@@ -59,7 +57,7 @@ fn finding(
         detail,
         evidence: Evidence {
             flows: Some(flows),
-            clients: Some(clients.len() as u64),
+            clients: Some(clients.len()),
             packets: Some(d.packets),
             bytes: Some(d.bytes),
             ..Evidence::default()
@@ -156,7 +154,7 @@ pub fn cleartext(inv: &Inventory, services: &Services) -> Vec<Finding> {
             d,
             services,
         };
-        let mut add = |severity, flows: u64, clients: &FxHashSet<Addr>, what: String| {
+        let mut add = |severity, flows: u64, clients: &Distinct, what: String| {
             if flows > 0 {
                 out.push(finding(
                     &site,
@@ -263,14 +261,7 @@ mod tests {
             let (key, from_lo) =
                 FlowKey::new(Transport::Tcp, v4_mapped(&src), sp, v4_mapped(&dst), dp);
             ts += 1000;
-            let p = FlowPacket {
-                key,
-                ts,
-                wire_len: 60 + payload.len() as u32,
-                from_lo,
-                tcp_flags: flags,
-                ..FlowPacket::default()
-            };
+            let p = FlowPacket::new(key, from_lo, ts, 60 + payload.len() as u32, flags);
             t.account(&p, payload);
         };
         send(true, F::SYN, b"");

@@ -19,8 +19,9 @@ use crate::services::Transport;
 use rustc_hash::FxHashMap;
 use std::time::Duration;
 
-/// Attempts kept per worker; beyond it they are counted, not kept (48 bytes each).
-pub const ATTEMPTS_CAP: usize = 1_000_000;
+/// Attempts kept per worker; beyond it they are counted, not kept (48 bytes
+/// each, 12 MiB per worker at most).
+pub const ATTEMPTS_CAP: usize = 262_144;
 
 pub const NULL_PROBE: u8 = 1;
 pub const FIN_PROBE: u8 = 2;

@@ -19,7 +19,7 @@ pub const BATCH: usize = 1024;
 const FRAG_CAP: usize = 65_536;
 const FRAG_TTL_NS: u64 = 60_000_000_000;
 /// TCP endpoints remembered as servers (host:port that answered a SYN).
-const SERVERS_CAP: usize = 1 << 20;
+const SERVERS_CAP: usize = 1 << 18;
 
 /// Largest believable original length: 256 KiB covers jumbo frames and
 /// segmentation-offload super-packets; beyond it the record is corrupt.
@@ -306,6 +306,7 @@ impl Dispatcher {
             hints,
             payload_at: 0,
             payload_len: 0,
+            hash: hash as u32,
         };
         let n = self.senders.len();
         let inspect = d.payload_len > 0 && matches!(tr, Transport::Tcp | Transport::Udp);

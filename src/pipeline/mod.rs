@@ -35,6 +35,11 @@ const QUEUE_DEPTH: usize = 8;
 /// busy machine must not cost packets (64 batches are 64 Ki packets, 3.5 MiB).
 const LIVE_QUEUE_DEPTH: usize = 64;
 
+/// Flows held at once by default, over all workers. A flow costs about 105
+/// bytes in its worker's table (key, state, hash-table overhead) and the tables
+/// are sized up front, so this is ~110 MiB at most (docs/BENCHMARKS.md).
+pub const DEFAULT_FLOW_CAP: usize = 900_000;
+
 /// How an analysis runs.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -57,7 +62,7 @@ impl Default for Options {
             workers: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
-            flow_cap: 4_000_000,
+            flow_cap: DEFAULT_FLOW_CAP,
             timeouts: Timeouts::default(),
             keep_flows: false,
             filter: None,

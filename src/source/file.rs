@@ -389,14 +389,14 @@ pub fn read_capture(
 }
 
 /// Parses a whole capture from its memory map. Pages already parsed are
-/// released every 64 MiB, so resident memory does not grow with the file.
+/// released every 16 MiB, so resident memory does not grow with the file.
 fn read_slice(
     path: &str,
     map: &memmap2::Mmap,
     progress: &AtomicU64,
     sink: &mut dyn FnMut(&RawPacket),
 ) -> Result<FileSummary, FileError> {
-    const RELEASE_EVERY: u64 = 64 << 20;
+    const RELEASE_EVERY: u64 = 16 << 20;
     let data: &[u8] = map;
     let mut w = Walker::new(path, false);
     let offset_of = |rest: &[u8]| (data.len() - rest.len()) as u64;

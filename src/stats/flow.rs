@@ -9,13 +9,13 @@
 //! 3. The scored fallback ([`server_score`]): well-known beats registered beats
 //!    dynamic; then an IANA-assigned (or `--services`) name beats none; then the
 //!    lower port; then the destination of the first packet.
+use super::flowmap::FlowMap;
 use super::inventory::{FlowOutcome, Inventory, OpenPortKey, ANSWERED, HANDSHAKE, MIDSTREAM};
 use super::{Count, PortStats, PortTable};
 use crate::decode::{tcp_flags as F, Addr};
 use crate::detect::protocol::{FlowInspect, Protocol};
 use crate::detect::scan::{Attempt, Attempts, ATTEMPTS_CAP};
 use crate::services::{PortClass, Services, Transport};
-use rustc_hash::FxHashMap;
 
 /// Canonical flow key: the lower (address, port) endpoint first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -105,6 +105,9 @@ pub struct FlowPacket {
     /// and its length (0: none; only the first packets of a flow carry one).
     pub payload_at: u32,
     pub payload_len: u16,
+    /// The low half of `key.shard_hash()` ([`super::flowmap::key_hash`]), computed
+    /// once by the reader; the worker's table is keyed by it.
+    pub hash: u32,
 }
 
 /// A batch of packets with the payload prefixes some of them carry.
@@ -153,6 +156,20 @@ pub const HINT_HI_SERVER: u8 = 2;
 pub const SWEEP: u8 = 0x80;
 
 impl FlowPacket {
+    /// A packet record with its hash filled in (for tests and benchmarks; the
+    /// reader fills the fields itself).
+    pub fn new(key: FlowKey, from_lo: bool, ts: u64, wire_len: u32, tcp_flags: u8) -> FlowPacket {
+        FlowPacket {
+            key,
+            ts,
+            wire_len,
+            from_lo,
+            tcp_flags,
+            hash: super::flowmap::key_hash(&key),
+            ..FlowPacket::default()
+        }
+    }
+
     pub fn sweep_marker(ts: u64) -> FlowPacket {
         FlowPacket {
             ts,
@@ -416,7 +433,7 @@ pub const SWEEP_EVERY_NS: u64 = 10_000_000_000;
 
 /// One worker's flows and ports.
 pub struct FlowTable {
-    flows: FxHashMap<FlowKey, Flow>,
+    flows: FlowMap<Flow>,
     pub ports: PortTable,
     services: std::sync::Arc<Services>,
     timeouts: Timeouts,
@@ -441,12 +458,13 @@ impl FlowTable {
         cap: usize,
         keep_records: bool,
     ) -> Self {
+        let cap = cap.max(16);
         FlowTable {
-            flows: FxHashMap::default(),
+            flows: FlowMap::with_capacity(cap),
             ports: PortTable::default(),
             services,
             timeouts,
-            cap: cap.max(16),
+            cap,
             records: Vec::new(),
             keep_records,
             evicted: 0,
@@ -476,7 +494,7 @@ impl FlowTable {
         let syn_only = p.tcp_flags & (F::SYN | F::ACK) == F::SYN && t == Transport::Tcp;
         // Fast path, one hash look-up: a packet of a live flow.
         let timeouts = self.timeouts;
-        let restart = match self.flows.get_mut(&p.key) {
+        let restart = match self.flows.get_mut(&p.key, p.hash) {
             Some(f) => {
                 let idle = now.saturating_sub(f.last) > timeouts.of(t, f);
                 if !(idle || (syn_only && f.closed())) {
@@ -488,7 +506,7 @@ impl FlowTable {
             None => false,
         };
         if restart {
-            let f = self.flows.remove(&p.key).expect("present");
+            let f = self.flows.remove(&p.key, p.hash).expect("present");
             self.finish(p.key, f);
         }
         if self.flows.len() >= self.cap {
@@ -516,7 +534,7 @@ impl FlowTable {
         ps.clients.insert(client);
         ps.servers.insert(server);
         update(&mut f, &mut self.ports, p, payload);
-        self.flows.insert(p.key, f);
+        self.flows.insert_new(p.key, p.hash, f);
         self.peak_flows = self.peak_flows.max(self.flows.len());
     }
 
@@ -609,13 +627,10 @@ impl FlowTable {
     pub fn sweep(&mut self, now: u64) {
         let timeouts = self.timeouts;
         let mut done = Vec::new();
-        self.flows.retain(|k, f| {
-            let keep = now.saturating_sub(f.last) <= timeouts.of(k.transport, f);
-            if !keep {
-                done.push((*k, *f));
-            }
-            keep
-        });
+        self.flows.retain(
+            |k, f| now.saturating_sub(f.last) <= timeouts.of(k.transport, f),
+            |k, f| done.push((k, f)),
+        );
         for (k, f) in done {
             self.finish(k, f);
         }
@@ -627,18 +642,20 @@ impl FlowTable {
         if self.flows.len() < self.cap {
             return;
         }
-        let mut lasts: Vec<u64> = self.flows.values().map(|f| f.last).collect();
+        let mut lasts: Vec<u64> = self.flows.iter().map(|(_, f)| f.last).collect();
         let n = (self.cap / 10).max(1);
         let (_, cutoff, _) = lasts.select_nth_unstable(n - 1);
         let cutoff = *cutoff;
         let mut done = Vec::new();
-        self.flows.retain(|k, f| {
-            let keep = f.last > cutoff || done.len() >= n;
-            if !keep {
-                done.push((*k, *f));
-            }
-            keep
-        });
+        let mut taken = 0;
+        self.flows.retain(
+            |_, f| {
+                let keep = f.last > cutoff || taken >= n;
+                taken += !keep as usize;
+                keep
+            },
+            |k, f| done.push((k, f)),
+        );
         self.evicted += done.len() as u64;
         for (k, f) in done {
             self.finish(k, f);
@@ -647,10 +664,8 @@ impl FlowTable {
 
     /// Ends every flow (end of input).
     pub fn finish_all(&mut self) {
-        let flows = std::mem::take(&mut self.flows);
-        for (k, f) in flows {
-            self.finish(k, f);
-        }
+        let mut flows = std::mem::replace(&mut self.flows, FlowMap::with_capacity(1));
+        flows.drain(|k, f| self.finish(k, f));
     }
 }
 
@@ -662,15 +677,7 @@ mod tests {
 
     fn pkt(src: [u8; 4], sp: u16, dst: [u8; 4], dp: u16, flags: u8, ts: u64) -> FlowPacket {
         let (key, from_lo) = FlowKey::new(Transport::Tcp, v4_mapped(&src), sp, v4_mapped(&dst), dp);
-        FlowPacket {
-            key,
-            ts,
-            wire_len: 60,
-            from_lo,
-            tcp_flags: flags,
-            hints: 0,
-            ..FlowPacket::default()
-        }
+        FlowPacket::new(key, from_lo, ts, 60, flags)
     }
 
     fn table() -> FlowTable {
@@ -803,6 +810,13 @@ mod tests {
         t.finish_all();
         let open: Vec<u16> = t.inventory.open.keys().map(|k| k.port).collect();
         assert_eq!(open, vec![50000]);
+    }
+
+    #[test]
+    fn records_stay_small() {
+        // A batch of 1,024 packets is 64 KiB; a flow's table slot 104 bytes.
+        assert_eq!(std::mem::size_of::<FlowPacket>(), 64);
+        assert_eq!(std::mem::size_of::<(FlowKey, Flow)>(), 104);
     }
 
     #[test]

@@ -6,11 +6,12 @@
 //! under way shows traffic from the server side ("midstream", a capture that
 //! began after the handshake). A TCP RST to a SYN is a closed-port attempt of its
 //! host, not an open port; ICMP port-unreachable messages are counted in totals.
+use super::distinct::Distinct;
 use super::Count;
 use crate::decode::Addr;
 use crate::detect::protocol::{clear, Protocol};
 use crate::services::Transport;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 pub const HANDSHAKE: u8 = 1;
 pub const ANSWERED: u8 = 2;
@@ -41,7 +42,7 @@ pub struct OpenPort {
     pub first_ns: u64,
     pub last_ns: u64,
     pub flows: u64,
-    pub clients: FxHashSet<Addr>,
+    pub clients: Distinct,
     pub to_server: Count,
     pub to_client: Count,
     pub evidence: u8,
@@ -54,7 +55,7 @@ impl OpenPort {
         }
         self.last_ns = self.last_ns.max(o.last_ns);
         self.flows += o.flows;
-        self.clients.extend(o.clients.iter().copied());
+        self.clients.merge(&o.clients);
         self.to_server += o.to_server;
         self.to_client += o.to_client;
         self.evidence |= o.evidence;
@@ -89,13 +90,13 @@ pub struct Detected {
     pub flows: u64,
     /// Flows in which the server's answer backs the protocol.
     pub confirmed: u64,
-    pub clients: FxHashSet<Addr>,
+    pub clients: Distinct,
     pub packets: u64,
     pub bytes: u64,
     /// Flows showing each [`clear`] bit, in bit order.
     pub clear_flows: [u64; CLEAR_BITS],
     /// Clients of the flows with any credential bit.
-    pub clear_clients: FxHashSet<Addr>,
+    pub clear_clients: Distinct,
 }
 
 /// [`clear`] bits counted per detected protocol.
@@ -109,13 +110,13 @@ impl Detected {
         self.last_ns = self.last_ns.max(o.last_ns);
         self.flows += o.flows;
         self.confirmed += o.confirmed;
-        self.clients.extend(o.clients.iter().copied());
+        self.clients.merge(&o.clients);
         self.packets += o.packets;
         self.bytes += o.bytes;
         for (a, b) in self.clear_flows.iter_mut().zip(o.clear_flows) {
             *a += b;
         }
-        self.clear_clients.extend(o.clear_clients.iter().copied());
+        self.clear_clients.merge(&o.clear_clients);
     }
 
     /// Flows that showed `bit`.
@@ -167,7 +168,7 @@ impl Inventory {
             first_ns: o.first_ns,
             last_ns: o.last_ns,
             flows: 1,
-            clients: FxHashSet::default(),
+            clients: Distinct::default(),
             to_server: o.to_server,
             to_client: o.to_client,
             evidence: o.evidence,

@@ -4,13 +4,15 @@
 //! `merge` at the end; merging is exact, so a report does not depend on how
 //! many workers produced it.
 
+pub mod distinct;
 pub mod flow;
+pub mod flowmap;
 pub mod hist;
 pub mod inventory;
 
 use crate::decode::{Addr, Layer, Reason, TunnelKind};
 use crate::services::Transport;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -56,8 +58,9 @@ pub struct PortStats {
     pub to_server: Count,
     pub to_client: Count,
     pub flows: u64,
-    pub clients: FxHashSet<Addr>,
-    pub servers: FxHashSet<Addr>,
+    /// Distinct clients and servers (exact up to 10,000, then estimated).
+    pub clients: distinct::Distinct,
+    pub servers: distinct::Distinct,
     pub first_ns: u64,
     pub last_ns: u64,
     pub syn: u64,
@@ -94,8 +97,8 @@ impl PortStats {
         self.to_server += o.to_server;
         self.to_client += o.to_client;
         self.flows += o.flows;
-        self.clients.extend(o.clients.iter().copied());
-        self.servers.extend(o.servers.iter().copied());
+        self.clients.merge(&o.clients);
+        self.servers.merge(&o.servers);
         if o.first_ns != 0 {
             self.seen(o.first_ns);
         }

@@ -1,5 +1,5 @@
 //! A seeded synthetic generator for scale: many flows over many ports.
-//! Used by `benches/` and `benches/compare.sh` (via `examples/make_bench_input.rs`).
+//! Used by `benches/pipeline.rs` and `examples/synth.rs` (scale curves, floods).
 use super::build::*;
 use super::write::Pcap;
 use super::Rng;
@@ -50,6 +50,30 @@ pub fn generate(seed: u64, packets: u64, flows: u32, ports: u16, mut sink: impl 
         };
         t += rng.range(1, 20_000);
         w.packet(t, &eth_ip(&pkt));
+        if w.buf.len() > 1 << 20 {
+            sink(&w.buf);
+            w.buf.clear();
+        }
+    }
+    sink(&w.buf);
+}
+
+/// A SYN flood: `flows` SYNs from random addresses and ports (10.0.0.0/8) to
+/// one server port, every one a new flow, none answered; 10 us apart.
+pub fn syn_flood(seed: u64, flows: u64, port: u16, mut sink: impl FnMut(&[u8])) {
+    let mut rng = Rng::new(seed);
+    let mut w = Pcap::new(1, 65535, false, false);
+    let mut t = super::fixtures::T0;
+    let server = v4(172, 16, 0, 1);
+    for _ in 0..flows {
+        let r = rng.next_u64();
+        let client = v4(10, (r >> 8) as u8, (r >> 16) as u8, (r >> 24) as u8);
+        let cport = 1024 + ((r >> 32) as u16 % 64_000);
+        t += 10_000;
+        w.packet(
+            t,
+            &eth_ip(&tcp(client, cport, server, port, SYN, r as u32, 0, &[])),
+        );
         if w.buf.len() > 1 << 20 {
             sink(&w.buf);
             w.buf.clear();

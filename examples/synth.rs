@@ -1,0 +1,39 @@
+//! Seeded synthetic captures for benchmarks and flood tests (never committed).
+//!
+//! `cargo run --release --example synth -- scale PACKETS FLOWS PORTS OUT.pcap`
+//!     PACKETS packets over FLOWS TCP/UDP flows, servers on PORTS distinct ports
+//! `cargo run --release --example synth -- flood FLOWS OUT.pcap`
+//!     FLOWS SYNs from random sources to 172.16.0.1:80, each a new flow
+use std::io::Write;
+
+fn main() -> std::io::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let num = |i: usize| -> u64 {
+        args.get(i)
+            .and_then(|s| s.replace('_', "").parse().ok())
+            .unwrap_or_else(|| usage())
+    };
+    let (out, kind) = match args.first().map(String::as_str) {
+        Some("scale") if args.len() == 5 => (&args[4], 0),
+        Some("flood") if args.len() == 3 => (&args[2], 1),
+        _ => usage(),
+    };
+    let mut f = std::io::BufWriter::new(std::fs::File::create(out)?);
+    let mut err = Ok(());
+    let mut sink = |b: &[u8]| {
+        if err.is_ok() {
+            err = f.write_all(b);
+        }
+    };
+    match kind {
+        0 => portflow::synth::scale::generate(7, num(1), num(2) as u32, num(3) as u16, &mut sink),
+        _ => portflow::synth::scale::syn_flood(7, num(1), 80, &mut sink),
+    }
+    err?;
+    f.flush()
+}
+
+fn usage() -> ! {
+    eprintln!("usage: synth scale PACKETS FLOWS PORTS OUT.pcap | synth flood FLOWS OUT.pcap");
+    std::process::exit(2)
+}

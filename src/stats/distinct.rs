@@ -1,0 +1,228 @@
+//! Distinct addresses (clients, servers) with bounded memory.
+//!
+//! Exact up to [`EXACT_MAX`] addresses; beyond it a HyperLogLog sketch
+//! (2^14 one-byte registers, 16 KiB, standard error 0.8%) takes over, so a flood
+//! from millions of spoofed sources costs 16 KiB per port instead of 16 bytes
+//! per source. The ten lowest addresses are kept exactly, for the client lists
+//! of findings. Merging is exact for both forms (set union; register maximum),
+//! so the result does not depend on how addresses were spread over workers:
+//! a count is exact when the union has at most [`EXACT_MAX`] addresses and the
+//! sketch's estimate of the union otherwise.
+use crate::decode::{to_ip, Addr};
+use rustc_hash::FxHashSet;
+
+/// Addresses counted exactly before the sketch takes over.
+pub const EXACT_MAX: usize = 10_000;
+/// Lowest addresses kept for listing.
+pub const SAMPLE: usize = 10;
+const P: u32 = 14;
+const REGISTERS: usize = 1 << P;
+
+#[derive(Debug, Clone, Default)]
+pub struct Distinct {
+    exact: FxHashSet<Addr>,
+    sketch: Option<Box<[u8; REGISTERS]>>,
+    /// The lowest addresses (in `IpAddr` order), sorted.
+    sample: Vec<Addr>,
+}
+
+#[inline]
+fn hash(a: &Addr) -> u64 {
+    let (hi, lo) = a.split_at(8);
+    let mut h = u64::from_le_bytes(hi.try_into().expect("8 bytes"))
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ u64::from_le_bytes(lo.try_into().expect("8 bytes"));
+    // splitmix64's finaliser
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+fn add_to_sketch(r: &mut [u8; REGISTERS], a: &Addr) {
+    let h = hash(a);
+    let idx = (h >> (64 - P)) as usize;
+    let rank = ((h << P) | (1 << (P - 1))).leading_zeros() as u8 + 1;
+    if rank > r[idx] {
+        r[idx] = rank;
+    }
+}
+
+impl Distinct {
+    /// Adds one address.
+    #[inline]
+    pub fn insert(&mut self, a: Addr) {
+        match self.sketch.as_mut() {
+            Some(r) => add_to_sketch(r, &a),
+            None => {
+                if !self.exact.insert(a) {
+                    return;
+                }
+                if self.exact.len() > EXACT_MAX {
+                    self.switch_to_sketch();
+                }
+            }
+        }
+        self.sample_add(a);
+    }
+
+    fn sample_add(&mut self, a: Addr) {
+        let ip = to_ip(&a);
+        if self.sample.len() == SAMPLE && ip >= to_ip(&self.sample[SAMPLE - 1]) {
+            return;
+        }
+        let at = self.sample.partition_point(|x| to_ip(x) < ip);
+        if self.sample.get(at) == Some(&a) {
+            return;
+        }
+        self.sample.insert(at, a);
+        self.sample.truncate(SAMPLE);
+    }
+
+    fn switch_to_sketch(&mut self) {
+        let mut r = Box::new([0u8; REGISTERS]);
+        for a in &self.exact {
+            add_to_sketch(&mut r, a);
+        }
+        self.exact = FxHashSet::default();
+        self.sketch = Some(r);
+    }
+
+    /// Adds every address of `o`.
+    pub fn merge(&mut self, o: &Distinct) {
+        match (&mut self.sketch, &o.sketch) {
+            (None, None) => {
+                self.exact.extend(o.exact.iter().copied());
+                if self.exact.len() > EXACT_MAX {
+                    self.switch_to_sketch();
+                }
+            }
+            (Some(r), None) => {
+                for a in &o.exact {
+                    add_to_sketch(r, a);
+                }
+            }
+            (_, Some(or)) => {
+                if self.sketch.is_none() {
+                    self.switch_to_sketch();
+                }
+                let r = self.sketch.as_mut().expect("a sketch");
+                for (x, y) in r.iter_mut().zip(or.iter()) {
+                    *x = (*x).max(*y);
+                }
+            }
+        }
+        for a in o.sample.iter().copied() {
+            self.sample_add(a);
+        }
+    }
+
+    /// How many distinct addresses: exact, or the sketch's estimate.
+    pub fn len(&self) -> u64 {
+        let Some(r) = &self.sketch else {
+            return self.exact.len() as u64;
+        };
+        let m = REGISTERS as f64;
+        let zeros = r.iter().filter(|&&v| v == 0).count();
+        let sum: f64 = r.iter().map(|&v| 2f64.powi(-(v as i32))).sum();
+        let alpha = 0.7213 / (1.0 + 1.079 / m);
+        let raw = alpha * m * m / sum;
+        let est = if raw <= 2.5 * m && zeros > 0 {
+            m * (m / zeros as f64).ln() // linear counting for the small range
+        } else {
+            raw
+        };
+        // Never below what the exact part alone proved.
+        (est.round() as u64).max(EXACT_MAX as u64 + 1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.sketch.is_none()
+    }
+
+    /// Whether [`Self::len`] is an estimate.
+    pub fn is_estimate(&self) -> bool {
+        self.sketch.is_some()
+    }
+
+    /// The lowest addresses (up to [`SAMPLE`]), in `IpAddr` order.
+    pub fn lowest(&self) -> &[Addr] {
+        &self.sample
+    }
+
+    /// Whether `a` is in the set (exact sets only; a sketch answers false).
+    pub fn contains(&self, a: &Addr) -> bool {
+        self.exact.contains(a)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::v4_mapped;
+
+    fn addr(i: u32) -> Addr {
+        v4_mapped(&i.to_be_bytes())
+    }
+
+    #[test]
+    fn exact_up_to_the_limit() {
+        let mut d = Distinct::default();
+        for i in 0..EXACT_MAX as u32 {
+            d.insert(addr(i));
+            d.insert(addr(i));
+        }
+        assert_eq!(d.len(), EXACT_MAX as u64);
+        assert!(!d.is_estimate());
+        assert_eq!(d.lowest(), &(0..10).map(addr).collect::<Vec<_>>()[..]);
+    }
+
+    #[test]
+    fn estimates_within_two_percent_beyond_it() {
+        for n in [20_000u32, 100_000, 1_000_000] {
+            let mut d = Distinct::default();
+            for i in 0..n {
+                d.insert(addr(i.wrapping_mul(2_654_435_761)));
+            }
+            let err = (d.len() as f64 - n as f64).abs() / n as f64;
+            assert!(err < 0.02, "{n}: estimated {} ({err:.4})", d.len());
+            assert!(d.is_estimate());
+        }
+    }
+
+    #[test]
+    fn merge_does_not_depend_on_the_split() {
+        let all: Vec<Addr> = (0..50_000u32).map(|i| addr(i * 7 + 3)).collect();
+        let mut one = Distinct::default();
+        all.iter().for_each(|a| one.insert(*a));
+        for parts in [2usize, 3, 8] {
+            let mut split = vec![Distinct::default(); parts];
+            for (i, a) in all.iter().enumerate() {
+                split[i % parts].insert(*a);
+            }
+            let mut merged = Distinct::default();
+            for s in &split {
+                merged.merge(s);
+            }
+            assert_eq!(merged.len(), one.len(), "{parts} parts");
+            assert_eq!(merged.lowest(), one.lowest());
+        }
+        // Small sets merge exactly.
+        let (mut a, mut b) = (Distinct::default(), Distinct::default());
+        (0..600u32).for_each(|i| a.insert(addr(i)));
+        (300..900u32).for_each(|i| b.insert(addr(i)));
+        a.merge(&b);
+        assert_eq!((a.len(), a.is_estimate()), (900, false));
+    }
+
+    #[test]
+    fn ipv4_lists_before_ipv6_as_ipaddr_orders() {
+        let mut d = Distinct::default();
+        let mut v6 = [0u8; 16];
+        v6[15] = 1; // ::1
+        d.insert(v6);
+        d.insert(addr(0x0a00_0001));
+        assert_eq!(d.lowest()[0], addr(0x0a00_0001));
+    }
+}
