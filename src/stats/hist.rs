@@ -1,20 +1,23 @@
 //! A histogram that stays small until it needs to be big.
 //!
-//! A port scan touches thousands of ports once each; a full `hdrhistogram`
-//! per port would cost tens of KiB for one sample. Up to [`INLINE`] samples are
-//! kept exactly inline; past that they move into an `hdrhistogram` with two
-//! significant digits (values within 1%). The state depends only on the
-//! multiset of samples, so merging per-worker histograms gives the same result
-//! for any number of workers.
+//! A port scan touches thousands of ports once each, and many ports see only a
+//! few distinct packet sizes; a full `hdrhistogram` per port costs 10-20 KiB
+//! (measured: 1.8 GB for 60,000 ports on two workers). Up to [`SPARSE`]
+//! distinct values are kept exactly, as sorted (value, count) pairs, so those
+//! percentiles are exact; past that all samples move into an `hdrhistogram`
+//! with two significant digits (values within 1%). Which form a histogram has
+//! depends only on the multiset of samples, so merging per-worker histograms
+//! gives the same result for any number of workers.
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-pub const INLINE: usize = 8;
+/// Distinct values kept exactly (16 bytes each).
+pub const SPARSE: usize = 32;
 
 #[derive(Clone, Debug)]
 pub struct Hist<const HIGH: u64> {
-    small: [u64; INLINE],
-    n: u8,
+    /// Sorted by value; empty once `big` is in use.
+    small: Vec<(u64, u64)>,
     big: Option<Box<Histogram<u64>>>,
     /// Exact extremes (the histogram rounds to its buckets).
     min: u64,
@@ -24,8 +27,7 @@ pub struct Hist<const HIGH: u64> {
 impl<const HIGH: u64> Default for Hist<HIGH> {
     fn default() -> Self {
         Hist {
-            small: [0; INLINE],
-            n: 0,
+            small: Vec::new(),
             big: None,
             min: u64::MAX,
             max: 0,
@@ -48,27 +50,35 @@ pub struct Summary {
 impl<const HIGH: u64> Hist<HIGH> {
     #[inline]
     pub fn record(&mut self, v: u64) {
+        self.record_n(v, 1);
+    }
+
+    #[inline]
+    fn record_n(&mut self, v: u64, n: u64) {
         let v = v.clamp(1, HIGH);
         self.min = self.min.min(v);
         self.max = self.max.max(v);
         if let Some(h) = self.big.as_deref_mut() {
-            h.saturating_record(v);
-        } else if (self.n as usize) < INLINE {
-            self.small[self.n as usize] = v;
-            self.n += 1;
-        } else {
-            let h = self.upgrade();
-            h.saturating_record(v);
+            let _ = h.record_n(v, n);
+            return;
+        }
+        match self.small.binary_search_by_key(&v, |e| e.0) {
+            Ok(i) => self.small[i].1 += n,
+            Err(_) if self.small.len() >= SPARSE => {
+                let h = self.upgrade();
+                let _ = h.record_n(v, n);
+            }
+            Err(i) => self.small.insert(i, (v, n)),
         }
     }
 
     fn upgrade(&mut self) -> &mut Histogram<u64> {
         if self.big.is_none() {
             let mut h = Histogram::new_with_bounds(1, HIGH, 2).expect("static histogram bounds");
-            for &v in &self.small[..self.n as usize] {
-                h.saturating_record(v);
+            for &(v, n) in &self.small {
+                let _ = h.record_n(v, n);
             }
-            self.n = 0;
+            self.small = Vec::new();
             self.big = Some(Box::new(h));
         }
         self.big.as_deref_mut().expect("just set")
@@ -77,7 +87,7 @@ impl<const HIGH: u64> Hist<HIGH> {
     pub fn count(&self) -> u64 {
         match &self.big {
             Some(h) => h.len(),
-            None => self.n as u64,
+            None => self.small.iter().map(|e| e.1).sum(),
         }
     }
 
@@ -90,8 +100,8 @@ impl<const HIGH: u64> Hist<HIGH> {
                 h.add(oh.as_ref()).expect("same bounds");
             }
             None => {
-                for &v in &other.small[..other.n as usize] {
-                    self.record(v);
+                for &(v, n) in &other.small {
+                    self.record_n(v, n);
                 }
             }
         }
@@ -108,21 +118,30 @@ impl<const HIGH: u64> Hist<HIGH> {
                 max: self.max,
                 mean: (h.mean() * 10.0).round() / 10.0,
             }),
-            None if self.n == 0 => None,
+            None if self.small.is_empty() => None,
             None => {
-                let mut s = self.small;
-                let s = &mut s[..self.n as usize];
-                s.sort_unstable();
-                let n = s.len();
-                let rank = |q: f64| s[((q * n as f64).ceil() as usize).clamp(1, n) - 1];
-                let mean = s.iter().sum::<u64>() as f64 / n as f64;
+                let s = &self.small;
+                let n: u64 = s.iter().map(|e| e.1).sum();
+                // The value of rank ceil(q * n), counting from 1.
+                let rank = |q: f64| {
+                    let r = ((q * n as f64).ceil() as u64).clamp(1, n);
+                    let mut seen = 0;
+                    for &(v, c) in s {
+                        seen += c;
+                        if seen >= r {
+                            return v;
+                        }
+                    }
+                    s[s.len() - 1].0
+                };
+                let mean = s.iter().map(|&(v, c)| v as f64 * c as f64).sum::<f64>() / n as f64;
                 Some(Summary {
-                    count: n as u64,
-                    min: s[0],
+                    count: n,
+                    min: s[0].0,
                     p50: rank(0.50),
                     p90: rank(0.90),
                     p99: rank(0.99),
-                    max: s[n - 1],
+                    max: s[s.len() - 1].0,
                     mean: (mean * 10.0).round() / 10.0,
                 })
             }
@@ -162,6 +181,23 @@ mod tests {
         let mut c = Hist::<262_144>::default();
         c.merge(&a);
         assert_eq!(c.summary(), one.summary());
+    }
+
+    #[test]
+    fn few_distinct_values_stay_exact_and_small() {
+        let mut h = Hist::<262_144>::default();
+        for i in 0..100_000u64 {
+            h.record([60, 1514, 66][(i % 3) as usize]);
+        }
+        assert!(h.big.is_none());
+        let s = h.summary().unwrap();
+        assert_eq!((s.count, s.min, s.p50, s.p99, s.max), (100_000, 60, 66, 1514, 1514));
+        // One more distinct value than SPARSE moves everything into the histogram.
+        for v in 0..SPARSE as u64 {
+            h.record(100 + v);
+        }
+        assert!(h.big.is_some());
+        assert_eq!(h.count(), 100_000 + SPARSE as u64);
     }
 
     #[test]
