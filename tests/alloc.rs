@@ -1,0 +1,74 @@
+//! Hot-path hygiene: the number of heap allocations does not grow with the
+//! number of packets. A counting global allocator wraps the system one; the
+//! same 200 flows are read as 50,000 and as 400,000 packets (with payloads, so
+//! payload inspection runs), and the extra allocations per extra packet must
+//! stay far below one (batches are recycled; tables are sized up front).
+use portflow::pipeline::{analyze_files, Options};
+use portflow::source::Input;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: defers to the system allocator; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: `p` came from `alloc` above, i.e. from System.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+fn allocations_for(packets: u64, workers: usize) -> u64 {
+    let dir = std::env::temp_dir().join(format!(
+        "portflow-alloc-{}-{packets}-{workers}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("in.pcap");
+    let mut bytes = Vec::new();
+    portflow::synth::scale::generate(11, packets, 200, 20, |c| bytes.extend_from_slice(c));
+    std::fs::write(&path, &bytes).unwrap();
+    drop(bytes);
+    let opts = Options {
+        workers,
+        ..Options::default()
+    };
+    let inputs = vec![Input::Path(path)];
+    let before = ALLOCS.load(Ordering::Relaxed);
+    let a = analyze_files(&inputs, &opts, Arc::new(AtomicU64::new(0))).expect("reads");
+    let n = ALLOCS.load(Ordering::Relaxed) - before;
+    assert_eq!(a.totals.packets, packets);
+    drop(a);
+    std::fs::remove_dir_all(&dir).unwrap();
+    n
+}
+
+#[test]
+fn allocations_do_not_grow_with_packets() {
+    for workers in [1, 2] {
+        let small = allocations_for(50_000, workers);
+        let large = allocations_for(400_000, workers);
+        let per_packet = large.saturating_sub(small) as f64 / 350_000.0;
+        eprintln!("{workers} worker(s): {small} allocations for 50k packets, {large} for 400k ({per_packet:.4} per extra packet)");
+        assert!(
+            per_packet < 0.01,
+            "{per_packet} allocations per extra packet ({small} -> {large})"
+        );
+    }
+}
