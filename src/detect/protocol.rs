@@ -362,9 +362,10 @@ fn client_tcp(p: &[u8]) -> Option<Guess> {
     if mqtt_connect(p).is_some() {
         return strong(Protocol::Mqtt);
     }
-    if p.split(|&b| b == b'\n')
-        .take(4)
-        .any(|l| l.starts_with(b"NICK ") || l.starts_with(b"CAP LS"))
+    if p.first().is_some_and(u8::is_ascii_uppercase)
+        && p.split(|&b| b == b'\n')
+            .take(4)
+            .any(|l| l.starts_with(b"NICK ") || l.starts_with(b"CAP LS"))
     {
         return strong(Protocol::Irc);
     }

@@ -96,7 +96,16 @@ pub(crate) struct Dispatcher {
     /// Packet clock (latest timestamp seen) and when the next sweep is due.
     clock: u64,
     next_sweep: u64,
+    /// Packets dispatched since the last sweep marker.
+    since_sweep: u64,
 }
+
+/// A sweep scans a worker's whole flow table, so markers go out only when at
+/// least this many packets were dispatched since the last one: a long, sparse
+/// capture (a few packets per 10 s) would otherwise pay a table scan for a
+/// handful of packets. Idle flows found later end the same way (a late sweep,
+/// or the flow's next packet, ends them with the same state).
+const SWEEP_MIN_PACKETS: u64 = 1 << 17;
 
 impl Dispatcher {
     pub fn new(
@@ -121,6 +130,7 @@ impl Dispatcher {
             lossy: false,
             clock: 0,
             next_sweep: 0,
+            since_sweep: 0,
         }
     }
 
@@ -130,8 +140,9 @@ impl Dispatcher {
         self.lossy = lossy;
     }
 
-    /// Advances the packet clock; every `SWEEP_EVERY_NS` it puts a sweep marker
-    /// into every worker's stream.
+    /// Advances the packet clock; every `SWEEP_EVERY_NS` (once at least
+    /// `SWEEP_MIN_PACKETS` were dispatched) it puts a sweep marker into every
+    /// worker's stream.
     #[inline]
     fn tick(&mut self, ts: u64) {
         if ts <= self.clock {
@@ -139,7 +150,8 @@ impl Dispatcher {
         }
         self.clock = ts;
         if ts >= self.next_sweep {
-            if self.next_sweep != 0 {
+            if self.next_sweep != 0 && self.since_sweep >= SWEEP_MIN_PACKETS {
+                self.since_sweep = 0;
                 for shard in 0..self.batches.len() {
                     self.batches[shard].pkts.push(FlowPacket::sweep_marker(ts));
                     if self.batches[shard].len() >= BATCH {
@@ -329,6 +341,7 @@ impl Dispatcher {
             }
         }
         b.pkts.push(p);
+        self.since_sweep += 1;
         if b.pkts.len() >= BATCH {
             self.flush(shard);
         }

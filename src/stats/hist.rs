@@ -191,7 +191,10 @@ mod tests {
         }
         assert!(h.big.is_none());
         let s = h.summary().unwrap();
-        assert_eq!((s.count, s.min, s.p50, s.p99, s.max), (100_000, 60, 66, 1514, 1514));
+        assert_eq!(
+            (s.count, s.min, s.p50, s.p99, s.max),
+            (100_000, 60, 66, 1514, 1514)
+        );
         // One more distinct value than SPARSE moves everything into the histogram.
         for v in 0..SPARSE as u64 {
             h.record(100 + v);
