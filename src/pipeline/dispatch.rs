@@ -62,17 +62,19 @@ impl FirstPackets {
         false
     }
 
-    /// Whether this payload packet of flow `hash` (after [`Self::touch`]), from
-    /// the `lo` side or not, is among the first [`INSPECT_PACKETS`] of its direction.
+    /// Which payload packet of its direction this one is (0 for the first),
+    /// counting up to [`INSPECT_PACKETS`]; `None` past that. Call after
+    /// [`Self::touch`].
     #[inline]
-    fn wanted(&mut self, hash: u64, from_lo: bool) -> bool {
+    fn nth_payload(&mut self, hash: u64, from_lo: bool) -> Option<u8> {
         let s = &mut self.slots[hash as usize & (FIRST_SLOTS - 1)];
         let shift = 8 * from_lo as u32;
-        if (*s >> shift) & 0xff >= INSPECT_PACKETS as u64 {
-            return false;
+        let n = ((*s >> shift) & 0xff) as u8;
+        if n >= INSPECT_PACKETS {
+            return None;
         }
         *s += 1 << shift;
-        true
+        Some(n)
     }
 
     #[inline]
@@ -331,10 +333,23 @@ impl Dispatcher {
             self.first.restart(hash);
         }
         let b = &mut self.batches[shard];
-        if inspect && self.first.wanted(hash, from_lo) {
+        let nth = if inspect {
+            self.first.nth_payload(hash, from_lo)
+        } else {
+            None
+        };
+        if let Some(nth) = nth {
             let at = d.payload_offset as usize;
             let len = (d.payload_len as usize).min(INSPECT_BYTES);
-            if let Some(bytes) = data.get(at..at + len) {
+            // The first payload packet of a direction names the protocol; later
+            // ones matter only for credentials in text protocols, so binary ones
+            // (TLS records, encrypted SSH, file data) are not copied.
+            let wanted = |b: &[u8]| {
+                nth == 0
+                    || b.first()
+                        .is_some_and(|&c| c.is_ascii_graphic() || c == b' ')
+            };
+            if let Some(bytes) = data.get(at..at + len).filter(|b| wanted(b)) {
                 p.payload_at = b.bytes.len() as u32;
                 p.payload_len = len as u16;
                 b.bytes.extend_from_slice(bytes);
