@@ -82,9 +82,7 @@ pub(crate) fn worker_loop(
     loop {
         match rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
             Ok(mut batch) => {
-                for p in &batch.pkts {
-                    table.account(p, batch.payload(p));
-                }
+                table.account_batch(&batch);
                 batch.clear();
                 let _ = recycle.try_send(batch);
             }

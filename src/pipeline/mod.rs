@@ -168,9 +168,7 @@ fn spawn_workers(opts: &Options, lossy: bool, publish: Option<Publish>) -> Worke
                 match publish {
                     None => {
                         for mut batch in rx {
-                            for p in &batch.pkts {
-                                table.account(p, batch.payload(p));
-                            }
+                            table.account_batch(&batch);
                             batch.clear();
                             let _ = recycle.try_send(batch);
                         }

@@ -48,7 +48,10 @@ pub fn rfc3339(ns: u64) -> String {
     } else {
         put(frac, 9, b'Z');
     }
-    b.iter().take_while(|&&c| c != 0).map(|&c| c as char).collect()
+    b.iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as char)
+        .collect()
 }
 
 #[cfg(test)]

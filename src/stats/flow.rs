@@ -482,6 +482,21 @@ impl FlowTable {
         self.flows.is_empty()
     }
 
+    /// Accounts a batch of packets, prefetching flow slots a few packets ahead.
+    pub fn account_batch(&mut self, b: &Batch) {
+        const AHEAD: usize = 4;
+        let pkts = &b.pkts;
+        for p in pkts.iter().take(AHEAD) {
+            self.flows.prefetch(p.hash);
+        }
+        for (i, p) in pkts.iter().enumerate() {
+            if let Some(next) = pkts.get(i + AHEAD) {
+                self.flows.prefetch(next.hash);
+            }
+            self.account(p, b.payload(p));
+        }
+    }
+
     /// Accounts one packet (or runs a sweep marker); `payload` is the prefix
     /// the reader attached to it ([`Batch::payload`]), usually empty.
     #[inline]
