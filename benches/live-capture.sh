@@ -84,9 +84,10 @@ for rate in "${rates[@]}"; do
   echo "$row" >&2
   table+=$'\n'"$row"
 done
+commit=$(git rev-parse --short HEAD)$(git diff --quiet || echo +dirty)
 {
   echo
-  echo "## Live capture run $(date -u +%Y-%m-%dT%H:%MZ) — commit $(git rev-parse --short HEAD)$(git diff --quiet || echo +dirty)"
+  echo "## Live capture run $(date -u +%Y-%m-%dT%H:%MZ) — commit $commit"
   echo
   echo "- input: \`$input\` ($packets packets) replayed with tcpreplay $(tcpreplay -V 2>&1 | head -1 | awk '{print $3}') into a veth pair"
   echo "  between two namespaces; \`portflow capture IF --format json ${PORTFLOW_ARGS:-}\` (64 MiB buffer, immediate mode),"
