@@ -2,7 +2,8 @@
 //! the first bytes of each direction, whatever port it runs on.
 //!
 //! The reader copies at most [`INSPECT_BYTES`] of the first [`INSPECT_PACKETS`]
-//! payload-carrying packets of each direction of a flow into the batch; a
+//! payload-carrying packets of each direction of a flow into the batch (after
+//! the first, only those that start like text); a
 //! worker runs [`identify`] and [`scan_credentials`] on them and keeps the
 //! verdict in the flow (four bytes, [`FlowInspect`]). Nothing else of a packet's
 //! payload is looked at, so the cost does not grow with the traffic volume.
