@@ -14,7 +14,8 @@ pub mod scan;
 use crate::decode::to_ip;
 use crate::report::time::rfc3339;
 use crate::services::{Services, Transport};
-use crate::stats::inventory::Inventory;
+use crate::stats::distinct::Distinct;
+use crate::stats::inventory::{Inventory, OpenPortKey, Span};
 use policy::{Decision, Policy};
 use serde::Serialize;
 
@@ -85,6 +86,56 @@ pub struct Finding {
     pub last_seen: String,
 }
 
+/// A server port a finding is about, with what was seen there: the common
+/// part of `unexpected-port`, `service-mismatch` and `cleartext` findings.
+pub(crate) struct PortSite<'a> {
+    pub key: &'a OpenPortKey,
+    pub services: &'a Services,
+    pub detected: Option<&'static str>,
+    pub span: Span,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+impl PortSite<'_> {
+    /// A finding on this port; `flows` and `clients` are those showing it.
+    pub fn finding(
+        &self,
+        kind: &'static str,
+        severity: Severity,
+        flows: u64,
+        clients: &Distinct,
+        detail: String,
+    ) -> Finding {
+        let k = self.key;
+        Finding {
+            kind,
+            severity,
+            proto: k.transport,
+            port: Some(k.port),
+            host: Some(to_ip(&k.host).to_string()),
+            src: None,
+            service: self.services.name(k.transport, k.port).map(str::to_string),
+            detected: self.detected,
+            detail,
+            evidence: Evidence {
+                flows: Some(flows),
+                clients: Some(clients.len()),
+                packets: Some(self.packets),
+                bytes: Some(self.bytes),
+                ..Evidence::default()
+            },
+            clients: clients
+                .lowest()
+                .iter()
+                .map(|a| to_ip(a).to_string())
+                .collect(),
+            first_seen: rfc3339(self.span.first_ns),
+            last_seen: rfc3339(self.span.last_ns),
+        }
+    }
+}
+
 /// Services seen serving outside the policy.
 pub fn unexpected_ports(inv: &Inventory, policy: &Policy, services: &Services) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -92,39 +143,33 @@ pub fn unexpected_ports(inv: &Inventory, policy: &Policy, services: &Services) -
         let Decision::Denied { rule } = policy.check(&k.host, k.transport, k.port) else {
             continue;
         };
-        let host = to_ip(&k.host).to_string();
-        let name = services.name(k.transport, k.port).map(str::to_string);
-        let detected = inv.protocols_of(k).first().map(|(p, _)| p.as_str());
-        let bytes = o.to_server.bytes + o.to_client.bytes;
-        out.push(Finding {
-            kind: "unexpected-port",
-            severity: Severity::Medium,
-            proto: k.transport,
-            port: Some(k.port),
-            detail: format!(
-                "{host} serves {}/{}{}{} to {} client(s), {} flow(s), {bytes} bytes; the policy ({rule}) does not allow it",
-                k.transport,
-                k.port,
-                name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default(),
-                detected.map(|p| format!(", speaking {p}")).unwrap_or_default(),
-                o.clients.len(),
-                o.flows,
-            ),
-            host: Some(host),
-            src: None,
-            service: name,
-            detected,
-            evidence: Evidence {
-                flows: Some(o.flows),
-                clients: Some(o.clients.len()),
-                packets: Some(o.to_server.packets + o.to_client.packets),
-                bytes: Some(bytes),
-                ..Evidence::default()
-            },
-            clients: o.clients.lowest().iter().map(|c| to_ip(c).to_string()).collect(),
-            first_seen: rfc3339(o.first_ns),
-            last_seen: rfc3339(o.last_ns),
-        });
+        let site = PortSite {
+            key: k,
+            services,
+            detected: inv.protocols_of(k).first().map(|(p, _)| p.as_str()),
+            span: o.span,
+            packets: o.to_server.packets + o.to_client.packets,
+            bytes: o.to_server.bytes + o.to_client.bytes,
+        };
+        let name = services.name(k.transport, k.port);
+        let detail = format!(
+            "{} serves {}/{}{}{} to {} client(s), {} flow(s), {} bytes; the policy ({rule}) does not allow it",
+            to_ip(&k.host),
+            k.transport,
+            k.port,
+            name.map(|n| format!(" ({n})")).unwrap_or_default(),
+            site.detected.map(|p| format!(", speaking {p}")).unwrap_or_default(),
+            o.clients.len(),
+            o.span.flows,
+            site.bytes,
+        );
+        out.push(site.finding(
+            "unexpected-port",
+            Severity::Medium,
+            o.span.flows,
+            &o.clients,
+            detail,
+        ));
     }
     sort(&mut out);
     out

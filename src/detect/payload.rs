@@ -17,85 +17,52 @@
 //!   upgrade to TLS (and no login in its first packets); an HTTP
 //!   `Authorization` header with another scheme (a bearer token or digest).
 use super::protocol::{clear, Protocol};
-use super::{Evidence, Finding, Severity};
+use super::{Finding, PortSite, Severity};
 use crate::decode::to_ip;
-use crate::report::time::rfc3339;
 use crate::services::{Services, Transport};
 use crate::stats::distinct::Distinct;
 use crate::stats::inventory::{Detected, Inventory, OpenPortKey};
 
-fn client_list(c: &Distinct) -> Vec<String> {
-    c.lowest().iter().map(|a| to_ip(a).to_string()).collect()
-}
-
-/// Where a finding is: a server port, the protocol seen there and its flows.
-struct Site<'a> {
-    k: &'a OpenPortKey,
-    p: Protocol,
-    d: &'a Detected,
-    services: &'a Services,
-}
-
-fn finding(
-    site: &Site,
-    kind: &'static str,
-    severity: Severity,
-    flows: u64,
-    clients: &Distinct,
-    detail: String,
-) -> Finding {
-    let Site { k, p, d, services } = *site;
-    Finding {
-        kind,
-        severity,
-        proto: k.transport,
-        port: Some(k.port),
-        host: Some(to_ip(&k.host).to_string()),
-        src: None,
-        service: services.name(k.transport, k.port).map(str::to_string),
+/// The port, protocol and flows a payload finding is about.
+fn site<'a>(k: &'a OpenPortKey, p: Protocol, d: &Detected, services: &'a Services) -> PortSite<'a> {
+    PortSite {
+        key: k,
+        services,
         detected: Some(p.as_str()),
-        detail,
-        evidence: Evidence {
-            flows: Some(flows),
-            clients: Some(clients.len()),
-            packets: Some(d.packets),
-            bytes: Some(d.bytes),
-            ..Evidence::default()
-        },
-        clients: client_list(clients),
-        first_seen: rfc3339(d.first_ns),
-        last_seen: rfc3339(d.last_ns),
+        span: d.span,
+        packets: d.packets,
+        bytes: d.bytes,
     }
 }
 
 /// The severity of protocol `p` served on a port, or `None` when it fits.
 pub fn mismatch(p: Protocol, services: &Services, t: Transport, port: u16) -> Option<Severity> {
+    judge(p, services, t, port).map(|(severity, _)| severity)
+}
+
+/// [`mismatch`], with the protocol the port is registered for, as portflow
+/// names it (the first that fits one of its registrations), if any.
+fn judge(
+    p: Protocol,
+    services: &Services,
+    t: Transport,
+    port: u16,
+) -> Option<(Severity, Option<Protocol>)> {
     let regs = services.registrations(t, port);
-    if regs.iter().any(|(n, d)| p.fits_registration(n, d)) {
+    let fits = |q: Protocol| regs.iter().any(|(n, d)| q.fits_registration(n, d));
+    if fits(p) || (p.roams() && port >= 1024) {
         return None;
     }
-    if p.roams() && port >= 1024 {
-        return None;
-    }
-    let meant_for_another = Protocol::ALL
-        .iter()
-        .any(|q| *q != p && regs.iter().any(|(n, d)| q.fits_registration(n, d)));
-    Some(if meant_for_another {
+    // `p` does not fit, so any protocol that does is another one.
+    let registered = Protocol::ALL.iter().copied().find(|q| fits(*q));
+    let severity = if registered.is_some() {
         Severity::High
     } else if port < 1024 {
         Severity::Medium
     } else {
         Severity::Low
-    })
-}
-
-/// The protocol a port is registered for, as portflow names it, if any.
-fn registered_protocol(services: &Services, t: Transport, port: u16) -> Option<Protocol> {
-    let regs = services.registrations(t, port);
-    Protocol::ALL
-        .iter()
-        .copied()
-        .find(|q| regs.iter().any(|(n, d)| q.fits_registration(n, d)))
+    };
+    Some((severity, registered))
 }
 
 /// `service-mismatch` findings, one per (host, transport, port, protocol).
@@ -105,26 +72,16 @@ pub fn service_mismatches(inv: &Inventory, services: &Services) -> Vec<Finding> 
         if d.confirmed == 0 {
             continue;
         }
-        let Some(severity) = mismatch(*p, services, k.transport, k.port) else {
+        let Some((severity, registered)) = judge(*p, services, k.transport, k.port) else {
             continue;
         };
         let host = to_ip(&k.host);
-        let registered = match (
-            services.name(k.transport, k.port),
-            registered_protocol(services, k.transport, k.port),
-        ) {
+        let registered = match (services.name(k.transport, k.port), registered) {
             (Some(n), Some(q)) => format!("registered for {n} ({q})"),
             (Some(n), None) => format!("registered for {n}"),
             (None, _) => "not registered to any service".to_string(),
         };
-        let site = Site {
-            k,
-            p: *p,
-            d,
-            services,
-        };
-        out.push(finding(
-            &site,
+        out.push(site(k, *p, d, services).finding(
             "service-mismatch",
             severity,
             d.confirmed,
@@ -148,16 +105,10 @@ pub fn cleartext(inv: &Inventory, services: &Services) -> Vec<Finding> {
     for ((k, p), d) in &inv.detected {
         let host = to_ip(&k.host);
         let at = format!("{host} {}/{}", k.transport, k.port);
-        let site = Site {
-            k,
-            p: *p,
-            d,
-            services,
-        };
+        let site = site(k, *p, d, services);
         let mut add = |severity, flows: u64, clients: &Distinct, what: String| {
             if flows > 0 {
-                out.push(finding(
-                    &site,
+                out.push(site.finding(
                     "cleartext",
                     severity,
                     flows,
@@ -173,7 +124,7 @@ pub fn cleartext(inv: &Inventory, services: &Services) -> Vec<Finding> {
         match p {
             Protocol::Telnet => add(
                 Severity::High,
-                d.flows,
+                d.span.flows,
                 &d.clients,
                 "Telnet session in cleartext (anything typed, passwords included, is readable)"
                     .into(),
@@ -186,7 +137,7 @@ pub fn cleartext(inv: &Inventory, services: &Services) -> Vec<Finding> {
                     &d.clear_clients,
                     format!("{name} login in cleartext"),
                 );
-                let plain = d.flows.saturating_sub(d.with(UPGRADED) + login);
+                let plain = d.span.flows.saturating_sub(d.with(UPGRADED) + login);
                 add(
                     Severity::Medium,
                     plain,

@@ -150,11 +150,6 @@ impl Distinct {
     pub fn lowest(&self) -> &[Addr] {
         &self.sample
     }
-
-    /// Whether `a` is in the set (exact sets only; a sketch answers false).
-    pub fn contains(&self, a: &Addr) -> bool {
-        self.exact.contains(a)
-    }
 }
 
 #[cfg(test)]

@@ -37,11 +37,37 @@ pub struct OpenPortKey {
     pub port: u16,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct OpenPort {
+/// When and how often: the first and last packet time over some flows, and
+/// how many flows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Span {
     pub first_ns: u64,
     pub last_ns: u64,
     pub flows: u64,
+}
+
+impl Span {
+    /// One flow seen from `first_ns` to `last_ns`.
+    pub fn one(first_ns: u64, last_ns: u64) -> Span {
+        Span {
+            first_ns,
+            last_ns,
+            flows: 1,
+        }
+    }
+
+    pub fn merge(&mut self, o: &Span) {
+        if self.flows == 0 || o.first_ns < self.first_ns {
+            self.first_ns = o.first_ns;
+        }
+        self.last_ns = self.last_ns.max(o.last_ns);
+        self.flows += o.flows;
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct OpenPort {
+    pub span: Span,
     pub clients: Distinct,
     pub to_server: Count,
     pub to_client: Count,
@@ -50,11 +76,7 @@ pub struct OpenPort {
 
 impl OpenPort {
     fn merge(&mut self, o: &OpenPort) {
-        if self.flows == 0 || o.first_ns < self.first_ns {
-            self.first_ns = o.first_ns;
-        }
-        self.last_ns = self.last_ns.max(o.last_ns);
-        self.flows += o.flows;
+        self.span.merge(&o.span);
         self.clients.merge(&o.clients);
         self.to_server += o.to_server;
         self.to_client += o.to_client;
@@ -85,9 +107,7 @@ pub struct FlowOutcome {
 /// handshake evidence (for `service-mismatch` and `cleartext` findings).
 #[derive(Debug, Clone, Default)]
 pub struct Detected {
-    pub first_ns: u64,
-    pub last_ns: u64,
-    pub flows: u64,
+    pub span: Span,
     /// Flows in which the server's answer backs the protocol.
     pub confirmed: u64,
     pub clients: Distinct,
@@ -104,11 +124,7 @@ pub const CLEAR_BITS: usize = 6;
 
 impl Detected {
     fn merge(&mut self, o: &Detected) {
-        if self.flows == 0 || o.first_ns < self.first_ns {
-            self.first_ns = o.first_ns;
-        }
-        self.last_ns = self.last_ns.max(o.last_ns);
-        self.flows += o.flows;
+        self.span.merge(&o.span);
         self.confirmed += o.confirmed;
         self.clients.merge(&o.clients);
         self.packets += o.packets;
@@ -139,18 +155,13 @@ impl Inventory {
         if o.rejected {
             *self.rejected.entry(o.key.host).or_default() += 1;
         }
+        let span = Span::one(o.first_ns, o.last_ns);
         if let Some(p) = o.detected {
             let d = self.detected.entry((o.key, p)).or_default();
-            let one = Detected {
-                first_ns: o.first_ns,
-                last_ns: o.last_ns,
-                flows: 1,
-                confirmed: o.confirmed as u64,
-                packets: o.to_server.packets + o.to_client.packets,
-                bytes: o.to_server.bytes + o.to_client.bytes,
-                ..Detected::default()
-            };
-            d.merge(&one);
+            d.span.merge(&span);
+            d.confirmed += o.confirmed as u64;
+            d.packets += o.to_server.packets + o.to_client.packets;
+            d.bytes += o.to_server.bytes + o.to_client.bytes;
             d.clients.insert(o.client);
             for bit in 0..CLEAR_BITS {
                 if o.cleartext & (1 << bit) != 0 {
@@ -164,17 +175,11 @@ impl Inventory {
         if o.evidence == 0 {
             return;
         }
-        let one = OpenPort {
-            first_ns: o.first_ns,
-            last_ns: o.last_ns,
-            flows: 1,
-            clients: Distinct::default(),
-            to_server: o.to_server,
-            to_client: o.to_client,
-            evidence: o.evidence,
-        };
         let e = self.open.entry(o.key).or_default();
-        e.merge(&one);
+        e.span.merge(&span);
+        e.to_server += o.to_server;
+        e.to_client += o.to_client;
+        e.evidence |= o.evidence;
         e.clients.insert(o.client);
     }
 
@@ -189,9 +194,7 @@ impl Inventory {
             self.detected.entry(*k).or_default().merge(v);
         }
     }
-}
 
-impl Inventory {
     /// Flows per protocol detected on one server port: the protocol the
     /// server's answers confirmed in most flows first, then by flows.
     pub fn protocols_of(&self, key: &OpenPortKey) -> Vec<(Protocol, u64)> {
@@ -200,7 +203,7 @@ impl Inventory {
             .filter_map(|p| {
                 self.detected
                     .get(&(*key, *p))
-                    .map(|d| (*p, d.flows, d.confirmed))
+                    .map(|d| (*p, d.span.flows, d.confirmed))
             })
             .collect();
         v.sort_by(|a, b| (b.2, b.1).cmp(&(a.2, a.1)).then(a.0.cmp(&b.0)));
