@@ -36,17 +36,16 @@ struct FlowLine<'a> {
 /// Names of the cleartext bits of a flow.
 pub fn cleartext_names(bits: u8) -> Vec<&'static str> {
     use crate::detect::protocol::clear::*;
-    [
-        (HTTP_BASIC, "http-basic"),
-        (HTTP_AUTH, "http-authorization"),
-        (LOGIN_FORM, "login-form"),
-        (LOGIN, "login"),
-        (UPGRADED, "tls-upgrade"),
-    ]
-    .into_iter()
-    .filter(|(b, _)| bits & b != 0)
-    .map(|(_, n)| n)
-    .collect()
+    crate::stats::flag_names(
+        bits,
+        &[
+            (HTTP_BASIC, "http-basic"),
+            (HTTP_AUTH, "http-authorization"),
+            (LOGIN_FORM, "login-form"),
+            (LOGIN, "login"),
+            (UPGRADED, "tls-upgrade"),
+        ],
+    )
 }
 
 pub fn write_flows(flows: &[FlowRecord], services: &Services, w: &mut dyn Write) -> io::Result<()> {

@@ -19,15 +19,14 @@ pub const MIDSTREAM: u8 = 4;
 
 /// Names of the evidence bits, strongest first.
 pub fn evidence_names(bits: u8) -> Vec<&'static str> {
-    [
-        (HANDSHAKE, "handshake"),
-        (ANSWERED, "answered"),
-        (MIDSTREAM, "midstream"),
-    ]
-    .into_iter()
-    .filter(|(b, _)| bits & b != 0)
-    .map(|(_, n)| n)
-    .collect()
+    super::flag_names(
+        bits,
+        &[
+            (HANDSHAKE, "handshake"),
+            (ANSWERED, "answered"),
+            (MIDSTREAM, "midstream"),
+        ],
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

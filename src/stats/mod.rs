@@ -52,6 +52,15 @@ pub struct PortKey {
     pub port: u16,
 }
 
+/// The names of the bits set in `bits`, in the order of `table`.
+pub fn flag_names(bits: u8, table: &[(u8, &'static str)]) -> Vec<&'static str> {
+    table
+        .iter()
+        .filter(|(b, _)| bits & b != 0)
+        .map(|(_, n)| *n)
+        .collect()
+}
+
 /// Statistics of one service port.
 #[derive(Debug, Clone, Default)]
 pub struct PortStats {
