@@ -401,6 +401,7 @@ fn read_slice(
     let mut w = Walker::new(path, false);
     let offset_of = |rest: &[u8]| (data.len() - rest.len()) as u64;
     let mut last_progress = 0u64;
+    let mut released = 0usize;
     let mut report = |rest: &[u8]| {
         let at = offset_of(rest);
         if at - last_progress >= RELEASE_EVERY {
@@ -409,8 +410,14 @@ fn read_slice(
             // SAFETY: the map is read-only and file-backed: MADV_DONTNEED only drops
             // this process's view of pages before `end`, which were all parsed and
             // are never touched again (a later access would re-read the file).
-            let _ =
-                unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, 0, end) };
+            let _ = unsafe {
+                map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    released,
+                    end - released,
+                )
+            };
+            released = end;
             last_progress = at;
         }
     };
