@@ -224,14 +224,20 @@ fn merge(
     workers: usize,
     started: Instant,
 ) -> Analysis {
-    let mut ports = PortTable::default();
+    // The first worker's tables are the base the others are merged into, so
+    // what only one worker saw is moved, not copied.
+    let mut ports: Option<PortTable> = None;
     let mut inventory = Inventory::default();
     let mut attempts = crate::detect::scan::Attempts::default();
     let mut flows = Vec::new();
     let (mut evicted, mut peak) = (0, 0);
     for mut t in tables {
-        ports.merge(&t.ports);
-        inventory.merge(&t.inventory);
+        let theirs = std::mem::take(&mut t.ports);
+        match ports.as_mut() {
+            Some(p) => p.merge(theirs),
+            None => ports = Some(theirs),
+        }
+        inventory.merge(std::mem::take(&mut t.inventory));
         attempts.merge(&mut t.attempts);
         flows.append(&mut t.records);
         evicted += t.evicted;
@@ -253,7 +259,7 @@ fn merge(
     flows.sort_unstable_by(|a, b| order(a).cmp(&order(b)));
     Analysis {
         totals,
-        ports,
+        ports: ports.unwrap_or_default(),
         inventory,
         attempts,
         flows,

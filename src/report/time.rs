@@ -48,10 +48,8 @@ pub fn rfc3339(ns: u64) -> String {
     } else {
         put(frac, 9, b'Z');
     }
-    b.iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c as char)
-        .collect()
+    // Only ASCII digits and separators were written.
+    String::from_utf8(b[..at].to_vec()).expect("ASCII")
 }
 
 #[cfg(test)]

@@ -89,6 +89,15 @@ impl Distinct {
         self.sketch = Some(r);
     }
 
+    /// Adds every address of `o`, taking it over: the larger exact set is kept
+    /// and the smaller one added to it (same result as [`Self::merge`]).
+    pub fn absorb(&mut self, mut o: Distinct) {
+        if self.sketch.is_none() && o.sketch.is_none() && self.exact.len() < o.exact.len() {
+            std::mem::swap(self, &mut o);
+        }
+        self.merge(&o);
+    }
+
     /// Adds every address of `o`.
     pub fn merge(&mut self, o: &Distinct) {
         match (&mut self.sketch, &o.sketch) {

@@ -74,9 +74,9 @@ pub struct OpenPort {
 }
 
 impl OpenPort {
-    fn merge(&mut self, o: &OpenPort) {
+    fn merge(&mut self, o: OpenPort) {
         self.span.merge(&o.span);
-        self.clients.merge(&o.clients);
+        self.clients.absorb(o.clients);
         self.to_server += o.to_server;
         self.to_client += o.to_client;
         self.evidence |= o.evidence;
@@ -122,16 +122,16 @@ pub struct Detected {
 pub const CLEAR_BITS: usize = 6;
 
 impl Detected {
-    fn merge(&mut self, o: &Detected) {
+    fn merge(&mut self, o: Detected) {
         self.span.merge(&o.span);
         self.confirmed += o.confirmed;
-        self.clients.merge(&o.clients);
+        self.clients.absorb(o.clients);
         self.packets += o.packets;
         self.bytes += o.bytes;
         for (a, b) in self.clear_flows.iter_mut().zip(o.clear_flows) {
             *a += b;
         }
-        self.clear_clients.merge(&o.clear_clients);
+        self.clear_clients.absorb(o.clear_clients);
     }
 
     /// Flows that showed `bit`.
@@ -182,15 +182,31 @@ impl Inventory {
         e.clients.insert(o.client);
     }
 
-    pub fn merge(&mut self, o: &Inventory) {
-        for (k, v) in &o.open {
-            self.open.entry(*k).or_default().merge(v);
+    /// Adds `o`, moving what this inventory does not have yet.
+    pub fn merge(&mut self, o: Inventory) {
+        use std::collections::hash_map::Entry;
+        if self.open.is_empty() && self.rejected.is_empty() && self.detected.is_empty() {
+            *self = o;
+            return;
         }
-        for (h, n) in &o.rejected {
-            *self.rejected.entry(*h).or_default() += n;
+        for (k, v) in o.open {
+            match self.open.entry(k) {
+                Entry::Occupied(mut e) => e.get_mut().merge(v),
+                Entry::Vacant(e) => {
+                    e.insert(v);
+                }
+            }
         }
-        for (k, v) in &o.detected {
-            self.detected.entry(*k).or_default().merge(v);
+        for (h, n) in o.rejected {
+            *self.rejected.entry(h).or_default() += n;
+        }
+        for (k, v) in o.detected {
+            match self.detected.entry(k) {
+                Entry::Occupied(mut e) => e.get_mut().merge(v),
+                Entry::Vacant(e) => {
+                    e.insert(v);
+                }
+            }
         }
     }
 

@@ -102,12 +102,12 @@ impl PortStats {
         }
     }
 
-    pub fn merge(&mut self, o: &PortStats) {
+    pub fn merge(&mut self, o: PortStats) {
         self.to_server += o.to_server;
         self.to_client += o.to_client;
         self.flows += o.flows;
-        self.clients.merge(&o.clients);
-        self.servers.merge(&o.servers);
+        self.clients.absorb(o.clients);
+        self.servers.absorb(o.servers);
         if o.first_ns != 0 {
             self.seen(o.first_ns);
         }
@@ -162,9 +162,14 @@ impl PortTable {
         })
     }
 
-    pub fn merge(&mut self, o: &PortTable) {
-        for (k, p) in o.iter() {
-            self.get_mut(k.transport, k.port).merge(p);
+    /// Adds `o`'s ports, moving those this table does not have yet.
+    pub fn merge(&mut self, o: PortTable) {
+        for (mine, theirs) in self.slots.iter_mut().zip(o.slots) {
+            let Some(theirs) = theirs else { continue };
+            match mine {
+                Some(m) => m.merge(*theirs),
+                None => *mine = Some(theirs),
+            }
         }
     }
 }
