@@ -7,7 +7,7 @@ use crate::detect::protocol::{INSPECT_BYTES, INSPECT_PACKETS};
 use crate::services::Transport;
 use crate::source::RawPacket;
 use crate::stats::flow::{
-    Batch, FlowKey, FlowPacket, HINT_HI_SERVER, HINT_LO_SERVER, SWEEP, SWEEP_EVERY_NS,
+    Batch, FlowKey, FlowPacket, FlowTable, HINT_HI_SERVER, HINT_LO_SERVER, SWEEP, SWEEP_EVERY_NS,
 };
 use crate::stats::Totals;
 use crossbeam_channel::{Receiver, Sender};
@@ -91,6 +91,9 @@ pub(crate) struct Dispatcher {
     first: FirstPackets,
     batches: Vec<Batch>,
     senders: Vec<Sender<Batch>>,
+    /// With no worker threads, the reader keeps the flow table itself and
+    /// accounts each batch when it fills.
+    inline: Option<FlowTable>,
     recycle: Receiver<Batch>,
     filter: Option<Filter>,
     /// Live capture: never wait for a busy worker; drop the batch and count it.
@@ -114,9 +117,13 @@ impl Dispatcher {
         senders: Vec<Sender<Batch>>,
         recycle: Receiver<Batch>,
         filter: Option<Filter>,
+        inline: Option<FlowTable>,
     ) -> Self {
-        let batches = senders
-            .iter()
+        assert!(
+            senders.is_empty() == inline.is_some(),
+            "either worker channels or an inline flow table"
+        );
+        let batches = (0..senders.len().max(1))
             .map(|_| Batch::with_capacity(BATCH))
             .collect();
         Dispatcher {
@@ -127,6 +134,7 @@ impl Dispatcher {
             first: FirstPackets::new(),
             batches,
             senders,
+            inline,
             recycle,
             filter,
             lossy: false,
@@ -322,7 +330,7 @@ impl Dispatcher {
             payload_len: 0,
             hash: hash as u32,
         };
-        let n = self.senders.len();
+        let n = self.batches.len();
         let inspect = d.payload_len > 0 && matches!(tr, Transport::Tcp | Transport::Udp);
         let shard = if n == 1 {
             0
@@ -366,6 +374,11 @@ impl Dispatcher {
         if self.batches[shard].is_empty() {
             return;
         }
+        if let Some(t) = self.inline.as_mut() {
+            t.account_batch(&self.batches[shard]);
+            self.batches[shard].clear();
+            return;
+        }
         let fresh = self
             .recycle
             .try_recv()
@@ -387,7 +400,7 @@ impl Dispatcher {
 
     /// Sends every partial batch.
     pub fn flush_all(&mut self) {
-        for s in 0..self.senders.len() {
+        for s in 0..self.batches.len() {
             self.flush(s);
         }
     }
@@ -409,10 +422,15 @@ impl Dispatcher {
         &self.totals
     }
 
-    /// Flushes and closes the worker channels; returns the totals.
-    pub fn finish(mut self) -> Totals {
+    /// Flushes and closes the worker channels; returns the totals, and the
+    /// flow table when the reader kept it (all flows ended).
+    pub fn finish(mut self) -> (Totals, Option<FlowTable>) {
         self.flush_all();
         self.senders.clear();
-        self.totals
+        let table = self.inline.take().map(|mut t| {
+            t.finish_all();
+            t
+        });
+        (self.totals, table)
     }
 }

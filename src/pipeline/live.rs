@@ -332,8 +332,7 @@ pub fn capture(
             written_packets,
         }
     })?;
-    let workers = tables.len();
     let files = Vec::new();
-    let a = merge(tables, totals, files, workers, started);
+    let a = merge(tables, totals, files, opts.workers.max(1), started);
     Ok((a, summary))
 }

@@ -3,8 +3,12 @@
 //! ```text
 //!  reader thread ──batches──▶ worker 0 (FlowTable + PortTable) ──┐
 //!  (read, decode,  ──batches──▶ worker 1                         ├─▶ merge ─▶ Analysis
-//!   shard by flow) ──batches──▶ worker N-1                       ─┘
+//!   shard by flow) ──batches──▶ worker N-2                       ─┘
 //! ```
+//! `--workers N` is the number of threads that analyse packets: the reader and
+//! N-1 flow workers. With N = 1 a file is read in one thread, which keeps the
+//! flow table itself (no channel); a live capture always keeps its capture
+//! thread apart and has at least one worker.
 //! The reader hands batches of [`FlowPacket`](crate::stats::flow::FlowPacket)s over bounded channels, sharded by
 //! a symmetric flow hash so a flow's two directions meet in one worker. Workers
 //! own their tables (no lock per packet) and return them when the channels
@@ -145,8 +149,18 @@ pub(crate) struct Publish {
     pub every: Duration,
 }
 
+/// Flow worker threads besides the reader for `--workers n`: none when one
+/// thread reads a file alone (it keeps the flow table itself).
+fn flow_workers(n: usize, lossy: bool) -> usize {
+    if lossy {
+        n.saturating_sub(1).max(1)
+    } else {
+        n.saturating_sub(1)
+    }
+}
+
 fn spawn_workers(opts: &Options, lossy: bool, publish: Option<Publish>) -> Workers {
-    let n = opts.workers.max(1);
+    let n = flow_workers(opts.workers, lossy);
     let depth = if lossy { LIVE_QUEUE_DEPTH } else { QUEUE_DEPTH };
     let (recycle_tx, recycle_rx) = bounded::<Batch>(n * (depth + 2));
     let mut senders = Vec::with_capacity(n);
@@ -194,20 +208,29 @@ fn run_pipeline<R: Send + 'static>(
     feed: impl FnOnce(&mut Dispatcher) -> R + Send + 'static,
 ) -> Result<(R, Vec<FlowTable>, Totals, Vec<String>), RunError> {
     let (senders, recycle, handles) = spawn_workers(opts, lossy, publish);
+    let inline = handles.is_empty().then(|| {
+        FlowTable::new(
+            opts.services.clone(),
+            opts.timeouts,
+            opts.flow_cap,
+            opts.keep_flows,
+        )
+    });
     let reader = std::thread::Builder::new()
         .name("portflow-reader".into())
         .spawn(move || {
-            let mut d = Dispatcher::new(senders, recycle, filter);
+            let mut d = Dispatcher::new(senders, recycle, filter, inline);
             d.set_lossy(lossy);
             let r = feed(&mut d);
             let warnings = d.filter_warnings();
-            (r, d.finish(), warnings)
+            let (totals, table) = d.finish();
+            (r, totals, table, warnings)
         })
         .expect("spawn reader thread");
-    let (r, totals, warnings) = reader
+    let (r, totals, inline, warnings) = reader
         .join()
         .map_err(|_| RunError::Worker("reader thread panicked".into()))?;
-    let mut tables = Vec::with_capacity(handles.len());
+    let mut tables: Vec<FlowTable> = inline.into_iter().collect();
     for h in handles {
         tables.push(
             h.join()
@@ -320,8 +343,7 @@ pub fn analyze_files(
     if let Some(e) = fatal {
         return Err(RunError::File(e));
     }
-    let workers = tables.len();
-    let mut a = merge(tables, totals, files, workers, started);
+    let mut a = merge(tables, totals, files, opts.workers.max(1), started);
     a.filter_warnings = warnings;
     Ok(a)
 }
