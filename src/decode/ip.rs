@@ -49,6 +49,7 @@ pub(crate) fn ipv4(cx: &mut Cx, data: &[u8]) {
     } else {
         total.min(data.len())
     };
+    cx.ip_cut = total == 0 || total > data.len();
     let o = &mut *cx.out;
     o.kind = Kind::OtherIp;
     o.ip_version = 4;
@@ -89,6 +90,7 @@ pub(crate) fn ipv6(cx: &mut Cx, data: &[u8]) {
     } else {
         (40 + plen).min(data.len())
     };
+    cx.ip_cut = plen == 0 || 40 + plen > data.len();
     let o = &mut *cx.out;
     o.kind = Kind::OtherIp;
     o.ip_version = 6;

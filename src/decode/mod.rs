@@ -305,6 +305,7 @@ pub fn decode(link: LinkType, data: &[u8], out: &mut Decoded) {
         out,
         base,
         depth: 0,
+        ip_cut: true,
     };
     link::decode_link(&mut cx, link, data);
 }
@@ -316,6 +317,10 @@ pub(crate) struct Cx<'o> {
     pub base: usize,
     /// Tunnel nesting so far.
     pub depth: u8,
+    /// The innermost IP datagram's captured bytes end before the length its
+    /// header claims (a snaplen cut), or the claim is absent (TSO, jumbogram):
+    /// a transport header running past the end is then no lie.
+    pub ip_cut: bool,
 }
 
 impl Cx<'_> {

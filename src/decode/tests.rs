@@ -175,8 +175,19 @@ fn tcp_data_offset_below_five() {
 
 #[test]
 fn tcp_data_offset_past_the_end() {
+    // The whole datagram is there and its TCP header claims 60 bytes: a lie.
     let mut p = http_syn();
     p[20 + 12] = 0xf0;
+    let d = dec(LinkType::RAW, &p);
+    assert_eq!(d.kind, Kind::Transport);
+    assert_eq!(err(&d), Some((Layer::Tcp, Reason::BadHeaderLength)));
+    assert_eq!(d.dport, 80, "ports still count");
+    // The IP header says 60 more bytes follow and the capture stopped inside
+    // the options: a snaplen cut, not an error.
+    let mut p = http_syn();
+    p[20 + 12] = 0xf0;
+    let total = (p.len() + 40) as u16;
+    p[2..4].copy_from_slice(&total.to_be_bytes());
     let d = dec(LinkType::RAW, &p);
     assert_eq!((d.kind, d.error), (Kind::Transport, None));
 }

@@ -18,6 +18,12 @@ pub(crate) fn tcp(cx: &mut Cx, data: &[u8]) {
             .fail(DecodeError::new(Layer::Tcp, Reason::BadHeaderLength));
     }
     if data.len() < doff {
+        if !cx.ip_cut {
+            // The datagram is all there and its TCP header claims more.
+            return cx
+                .out
+                .fail(DecodeError::new(Layer::Tcp, Reason::BadHeaderLength));
+        }
         // Cut short by the snaplen inside options: no payload to point at.
         cx.out.payload_offset = cx.offset_of(data) + data.len() as u32;
         return;

@@ -201,7 +201,16 @@ impl<'s> Walker<'s> {
         }
     }
 
-    fn header(&mut self, h: &pcap_parser::PcapHeader) {
+    /// Takes a pcap file header; versions libpcap refuses are refused here too
+    /// (their record layout is not the one parsed).
+    fn header(&mut self, h: &pcap_parser::PcapHeader) -> Result<(), FileError> {
+        if h.version_major != 2 || h.version_minor > 4 {
+            let m = format!(
+                "unsupported pcap file format version {}.{}",
+                h.version_major, h.version_minor
+            );
+            return Err(self.error(FileErrorKind::NotACapture, 0, m));
+        }
         self.legacy_link = LinkType::from_header_field(h.network.0 as u32);
         self.summary.format = if h.is_modified_format() {
             "pcap-modified"
@@ -211,6 +220,7 @@ impl<'s> Walker<'s> {
         } else {
             "pcap"
         };
+        Ok(())
     }
 
     #[inline]
@@ -244,8 +254,16 @@ impl<'s> Walker<'s> {
                     interface: 0,
                 });
             }
-            PcapBlockOwned::LegacyHeader(h) => self.header(&h),
-            PcapBlockOwned::NG(Block::SectionHeader(_)) => {
+            PcapBlockOwned::LegacyHeader(h) => self.header(&h)?,
+            PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
+                // As libpcap: 1.0, and 1.2 (written by some old tools for 1.0).
+                if shb.major_version != 1 || !matches!(shb.minor_version, 0 | 2) {
+                    let m = format!(
+                        "unsupported pcapng section version {}.{}",
+                        shb.major_version, shb.minor_version
+                    );
+                    return Err(self.error(FileErrorKind::NotACapture, pos, m));
+                }
                 self.summary.format = "pcapng";
                 self.ifaces.clear();
             }
@@ -468,7 +486,7 @@ fn read_slice(
                 ))
             }
         };
-        w.header(&header);
+        w.header(&header)?;
         let be = header.is_bigendian();
         let parse = if header.is_modified_format() {
             pcap_parser::parse_pcap_frame_modified

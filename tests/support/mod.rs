@@ -2,6 +2,8 @@
 //! an independent oracle.
 #![allow(dead_code)]
 
+pub mod sweep;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
