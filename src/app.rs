@@ -5,8 +5,8 @@ use crate::pipeline::{analyze_files, live, Analysis, Options, RunError};
 use crate::report::live::{draw, LiveState, Screen};
 use crate::report::{flows::write_flows, table::write_table, Report};
 use crate::services::{Services, Transport};
-use crate::source::expand_inputs;
 use crate::source::live::LiveOptions;
+use crate::source::{expand_inputs, privileges};
 use crate::stats::flow::Timeouts;
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
@@ -424,16 +424,38 @@ pub fn capture(args: CaptureArgs) -> Result<u8, AppError> {
     };
     let handle =
         crate::source::live::open(&live_opts).map_err(|e| AppError::Message(e.to_string()))?;
+    // Before any other thread starts and before any output file exists.
+    let who = privileges::drop_after_open(args.user.as_deref())
+        .map_err(|e| AppError::Message(format!("cannot drop privileges: {e}")))?;
+    for path in [args.write.as_deref(), args.output.as_deref()]
+        .into_iter()
+        .flatten()
+    {
+        if !privileges::can_write_beside(path) {
+            return Err(AppError::Message(format!(
+                "{}: user {} cannot create files in that folder (output is written after \
+                 privileges are dropped; choose a folder {} can write, or -Z root)",
+                path.display(),
+                who.user,
+                who.user
+            )));
+        }
+    }
     let interface = handle.interface.clone();
     let level = install_stop_signals()?;
     eprintln!(
-        "portflow: listening on {interface}, link-type {}, snapshot length {} bytes{}",
+        "portflow: listening on {interface}, link-type {}, snapshot length {} bytes{}{}",
         handle.link.name(),
         handle.snaplen,
         args.filter
             .as_deref()
             .map(|f| format!(", filter '{f}'"))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        if who.changed {
+            format!(", running as user {}", who.user)
+        } else {
+            String::new()
+        }
     );
     let tty = io::stdout().is_terminal() && args.output.is_none();
     let view = args.format == Format::Table && tty;

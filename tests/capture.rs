@@ -81,6 +81,54 @@ impl Drop for Netns {
     }
 }
 
+/// A fresh folder that the user a root capture switches to can write in
+/// (mode 1777, like /tmp): output files are created after privileges drop.
+fn output_dir(tag: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("portflow-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    dir
+}
+
+/// `Uid:`, `CapEff:`, `CapPrm:` and `NoNewPrivs:` of a running process.
+fn credentials(pid: u32) -> std::collections::BTreeMap<String, String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| {
+            matches!(
+                *k,
+                "Uid" | "Gid" | "Groups" | "CapEff" | "CapPrm" | "CapInh" | "CapAmb" | "NoNewPrivs"
+            )
+        })
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                v.split_whitespace().collect::<Vec<_>>().join(" "),
+            )
+        })
+        .collect()
+}
+
+/// Keeps reading a child's stderr so it never blocks or fails on it.
+fn drain(mut err: BufReader<std::process::ChildStderr>) {
+    std::thread::spawn(move || {
+        let mut rest = String::new();
+        while err.read_line(&mut rest).unwrap_or(0) > 0 {
+            eprint!("capture: {rest}");
+            rest.clear();
+        }
+    });
+}
+
+fn uid_of(user: &str) -> u32 {
+    let o = Command::new("id").args(["-u", user]).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+}
+
 /// Starts `portflow capture ARGS` (optionally inside a namespace) and waits for
 /// its "listening on" line.
 fn start_capture(netns: Option<&str>, args: &[&str]) -> Child {
@@ -304,8 +352,7 @@ fn veth_replay_counts_equal_the_fixture_needs_root() {
 fn loopback_http_sigint_and_pcap_round_trip_needs_root() {
     require_root!();
     let http = Http::start();
-    let dir = std::env::temp_dir().join(format!("portflow-cap-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = output_dir("cap");
     let pcap = dir.join("evidence.pcap");
     let filter = format!("tcp port {}", http.port);
     let cap = start_capture(
@@ -357,8 +404,7 @@ fn loopback_http_sigint_and_pcap_round_trip_needs_root() {
 fn second_sigint_aborts_at_once_with_a_complete_pcap_needs_root() {
     require_root!();
     let http = Http::start();
-    let dir = std::env::temp_dir().join(format!("portflow-abort-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = output_dir("abort");
     let pcap = dir.join("kept.pcap");
     let cap = start_capture(
         None,
@@ -541,4 +587,130 @@ fn interface_going_down_stops_with_a_report_needs_root() {
     let r: Value = serde_json::from_str(&out).expect("the final report is still written");
     assert_eq!(r["live"]["stopped_by"]["reason"], "interface-error");
     assert_eq!(r["live"]["stopped_by"]["detail"], "the interface went down");
+}
+
+#[test]
+fn root_capture_runs_as_an_unprivileged_user_after_open_needs_root() {
+    require_root!();
+    let nobody = uid_of("nobody");
+    let dir = output_dir("privs");
+    let pcap = dir.join("as-nobody.pcap");
+    let report = dir.join("report.json");
+    // Default (no -Z, not under sudo): nobody.
+    let cmd_env_cleared = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_portflow"));
+        c.env_remove("SUDO_USER")
+            .arg("capture")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap();
+        drain(err);
+        (child, line)
+    };
+    let (child, line) = cmd_env_cleared(&[
+        "lo",
+        "-d",
+        "2s",
+        "-w",
+        pcap.to_str().unwrap(),
+        "-o",
+        report.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(line.contains("running as user nobody"), "{line}");
+    std::thread::sleep(Duration::from_millis(300));
+    let c = credentials(child.id());
+    let n = nobody.to_string();
+    assert_eq!(c["Uid"], format!("{n} {n} {n} {n}"), "{c:?}");
+    assert_eq!(c["CapEff"], "0000000000000000", "{c:?}");
+    assert_eq!(c["CapPrm"], "0000000000000000", "{c:?}");
+    assert_eq!(c["CapAmb"], "0000000000000000", "{c:?}");
+    assert_eq!(c["NoNewPrivs"], "1", "{c:?}");
+    let (code, _) = finish(child, Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(&pcap).unwrap().uid(),
+        nobody,
+        "-w created as nobody"
+    );
+    assert_eq!(
+        std::fs::metadata(&report).unwrap().uid(),
+        nobody,
+        "-o created as nobody"
+    );
+    // -Z root keeps root; capabilities stay.
+    let (child, line) = cmd_env_cleared(&["lo", "-d", "1s", "-Z", "root", "--format", "json"]);
+    assert!(!line.contains("running as"), "{line}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(credentials(child.id())["Uid"], "0 0 0 0");
+    let (code, _) = finish(child, Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+    // An output folder the user cannot write: refused before capturing.
+    let closed = std::env::temp_dir().join(format!("portflow-root-only-{}", std::process::id()));
+    std::fs::create_dir_all(&closed).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_portflow"))
+        .args(["capture", "lo", "-d", "1s", "-Z", "nobody", "-w"])
+        .arg(closed.join("x.pcap"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("user nobody cannot create files in that folder"),
+        "{e}"
+    );
+    assert!(e.contains("-Z root"), "{e}");
+    assert!(!closed.join("x.pcap").exists());
+    let o = run(&["capture", "lo", "-d", "1s", "-Z", "no-such-user-pf"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no such user: no-such-user-pf"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(&closed).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn capabilities_are_cleared_after_open_needs_root() {
+    require_root!();
+    // An unprivileged user given the two capabilities a capture needs (as
+    // `setcap cap_net_raw,cap_net_admin=eip` would): it captures, then holds none.
+    let mut child = Command::new("setpriv")
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "--inh-caps=+net_raw,+net_admin",
+            "--ambient-caps=+net_raw,+net_admin",
+        ])
+        .arg(env!("CARGO_BIN_EXE_portflow"))
+        .args(["capture", "lo", "-d", "2s", "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("setpriv");
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    drain(err);
+    assert!(line.contains("listening on lo"), "{line}");
+    std::thread::sleep(Duration::from_millis(300));
+    let c = credentials(child.id());
+    assert_eq!(c["CapEff"], "0000000000000000", "{c:?}");
+    assert_eq!(c["CapPrm"], "0000000000000000", "{c:?}");
+    assert_eq!(c["CapInh"], "0000000000000000", "{c:?}");
+    assert_eq!(c["CapAmb"], "0000000000000000", "{c:?}");
+    assert_eq!(c["NoNewPrivs"], "1", "{c:?}");
+    let (code, out) = finish(child, Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["live"]["stopped_by"]["reason"], "duration");
 }

@@ -157,6 +157,12 @@ pub struct CaptureArgs {
     #[arg(short = 'p', long = "no-promisc")]
     pub no_promisc: bool,
 
+    /// Once the capture is open, run as USER (tcpdump -Z). As root the default is the
+    /// user who ran sudo, else `nobody`; `-Z root` keeps root. -w and -o files are
+    /// created as that user. Without root, capabilities are cleared instead.
+    #[arg(short = 'Z', long = "user", value_name = "USER")]
+    pub user: Option<String>,
+
     /// How often the view refreshes (and interval objects are written).
     #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse_duration)]
     pub interval: std::time::Duration,

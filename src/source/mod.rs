@@ -9,6 +9,7 @@
 mod file;
 mod inputs;
 pub mod live;
+pub mod privileges;
 
 pub use file::{read_capture, FileError, FileErrorKind, FileSummary, RawPacket, UNKNOWN_INTERFACE};
 pub use inputs::{expand_inputs, Input};

@@ -1,0 +1,213 @@
+//! Giving up privileges once a live capture is open.
+//!
+//! Opening a capture needs root or CAP_NET_RAW + CAP_NET_ADMIN; reading from
+//! the open handle needs neither. portflow parses hostile bytes from the
+//! network, so right after the handle is open (and before any output file is
+//! created or any other thread exists) it becomes an ordinary user, as
+//! `tcpdump -Z` does: as root it switches to `-Z USER` (default: the user who
+//! ran sudo, else `nobody`), with that user's groups; run with file or ambient
+//! capabilities, it clears them all. Either way `no_new_privs` is set, so no
+//! set-user-ID program it could be tricked into running regains them.
+//! docs/SECURITY.md has the threat model.
+use std::ffi::{CStr, CString};
+use std::io;
+
+/// What the process runs as after [`drop_after_open`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dropped {
+    /// The user now running (`root` when `-Z root` kept it).
+    pub user: String,
+    pub uid: u32,
+    /// Whether anything was given up.
+    pub changed: bool,
+}
+
+// Stable Linux ABI values (include/uapi/linux/prctl.h, capability.h).
+const PR_SET_NO_NEW_PRIVS: libc::c_int = 38;
+const PR_CAP_AMBIENT: libc::c_int = 47;
+const PR_CAP_AMBIENT_CLEAR_ALL: libc::c_ulong = 4;
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+fn os_err(what: &str) -> String {
+    format!("{what}: {}", io::Error::last_os_error())
+}
+
+/// The user a root capture switches to when `-Z` is not given: the user who
+/// ran `sudo` (so files written land in their hands), else `nobody`.
+pub fn default_user() -> String {
+    match std::env::var("SUDO_USER") {
+        Ok(u) if !u.is_empty() && u != "root" && lookup(&u).is_ok() => u,
+        _ => "nobody".to_string(),
+    }
+}
+
+/// (uid, gid) of `user`, a name or a numeric uid.
+fn lookup(user: &str) -> Result<(u32, u32, CString), String> {
+    let name = CString::new(user).map_err(|_| format!("bad user name {user:?}"))?;
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut out: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; `buf` outlives the use of
+    // the strings it holds (only pw_name is read, copied before `buf` goes).
+    let rc = unsafe {
+        match user.parse::<u32>() {
+            Ok(uid) => libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut out),
+            Err(_) => libc::getpwnam_r(
+                name.as_ptr(),
+                &mut pw,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut out,
+            ),
+        }
+    };
+    if rc != 0 || out.is_null() {
+        return Err(format!("no such user: {user}"));
+    }
+    // SAFETY: getpw*_r succeeded, so pw_name points at a C string in `buf`.
+    let real_name = unsafe { CStr::from_ptr(pw.pw_name) }.to_owned();
+    Ok((pw.pw_uid, pw.pw_gid, real_name))
+}
+
+fn no_new_privs() -> Result<(), String> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0) } != 0 {
+        return Err(os_err("cannot set no_new_privs"));
+    }
+    Ok(())
+}
+
+/// Clears every capability set (effective, permitted, inheritable, ambient).
+fn clear_capabilities() -> Result<(), String> {
+    // SAFETY: prctl with integer arguments; capset reads the two structs.
+    unsafe {
+        // Fails (EINVAL) only on kernels without ambient capabilities (< 4.3).
+        let _ = libc::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+        let mut hdr = CapHeader {
+            version: LINUX_CAPABILITY_VERSION_3,
+            pid: 0,
+        };
+        let data = [CapData::default(); 2];
+        if libc::syscall(libc::SYS_capset, &mut hdr, data.as_ptr()) != 0 {
+            return Err(os_err("cannot clear capabilities"));
+        }
+    }
+    Ok(())
+}
+
+fn current_user() -> (u32, String) {
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    let name = lookup(&uid.to_string())
+        .map(|(_, _, n)| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| uid.to_string());
+    (uid, name)
+}
+
+/// Gives up what opening the capture needed. `user` is `-Z`: as root the
+/// process becomes that user (default [`default_user`]; `root` keeps root);
+/// as anyone else `-Z` must name that same user, and capabilities are cleared.
+/// Call it before any other thread starts: the kernel changes credentials per
+/// thread (glibc broadcasts set*id calls, but capset is per thread).
+pub fn drop_after_open(user: Option<&str>) -> Result<Dropped, String> {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if euid != 0 {
+        let (uid, name) = current_user();
+        if let Some(u) = user {
+            let (want, _, _) = lookup(u)?;
+            if want != uid {
+                return Err(format!("-Z {u} needs root (running as {name})"));
+            }
+        }
+        clear_capabilities()?;
+        no_new_privs()?;
+        return Ok(Dropped {
+            user: name,
+            uid,
+            changed: false,
+        });
+    }
+    let user = user.map(str::to_string).unwrap_or_else(default_user);
+    let (uid, gid, name) = lookup(&user)?;
+    if uid == 0 {
+        return Ok(Dropped {
+            user: "root".into(),
+            uid: 0,
+            changed: false,
+        });
+    }
+    // SAFETY: plain system calls on integers and a valid C string.
+    unsafe {
+        if libc::initgroups(name.as_ptr(), gid) != 0 {
+            return Err(os_err(&format!("cannot take the groups of {user}")));
+        }
+        if libc::setresgid(gid, gid, gid) != 0 {
+            return Err(os_err(&format!("cannot switch to the group of {user}")));
+        }
+        if libc::setresuid(uid, uid, uid) != 0 {
+            return Err(os_err(&format!("cannot switch to user {user}")));
+        }
+        // Leaving uid 0 clears the capability sets; check that root is gone
+        // for good before going on.
+        if libc::setuid(0) == 0 || libc::geteuid() == 0 {
+            return Err(format!("switched to {user} but could become root again"));
+        }
+    }
+    clear_capabilities()?;
+    no_new_privs()?;
+    Ok(Dropped {
+        user: name.to_string_lossy().into_owned(),
+        uid,
+        changed: true,
+    })
+}
+
+/// Whether the current user may create files in the folder of `path`.
+pub fn can_write_beside(path: &std::path::Path) -> bool {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let Ok(c) = CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: access reads a valid C string; it checks the real uid, which
+    // after a switch is the new user.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn looks_up_users_by_name_and_number() {
+        let (uid, _, name) = lookup("root").unwrap();
+        assert_eq!(uid, 0);
+        assert_eq!(name.to_str().unwrap(), "root");
+        let (_, _, name) = lookup("0").unwrap();
+        assert_eq!(name.to_str().unwrap(), "root");
+        assert!(lookup("no-such-user-portflow").is_err());
+        assert!(lookup("bad\0name").is_err());
+    }
+
+    #[test]
+    fn default_user_is_never_root() {
+        assert_ne!(default_user(), "root");
+    }
+}
