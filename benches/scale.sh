@@ -5,12 +5,13 @@
 #   benches/scale.sh [PACKETS] [RUNS]
 #
 # Inputs are made by the seeded generator (examples/synth.rs) in bench-data/
-# (not committed) and removed afterwards: PACKETS packets (default 1,000,000)
-# over 1 k to 1 M flows and 10 to 60,000 server ports; then floods of 1 M and
-# 10 M SYNs from random sources, every one a new flow (the flow cap evicts).
+# (not committed) and removed afterwards, PACKETS packets each (default
+# 2,000,000): a flows sweep (1 k to 1 M flows over 1,000 server ports) and a
+# ports sweep (100 k flows over 10 to 60,000 server ports); then floods of 1 M
+# and 10 M SYNs from random sources, every one a new flow (the flow cap evicts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-packets="${1:-1000000}"
+packets="${1:-2000000}"
 runs="${2:-3}"
 cargo build --release --locked -q --bin portflow --example synth
 pf=target/release/portflow
@@ -29,12 +30,18 @@ measure() { # file -> "median_s peak_rss_kb"
 }
 
 rows=()
-for spec in "1000 10" "10000 100" "100000 1000" "1000000 10000" "1000000 60000"; do
-  set -- $spec
-  "$synth" scale "$packets" "$1" "$2" "$f"
+row() { # label flows ports
   read -r sec rss < <(measure "$f")
   evicted=$("$pf" read -q --format json "$f" | python3 -c 'import json,sys; print(json.load(sys.stdin)["flows"]["evicted"])')
-  rows+=("| scale | $packets | $1 | $2 | $sec | $(python3 -c "print(f'{$sec/$packets*1e9:.0f}')") | $((rss / 1024)) | $evicted |")
+  rows+=("| $1 | $packets | $2 | $3 | $sec | $(python3 -c "print(f'{$sec/$packets*1e9:.0f}')") | $((rss / 1024)) | $evicted |")
+}
+for flows in 1000 10000 100000 1000000; do
+  "$synth" scale "$packets" "$flows" 1000 "$f"
+  row "flows sweep" "$flows" 1000
+done
+for ports in 10 100 10000 60000; do
+  "$synth" scale "$packets" 100000 "$ports" "$f"
+  row "ports sweep" 100000 "$ports"
 done
 for n in 1000000 10000000; do
   "$synth" flood "$n" "$f"
@@ -50,7 +57,8 @@ commit=$(git rev-parse --short HEAD)$(git diff --quiet || echo "+dirty")
   echo "## Scale run $(date -u +%Y-%m-%dT%H:%MZ) — commit $commit"
   echo
   echo "- \`benches/scale.sh $packets $runs\`: synthetic inputs (examples/synth.rs, seed 7), default settings"
-  echo "  (\`--flow-cap\` 900,000, 2 workers), median of $runs runs after a warm-up; RSS is the peak over the runs"
+  echo "  (\`--flow-cap\` 900,000, \`--workers\` = $(nproc) cores), median of $runs runs after a warm-up; RSS is the peak"
+  echo "  over the runs. The ports sweep's 1,000-port point is the flows sweep's 100,000-flow row."
   echo
   echo "| input | packets | distinct flows | server ports | median s | ns/packet | peak RSS MiB | flows evicted |"
   echo "|---|---|---|---|---|---|---|---|"

@@ -1,8 +1,8 @@
 //! Hot-path hygiene: the number of heap allocations does not grow with the
 //! number of packets. A counting global allocator wraps the system one; the
 //! same 200 flows are read as 50,000 and as 400,000 packets (with payloads, so
-//! payload inspection runs), and the extra allocations per extra packet must
-//! stay far below one (batches are recycled; tables are sized up front).
+//! payload inspection runs), and the longer read may allocate at most 16 more
+//! times (batches are recycled; tables grow only with the flows).
 use portflow::pipeline::{analyze_files, Options};
 use portflow::source::Input;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -66,8 +66,10 @@ fn allocations_do_not_grow_with_packets() {
         let large = allocations_for(400_000, workers);
         let per_packet = large.saturating_sub(small) as f64 / 350_000.0;
         eprintln!("{workers} worker(s): {small} allocations for 50k packets, {large} for 400k ({per_packet:.4} per extra packet)");
+        // 350,000 more packets over the same flows: nothing more to allocate
+        // (a few for a batch more in flight at most).
         assert!(
-            per_packet < 0.01,
+            large.saturating_sub(small) <= 16,
             "{per_packet} allocations per extra packet ({small} -> {large})"
         );
     }
