@@ -59,10 +59,17 @@ fn load_services(path: &Option<PathBuf>) -> Result<Services, AppError> {
 }
 
 /// Output to stdout, or to a file written under a temporary name and renamed
-/// into place only when complete.
+/// into place only when complete (flushed and synced); on an error the
+/// temporary file is removed and the error names the file.
 pub struct Output {
     target: Option<(PathBuf, PathBuf)>,
-    w: Box<dyn Write>,
+    w: Sink,
+}
+
+enum Sink {
+    Stdout(io::BufWriter<io::Stdout>),
+    File(io::BufWriter<std::fs::File>),
+    Done,
 }
 
 impl Output {
@@ -70,7 +77,7 @@ impl Output {
         match path {
             None => Ok(Output {
                 target: None,
-                w: Box::new(io::BufWriter::with_capacity(1 << 16, io::stdout())),
+                w: Sink::Stdout(io::BufWriter::with_capacity(1 << 16, io::stdout())),
             }),
             Some(p) => {
                 let name = p
@@ -81,33 +88,60 @@ impl Output {
                     name.to_string_lossy(),
                     std::process::id()
                 ));
-                let f =
-                    std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+                let f = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", p.display()))?;
                 Ok(Output {
                     target: Some((tmp, p.to_path_buf())),
-                    w: Box::new(io::BufWriter::new(f)),
+                    w: Sink::File(io::BufWriter::with_capacity(1 << 16, f)),
                 })
             }
         }
     }
 
     pub fn writer(&mut self) -> &mut dyn Write {
-        &mut *self.w
+        match &mut self.w {
+            Sink::Stdout(w) => w,
+            Sink::File(w) => w,
+            Sink::Done => panic!("output written after commit"),
+        }
     }
 
-    /// Flushes and, for a file, renames it into place.
+    /// The file's name, for messages (`None` for standard output).
+    pub fn name(&self) -> Option<&Path> {
+        self.target.as_ref().map(|(_, dest)| dest.as_path())
+    }
+
+    /// Writes with `f`, then commits; an error writing a file names the file
+    /// (and the temporary file is removed).
+    pub fn write_and_commit(
+        mut self,
+        f: impl FnOnce(&mut Output) -> Result<(), AppError>,
+    ) -> Result<(), AppError> {
+        if let Err(e) = f(&mut self) {
+            return Err(match self.name() {
+                Some(dest) if !e.is_broken_pipe() => format!("{}: {e}", dest.display()).into(),
+                _ => e,
+            });
+        }
+        self.commit()
+    }
+
+    /// Flushes and, for a file, syncs it and renames it into place.
     pub fn commit(mut self) -> Result<(), AppError> {
-        let flushed = self.w.flush();
-        self.w = Box::new(io::sink());
-        match self.target.take() {
-            None => Ok(flushed?),
-            Some((tmp, dest)) => {
-                if let Err(e) = flushed {
+        match std::mem::replace(&mut self.w, Sink::Done) {
+            Sink::Stdout(mut w) => Ok(w.flush()?),
+            Sink::File(w) => {
+                let (tmp, dest) = self.target.take().expect("a file target");
+                let done = w
+                    .into_inner()
+                    .map_err(|e| e.into_error())
+                    .and_then(|f| f.sync_all())
+                    .and_then(|()| std::fs::rename(&tmp, &dest));
+                done.map_err(|e| {
                     let _ = std::fs::remove_file(&tmp);
-                    return Err(format!("{}: {e}", dest.display()).into());
-                }
-                std::fs::rename(&tmp, &dest).map_err(|e| format!("{}: {e}", dest.display()).into())
+                    format!("{}: {e}", dest.display()).into()
+                })
             }
+            Sink::Done => Ok(()),
         }
     }
 }
@@ -274,6 +308,8 @@ pub fn read(args: ReadArgs) -> Result<u8, AppError> {
         keep_going: args.keep_going,
         ..options(&args.analysis, services.clone())?
     };
+    // Opened first, so an unwritable -o fails before the reading.
+    let out = Output::open(args.output.as_deref())?;
     let bytes = Arc::new(AtomicU64::new(0));
     let progress = (!args.quiet && io::stderr().is_terminal()).then(|| {
         let total = inputs.iter().map(|i| i.size()).sum::<Option<u64>>();
@@ -296,10 +332,9 @@ pub fn read(args: ReadArgs) -> Result<u8, AppError> {
             failed = true;
         }
     }
-    let mut out = Output::open(args.output.as_deref())?;
     let mut status = 0;
     if args.flows {
-        write_flows(&analysis.flows, &services, out.writer())?;
+        out.write_and_commit(|o| Ok(write_flows(&analysis.flows, &services, o.writer())?))?;
     } else {
         let mut report = Report::build(&analysis, &services);
         status = add_findings(
@@ -309,12 +344,11 @@ pub fn read(args: ReadArgs) -> Result<u8, AppError> {
             &services,
             &args.analysis,
         );
-        write_report(&report, args.format, args.analysis.top, &mut out)?;
+        out.write_and_commit(|o| write_report(&report, args.format, args.analysis.top, o))?;
         // Freeing millions of small allocations one by one takes longer than
         // writing the report; the process ends right after this.
         std::mem::forget(report);
     }
-    out.commit()?;
     std::mem::forget(analysis);
     Ok(if failed { 2 } else { status })
 }
@@ -516,6 +550,12 @@ pub fn capture(args: CaptureArgs) -> Result<u8, AppError> {
     {
         eprintln!("portflow: capture on {interface} stopped: {m}");
     }
+    if let (live::StopReason::WriteError(_), Some(f)) = (&summary.stopped_by, &summary.written) {
+        eprintln!(
+            "portflow: {f} holds the {} packets written whole before that",
+            summary.written_packets
+        );
+    }
     let mut report = Report::build(&analysis, &services);
     report.live = Some(summary);
     let status = add_findings(
@@ -525,9 +565,8 @@ pub fn capture(args: CaptureArgs) -> Result<u8, AppError> {
         &services,
         &args.analysis,
     );
-    let mut out = Output::open(args.output.as_deref())?;
-    write_report(&report, args.format, args.analysis.top, &mut out)?;
-    out.commit()?;
+    let out = Output::open(args.output.as_deref())?;
+    out.write_and_commit(|o| write_report(&report, args.format, args.analysis.top, o))?;
     Ok(if failed { 2 } else { status })
 }
 

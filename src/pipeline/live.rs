@@ -217,6 +217,10 @@ pub fn capture(
     };
     let iface = interface.clone();
     let iface_name = interface.clone();
+    let write_name = write
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     let (summary, tables, totals, _) = run_pipeline(opts, None, true, publish, move |d| {
         let mut widen = CounterWidener::default();
         let mut counters = CaptureCounters::default();
@@ -266,7 +270,7 @@ pub fn capture(
                         if let Err(e) =
                             w.write(ts.tv_sec as u32, ts.tv_usec as u32, p.data, p.header.len)
                         {
-                            break StopReason::WriteError(e.to_string());
+                            break StopReason::WriteError(format!("{write_name}: {e}"));
                         }
                     }
                     d.packet(&RawPacket {
@@ -314,11 +318,13 @@ pub fn capture(
         let mut stop = stop;
         let mut written_packets = 0;
         if let Some(w) = writer.take() {
-            written_packets = w.packets;
-            match w.finish() {
-                Ok(path) => wrote = Some(path.display().to_string()),
-                Err(e) if !stop.is_error() => stop = StopReason::WriteError(e.to_string()),
-                Err(_) => {}
+            let done = w.finish();
+            written_packets = done.packets;
+            wrote = done.path.map(|p| p.display().to_string());
+            if let Some(e) = done.error {
+                if !stop.is_error() {
+                    stop = StopReason::WriteError(format!("{write_name}: {e}"));
+                }
             }
         }
         LiveSummary {

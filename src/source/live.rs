@@ -4,7 +4,7 @@
 use crate::decode::LinkType;
 use serde::Serialize;
 use std::fmt;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -323,12 +323,36 @@ impl CounterWidener {
 }
 
 /// `-w`: a pcap file written under a temporary name and renamed into place when
-/// closed, so the named file is always complete. Records are written whole.
+/// closed, so the named file is always complete. Records go to the file whole:
+/// when a write fails (disk full, I/O error), the file is cut back to the last
+/// whole record and still renamed into place, so what was written stays readable.
 pub struct PcapWriter {
-    out: BufWriter<std::fs::File>,
+    file: std::fs::File,
+    /// Whole records not yet written.
+    buf: Vec<u8>,
+    /// Bytes of the file that hold the header and whole records.
+    on_disk: u64,
     tmp: PathBuf,
     dest: PathBuf,
+    /// Packets in the file or in `buf`.
     pub packets: u64,
+    packets_on_disk: u64,
+    /// The first write error; nothing more is written after it.
+    failed: Option<std::io::Error>,
+}
+
+/// Bytes buffered before a write.
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// How closing a `-w` file went.
+#[derive(Debug)]
+pub struct WriteOutcome {
+    /// Where the packets are: the named file, or the temporary one when the
+    /// rename failed; `None` when nothing could be kept.
+    pub path: Option<PathBuf>,
+    /// Whole packets in that file.
+    pub packets: u64,
+    pub error: Option<String>,
 }
 
 impl PcapWriter {
@@ -341,7 +365,7 @@ impl PcapWriter {
             name.to_string_lossy(),
             std::process::id()
         ));
-        let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+        let mut file = std::fs::File::create(&tmp)?;
         let mut h = Vec::with_capacity(24);
         h.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
         h.extend_from_slice(&2u16.to_le_bytes());
@@ -349,16 +373,24 @@ impl PcapWriter {
         h.extend_from_slice(&[0; 8]);
         h.extend_from_slice(&snaplen.max(1).to_le_bytes());
         h.extend_from_slice(&link.0.to_le_bytes());
-        out.write_all(&h)?;
+        if let Err(e) = file.write_all(&h) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         Ok(PcapWriter {
-            out,
+            file,
+            buf: Vec::with_capacity(WRITE_BUFFER + 65_536),
+            on_disk: h.len() as u64,
             tmp,
             dest: dest.to_path_buf(),
             packets: 0,
+            packets_on_disk: 0,
+            failed: None,
         })
     }
 
-    /// Appends one record (timestamp in microseconds).
+    /// Appends one record (timestamp in microseconds). After a write error
+    /// every call fails with it.
     #[inline]
     pub fn write(
         &mut self,
@@ -367,25 +399,93 @@ impl PcapWriter {
         data: &[u8],
         wire_len: u32,
     ) -> std::io::Result<()> {
+        if let Some(e) = &self.failed {
+            return Err(std::io::Error::new(e.kind(), e.to_string()));
+        }
         let mut h = [0u8; 16];
         h[0..4].copy_from_slice(&ts_sec.to_le_bytes());
         h[4..8].copy_from_slice(&ts_usec.to_le_bytes());
         h[8..12].copy_from_slice(&(data.len() as u32).to_le_bytes());
         h[12..16].copy_from_slice(&wire_len.to_le_bytes());
-        self.out.write_all(&h)?;
-        self.out.write_all(data)?;
+        self.buf.extend_from_slice(&h);
+        self.buf.extend_from_slice(data);
         self.packets += 1;
+        if self.buf.len() >= WRITE_BUFFER {
+            self.write_buffer()?;
+        }
         Ok(())
     }
 
-    /// Flushes, syncs and renames the file into place.
-    pub fn finish(mut self) -> std::io::Result<PathBuf> {
-        self.out.flush()?;
-        self.out.get_ref().sync_all()?;
-        std::fs::rename(&self.tmp, &self.dest)?;
-        let dest = self.dest.clone();
-        self.tmp = PathBuf::new();
-        Ok(dest)
+    /// Writes the buffered records; on an error cuts the file back to the last
+    /// whole record and remembers the error.
+    fn write_buffer(&mut self) -> std::io::Result<()> {
+        let mut done = 0;
+        while done < self.buf.len() {
+            match self.file.write(&self.buf[done..]) {
+                Ok(0) => {
+                    return self.fail(done, std::io::ErrorKind::WriteZero.into());
+                }
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return self.fail(done, e),
+            }
+        }
+        self.on_disk += self.buf.len() as u64;
+        self.packets_on_disk = self.packets;
+        self.buf.clear();
+        Ok(())
+    }
+
+    fn fail(&mut self, written: usize, e: std::io::Error) -> std::io::Result<()> {
+        // The records of `buf` that made it to the file whole.
+        let (mut at, mut whole) = (0usize, 0u64);
+        while at + 16 <= written {
+            let caplen = u32::from_le_bytes(self.buf[at + 8..at + 12].try_into().expect("4 bytes"));
+            let end = at + 16 + caplen as usize;
+            if end > written {
+                break;
+            }
+            at = end;
+            whole += 1;
+        }
+        self.on_disk += at as u64;
+        self.packets_on_disk += whole;
+        self.packets = self.packets_on_disk;
+        self.buf.clear();
+        let _ = self.file.set_len(self.on_disk);
+        let err = std::io::Error::new(e.kind(), e.to_string());
+        self.failed = Some(e);
+        Err(err)
+    }
+
+    /// Writes what is buffered, syncs, and renames the file into place. After
+    /// a write error the whole records written are still kept under the name;
+    /// if the rename itself fails, they stay under the temporary name.
+    pub fn finish(mut self) -> WriteOutcome {
+        if self.failed.is_none() {
+            let _ = self.write_buffer();
+        }
+        let mut error = self.failed.as_ref().map(|e| e.to_string());
+        if let Err(e) = self.file.sync_all() {
+            error.get_or_insert(e.to_string());
+        }
+        let tmp = std::mem::take(&mut self.tmp);
+        let path = match std::fs::rename(&tmp, &self.dest) {
+            Ok(()) => Some(self.dest.clone()),
+            Err(e) => {
+                error.get_or_insert(format!(
+                    "cannot rename {} to {}: {e}",
+                    tmp.display(),
+                    self.dest.display()
+                ));
+                Some(tmp)
+            }
+        };
+        WriteOutcome {
+            path,
+            packets: self.packets_on_disk,
+            error,
+        }
     }
 }
 
@@ -431,7 +531,9 @@ mod tests {
             b"x",
         ));
         w.write(1, 2, &frame, frame.len() as u32).unwrap();
-        w.finish().unwrap();
+        let done = w.finish();
+        assert_eq!((done.path.as_deref(), done.packets), (Some(&*dest), 1));
+        assert!(done.error.is_none());
         let mut n = 0;
         crate::source::read_capture(
             &crate::source::Input::Path(dest.clone()),
