@@ -1,6 +1,6 @@
 # The two commands of README.md.
 #   make run   install what is missing, build, analyse the bundled captures
-#   make test  install what the tests need, run every test
+#   make test  install what the tests need, run every test, fuzz each target for 20 s
 CARGO ?= cargo
 
 .PHONY: run test build fixtures bench lint
@@ -13,6 +13,7 @@ run:
 test:
 	@scripts/setup-debian.sh test
 	$(CARGO) test --release --locked
+	scripts/fuzz.sh 20
 
 build:
 	$(CARGO) build --release --locked

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages portflow needs, only those missing.
 #   scripts/setup-debian.sh build   libpcap-dev (to build and run)
-#   scripts/setup-debian.sh test    + tshark, tcpdump, tcpreplay, nmap, socat, openssl, iproute2 (tests)
+#   scripts/setup-debian.sh test    + tshark, tcpdump, tcpreplay, nmap, socat, openssl, iproute2 (tests),
+#                                   and cargo-fuzz (scripts/fuzz.sh)
 set -euo pipefail
 want=(libpcap-dev pkg-config)
 if [ "${1:-build}" = test ]; then
@@ -22,4 +23,8 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found; install Rust with rustup (https://rustup.rs), then run this again" >&2
   exit 1
+fi
+if [ "${1:-build}" = test ] && ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-fuzz" >&2
+  cargo install --locked -q cargo-fuzz
 fi

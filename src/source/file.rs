@@ -374,7 +374,7 @@ pub fn read_capture(
                 if let Ok(map) = unsafe { memmap2::Mmap::map(&file) } {
                     if map[0] != 0x1f || map[1] != 0x8b {
                         let _ = map.advise(memmap2::Advice::Sequential);
-                        return read_slice(&path, &map, &progress, sink);
+                        return read_slice(&path, &map, Some(&map), &progress, sink);
                     }
                 }
             }
@@ -382,6 +382,70 @@ pub fn read_capture(
         }
         Input::Stdin => Box::new(io::stdin()),
     };
+    read_from(&path, raw, progress, sink)
+}
+
+/// Reads a capture held in memory (what a mapped file goes through), naming
+/// it `path` in errors.
+pub fn read_bytes(
+    path: &str,
+    data: &[u8],
+    sink: &mut dyn FnMut(&RawPacket),
+) -> Result<FileSummary, FileError> {
+    if data.len() < 4 || (data[0] == 0x1f && data[1] == 0x8b) {
+        return read_stream_bytes(path, data, sink);
+    }
+    read_slice(path, data, None, &AtomicU64::new(0), sink)
+}
+
+/// Reads a capture held in memory as a stream (what standard input goes
+/// through), with a read buffer sized to the data.
+pub fn read_stream_bytes(
+    path: &str,
+    data: &[u8],
+    sink: &mut dyn FnMut(&RawPacket),
+) -> Result<FileSummary, FileError> {
+    let gzip = data.len() >= 2 && data[0] == 0x1f && data[1] == 0x8b;
+    // No block can be larger than the data itself unless it is compressed.
+    let buffer = if gzip {
+        READ_BUFFER
+    } else {
+        (data.len() + 4096)
+            .next_power_of_two()
+            .clamp(1 << 16, READ_BUFFER)
+    };
+    let cursor = io::Cursor::new(data.to_vec());
+    read_from_with(path, cursor, Arc::default(), buffer, sink)
+}
+
+/// Reads a capture arriving as a stream (standard input, gzip, or a file that
+/// cannot be mapped), naming it `path` in errors.
+pub fn read_from(
+    path: &str,
+    raw: impl Read + Send + 'static,
+    progress: Arc<AtomicU64>,
+    sink: &mut dyn FnMut(&RawPacket),
+) -> Result<FileSummary, FileError> {
+    read_from_with(path, raw, progress, READ_BUFFER, sink)
+}
+
+fn read_from_with(
+    path: &str,
+    raw: impl Read + Send + 'static,
+    progress: Arc<AtomicU64>,
+    buffer: usize,
+    sink: &mut dyn FnMut(&RawPacket),
+) -> Result<FileSummary, FileError> {
+    let path = path.to_string();
+    let io_err = |e: io::Error| FileError {
+        path: path.clone(),
+        kind: FileErrorKind::Io,
+        offset: 0,
+        packets_before: 0,
+        message: e.to_string(),
+        compressed: false,
+    };
+    let raw: Box<dyn Read + Send> = Box::new(raw);
     let mut buffered = BufReader::with_capacity(1 << 16, raw);
     let head = buffered.fill_buf().map_err(io_err)?;
     let compressed = head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b;
@@ -396,7 +460,14 @@ pub fn read_capture(
         progress,
         last_error: last_error.clone(),
     };
-    read_stream(&path, compressed, FillFirst { inner: tracked }, sink).map_err(|mut e| {
+    read_stream(
+        &path,
+        compressed,
+        FillFirst { inner: tracked },
+        buffer,
+        sink,
+    )
+    .map_err(|mut e| {
         if e.kind == FileErrorKind::Io {
             if let Some(msg) = last_error.lock().ok().and_then(|m| m.clone()) {
                 e.message = format!("read error: {msg}");
@@ -406,16 +477,17 @@ pub fn read_capture(
     })
 }
 
-/// Parses a whole capture from its memory map. Pages already parsed are
-/// released every 16 MiB, so resident memory does not grow with the file.
+/// Parses a whole capture held in memory. When it is `map`, pages already
+/// parsed are released every 16 MiB, so resident memory does not grow with
+/// the file.
 fn read_slice(
     path: &str,
-    map: &memmap2::Mmap,
+    data: &[u8],
+    map: Option<&memmap2::Mmap>,
     progress: &AtomicU64,
     sink: &mut dyn FnMut(&RawPacket),
 ) -> Result<FileSummary, FileError> {
     const RELEASE_EVERY: u64 = 16 << 20;
-    let data: &[u8] = map;
     let mut w = Walker::new(path, false);
     let offset_of = |rest: &[u8]| (data.len() - rest.len()) as u64;
     let mut last_progress = 0u64;
@@ -428,13 +500,15 @@ fn read_slice(
             // SAFETY: the map is read-only and file-backed: MADV_DONTNEED only drops
             // this process's view of pages before `end`, which were all parsed and
             // are never touched again (a later access would re-read the file).
-            let _ = unsafe {
-                map.unchecked_advise_range(
-                    memmap2::UncheckedAdvice::DontNeed,
-                    released,
-                    end - released,
-                )
-            };
+            if let Some(map) = map {
+                let _ = unsafe {
+                    map.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        released,
+                        end - released,
+                    )
+                };
+            }
             released = end;
             last_progress = at;
         }
@@ -535,10 +609,11 @@ fn read_stream<R: Read + Send>(
     path: &str,
     compressed: bool,
     stream: FillFirst<Tracked<R>>,
+    buffer: usize,
     sink: &mut dyn FnMut(&RawPacket),
 ) -> Result<FileSummary, FileError> {
     let mut w = Walker::new(path, compressed);
-    let mut reader = match pcap_parser::create_reader(READ_BUFFER, stream) {
+    let mut reader = match pcap_parser::create_reader(buffer, stream) {
         Ok(r) => r,
         Err(PcapError::HeaderNotRecognized) => {
             let m = "not a pcap or pcapng file (unknown magic number)".into();
@@ -581,8 +656,8 @@ fn read_stream<R: Read + Send>(
             }
             Err(PcapError::BufferTooSmall) => {
                 let m = format!(
-                    "record claims more than {} MiB (corrupt length field)",
-                    READ_BUFFER >> 20
+                    "record claims more than the {} KiB read buffer (corrupt length field)",
+                    buffer >> 10
                 );
                 return Err(w.error(FileErrorKind::Corrupt, pos, m));
             }

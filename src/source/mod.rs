@@ -11,5 +11,8 @@ mod inputs;
 pub mod live;
 pub mod privileges;
 
-pub use file::{read_capture, FileError, FileErrorKind, FileSummary, RawPacket, UNKNOWN_INTERFACE};
+pub use file::{
+    read_bytes, read_capture, read_from, read_stream_bytes, FileError, FileErrorKind, FileSummary,
+    RawPacket, UNKNOWN_INTERFACE,
+};
 pub use inputs::{expand_inputs, Input};
