@@ -53,6 +53,9 @@ pub(crate) fn ipv4(cx: &mut Cx, data: &[u8]) {
     let o = &mut *cx.out;
     o.kind = Kind::OtherIp;
     o.ip_version = 4;
+    // An outer transport's payload (a tunnel's) is not this packet's.
+    o.payload_offset = 0;
+    o.payload_len = 0;
     o.src = v4_mapped(&data[12..16]);
     o.dst = v4_mapped(&data[16..20]);
     o.proto = data[9];
@@ -94,6 +97,8 @@ pub(crate) fn ipv6(cx: &mut Cx, data: &[u8]) {
     let o = &mut *cx.out;
     o.kind = Kind::OtherIp;
     o.ip_version = 6;
+    o.payload_offset = 0;
+    o.payload_len = 0;
     o.src.copy_from_slice(&data[8..24]);
     o.dst.copy_from_slice(&data[24..40]);
     o.frag = super::Frag::default();

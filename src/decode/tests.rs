@@ -323,6 +323,24 @@ fn payload_offset_points_at_the_data() {
     assert_eq!(&f[o..o + d.payload_len as usize], b"GET /");
 }
 
+/// Found by fuzzing (fuzz/fuzz_targets/decode.rs): GRE-in-UDP carrying an IPv4
+/// TCP header cut inside its options. The decoder pointed at the frame's end
+/// with the outer UDP payload's length (110..178 of a 110-byte frame).
+#[test]
+fn gre_in_udp_with_cut_inner_tcp_options_keeps_the_payload_in_the_frame() {
+    let hex = "000000000000000000000000080045000090b288400040110118c0a8006bc0a80501a01b1292\
+               007c000000000800450000702ba6400040065438ac110002c0ffffffffffffffffffffffff\
+               ffffffffffffffffffffffffffffffffffffffffffffffffffffff3a202a2f2a0d0a0d0a";
+    let f: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let d = dec(LinkType::ETHERNET, &f);
+    let end = d.payload_offset as usize + d.payload_len as usize;
+    assert!(end <= f.len(), "payload ends at {end} of {}", f.len());
+    assert_eq!(d.payload_len, 0, "no inner payload was captured");
+}
+
 #[test]
 fn agrees_with_etherparse_on_plain_packets() {
     let mut rng = crate::synth::Rng::new(7);

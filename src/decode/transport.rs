@@ -26,6 +26,7 @@ pub(crate) fn tcp(cx: &mut Cx, data: &[u8]) {
         }
         // Cut short by the snaplen inside options: no payload to point at.
         cx.out.payload_offset = cx.offset_of(data) + data.len() as u32;
+        cx.out.payload_len = 0;
         return;
     }
     set_payload(cx, &data[doff..]);
