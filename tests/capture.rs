@@ -155,14 +155,7 @@ fn start_capture(netns: Option<&str>, args: &[&str]) -> Child {
         line.contains("listening on"),
         "capture did not start: {line}"
     );
-    // Keep draining stderr so the child never blocks on it.
-    std::thread::spawn(move || {
-        let mut rest = String::new();
-        while err.read_line(&mut rest).unwrap_or(0) > 0 {
-            eprint!("capture: {rest}");
-            rest.clear();
-        }
-    });
+    drain(err);
     child
 }
 

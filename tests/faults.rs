@@ -67,18 +67,15 @@ fn report_on_a_full_disk_is_a_clear_error_and_leaves_nothing_needs_root() {
         eprintln!("skipped: mounting a small tmpfs needs root (CI runs it as root)");
         return;
     }
+    // The JSON report of the scan fixture (87 KB) to `dest`.
+    let report_to = |dest: &Path| {
+        let input = fixture("generated/scan.pcap");
+        let args = ["read", "-q", "--format", "json", "-o"];
+        portflow().args(args).arg(dest).arg(input).output().unwrap()
+    };
     let disk = SmallDisk::new("report", "16k");
     let dest = disk.dir.join("report.json");
-    let input = fixture("generated/scan.pcap");
-    let o = run(&[
-        "read",
-        "-q",
-        "--format",
-        "json",
-        "-o",
-        dest.to_str().unwrap(),
-        input.to_str().unwrap(),
-    ]);
+    let o = report_to(&dest);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let e = stderr(&o);
     assert_eq!(e.lines().count(), 1, "{e}");
@@ -95,15 +92,7 @@ fn report_on_a_full_disk_is_a_clear_error_and_leaves_nothing_needs_root() {
     // The same report fits a larger disk, so the failure above was the disk.
     let big = SmallDisk::new("report-big", "4m");
     let dest = big.dir.join("report.json");
-    let o = run(&[
-        "read",
-        "-q",
-        "--format",
-        "json",
-        "-o",
-        dest.to_str().unwrap(),
-        input.to_str().unwrap(),
-    ]);
+    let o = report_to(&dest);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(std::fs::metadata(&dest).unwrap().len() > 16 * 1024);
 }

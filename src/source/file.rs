@@ -340,6 +340,18 @@ fn nom_kind(e: &PcapError<&[u8]>) -> String {
 
 const TRUNCATED: &str = "file ends inside a record (truncated capture)";
 
+/// An I/O error before the first byte of `path` was parsed.
+fn open_error(path: &str, e: io::Error) -> FileError {
+    FileError {
+        path: path.to_string(),
+        kind: FileErrorKind::Io,
+        offset: 0,
+        packets_before: 0,
+        message: e.to_string(),
+        compressed: false,
+    }
+}
+
 /// Reads one capture, calling `sink` for every packet in file order.
 ///
 /// A regular, uncompressed file is memory-mapped and parsed in place (no
@@ -351,14 +363,7 @@ pub fn read_capture(
     sink: &mut dyn FnMut(&RawPacket),
 ) -> Result<FileSummary, FileError> {
     let path = input.display();
-    let io_err = |e: io::Error| FileError {
-        path: path.clone(),
-        kind: FileErrorKind::Io,
-        offset: 0,
-        packets_before: 0,
-        message: e.to_string(),
-        compressed: false,
-    };
+    let io_err = |e: io::Error| open_error(&path, e);
     let raw: Box<dyn Read + Send> = match input {
         Input::Path(p) => {
             let md = std::fs::metadata(p).map_err(io_err)?;
@@ -437,14 +442,7 @@ fn read_from_with(
     sink: &mut dyn FnMut(&RawPacket),
 ) -> Result<FileSummary, FileError> {
     let path = path.to_string();
-    let io_err = |e: io::Error| FileError {
-        path: path.clone(),
-        kind: FileErrorKind::Io,
-        offset: 0,
-        packets_before: 0,
-        message: e.to_string(),
-        compressed: false,
-    };
+    let io_err = |e: io::Error| open_error(&path, e);
     let raw: Box<dyn Read + Send> = Box::new(raw);
     let mut buffered = BufReader::with_capacity(1 << 16, raw);
     let head = buffered.fill_buf().map_err(io_err)?;
