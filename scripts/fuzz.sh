@@ -7,6 +7,8 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 set -euo pipefail
+# Nothing here reads standard input; cargo and rustc must not either.
+exec </dev/null
 cd "$(dirname "$0")/.."
 secs="${1:-30}"
 shift || true
