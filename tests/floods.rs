@@ -61,21 +61,53 @@ fn kinds(r: &Value) -> Vec<String> {
 }
 
 #[test]
-fn syn_flood_of_ten_million_flows_stays_under_the_ceiling() {
-    let (r, rss) = read_stream(|sink| portflow::synth::scale::syn_flood(7, 10_000_000, 80, sink));
+fn syn_flood_of_ten_million_flows_stays_under_the_ceiling_and_hides_no_scan() {
+    // 10,000,000 SYNs from random 10.x.y.z sources and ports to 172.16.0.1:80,
+    // 10 us apart, none answered; every 20,000th packet a scanner's SYN to the
+    // next port of the same host (500 ports in 100 s).
+    let (r, rss) = read_stream(|sink| {
+        let mut rng = portflow::synth::Rng::new(7);
+        let mut w = Pcap::new(1, 65535, false, false);
+        let mut t = portflow::synth::fixtures::T0;
+        let (server, scanner) = (v4(172, 16, 0, 1), v4(192, 0, 2, 66));
+        for i in 0..10_000_000u64 {
+            let x = rng.next_u64();
+            let client = v4(10, (x >> 8) as u8, (x >> 16) as u8, (x >> 24) as u8);
+            let cport = 1024 + ((x >> 32) as u16 % 64_000);
+            t += 10_000;
+            w.packet(
+                t,
+                &eth_ip(&tcp(client, cport, server, 80, 0x02, x as u32, 0, &[])),
+            );
+            if i % 20_000 == 0 {
+                let port = 1000 + (i / 20_000) as u16;
+                w.packet(
+                    t,
+                    &eth_ip(&tcp(scanner, 50_000, server, port, 0x02, 1, 0, &[])),
+                );
+            }
+            if w.buf.len() > 1 << 20 {
+                sink(&w.buf);
+                w.buf.clear();
+            }
+        }
+        sink(&w.buf);
+    });
     eprintln!("10 M-flow SYN flood: peak RSS {} MiB", rss / 1024);
-    assert_eq!(r["totals"]["packets"], 10_000_000u64);
+    assert_eq!(r["totals"]["packets"], 10_000_500u64);
     assert!(rss < CEILING_KIB, "peak RSS {rss} KiB");
     let evicted = r["flows"]["evicted"].as_u64().unwrap();
     assert!(evicted >= 9_000_000, "{evicted} flows evicted");
-    // Every source sends one SYN: no scan and no sweep, whatever was evicted.
+    // The flood's one-off sources are dropped from the attempts to make room,
+    // and counted; the scanner's attempts are kept and make the one finding.
+    assert!(r["flows"]["attempts_not_examined"].as_u64().unwrap() > 9_000_000);
+    let f = r["findings"].as_array().unwrap();
     let k = kinds(&r);
-    assert!(
-        !k.iter().any(|k| k == "port-scan" || k == "host-sweep"),
-        "{k:?}"
-    );
-    // Attempts past the cap are said to be unexamined, not silently lost.
-    assert!(r["flows"]["attempts_not_examined"].as_u64().unwrap() > 0);
+    assert_eq!(k, vec!["port-scan".to_string()], "{f:?}");
+    assert_eq!(f[0]["src"], "192.0.2.66");
+    assert_eq!(f[0]["host"], "172.16.0.1");
+    assert_eq!(f[0]["severity"], "high");
+    assert_eq!(f[0]["evidence"]["ports"], 500, "{}", f[0]["detail"]);
     let port = &r["ports"][0];
     assert_eq!(
         (port["port"].as_u64(), port["tcp"]["syn"].as_u64()),

@@ -19,9 +19,14 @@ use crate::services::Transport;
 use rustc_hash::FxHashMap;
 use std::time::Duration;
 
-/// Attempts kept per worker; beyond it they are counted, not kept (48 bytes
-/// each, 12 MiB per worker at most).
+/// Attempts kept per worker (48 bytes each, 12 MiB per worker at most). When
+/// the list is full, the attempts of light sources are dropped to make room
+/// ([`Attempts::push`]); what is dropped or refused is counted.
 pub const ATTEMPTS_CAP: usize = 262_144;
+
+/// Sources with fewer attempts than this may be dropped from a full list:
+/// below Zeek's thresholds (15 ports, 25 hosts), so no default finding is lost.
+const LIGHT: usize = 8;
 
 pub const NULL_PROBE: u8 = 1;
 pub const FIN_PROBE: u8 = 2;
@@ -55,8 +60,11 @@ pub struct Attempt {
 pub struct Attempts {
     pub list: Vec<Attempt>,
     cap: usize,
-    /// Attempts not kept because the list was full.
+    /// Attempts not kept: dropped to make room, or refused while the list was full.
     pub overflow: u64,
+    /// No compaction before `overflow` reaches this (one that freed little
+    /// is not repeated for every attempt).
+    quiet_until: u64,
 }
 
 impl Attempts {
@@ -65,14 +73,56 @@ impl Attempts {
             list: Vec::new(),
             cap,
             overflow: 0,
+            quiet_until: 0,
         }
     }
 
+    /// Keeps `a`. When the list is full it first drops the attempts of the
+    /// lightest sources among the older seven eighths (a SYN flood's spoofed
+    /// sources try once each), so a scanner hidden in a flood keeps its
+    /// attempts; NULL/FIN/Xmas probes and the newest eighth are never dropped.
     pub fn push(&mut self, a: Attempt) {
+        if self.list.len() >= self.cap && self.overflow >= self.quiet_until {
+            self.compact();
+        }
         if self.list.len() < self.cap {
             self.list.push(a);
         } else {
             self.overflow += 1;
+        }
+    }
+
+    fn compact(&mut self) {
+        let quarter = (self.cap / 4).max(1);
+        let old = self.list.len() - self.list.len() / 8;
+        let mut per_src: FxHashMap<Addr, usize> = FxHashMap::default();
+        for a in &self.list {
+            *per_src.entry(a.src).or_default() += 1;
+        }
+        // Droppable attempts by their source's attempt count (below LIGHT).
+        let mut by_count = [0usize; LIGHT];
+        for a in self.list[..old].iter().filter(|a| a.odd == 0) {
+            let c = per_src[&a.src];
+            if c < LIGHT {
+                by_count[c] += 1;
+            }
+        }
+        // The smallest threshold that frees a quarter of the list, at most LIGHT.
+        let mut t = 2;
+        while t < LIGHT && by_count[..t].iter().sum::<usize>() < quarter {
+            t += 1;
+        }
+        let before = self.list.len();
+        let mut i = 0;
+        self.list.retain(|a| {
+            let keep = i >= old || a.odd != 0 || per_src[&a.src] >= t;
+            i += 1;
+            keep
+        });
+        let dropped = before - self.list.len();
+        self.overflow += dropped as u64;
+        if dropped < quarter {
+            self.quiet_until = self.overflow + quarter as u64;
         }
     }
 
@@ -335,16 +385,55 @@ mod tests {
 
     #[test]
     fn attempts_past_the_cap_are_counted() {
-        let mut a = Attempts::with_cap(2);
-        for p in 0..5 {
+        // One heavy source: nothing is light enough to drop, so the rest is refused.
+        let mut a = Attempts::with_cap(16);
+        for p in 0..40 {
             a.push(at(1, 1, p, 0));
         }
-        assert_eq!((a.list.len(), a.overflow), (2, 3));
+        assert_eq!((a.list.len(), a.overflow), (16, 24));
         let mut b = Attempts::with_cap(1);
         b.push(at(2, 2, 1, 0));
         b.push(at(2, 2, 2, 0));
         a.merge(&mut b);
-        assert_eq!((a.list.len(), a.overflow), (3, 4));
+        assert_eq!((a.list.len(), a.overflow), (17, 25));
+    }
+
+    #[test]
+    fn a_scan_inside_a_flood_keeps_its_attempts() {
+        // 200,000 one-off sources (a spoofed SYN flood) with one scanner trying
+        // a new port every 1,000 attempts, into a list of 10,000.
+        let mut a = Attempts::with_cap(10_000);
+        let mut scanner_ports = 0;
+        for i in 0..200_000u32 {
+            let src = 1_000_000 + i;
+            let addr = crate::decode::v4_mapped(&src.to_be_bytes());
+            // 1 ms apart: the scanner's 200 ports fall within 200 s.
+            let ts = i as u64 * 1_000_000;
+            a.push(Attempt {
+                src: addr,
+                ts,
+                ..at(1, 1, 80, 0)
+            });
+            if i % 1_000 == 0 {
+                a.push(Attempt {
+                    ts,
+                    ..at(9, 1, scanner_ports, 0)
+                });
+                scanner_ports += 1;
+            }
+        }
+        assert!(a.list.len() <= 10_000);
+        assert_eq!(a.list.len() as u64 + a.overflow, 200_000 + 200);
+        let kept = a
+            .list
+            .iter()
+            .filter(|x| x.src == at(9, 1, 0, 0).src)
+            .count();
+        assert_eq!(kept, 200, "every scanner attempt kept");
+        let f = scans(&mut a.list, Thresholds::default());
+        let scans: Vec<_> = f.iter().filter(|f| f.kind == "port-scan").collect();
+        assert_eq!(scans.len(), 1, "{f:?}");
+        assert_eq!(scans[0].src.as_deref(), Some("10.0.0.9"));
     }
 
     #[test]
