@@ -141,22 +141,28 @@ fn start_capture(netns: Option<&str>, args: &[&str]) -> Child {
         }
         None => Command::new(bin),
     };
-    let mut child = cmd
-        .arg("capture")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start portflow capture");
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
+    cmd.arg("capture").args(args);
+    let (child, line) = launch(cmd);
     assert!(
         line.contains("listening on"),
         "capture did not start: {line}"
     );
-    drain(err);
     child
+}
+
+/// Spawns `cmd` with stdout piped; its first stderr line, and the rest of
+/// stderr drained so the child never blocks on it.
+fn launch(mut cmd: Command) -> (Child, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the command");
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    drain(err);
+    (child, line)
 }
 
 /// Open ports with their detected protocol and flows, and findings, without times.
@@ -592,17 +598,8 @@ fn root_capture_runs_as_an_unprivileged_user_after_open_needs_root() {
     // Default (no -Z, not under sudo): nobody.
     let cmd_env_cleared = |args: &[&str]| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_portflow"));
-        c.env_remove("SUDO_USER")
-            .arg("capture")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        let mut err = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        err.read_line(&mut line).unwrap();
-        drain(err);
-        (child, line)
+        c.env_remove("SUDO_USER").arg("capture").args(args);
+        launch(c)
     };
     let (child, line) = cmd_env_cleared(&[
         "lo",
@@ -676,7 +673,8 @@ fn capabilities_are_cleared_after_open_needs_root() {
     require_root!();
     // An unprivileged user given the two capabilities a capture needs (as
     // `setcap cap_net_raw,cap_net_admin=eip` would): it captures, then holds none.
-    let mut child = Command::new("setpriv")
+    let mut setpriv = Command::new("setpriv");
+    setpriv
         .args([
             "--reuid=nobody",
             "--regid=nogroup",
@@ -685,15 +683,8 @@ fn capabilities_are_cleared_after_open_needs_root() {
             "--ambient-caps=+net_raw,+net_admin",
         ])
         .arg(env!("CARGO_BIN_EXE_portflow"))
-        .args(["capture", "lo", "-d", "2s", "--format", "json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("setpriv");
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    drain(err);
+        .args(["capture", "lo", "-d", "2s", "--format", "json"]);
+    let (child, line) = launch(setpriv);
     assert!(line.contains("listening on lo"), "{line}");
     std::thread::sleep(Duration::from_millis(300));
     let c = credentials(child.id());

@@ -66,32 +66,15 @@ fn syn_flood_of_ten_million_flows_stays_under_the_ceiling_and_hides_no_scan() {
     // 10 us apart, none answered; every 20,000th packet a scanner's SYN to the
     // next port of the same host (500 ports in 100 s).
     let (r, rss) = read_stream(|sink| {
-        let mut rng = portflow::synth::Rng::new(7);
-        let mut w = Pcap::new(1, 65535, false, false);
-        let mut t = portflow::synth::fixtures::T0;
         let (server, scanner) = (v4(172, 16, 0, 1), v4(192, 0, 2, 66));
-        for i in 0..10_000_000u64 {
-            let x = rng.next_u64();
-            let client = v4(10, (x >> 8) as u8, (x >> 16) as u8, (x >> 24) as u8);
-            let cport = 1024 + ((x >> 32) as u16 % 64_000);
-            t += 10_000;
-            w.packet(
-                t,
-                &eth_ip(&tcp(client, cport, server, 80, 0x02, x as u32, 0, &[])),
-            );
+        let scan = |i: u64, t: u64, w: &mut Pcap| {
             if i % 20_000 == 0 {
                 let port = 1000 + (i / 20_000) as u16;
-                w.packet(
-                    t,
-                    &eth_ip(&tcp(scanner, 50_000, server, port, 0x02, 1, 0, &[])),
-                );
+                let syn = tcp(scanner, 50_000, server, port, 0x02, 1, 0, &[]);
+                w.packet(t, &eth_ip(&syn));
             }
-            if w.buf.len() > 1 << 20 {
-                sink(&w.buf);
-                w.buf.clear();
-            }
-        }
-        sink(&w.buf);
+        };
+        portflow::synth::scale::syn_flood_with(7, 10_000_000, 80, scan, sink)
     });
     eprintln!("10 M-flow SYN flood: peak RSS {} MiB", rss / 1024);
     assert_eq!(r["totals"]["packets"], 10_000_500u64);

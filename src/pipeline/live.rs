@@ -216,7 +216,6 @@ pub fn capture(
         None => None,
     };
     let iface = interface.clone();
-    let iface_name = interface.clone();
     let write_name = write
         .as_ref()
         .map(|p| p.display().to_string())
@@ -295,7 +294,7 @@ pub fn capture(
                     }
                     if last_link_check.elapsed() >= LINK_CHECK_EVERY {
                         last_link_check = Instant::now();
-                        if let Err(m) = interface_state(&iface_name) {
+                        if let Err(m) = interface_state(&iface) {
                             break StopReason::InterfaceError(m);
                         }
                     }
@@ -320,7 +319,7 @@ pub fn capture(
         if let Some(w) = writer.take() {
             let done = w.finish();
             written_packets = done.packets;
-            wrote = done.path.map(|p| p.display().to_string());
+            wrote = Some(done.path.display().to_string());
             if let Some(e) = done.error {
                 if !stop.is_error() {
                     stop = StopReason::WriteError(format!("{write_name}: {e}"));

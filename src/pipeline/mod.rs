@@ -40,8 +40,8 @@ const QUEUE_DEPTH: usize = 8;
 const LIVE_QUEUE_DEPTH: usize = 64;
 
 /// Flows held at once by default, over all workers. A flow costs about 105
-/// bytes in its worker's table (key, state, hash-table overhead) and the tables
-/// are sized up front, so this is ~110 MiB at most (docs/BENCHMARKS.md).
+/// bytes in its worker's table (key, state, hash-table overhead); tables grow
+/// with their flows up to ~110 MiB in all (docs/BENCHMARKS.md#memory).
 pub const DEFAULT_FLOW_CAP: usize = 900_000;
 
 /// How an analysis runs.
@@ -73,6 +73,18 @@ impl Default for Options {
             keep_going: false,
             services: Arc::new(Services::iana()),
         }
+    }
+}
+
+impl Options {
+    /// A flow table holding its share of `flow_cap` among `tables` tables.
+    fn flow_table(&self, tables: usize) -> FlowTable {
+        FlowTable::new(
+            self.services.clone(),
+            self.timeouts,
+            self.flow_cap / tables.max(1),
+            self.keep_flows,
+        )
     }
 }
 
@@ -169,12 +181,7 @@ fn spawn_workers(opts: &Options, lossy: bool, publish: Option<Publish>) -> Worke
         let (tx, rx) = bounded::<Batch>(depth);
         senders.push(tx);
         let recycle = recycle_tx.clone();
-        let mut table = FlowTable::new(
-            opts.services.clone(),
-            opts.timeouts,
-            opts.flow_cap / n,
-            opts.keep_flows,
-        );
+        let mut table = opts.flow_table(n);
         let publish = publish.clone();
         let h = std::thread::Builder::new()
             .name(format!("portflow-worker-{i}"))
@@ -208,14 +215,7 @@ fn run_pipeline<R: Send + 'static>(
     feed: impl FnOnce(&mut Dispatcher) -> R + Send + 'static,
 ) -> Result<(R, Vec<FlowTable>, Totals, Vec<String>), RunError> {
     let (senders, recycle, handles) = spawn_workers(opts, lossy, publish);
-    let inline = handles.is_empty().then(|| {
-        FlowTable::new(
-            opts.services.clone(),
-            opts.timeouts,
-            opts.flow_cap,
-            opts.keep_flows,
-        )
-    });
+    let inline = handles.is_empty().then(|| opts.flow_table(1));
     let reader = std::thread::Builder::new()
         .name("portflow-reader".into())
         .spawn(move || {

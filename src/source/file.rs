@@ -340,6 +340,11 @@ fn nom_kind(e: &PcapError<&[u8]>) -> String {
 
 const TRUNCATED: &str = "file ends inside a record (truncated capture)";
 
+/// Whether `b` starts with the gzip magic number.
+fn is_gzip(b: &[u8]) -> bool {
+    b.starts_with(&[0x1f, 0x8b])
+}
+
 /// An I/O error before the first byte of `path` was parsed.
 fn open_error(path: &str, e: io::Error) -> FileError {
     FileError {
@@ -377,7 +382,7 @@ pub fn read_capture(
                 // raises SIGBUS; captures being appended to are safe (the map keeps
                 // the length it was made with).
                 if let Ok(map) = unsafe { memmap2::Mmap::map(&file) } {
-                    if map[0] != 0x1f || map[1] != 0x8b {
+                    if !is_gzip(&map) {
                         let _ = map.advise(memmap2::Advice::Sequential);
                         return read_slice(&path, &map, Some(&map), &progress, sink);
                     }
@@ -397,7 +402,7 @@ pub fn read_bytes(
     data: &[u8],
     sink: &mut dyn FnMut(&RawPacket),
 ) -> Result<FileSummary, FileError> {
-    if data.len() < 4 || (data[0] == 0x1f && data[1] == 0x8b) {
+    if data.len() < 4 || is_gzip(data) {
         return read_stream_bytes(path, data, sink);
     }
     read_slice(path, data, None, &AtomicU64::new(0), sink)
@@ -410,9 +415,8 @@ pub fn read_stream_bytes(
     data: &[u8],
     sink: &mut dyn FnMut(&RawPacket),
 ) -> Result<FileSummary, FileError> {
-    let gzip = data.len() >= 2 && data[0] == 0x1f && data[1] == 0x8b;
     // No block can be larger than the data itself unless it is compressed.
-    let buffer = if gzip {
+    let buffer = if is_gzip(data) {
         READ_BUFFER
     } else {
         (data.len() + 4096)
@@ -446,7 +450,7 @@ fn read_from_with(
     let raw: Box<dyn Read + Send> = Box::new(raw);
     let mut buffered = BufReader::with_capacity(1 << 16, raw);
     let head = buffered.fill_buf().map_err(io_err)?;
-    let compressed = head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b;
+    let compressed = is_gzip(head);
     let stream: Box<dyn Read + Send> = if compressed {
         Box::new(flate2::read::MultiGzDecoder::new(buffered))
     } else {

@@ -348,8 +348,8 @@ const WRITE_BUFFER: usize = 1 << 20;
 #[derive(Debug)]
 pub struct WriteOutcome {
     /// Where the packets are: the named file, or the temporary one when the
-    /// rename failed; `None` when nothing could be kept.
-    pub path: Option<PathBuf>,
+    /// rename failed.
+    pub path: PathBuf,
     /// Whole packets in that file.
     pub packets: u64,
     pub error: Option<String>,
@@ -471,14 +471,14 @@ impl PcapWriter {
         }
         let tmp = std::mem::take(&mut self.tmp);
         let path = match std::fs::rename(&tmp, &self.dest) {
-            Ok(()) => Some(self.dest.clone()),
+            Ok(()) => self.dest.clone(),
             Err(e) => {
                 error.get_or_insert(format!(
                     "cannot rename {} to {}: {e}",
                     tmp.display(),
                     self.dest.display()
                 ));
-                Some(tmp)
+                tmp
             }
         };
         WriteOutcome {
@@ -532,7 +532,7 @@ mod tests {
         ));
         w.write(1, 2, &frame, frame.len() as u32).unwrap();
         let done = w.finish();
-        assert_eq!((done.path.as_deref(), done.packets), (Some(&*dest), 1));
+        assert_eq!((done.path.as_path(), done.packets), (&*dest, 1));
         assert!(done.error.is_none());
         let mut n = 0;
         crate::source::read_capture(

@@ -17,7 +17,6 @@ use std::io;
 pub struct Dropped {
     /// The user now running (`root` when `-Z root` kept it).
     pub user: String,
-    pub uid: u32,
     /// Whether anything was given up.
     pub changed: bool,
 }
@@ -138,7 +137,6 @@ pub fn drop_after_open(user: Option<&str>) -> Result<Dropped, String> {
         no_new_privs()?;
         return Ok(Dropped {
             user: name,
-            uid,
             changed: false,
         });
     }
@@ -147,7 +145,6 @@ pub fn drop_after_open(user: Option<&str>) -> Result<Dropped, String> {
     if uid == 0 {
         return Ok(Dropped {
             user: "root".into(),
-            uid: 0,
             changed: false,
         });
     }
@@ -172,7 +169,6 @@ pub fn drop_after_open(user: Option<&str>) -> Result<Dropped, String> {
     no_new_privs()?;
     Ok(Dropped {
         user: name.to_string_lossy().into_owned(),
-        uid,
         changed: true,
     })
 }

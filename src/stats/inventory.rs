@@ -140,6 +140,23 @@ impl Detected {
     }
 }
 
+/// Adds `from` to `to`: entries `to` lacks are moved, the others merged.
+fn merge_map<K: std::hash::Hash + Eq, V>(
+    to: &mut FxHashMap<K, V>,
+    from: FxHashMap<K, V>,
+    merge: impl Fn(&mut V, V),
+) {
+    use std::collections::hash_map::Entry;
+    for (k, v) in from {
+        match to.entry(k) {
+            Entry::Occupied(mut e) => merge(e.get_mut(), v),
+            Entry::Vacant(e) => {
+                e.insert(v);
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Inventory {
     pub open: FxHashMap<OpenPortKey, OpenPort>,
@@ -184,30 +201,13 @@ impl Inventory {
 
     /// Adds `o`, moving what this inventory does not have yet.
     pub fn merge(&mut self, o: Inventory) {
-        use std::collections::hash_map::Entry;
         if self.open.is_empty() && self.rejected.is_empty() && self.detected.is_empty() {
             *self = o;
             return;
         }
-        for (k, v) in o.open {
-            match self.open.entry(k) {
-                Entry::Occupied(mut e) => e.get_mut().merge(v),
-                Entry::Vacant(e) => {
-                    e.insert(v);
-                }
-            }
-        }
-        for (h, n) in o.rejected {
-            *self.rejected.entry(h).or_default() += n;
-        }
-        for (k, v) in o.detected {
-            match self.detected.entry(k) {
-                Entry::Occupied(mut e) => e.get_mut().merge(v),
-                Entry::Vacant(e) => {
-                    e.insert(v);
-                }
-            }
-        }
+        merge_map(&mut self.open, o.open, OpenPort::merge);
+        merge_map(&mut self.rejected, o.rejected, |a, b| *a += b);
+        merge_map(&mut self.detected, o.detected, Detected::merge);
     }
 
     /// Flows per protocol detected on one server port: the protocol the

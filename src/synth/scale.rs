@@ -60,12 +60,24 @@ pub fn generate(seed: u64, packets: u64, flows: u32, ports: u16, mut sink: impl 
 
 /// A SYN flood: `flows` SYNs from random addresses and ports (10.0.0.0/8) to
 /// one server port, every one a new flow, none answered; 10 us apart.
-pub fn syn_flood(seed: u64, flows: u64, port: u16, mut sink: impl FnMut(&[u8])) {
+pub fn syn_flood(seed: u64, flows: u64, port: u16, sink: impl FnMut(&[u8])) {
+    syn_flood_with(seed, flows, port, |_, _, _| {}, sink)
+}
+
+/// [`syn_flood`], calling `also(i, ts, writer)` after the `i`-th SYN (sent at
+/// `ts`) so a caller can mix other packets into the flood.
+pub fn syn_flood_with(
+    seed: u64,
+    flows: u64,
+    port: u16,
+    mut also: impl FnMut(u64, u64, &mut Pcap),
+    mut sink: impl FnMut(&[u8]),
+) {
     let mut rng = Rng::new(seed);
     let mut w = Pcap::new(1, 65535, false, false);
     let mut t = super::fixtures::T0;
     let server = v4(172, 16, 0, 1);
-    for _ in 0..flows {
+    for i in 0..flows {
         let r = rng.next_u64();
         let client = v4(10, (r >> 8) as u8, (r >> 16) as u8, (r >> 24) as u8);
         let cport = 1024 + ((r >> 32) as u16 % 64_000);
@@ -74,6 +86,7 @@ pub fn syn_flood(seed: u64, flows: u64, port: u16, mut sink: impl FnMut(&[u8])) 
             t,
             &eth_ip(&tcp(client, cport, server, port, SYN, r as u32, 0, &[])),
         );
+        also(i, t, &mut w);
         if w.buf.len() > 1 << 20 {
             sink(&w.buf);
             w.buf.clear();

@@ -378,40 +378,27 @@ fn http_credentials() {
 #[test]
 fn mail_credentials_and_upgrades() {
     use clear::*;
-    assert_eq!(
-        scan_credentials(Protocol::Smtp, b"AUTH PLAIN AGFAYg==\r\n", 0),
-        LOGIN
-    );
-    assert_eq!(
-        scan_credentials(Protocol::Smtp, b"STARTTLS\r\n", 0),
-        UPGRADED
-    );
-    assert_eq!(
-        scan_credentials(Protocol::Smtp, b"AUTH PLAIN x\r\n", UPGRADED),
-        0
-    );
-    assert_eq!(
-        scan_credentials(Protocol::Imap, b"a1 STARTTLS\r\n", 0),
-        UPGRADED
-    );
-    assert_eq!(
-        scan_credentials(Protocol::Imap, b"a2 login bob pw\r\n", 0),
-        LOGIN
-    );
-    assert_eq!(scan_credentials(Protocol::Pop3, b"STLS\r\n", 0), UPGRADED);
-    assert_eq!(
-        scan_credentials(Protocol::Ftp, b"AUTH TLS\r\n", 0),
-        UPGRADED
-    );
-    assert_eq!(
-        scan_credentials(Protocol::Ftp, b"USER anonymous\r\n", 0),
-        ANONYMOUS
-    );
-    assert_eq!(
-        scan_credentials(Protocol::Ftp, b"PASS me@x\r\n", ANONYMOUS),
-        0
-    );
-    assert_eq!(scan_credentials(Protocol::Ftp, b"USER bob\r\n", 0), LOGIN);
+    // (protocol, client bytes, bits already seen on the flow, bits found)
+    let cases: [(Protocol, &[u8], u8, u8); 10] = [
+        (Protocol::Smtp, b"AUTH PLAIN AGFAYg==\r\n", 0, LOGIN),
+        (Protocol::Smtp, b"STARTTLS\r\n", 0, UPGRADED),
+        (Protocol::Smtp, b"AUTH PLAIN x\r\n", UPGRADED, 0),
+        (Protocol::Imap, b"a1 STARTTLS\r\n", 0, UPGRADED),
+        (Protocol::Imap, b"a2 login bob pw\r\n", 0, LOGIN),
+        (Protocol::Pop3, b"STLS\r\n", 0, UPGRADED),
+        (Protocol::Ftp, b"AUTH TLS\r\n", 0, UPGRADED),
+        (Protocol::Ftp, b"USER anonymous\r\n", 0, ANONYMOUS),
+        (Protocol::Ftp, b"PASS me@x\r\n", ANONYMOUS, 0),
+        (Protocol::Ftp, b"USER bob\r\n", 0, LOGIN),
+    ];
+    for (p, bytes, seen, want) in cases {
+        assert_eq!(
+            scan_credentials(p, bytes, seen),
+            want,
+            "{p:?} {:?}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
 }
 
 #[test]
