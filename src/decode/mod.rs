@@ -222,6 +222,18 @@ pub fn to_ip(a: &Addr) -> std::net::IpAddr {
     }
 }
 
+/// A key that sorts stored addresses as [`to_ip`]'s results sort (IPv4
+/// before IPv6, each by value), without building them.
+#[inline]
+pub fn ip_order(a: &Addr) -> (bool, u128) {
+    let v = u128::from_be_bytes(*a);
+    if v >> 32 == 0xffff {
+        (false, v & 0xffff_ffff)
+    } else {
+        (true, v)
+    }
+}
+
 /// IP fragment facts for the innermost IP header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Frag {

@@ -386,3 +386,32 @@ fn agrees_with_etherparse_on_plain_packets() {
         assert_eq!(d.payload_len as usize, payload.len());
     }
 }
+
+#[test]
+fn ip_order_sorts_as_std_addresses_do() {
+    let addrs: Vec<Addr> = [
+        "::",
+        "::1",
+        "::ffff:0.0.0.0",
+        "::ffff:10.0.0.1",
+        "::ffff:255.255.255.255",
+        "::fffe:1.2.3.4",
+        "::1:ffff:1.2.3.4",
+        "fe80::1",
+        "ffff::",
+    ]
+    .iter()
+    .map(|s| s.parse::<std::net::Ipv6Addr>().unwrap().octets())
+    .collect();
+    for a in &addrs {
+        for b in &addrs {
+            assert_eq!(
+                ip_order(a).cmp(&ip_order(b)),
+                to_ip(a).cmp(&to_ip(b)),
+                "{} vs {}",
+                to_ip(a),
+                to_ip(b)
+            );
+        }
+    }
+}

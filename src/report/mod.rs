@@ -270,10 +270,11 @@ impl Report {
             &crate::stats::inventory::OpenPort,
         )> = a.inventory.open.iter().collect();
         open.sort_by(|x, y| x.0.cmp(y.0));
+        let detected = a.inventory.protocols();
         let services: Vec<OpenPortReport> = open
             .into_iter()
             .map(|(k, o)| {
-                let protocols = a.inventory.protocols_of(k);
+                let protocols = detected.get(k).map(Vec::as_slice).unwrap_or(&[]);
                 OpenPortReport {
                     host: to_ip(&k.host).to_string(),
                     proto: k.transport,

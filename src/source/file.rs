@@ -362,10 +362,10 @@ fn open_error(path: &str, e: io::Error) -> FileError {
 /// A regular, uncompressed file is memory-mapped and parsed in place (no
 /// copy); gzip, standard input and other streams go through a 4 MiB buffer.
 /// `progress` is advanced by the bytes consumed (compressed bytes for gzip).
-pub fn read_capture(
+pub fn read_capture<F: FnMut(&RawPacket)>(
     input: &Input,
     progress: Arc<AtomicU64>,
-    sink: &mut dyn FnMut(&RawPacket),
+    sink: &mut F,
 ) -> Result<FileSummary, FileError> {
     let path = input.display();
     let io_err = |e: io::Error| open_error(&path, e);
@@ -384,7 +384,10 @@ pub fn read_capture(
                 if let Ok(map) = unsafe { memmap2::Mmap::map(&file) } {
                     if !is_gzip(&map) {
                         let _ = map.advise(memmap2::Advice::Sequential);
-                        return read_slice(&path, &map, Some(&map), &progress, sink);
+                        return super::prefault::with_prefault(&map, |at| {
+                            let mapped = Mapped { map: &map, at };
+                            read_slice(&path, &map, Some(mapped), &progress, sink)
+                        });
                     }
                 }
             }
@@ -405,7 +408,7 @@ pub fn read_bytes(
     if data.len() < 4 || is_gzip(data) {
         return read_stream_bytes(path, data, sink);
     }
-    read_slice(path, data, None, &AtomicU64::new(0), sink)
+    read_slice(path, data, None, &AtomicU64::new(0), &mut { sink })
 }
 
 /// Reads a capture held in memory as a stream (what standard input goes
@@ -479,15 +482,21 @@ fn read_from_with(
     })
 }
 
-/// Parses a whole capture held in memory. When it is `map`, pages already
-/// parsed are released every 16 MiB, so resident memory does not grow with
-/// the file.
-fn read_slice(
+/// A file mapping being read, and where the reader publishes how far it got.
+struct Mapped<'a> {
+    map: &'a memmap2::Mmap,
+    at: &'a std::sync::atomic::AtomicUsize,
+}
+
+/// Parses a whole capture held in memory. When it is a file mapping, pages
+/// already parsed are released every 16 MiB, so resident memory does not grow
+/// with the file, and the position is published for the prefault helper.
+fn read_slice<F: FnMut(&RawPacket)>(
     path: &str,
     data: &[u8],
-    map: Option<&memmap2::Mmap>,
+    map: Option<Mapped>,
     progress: &AtomicU64,
-    sink: &mut dyn FnMut(&RawPacket),
+    sink: &mut F,
 ) -> Result<FileSummary, FileError> {
     const RELEASE_EVERY: u64 = 16 << 20;
     let mut w = Walker::new(path, false);
@@ -502,9 +511,10 @@ fn read_slice(
             // SAFETY: the map is read-only and file-backed: MADV_DONTNEED only drops
             // this process's view of pages before `end`, which were all parsed and
             // are never touched again (a later access would re-read the file).
-            if let Some(map) = map {
+            if let Some(m) = &map {
+                m.at.store(end, Ordering::Relaxed);
                 let _ = unsafe {
-                    map.unchecked_advise_range(
+                    m.map.unchecked_advise_range(
                         memmap2::UncheckedAdvice::DontNeed,
                         released,
                         end - released,
@@ -545,7 +555,7 @@ fn read_slice(
             }
         }
     } else {
-        let (mut rest, header) = match pcap_parser::parse_pcap_header(data) {
+        let (rest, header) = match pcap_parser::parse_pcap_header(data) {
             Ok(v) => v,
             Err(nom::Err::Incomplete(_)) => {
                 return Err(w.error(
@@ -563,47 +573,73 @@ fn read_slice(
             }
         };
         w.header(&header)?;
-        let be = header.is_bigendian();
-        let parse = if header.is_modified_format() {
-            pcap_parser::parse_pcap_frame_modified
-        } else if be {
-            pcap_parser::parse_pcap_frame_be
+        // The "modified" format's records carry 8 more header bytes (and
+        // pcap-parser reads them little-endian whatever the file header says).
+        let (header_len, be) = if header.is_modified_format() {
+            (24, false)
         } else {
-            pcap_parser::parse_pcap_frame
+            (16, header.is_bigendian())
         };
-        while !rest.is_empty() {
-            let pos = offset_of(rest);
-            if rest.len() >= 16 {
-                let c = [rest[8], rest[9], rest[10], rest[11]];
-                let caplen = if be {
-                    u32::from_be_bytes(c)
-                } else {
-                    u32::from_le_bytes(c)
-                };
-                if caplen > MAX_CAPLEN {
-                    let m =
-                        format!("record claims {caplen} captured bytes, more than {MAX_CAPLEN}");
-                    return Err(w.error(FileErrorKind::Corrupt, pos, m));
-                }
-            }
-            match parse(rest) {
-                Ok((r, b)) => {
-                    w.block(PcapBlockOwned::Legacy(b), pos, sink)?;
-                    rest = r;
-                    report(rest);
-                }
-                Err(nom::Err::Incomplete(_)) => {
-                    return Err(w.error(FileErrorKind::Truncated, pos, TRUNCATED.into()))
-                }
-                Err(nom::Err::Error(e)) | Err(nom::Err::Failure(e)) => {
-                    let m = format!("corrupt record ({})", nom_kind(&e));
-                    return Err(w.error(FileErrorKind::Corrupt, pos, m));
-                }
-            }
-        }
+        let at = data.len() - rest.len();
+        legacy_records(&mut w, data, at, header_len, be, &mut report, sink)?;
     }
     progress.fetch_add(data.len() as u64 - last_progress, Ordering::Relaxed);
     Ok(w.summary)
+}
+
+/// Walks the records of a legacy pcap file held in memory from byte `at`,
+/// calling `report` with the rest after each record: a fixed header (`header_len` bytes: seconds,
+/// fraction, captured and original length) and the captured bytes. The same
+/// layout pcap-parser's frame parsers read, without a parser per record: this
+/// loop is the reader's whole cost on a mapped file.
+#[inline]
+fn legacy_records<F: FnMut(&RawPacket) + ?Sized>(
+    w: &mut Walker,
+    data: &[u8],
+    mut at: usize,
+    header_len: usize,
+    be: bool,
+    report: &mut impl FnMut(&[u8]),
+    sink: &mut F,
+) -> Result<(), FileError> {
+    let word = |b: &[u8], o: usize| {
+        let v = [b[o], b[o + 1], b[o + 2], b[o + 3]];
+        if be {
+            u32::from_be_bytes(v)
+        } else {
+            u32::from_le_bytes(v)
+        }
+    };
+    let (link, resolution) = (w.legacy_link, w.legacy_res);
+    while at < data.len() {
+        let pos = at as u64;
+        let rest = &data[at..];
+        if rest.len() < header_len {
+            return Err(w.error(FileErrorKind::Truncated, pos, TRUNCATED.into()));
+        }
+        let caplen = word(rest, 8);
+        if caplen > MAX_CAPLEN {
+            let m = format!("record claims {caplen} captured bytes, more than {MAX_CAPLEN}");
+            return Err(w.error(FileErrorKind::Corrupt, pos, m));
+        }
+        let end = header_len + caplen as usize;
+        let Some(bytes) = rest.get(header_len..end) else {
+            return Err(w.error(FileErrorKind::Truncated, pos, TRUNCATED.into()));
+        };
+        w.summary.packets += 1;
+        let ts_ns =
+            word(rest, 0) as u64 * 1_000_000_000 + units_to_ns(word(rest, 4) as u64, resolution);
+        sink(&RawPacket {
+            link,
+            ts_ns,
+            data: bytes,
+            wire_len: word(rest, 12),
+            interface: 0,
+        });
+        at += end;
+        report(&data[at..]);
+    }
+    Ok(())
 }
 
 /// Parses a capture arriving as a stream, through pcap-parser's buffered reader.

@@ -8,7 +8,7 @@
 //! so the result does not depend on how addresses were spread over workers:
 //! a count is exact when the union has at most [`EXACT_MAX`] addresses and the
 //! sketch's estimate of the union otherwise.
-use crate::decode::{to_ip, Addr};
+use crate::decode::{ip_order, Addr};
 use rustc_hash::FxHashSet;
 
 /// Addresses counted exactly before the sketch takes over.
@@ -68,11 +68,11 @@ impl Distinct {
     }
 
     fn sample_add(&mut self, a: Addr) {
-        let ip = to_ip(&a);
-        if self.sample.len() == SAMPLE && ip >= to_ip(&self.sample[SAMPLE - 1]) {
+        let ip = ip_order(&a);
+        if self.sample.len() == SAMPLE && ip >= ip_order(&self.sample[SAMPLE - 1]) {
             return;
         }
-        let at = self.sample.partition_point(|x| to_ip(x) < ip);
+        let at = self.sample.partition_point(|x| ip_order(x) < ip);
         if self.sample.get(at) == Some(&a) {
             return;
         }

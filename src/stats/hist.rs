@@ -19,6 +19,9 @@ pub struct Hist<const HIGH: u64> {
     /// Sorted by value; empty once `big` is in use.
     small: Vec<(u64, u64)>,
     big: Option<Box<Histogram<u64>>>,
+    /// Index in `small` of the value recorded last: a port's packets repeat a
+    /// few sizes, so most records hit it without a search.
+    hint: usize,
     /// Exact extremes (the histogram rounds to its buckets).
     min: u64,
     max: u64,
@@ -29,6 +32,7 @@ impl<const HIGH: u64> Default for Hist<HIGH> {
         Hist {
             small: Vec::new(),
             big: None,
+            hint: 0,
             min: u64::MAX,
             max: 0,
         }
@@ -58,17 +62,29 @@ impl<const HIGH: u64> Hist<HIGH> {
         let v = v.clamp(1, HIGH);
         self.min = self.min.min(v);
         self.max = self.max.max(v);
+        if let Some(e) = self.small.get_mut(self.hint) {
+            if e.0 == v {
+                e.1 += n;
+                return;
+            }
+        }
         if let Some(h) = self.big.as_deref_mut() {
             let _ = h.record_n(v, n);
             return;
         }
         match self.small.binary_search_by_key(&v, |e| e.0) {
-            Ok(i) => self.small[i].1 += n,
+            Ok(i) => {
+                self.small[i].1 += n;
+                self.hint = i;
+            }
             Err(_) if self.small.len() >= SPARSE => {
                 let h = self.upgrade();
                 let _ = h.record_n(v, n);
             }
-            Err(i) => self.small.insert(i, (v, n)),
+            Err(i) => {
+                self.small.insert(i, (v, n));
+                self.hint = i;
+            }
         }
     }
 

@@ -213,7 +213,10 @@ impl Inventory {
     /// Flows per protocol detected on one server port: the protocol the
     /// server's answers confirmed in most flows first, then by flows.
     pub fn protocols_of(&self, key: &OpenPortKey) -> Vec<(Protocol, u64)> {
-        let mut v: Vec<(Protocol, u64, u64)> = Protocol::ALL
+        if self.detected.is_empty() {
+            return Vec::new();
+        }
+        let v = Protocol::ALL
             .iter()
             .filter_map(|p| {
                 self.detected
@@ -221,7 +224,29 @@ impl Inventory {
                     .map(|d| (*p, d.span.flows, d.confirmed))
             })
             .collect();
-        v.sort_by(|a, b| (b.2, b.1).cmp(&(a.2, a.1)).then(a.0.cmp(&b.0)));
-        v.into_iter().map(|(p, n, _)| (p, n)).collect()
+        rank_protocols(v)
     }
+
+    /// [`Self::protocols_of`] for every server port with a detected protocol,
+    /// in one pass over the detections (a report asks for every open port).
+    pub fn protocols(&self) -> FxHashMap<OpenPortKey, Vec<(Protocol, u64)>> {
+        let mut by_port: FxHashMap<OpenPortKey, Vec<(Protocol, u64, u64)>> = FxHashMap::default();
+        for ((k, p), d) in &self.detected {
+            by_port
+                .entry(*k)
+                .or_default()
+                .push((*p, d.span.flows, d.confirmed));
+        }
+        by_port
+            .into_iter()
+            .map(|(k, v)| (k, rank_protocols(v)))
+            .collect()
+    }
+}
+
+/// Orders (protocol, flows, confirmed) by confirmed flows, then flows, then
+/// protocol, and drops the confirmed count.
+fn rank_protocols(mut v: Vec<(Protocol, u64, u64)>) -> Vec<(Protocol, u64)> {
+    v.sort_by(|a, b| (b.2, b.1).cmp(&(a.2, a.1)).then(a.0.cmp(&b.0)));
+    v.into_iter().map(|(p, n, _)| (p, n)).collect()
 }
