@@ -9,6 +9,7 @@
 mod file;
 mod inputs;
 pub mod live;
+mod prefault;
 pub mod privileges;
 
 pub use file::{
