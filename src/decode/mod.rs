@@ -222,6 +222,29 @@ pub fn to_ip(a: &Addr) -> std::net::IpAddr {
     }
 }
 
+/// [`to_ip`]'s text, with IPv4 (most addresses in a report) written digit
+/// by digit instead of through the formatter.
+pub fn ip_text(a: &Addr) -> String {
+    let v = u128::from_be_bytes(*a);
+    if v >> 32 != 0xffff {
+        return to_ip(a).to_string();
+    }
+    let mut s = String::with_capacity(15);
+    for (i, &octet) in a[12..].iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        if octet >= 100 {
+            s.push((b'0' + octet / 100) as char);
+        }
+        if octet >= 10 {
+            s.push((b'0' + octet / 10 % 10) as char);
+        }
+        s.push((b'0' + octet % 10) as char);
+    }
+    s
+}
+
 /// A key that sorts stored addresses as [`to_ip`]'s results sort (IPv4
 /// before IPv6, each by value), without building them.
 #[inline]

@@ -415,3 +415,19 @@ fn ip_order_sorts_as_std_addresses_do() {
         }
     }
 }
+
+#[test]
+fn ip_text_matches_std_formatting() {
+    for s in [
+        "::ffff:0.0.0.0",
+        "::ffff:10.0.0.1",
+        "::ffff:100.20.3.255",
+        "::ffff:255.255.255.255",
+        "::1",
+        "fe80::1",
+        "::fffe:1.2.3.4",
+    ] {
+        let a = s.parse::<std::net::Ipv6Addr>().unwrap().octets();
+        assert_eq!(ip_text(&a), to_ip(&a).to_string());
+    }
+}

@@ -11,7 +11,7 @@ pub mod policy;
 pub mod protocol;
 pub mod scan;
 
-use crate::decode::to_ip;
+use crate::decode::{ip_text, to_ip};
 use crate::report::time::rfc3339;
 use crate::services::{Services, Transport};
 use crate::stats::distinct::Distinct;
@@ -113,7 +113,7 @@ impl PortSite<'_> {
             severity,
             proto: k.transport,
             port: Some(k.port),
-            host: Some(to_ip(&k.host).to_string()),
+            host: Some(ip_text(&k.host)),
             src: None,
             service: self.services.name(k.transport, k.port).map(str::to_string),
             detected: self.detected,
@@ -125,11 +125,7 @@ impl PortSite<'_> {
                 bytes: Some(self.bytes),
                 ..Evidence::default()
             },
-            clients: clients
-                .lowest()
-                .iter()
-                .map(|a| to_ip(a).to_string())
-                .collect(),
+            clients: clients.lowest().iter().map(ip_text).collect(),
             first_seen: rfc3339(self.span.first_ns),
             last_seen: rfc3339(self.span.last_ns),
         }

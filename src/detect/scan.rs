@@ -13,7 +13,7 @@
 //! Only attempts that failed count, so a busy server answering many clients is
 //! never a scan, and neither is a client talking to many open services.
 use super::{Evidence, Finding, Severity};
-use crate::decode::{tcp_flags as F, to_ip, Addr};
+use crate::decode::{ip_text, tcp_flags as F, to_ip, Addr};
 use crate::report::time::rfc3339;
 use crate::services::Transport;
 use rustc_hash::FxHashMap;
@@ -212,8 +212,8 @@ pub fn scans(attempts: &mut [Attempt], th: Thresholds) -> Vec<Finding> {
                 severity: if distinct >= 100 { Severity::High } else { Severity::Medium },
                 proto: g[0].transport,
                 port: None,
-                host: Some(to_ip(&g[0].dst).to_string()),
-                src: Some(to_ip(&g[0].src).to_string()),
+                host: Some(ip_text(&g[0].dst)),
+                src: Some(ip_text(&g[0].src)),
                 service: None,
             detected: None,
                 detail: format!(
@@ -254,7 +254,7 @@ pub fn scans(attempts: &mut [Attempt], th: Thresholds) -> Vec<Finding> {
                 proto: g[0].transport,
                 port: Some(g[0].port),
                 host: None,
-                src: Some(to_ip(&g[0].src).to_string()),
+                src: Some(ip_text(&g[0].src)),
                 service: None,
             detected: None,
                 detail: format!(
@@ -295,8 +295,8 @@ pub fn scans(attempts: &mut [Attempt], th: Thresholds) -> Vec<Finding> {
             severity: Severity::Medium,
             proto: Transport::Tcp,
             port: (ports.len() == 1).then(|| *ports.first().expect("one")),
-            host: (hosts.len() == 1).then(|| to_ip(hosts.first().expect("one")).to_string()),
-            src: Some(to_ip(&g[0].src).to_string()),
+            host: (hosts.len() == 1).then(|| ip_text(hosts.first().expect("one"))),
+            src: Some(ip_text(&g[0].src)),
             service: None,
             detected: None,
             detail: format!(

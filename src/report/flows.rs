@@ -1,6 +1,6 @@
 //! `--flows`: one JSON object per flow (NDJSON), like a Zeek conn.log.
 use super::time::rfc3339;
-use crate::decode::to_ip;
+use crate::decode::ip_text;
 use crate::services::{Services, Transport};
 use crate::stats::flow::FlowRecord;
 use crate::stats::Count;
@@ -55,11 +55,11 @@ pub fn write_flows(flows: &[FlowRecord], services: &Services, w: &mut dyn Write)
         let line = FlowLine {
             proto: f.key.transport,
             client: Endpoint {
-                ip: to_ip(&cip).to_string(),
+                ip: ip_text(&cip),
                 port: cport,
             },
             server: Endpoint {
-                ip: to_ip(&sip).to_string(),
+                ip: ip_text(&sip),
                 port: sport,
             },
             service: services.name(f.key.transport, sport),

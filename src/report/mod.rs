@@ -7,7 +7,7 @@ pub mod live;
 pub mod table;
 pub mod time;
 
-use crate::decode::{to_ip, TunnelKind};
+use crate::decode::{ip_text, TunnelKind};
 use crate::pipeline::Analysis;
 use crate::services::{PortClass, Services, Transport};
 use crate::stats::{Count, PortKey, PortStats, Summary};
@@ -221,7 +221,12 @@ fn port_report(k: PortKey, p: &PortStats, services: &Services) -> PortReport {
             syn: p.syn,
             syn_ack: p.syn_ack,
             rst: p.rst,
-            states: p.states.clone(),
+            states: crate::stats::flow::CONN_STATES
+                .iter()
+                .zip(p.states)
+                .filter(|(_, n)| *n > 0)
+                .map(|(s, n)| (*s, n))
+                .collect(),
         }),
         unreachable: p.unreachable,
         packet_size: p.sizes.summary(),
@@ -229,35 +234,58 @@ fn port_report(k: PortKey, p: &PortStats, services: &Services) -> PortReport {
     }
 }
 
+/// `f` over `items` in order, on up to `threads` threads for long lists (a
+/// report can have hundreds of thousands of rows, each a few strings).
+fn par_map<T: Sync, U: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> U + Sync) -> Vec<U> {
+    const MIN_PER_THREAD: usize = 4096;
+    let threads = threads.min(items.len() / MIN_PER_THREAD).max(1);
+    if threads == 1 {
+        return items.iter().map(&f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|s| {
+        let rest: Vec<_> = items
+            .chunks(chunk)
+            .skip(1)
+            .map(|c| s.spawn(move || c.iter().map(f).collect::<Vec<U>>()))
+            .collect();
+        let mut out: Vec<U> = Vec::with_capacity(items.len());
+        out.extend(items[..chunk].iter().map(f));
+        for h in rest {
+            out.extend(h.join().expect("report thread"));
+        }
+        out
+    })
+}
+
 impl Report {
     pub fn build(a: &Analysis, services: &Services) -> Report {
         let t = &a.totals;
-        let mut ports: Vec<PortReport> = a
-            .ports
-            .iter()
-            .filter(|(_, p)| p.packets() > 0)
-            .map(|(k, p)| port_report(k, p, services))
-            .collect();
+        let threads = a.workers;
+        let used: Vec<(PortKey, &PortStats)> =
+            a.ports.iter().filter(|(_, p)| p.packets() > 0).collect();
+        let mut ports: Vec<PortReport> =
+            par_map(&used, threads, |(k, p)| port_report(*k, p, services));
         // ICMP port-unreachable evidence also counts on the refused port.
         let mut closed: Vec<ClosedPort> = t
             .unreachable
             .iter()
             .map(|(&(tr, host, port), &n)| ClosedPort {
                 proto: tr,
-                host: to_ip(&host).to_string(),
+                host: ip_text(&host),
                 port,
                 service: services.name(tr, port).map(str::to_string),
                 unreachable: n,
             })
             .collect();
         closed.sort_by(|a, b| (a.proto, a.port, &a.host).cmp(&(b.proto, b.port, &b.host)));
+        let mut refused: rustc_hash::FxHashMap<(Transport, u16), u64> = Default::default();
         for c in &closed {
-            if let Some(p) = ports
-                .iter_mut()
-                .find(|p| p.proto == c.proto && p.port == c.port)
-            {
-                p.unreachable += c.unreachable;
-            }
+            *refused.entry((c.proto, c.port)).or_default() += c.unreachable;
+        }
+        for p in &mut ports {
+            p.unreachable += refused.get(&(p.proto, p.port)).copied().unwrap_or(0);
         }
         ports.sort_by(|x, y| {
             (y.bytes, y.packets)
@@ -271,29 +299,26 @@ impl Report {
         )> = a.inventory.open.iter().collect();
         open.sort_by(|x, y| x.0.cmp(y.0));
         let detected = a.inventory.protocols();
-        let services: Vec<OpenPortReport> = open
-            .into_iter()
-            .map(|(k, o)| {
-                let protocols = detected.get(k).map(Vec::as_slice).unwrap_or(&[]);
-                OpenPortReport {
-                    host: to_ip(&k.host).to_string(),
-                    proto: k.transport,
-                    port: k.port,
-                    service: services.name(k.transport, k.port).map(str::to_string),
-                    class: PortClass::of(k.port),
-                    evidence: crate::stats::inventory::evidence_names(o.evidence),
-                    detected: protocols.first().map(|(p, _)| p.as_str()),
-                    protocols: protocols.iter().map(|(p, n)| (p.as_str(), *n)).collect(),
-                    first_seen: time::rfc3339(o.span.first_ns),
-                    last_seen: time::rfc3339(o.span.last_ns),
-                    flows: o.span.flows,
-                    clients: o.clients.len(),
-                    to_server: o.to_server,
-                    to_client: o.to_client,
-                    bytes: o.to_server.bytes + o.to_client.bytes,
-                }
-            })
-            .collect();
+        let services: Vec<OpenPortReport> = par_map(&open, threads, |&(k, o)| {
+            let protocols = detected.get(k).map(Vec::as_slice).unwrap_or(&[]);
+            OpenPortReport {
+                host: ip_text(&k.host),
+                proto: k.transport,
+                port: k.port,
+                service: services.name(k.transport, k.port).map(str::to_string),
+                class: PortClass::of(k.port),
+                evidence: crate::stats::inventory::evidence_names(o.evidence),
+                detected: protocols.first().map(|(p, _)| p.as_str()),
+                protocols: protocols.iter().map(|(p, n)| (p.as_str(), *n)).collect(),
+                first_seen: time::rfc3339(o.span.first_ns),
+                last_seen: time::rfc3339(o.span.last_ns),
+                flows: o.span.flows,
+                clients: o.clients.len(),
+                to_server: o.to_server,
+                to_client: o.to_client,
+                bytes: o.to_server.bytes + o.to_client.bytes,
+            }
+        });
         let mut attempts: std::collections::BTreeMap<crate::decode::Addr, (u64, u64)> =
             Default::default();
         for (h, n) in &a.inventory.rejected {
@@ -305,7 +330,7 @@ impl Report {
         let closed_port_attempts = attempts
             .into_iter()
             .map(|(h, (r, u))| ClosedAttempts {
-                host: to_ip(&h).to_string(),
+                host: ip_text(&h),
                 tcp_rejected: r,
                 udp_unreachable: u,
             })

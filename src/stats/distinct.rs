@@ -8,6 +8,9 @@
 //! so the result does not depend on how addresses were spread over workers:
 //! a count is exact when the union has at most [`EXACT_MAX`] addresses and the
 //! sketch's estimate of the union otherwise.
+//!
+//! Most ports and servers see a handful of clients, so up to [`SAMPLE`]
+//! addresses the sorted sample is the whole set and no hash set is allocated.
 use crate::decode::{ip_order, Addr};
 use rustc_hash::FxHashSet;
 
@@ -20,6 +23,8 @@ const REGISTERS: usize = 1 << P;
 
 #[derive(Debug, Clone, Default)]
 pub struct Distinct {
+    /// Every address, once there are more than [`SAMPLE`] (empty before: the
+    /// sample holds them all) and until the sketch takes over.
     exact: FxHashSet<Addr>,
     sketch: Option<Box<[u8; REGISTERS]>>,
     /// The lowest addresses (in `IpAddr` order), sorted.
@@ -55,6 +60,20 @@ impl Distinct {
     pub fn insert(&mut self, a: Addr) {
         match self.sketch.as_mut() {
             Some(r) => add_to_sketch(r, &a),
+            None if self.exact.is_empty() => {
+                // The sample is the whole set.
+                let ip = ip_order(&a);
+                let at = self.sample.partition_point(|x| ip_order(x) < ip);
+                if self.sample.get(at) == Some(&a) {
+                    return;
+                }
+                if self.sample.len() < SAMPLE {
+                    self.sample.insert(at, a);
+                    return;
+                }
+                self.promote();
+                self.exact.insert(a);
+            }
             None => {
                 if !self.exact.insert(a) {
                     return;
@@ -65,6 +84,29 @@ impl Distinct {
             }
         }
         self.sample_add(a);
+    }
+
+    /// Whether the sample alone holds every address.
+    fn is_small(&self) -> bool {
+        self.sketch.is_none() && self.exact.is_empty()
+    }
+
+    /// Moves a small set into the hash set (the sample stays as it is).
+    fn promote(&mut self) {
+        if self.is_small() {
+            self.exact.reserve(4 * SAMPLE);
+            self.exact.extend(self.sample.iter().copied());
+        }
+    }
+
+    /// The addresses of a small set (none otherwise: they are in `exact` or
+    /// the sketch).
+    fn members(&self) -> &[Addr] {
+        if self.is_small() {
+            &self.sample
+        } else {
+            &[]
+        }
     }
 
     fn sample_add(&mut self, a: Addr) {
@@ -82,7 +124,7 @@ impl Distinct {
 
     fn switch_to_sketch(&mut self) {
         let mut r = Box::new([0u8; REGISTERS]);
-        for a in &self.exact {
+        for a in self.exact.iter().chain(self.members()) {
             add_to_sketch(&mut r, a);
         }
         self.exact = FxHashSet::default();
@@ -92,7 +134,7 @@ impl Distinct {
     /// Adds every address of `o`, taking it over: the larger exact set is kept
     /// and the smaller one added to it (same result as [`Self::merge`]).
     pub fn absorb(&mut self, mut o: Distinct) {
-        if self.sketch.is_none() && o.sketch.is_none() && self.exact.len() < o.exact.len() {
+        if self.sketch.is_none() && o.sketch.is_none() && self.len() < o.len() {
             std::mem::swap(self, &mut o);
         }
         self.merge(&o);
@@ -101,14 +143,21 @@ impl Distinct {
     /// Adds every address of `o`.
     pub fn merge(&mut self, o: &Distinct) {
         match (&mut self.sketch, &o.sketch) {
+            (None, None) if o.is_small() => {
+                for a in &o.sample {
+                    self.insert(*a);
+                }
+                return;
+            }
             (None, None) => {
+                self.promote();
                 self.exact.extend(o.exact.iter().copied());
                 if self.exact.len() > EXACT_MAX {
                     self.switch_to_sketch();
                 }
             }
             (Some(r), None) => {
-                for a in &o.exact {
+                for a in o.exact.iter().chain(o.members()) {
                     add_to_sketch(r, a);
                 }
             }
@@ -130,7 +179,7 @@ impl Distinct {
     /// How many distinct addresses: exact, or the sketch's estimate.
     pub fn len(&self) -> u64 {
         let Some(r) = &self.sketch else {
-            return self.exact.len() as u64;
+            return self.exact.len().max(self.sample.len()) as u64;
         };
         let m = REGISTERS as f64;
         let zeros = r.iter().filter(|&&v| v == 0).count();
@@ -147,7 +196,7 @@ impl Distinct {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.exact.is_empty() && self.sketch.is_none()
+        self.sample.is_empty() && self.sketch.is_none()
     }
 
     /// Whether [`Self::len`] is an estimate.
@@ -218,6 +267,38 @@ mod tests {
         (300..900u32).for_each(|i| b.insert(addr(i)));
         a.merge(&b);
         assert_eq!((a.len(), a.is_estimate()), (900, false));
+    }
+
+    #[test]
+    fn small_sets_count_and_merge_across_the_sample_size() {
+        for (na, nb) in [
+            (0u32, 3u32),
+            (4, 4),
+            (6, 9),
+            (10, 1),
+            (11, 0),
+            (3, 40),
+            (40, 3),
+        ] {
+            let (mut a, mut b) = (Distinct::default(), Distinct::default());
+            (0..na).for_each(|i| a.insert(addr(i * 2)));
+            (0..nb).for_each(|i| b.insert(addr(i * 3)));
+            a.insert(addr(0));
+            let mut want: Vec<Addr> = (0..na).map(|i| addr(i * 2)).collect();
+            want.extend((0..nb).map(|i| addr(i * 3)));
+            want.push(addr(0));
+            want.sort();
+            want.dedup();
+            let merged_len = want.len() as u64;
+            let mut m = a.clone();
+            m.merge(&b);
+            assert_eq!(m.len(), merged_len, "{na}+{nb}");
+            assert_eq!(m.lowest(), &want[..want.len().min(SAMPLE)], "{na}+{nb}");
+            a.absorb(b);
+            assert_eq!(a.len(), merged_len, "{na}+{nb} absorbed");
+            assert!(!a.is_empty());
+        }
+        assert!(Distinct::default().is_empty());
     }
 
     #[test]

@@ -288,13 +288,47 @@ impl FlowRecord {
     }
 }
 
+/// Zeek's `conn_state` values, in name order.
+pub const CONN_STATES: [&str; 13] = [
+    "OTH", "REJ", "RSTO", "RSTOS0", "RSTR", "RSTRH", "S0", "S1", "S2", "S3", "SF", "SH", "SHR",
+];
+
+/// A flow's state: an index into [`CONN_STATES`], so per-port counts are an
+/// array and not a map keyed by strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnState(u8);
+
+impl ConnState {
+    pub const OTH: ConnState = ConnState(0);
+    pub const REJ: ConnState = ConnState(1);
+    pub const RSTO: ConnState = ConnState(2);
+    pub const RSTOS0: ConnState = ConnState(3);
+    pub const RSTR: ConnState = ConnState(4);
+    pub const RSTRH: ConnState = ConnState(5);
+    pub const S0: ConnState = ConnState(6);
+    pub const S1: ConnState = ConnState(7);
+    pub const S2: ConnState = ConnState(8);
+    pub const S3: ConnState = ConnState(9);
+    pub const SF: ConnState = ConnState(10);
+    pub const SH: ConnState = ConnState(11);
+    pub const SHR: ConnState = ConnState(12);
+
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+
+    pub fn name(self) -> &'static str {
+        CONN_STATES[self.0 as usize]
+    }
+}
+
 /// The flow's state in Zeek's `conn_state` vocabulary.
-fn conn_state(t: Transport, h: u16) -> &'static str {
+fn conn_state(t: Transport, h: u16) -> ConnState {
     if t != Transport::Tcp {
         return match (h & ORIG_SEEN != 0, h & RESP_SEEN != 0) {
-            (true, true) => "SF",
-            (true, false) => "S0",
-            _ => "OTH",
+            (true, true) => ConnState::SF,
+            (true, false) => ConnState::S0,
+            _ => ConnState::OTH,
         };
     }
     let (syn, synack) = (h & ORIG_SYN != 0, h & RESP_SYNACK != 0);
@@ -307,40 +341,40 @@ fn conn_state(t: Transport, h: u16) -> &'static str {
     match (syn, synack) {
         (true, false) => {
             if rrst {
-                "REJ"
+                ConnState::REJ
             } else if orst {
-                "RSTOS0"
+                ConnState::RSTOS0
             } else if ofin {
-                "SH"
+                ConnState::SH
             } else {
-                "S0"
+                ConnState::S0
             }
         }
         (false, true) => {
             if rrst {
-                "RSTRH"
+                ConnState::RSTRH
             } else if rfin {
-                "SHR"
+                ConnState::SHR
             } else {
-                "OTH"
+                ConnState::OTH
             }
         }
         (true, true) => {
             if orst {
-                "RSTO"
+                ConnState::RSTO
             } else if rrst {
-                "RSTR"
+                ConnState::RSTR
             } else if ofin && rfin {
-                "SF"
+                ConnState::SF
             } else if ofin {
-                "S2"
+                ConnState::S2
             } else if rfin {
-                "S3"
+                ConnState::S3
             } else {
-                "S1"
+                ConnState::S1
             }
         }
-        (false, false) => "OTH",
+        (false, false) => ConnState::OTH,
     }
 }
 
@@ -561,12 +595,7 @@ impl FlowTable {
             key.hi_port
         };
         if key.transport == Transport::Tcp {
-            *self
-                .ports
-                .get_mut(key.transport, sport)
-                .states
-                .entry(state)
-                .or_default() += 1;
+            self.ports.get_mut(key.transport, sport).states[state.index()] += 1;
         }
         let h = f.history;
         let both_ways = h & ORIG_SEEN != 0 && h & RESP_SEEN != 0;
@@ -587,8 +616,10 @@ impl FlowTable {
         let confirmed = f.inspect.server_confirms();
         let probe = match key.transport {
             Transport::Tcp if h & RESP_SYNACK == 0 => match state {
-                "S0" | "REJ" | "RSTOS0" | "SH" => Some(0),
-                "OTH" if h & ORIG_SEEN != 0 => crate::detect::scan::odd_probe(f.first_flags),
+                ConnState::S0 | ConnState::REJ | ConnState::RSTOS0 | ConnState::SH => Some(0),
+                ConnState::OTH if h & ORIG_SEEN != 0 => {
+                    crate::detect::scan::odd_probe(f.first_flags)
+                }
                 _ => None,
             },
             Transport::Tcp => None,
@@ -603,7 +634,7 @@ impl FlowTable {
                 port: sport,
                 transport: key.transport,
                 odd,
-                refused: state == "REJ",
+                refused: state == ConnState::REJ,
             });
         }
         self.inventory.observe(FlowOutcome {
@@ -618,7 +649,7 @@ impl FlowTable {
             to_server: f.dir[0],
             to_client: f.dir[1],
             evidence,
-            rejected: state == "REJ",
+            rejected: state == ConnState::REJ,
             detected,
             cleartext,
             confirmed,
@@ -631,7 +662,7 @@ impl FlowTable {
                 last_ns: f.last,
                 to_server: f.dir[0],
                 to_client: f.dir[1],
-                state,
+                state: state.name(),
                 detected,
                 cleartext,
             });

@@ -76,7 +76,8 @@ pub struct PortStats {
     pub syn_ack: u64,
     pub rst: u64,
     /// Flows by TCP outcome (Zeek conn_state vocabulary), counted when a flow ends.
-    pub states: BTreeMap<&'static str, u64>,
+    /// Indexed by [`flow::ConnState`]; names in [`flow::CONN_STATES`].
+    pub states: [u64; flow::CONN_STATES.len()],
     /// ICMP port-unreachable messages quoting this port (evidence it is closed).
     pub unreachable: u64,
     pub sizes: Hist<SIZE_HIGH>,
@@ -108,15 +109,18 @@ impl PortStats {
         self.flows += o.flows;
         self.clients.absorb(o.clients);
         self.servers.absorb(o.servers);
+        // A port another table only counted flow states for has no times.
         if o.first_ns != 0 {
             self.seen(o.first_ns);
         }
-        self.seen(o.last_ns);
+        if o.last_ns != 0 {
+            self.seen(o.last_ns);
+        }
         self.syn += o.syn;
         self.syn_ack += o.syn_ack;
         self.rst += o.rst;
-        for (k, v) in &o.states {
-            *self.states.entry(k).or_default() += v;
+        for (mine, theirs) in self.states.iter_mut().zip(o.states) {
+            *mine += theirs;
         }
         self.unreachable += o.unreachable;
         self.sizes.merge(&o.sizes);
