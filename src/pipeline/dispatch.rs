@@ -27,24 +27,40 @@ const MAX_WIRE_LEN: u32 = 262_144;
 
 type FragKey = (Addr, Addr, u32, u8);
 
-/// Slots of the "first packets of a flow" table (direct-mapped by flow hash).
-const FIRST_SLOTS: usize = 1 << 16;
+/// Slots of the "first packets of a flow" table (direct-mapped by flow hash):
+/// it starts small enough to stay in cache (packet data streaming through
+/// evicts a larger one: a miss on every packet was a tenth of the reader's
+/// time) and doubles while slots are often taken over by other flows.
+const FIRST_SLOTS_MIN: usize = 1 << 12;
+const FIRST_SLOTS_MAX: usize = 1 << 16;
+/// Look-ups between growth checks; the table doubles when more than one in
+/// [`FIRST_GROW_RATIO`] of them took a slot from another flow.
+const FIRST_WINDOW: u32 = 1 << 16;
+const FIRST_GROW_RATIO: u32 = 8;
 
 /// Which flows have had their first payload packets sent for inspection: a
 /// direct-mapped table keyed by the flow hash, counting payload packets per
-/// direction. A collision only means a flow gets a few more packets inspected;
-/// a TCP SYN resets its flow's slot (a new connection on the same ports). The
-/// table depends on the packet sequence alone, not on the worker count.
+/// direction. A collision only means a flow gets a few more packets inspected
+/// (as does growing the table, once); a TCP SYN resets its flow's slot (a new
+/// connection on the same ports). The table depends on the packet sequence
+/// alone, not on the worker count.
 struct FirstPackets {
     /// Per slot: the flow hash's upper 32 bits, then the payload packets sent
     /// from the `hi` and the `lo` side (one byte each).
-    slots: Box<[u64]>,
+    slots: Vec<u64>,
+    mask: usize,
+    /// Look-ups and slots taken from another flow in the current window.
+    touches: u32,
+    taken: u32,
 }
 
 impl FirstPackets {
     fn new() -> Self {
         FirstPackets {
-            slots: vec![0; FIRST_SLOTS].into_boxed_slice(),
+            slots: vec![0; FIRST_SLOTS_MIN],
+            mask: FIRST_SLOTS_MIN - 1,
+            touches: 0,
+            taken: 0,
         }
     }
 
@@ -53,13 +69,29 @@ impl FirstPackets {
     /// that collided with it since).
     #[inline]
     fn touch(&mut self, hash: u64) -> bool {
-        let s = &mut self.slots[hash as usize & (FIRST_SLOTS - 1)];
+        self.touches += 1;
+        if self.touches >= FIRST_WINDOW {
+            self.window_end();
+        }
+        let s = &mut self.slots[hash as usize & self.mask];
         let tag = hash & 0xffff_ffff_0000_0000;
         if *s & 0xffff_ffff_0000_0000 != tag {
+            self.taken += (*s != 0) as u32;
             *s = tag;
             return true;
         }
         false
+    }
+
+    #[cold]
+    fn window_end(&mut self) {
+        if self.taken > FIRST_WINDOW / FIRST_GROW_RATIO && self.slots.len() < FIRST_SLOTS_MAX {
+            let n = self.slots.len() * 2;
+            self.slots = vec![0; n];
+            self.mask = n - 1;
+        }
+        self.touches = 0;
+        self.taken = 0;
     }
 
     /// Which payload packet of its direction this one is (0 for the first),
@@ -67,7 +99,7 @@ impl FirstPackets {
     /// [`Self::touch`].
     #[inline]
     fn nth_payload(&mut self, hash: u64, from_lo: bool) -> Option<u8> {
-        let s = &mut self.slots[hash as usize & (FIRST_SLOTS - 1)];
+        let s = &mut self.slots[hash as usize & self.mask];
         let shift = 8 * from_lo as u32;
         let n = ((*s >> shift) & 0xff) as u8;
         if n >= INSPECT_PACKETS {
@@ -79,7 +111,7 @@ impl FirstPackets {
 
     #[inline]
     fn restart(&mut self, hash: u64) {
-        self.slots[hash as usize & (FIRST_SLOTS - 1)] = hash & 0xffff_ffff_0000_0000;
+        self.slots[hash as usize & self.mask] = hash & 0xffff_ffff_0000_0000;
     }
 }
 
@@ -432,5 +464,42 @@ impl Dispatcher {
             t
         });
         (self.totals, table)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow_hash(i: u64) -> u64 {
+        (i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+
+    #[test]
+    fn first_packets_table_stays_small_for_few_flows_and_grows_for_many() {
+        let mut few = FirstPackets::new();
+        for i in 0..4 * FIRST_WINDOW as u64 {
+            few.touch(flow_hash(i % 500));
+        }
+        assert_eq!(few.slots.len(), FIRST_SLOTS_MIN);
+        let mut many = FirstPackets::new();
+        for i in 0..16 * FIRST_WINDOW as u64 {
+            many.touch(flow_hash(i % 40_000));
+        }
+        assert_eq!(many.slots.len(), FIRST_SLOTS_MAX);
+    }
+
+    #[test]
+    fn a_flow_is_fresh_once_and_counts_its_payload_packets() {
+        let mut t = FirstPackets::new();
+        let h = flow_hash(7);
+        assert!(t.touch(h));
+        assert!(!t.touch(h));
+        let got: Vec<_> = (0..6).map(|_| t.nth_payload(h, true)).collect();
+        assert_eq!(&got[..4], &[Some(0), Some(1), Some(2), Some(3)]);
+        assert_eq!(got[4], None);
+        assert_eq!(t.nth_payload(h, false), Some(0));
+        t.restart(h);
+        assert_eq!(t.nth_payload(h, true), Some(0));
     }
 }
