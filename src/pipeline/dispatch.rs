@@ -411,10 +411,17 @@ impl Dispatcher {
             self.batches[shard].clear();
             return;
         }
-        let fresh = self
-            .recycle
-            .try_recv()
-            .unwrap_or_else(|_| Batch::with_capacity(BATCH));
+        // Files wait for a batch to come back (all of them were made up front);
+        // a live capture never waits, and makes one if none is back yet.
+        let back = if self.lossy {
+            self.recycle.try_recv().ok()
+        } else {
+            self.recycle
+                .try_recv()
+                .or_else(|_| self.recycle.recv())
+                .ok()
+        };
+        let fresh = back.unwrap_or_else(|| Batch::with_capacity(BATCH));
         let full = std::mem::replace(&mut self.batches[shard], fresh);
         if self.lossy {
             if let Err(e) = self.senders[shard].try_send(full) {

@@ -174,7 +174,14 @@ fn flow_workers(n: usize, lossy: bool) -> usize {
 fn spawn_workers(opts: &Options, lossy: bool, publish: Option<Publish>) -> Workers {
     let n = flow_workers(opts.workers, lossy);
     let depth = if lossy { LIVE_QUEUE_DEPTH } else { QUEUE_DEPTH };
-    let (recycle_tx, recycle_rx) = bounded::<Batch>(n * (depth + 2));
+    // Every batch a worker's queue and hands can hold is made here, before the
+    // first packet: reading allocates none, whatever the timing (a batch's
+    // payload buffer is reserved at its largest and only touched as used).
+    let pool = n * (depth + 2);
+    let (recycle_tx, recycle_rx) = bounded::<Batch>(pool);
+    for _ in 0..pool {
+        let _ = recycle_tx.try_send(Batch::with_capacity(BATCH));
+    }
     let mut senders = Vec::with_capacity(n);
     let mut handles = Vec::with_capacity(n);
     for i in 0..n {

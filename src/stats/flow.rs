@@ -13,7 +13,7 @@ use super::flowmap::FlowMap;
 use super::inventory::{FlowOutcome, Inventory, OpenPortKey, ANSWERED, HANDSHAKE, MIDSTREAM};
 use super::{Count, PortStats, PortTable};
 use crate::decode::{tcp_flags as F, Addr};
-use crate::detect::protocol::{FlowInspect, Protocol};
+use crate::detect::protocol::{FlowInspect, Protocol, INSPECT_BYTES};
 use crate::detect::scan::{Attempt, Attempts, ATTEMPTS_CAP};
 use crate::services::{PortClass, Services, Transport};
 
@@ -118,10 +118,13 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// Room for `n` packets and the most payload bytes they can carry
+    /// ([`INSPECT_BYTES`] each): reserved, not touched, so only the bytes a
+    /// batch really carries become resident, and it never grows.
     pub fn with_capacity(n: usize) -> Batch {
         Batch {
             pkts: Vec::with_capacity(n),
-            bytes: Vec::new(),
+            bytes: Vec::with_capacity(n * INSPECT_BYTES),
         }
     }
 
