@@ -44,7 +44,7 @@ results=$(mktemp)
   measure "portflow read --workers 1" "$pf" read -q --workers 1 "$file"
   measure "tcpdump -r F -w /dev/null" tcpdump -r "$file" -w /dev/null
   measure "tshark -q -z conv,tcp" tshark -n -q -r "$file" -z conv,tcp
-  measure "bare walk (pcap-parser)" "$walk" pcap-parser "$file"
+  measure "bare walk (portflow reader)" "$walk" reader "$file"
   measure "libpcap walk (pcap crate)" "$walk" libpcap "$file"
 } > "$results"
 
@@ -67,7 +67,7 @@ out.append("")
 out.append(f"Ratios (packets/s, portflow read = default settings): "
            f"{ratio('tcpdump -r F -w /dev/null'):.2f}x tcpdump, "
            f"{ratio('tshark -q -z conv,tcp'):.1f}x tshark, "
-           f"{t['bare walk (pcap-parser)']/pf*100:.0f}% of the bare walk's rate, "
+           f"{t['bare walk (portflow reader)']/pf*100:.0f}% of the bare walk's rate, "
            f"--workers 1 / default time: {t['portflow read --workers 1']/pf:.2f}.")
 print("\n".join(out))
 PY

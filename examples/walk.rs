@@ -1,7 +1,9 @@
 //! Bare record walks, the ceiling for `portflow read` and the measurement
 //! behind the choice of reader (docs/BENCHMARKS.md):
 //!
-//!   cargo run --release --example walk -- pcap-parser FILE   # portflow's reader, no decoding
+//!   cargo run --release --example walk -- reader FILE        # portflow's file reader, no decoding
+//!                                                            # (own record loop for pcap, pcap-parser
+//!                                                            # for pcapng; `pcap-parser` is an alias)
 //!   cargo run --release --example walk -- libpcap FILE       # libpcap's offline reader (pcap crate)
 //!   cargo run --release --example walk -- decode FILE        # portflow's reader + decoder, no flows
 //!
@@ -17,7 +19,7 @@ fn main() {
     let (mode, file) = match (args.get(1), args.get(2)) {
         (Some(m), Some(f)) => (m.as_str(), f.clone()),
         _ => {
-            eprintln!("usage: walk pcap-parser|libpcap|decode FILE");
+            eprintln!("usage: walk reader|libpcap|decode FILE");
             std::process::exit(2);
         }
     };
@@ -31,7 +33,7 @@ fn main() {
                 bytes += p.header.len as u64;
             }
         }
-        "pcap-parser" | "decode" => {
+        "reader" | "pcap-parser" | "decode" => {
             let mut d = Decoded::default();
             let decode_too = mode == "decode";
             read_capture(

@@ -1,7 +1,9 @@
 //! Packet sources: live interfaces ([`live`], through libpcap) and capture files.
 //! Capture files (pcap in both byte orders and both time
 //! resolutions, pcapng with any mix of interfaces, gzip-compressed or not,
-//! from a path or standard input) are read here with `pcap-parser`.
+//! from a path or standard input) are read here: legacy pcap records of a
+//! mapped file by a loop of our own, everything else with `pcap-parser`; a
+//! [`prefault`] helper maps a mapped file's pages ahead of the reader.
 //!
 //! A file yields [`RawPacket`]s to a callback, borrowed from one large read
 //! buffer: no copy and no allocation per packet.
