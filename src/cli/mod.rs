@@ -67,7 +67,7 @@ pub struct AnalysisArgs {
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub top: usize,
 
-    /// Threads that analyse packets: the reader and N-1 flow workers; 1 reads a file in one thread (default: the number of CPU cores).
+    /// Threads that analyse packets: the reader and N-1 flow workers; 1 analyses a file in one thread (default: the number of CPU cores).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
 
