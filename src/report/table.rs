@@ -273,20 +273,28 @@ pub fn write_table(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> 
             thousands(r.services.len() as u64)
         )?;
         let mut by_bytes: Vec<&super::OpenPortReport> = r.services.iter().collect();
-        by_bytes.sort_by(|a, b| {
+        // A total order (host, proto and port name one row), so picking the
+        // shown rows before sorting them gives what a full sort would.
+        let order = |a: &&super::OpenPortReport, b: &&super::OpenPortReport| {
             b.bytes
                 .cmp(&a.bytes)
                 .then(a.host.cmp(&b.host))
                 .then(a.port.cmp(&b.port))
-        });
+                .then(a.proto.cmp(&b.proto))
+        };
         let shown = by_bytes.len().min(if top == 0 { usize::MAX } else { top });
-        let hw = by_bytes[..shown]
+        if shown > 0 && shown < by_bytes.len() {
+            by_bytes.select_nth_unstable_by(shown - 1, order);
+            by_bytes.truncate(shown);
+        }
+        by_bytes.sort_unstable_by(order);
+        let hw = by_bytes
             .iter()
             .map(|o| o.host.len())
             .max()
             .unwrap_or(4)
             .max(4);
-        for o in &by_bytes[..shown] {
+        for o in &by_bytes {
             writeln!(
                 w,
                 "  {:<hw$}  {:>3}/{:<5}  {:<16} {:<10} {:<20} flows {:>6}  clients {:>5}  {:>9}",
@@ -301,11 +309,11 @@ pub fn write_table(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> 
                 human_bytes(o.bytes),
             )?;
         }
-        if shown < by_bytes.len() {
+        if shown < r.services.len() {
             writeln!(
                 w,
                 "  ... {} more (the JSON report lists all)",
-                thousands((by_bytes.len() - shown) as u64)
+                thousands((r.services.len() - shown) as u64)
             )?;
         }
     }
