@@ -65,6 +65,19 @@ impl Netns {
         }
     }
 
+    /// Replays `file` from namespace `a` into the veth at `rate` (tcpreplay flags).
+    fn replay(&self, file: &std::path::Path, rate: &[&str]) {
+        let st = Command::new("ip")
+            .args(["netns", "exec", &self.a, "tcpreplay", "-q", "-i"])
+            .arg(self.veth(&self.a))
+            .args(rate)
+            .arg(file)
+            .stdout(Stdio::null())
+            .status()
+            .expect("tcpreplay");
+        assert!(st.success(), "tcpreplay failed");
+    }
+
     fn cleanup(&self) {
         for ns in [&self.a, &self.b] {
             let _ = Command::new("sh")
@@ -314,23 +327,7 @@ fn veth_replay_counts_equal_the_fixture_needs_root() {
             "json",
         ],
     );
-    let st = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.a,
-            "tcpreplay",
-            "-q",
-            "-i",
-            &ns.veth(&ns.a),
-            "--pps",
-            "200",
-        ])
-        .arg(&fixture)
-        .stdout(Stdio::null())
-        .status()
-        .expect("tcpreplay");
-    assert!(st.success(), "tcpreplay failed");
+    ns.replay(&fixture, &["--pps", "200"]);
     let (code, out) = finish(cap, Duration::from_secs(40));
     assert_eq!(code, Some(0));
     let got: Value = serde_json::from_str(&out).expect("JSON report");
@@ -726,22 +723,7 @@ fn view_keeps_updating_and_drops_are_counted_under_a_syn_flood_needs_root() {
         ],
     );
     let pid = cap.id();
-    let st = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.a,
-            "tcpreplay",
-            "-q",
-            "--topspeed",
-            "-i",
-        ])
-        .arg(ns.veth(&ns.a))
-        .arg(&flood)
-        .stdout(Stdio::null())
-        .status()
-        .expect("tcpreplay");
-    assert!(st.success(), "tcpreplay failed");
+    ns.replay(&flood, &["--topspeed"]);
     std::thread::sleep(Duration::from_millis(1000));
     let hwm_kib: u64 = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()

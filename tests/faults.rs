@@ -12,6 +12,18 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::*;
 
+/// Exit status 2 and one line on stderr that names `path` and says `what`.
+fn one_line_error(o: &std::process::Output, path: &Path, what: &str) {
+    let e = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(
+        e.starts_with(&format!("portflow: {}: ", path.display())),
+        "{e}"
+    );
+    assert!(e.contains(what), "{e}");
+}
+
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
@@ -76,14 +88,7 @@ fn report_on_a_full_disk_is_a_clear_error_and_leaves_nothing_needs_root() {
     let disk = SmallDisk::new("report", "16k");
     let dest = disk.dir.join("report.json");
     let o = report_to(&dest);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    let e = stderr(&o);
-    assert_eq!(e.lines().count(), 1, "{e}");
-    assert!(
-        e.starts_with(&format!("portflow: {}: ", dest.display())),
-        "{e}"
-    );
-    assert!(e.contains("No space left on device"), "{e}");
+    one_line_error(&o, &dest, "No space left on device");
     assert!(
         disk.entries().is_empty(),
         "neither the report nor its temporary file: {:?}",
@@ -185,13 +190,6 @@ fn unwritable_output_is_refused_before_any_reading() {
         missing.to_str().unwrap(),
         fixture("generated/eth.pcap").to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(2));
-    let e = stderr(&o);
-    assert_eq!(e.lines().count(), 1, "{e}");
-    assert!(
-        e.starts_with(&format!("portflow: {}: ", missing.display())),
-        "{e}"
-    );
-    assert!(e.contains("No such file or directory"), "{e}");
+    one_line_error(&o, &missing, "No such file or directory");
     assert!(started.elapsed() < Duration::from_secs(5));
 }

@@ -225,12 +225,11 @@ pub fn to_ip(a: &Addr) -> std::net::IpAddr {
 /// [`to_ip`]'s text, with IPv4 (most addresses in a report) written digit
 /// by digit instead of through the formatter.
 pub fn ip_text(a: &Addr) -> String {
-    let v = u128::from_be_bytes(*a);
-    if v >> 32 != 0xffff {
+    let Some(v4) = mapped_v4(a) else {
         return to_ip(a).to_string();
-    }
+    };
     let mut s = String::with_capacity(15);
-    for (i, &octet) in a[12..].iter().enumerate() {
+    for (i, octet) in v4.to_be_bytes().into_iter().enumerate() {
         if i > 0 {
             s.push('.');
         }
@@ -249,12 +248,17 @@ pub fn ip_text(a: &Addr) -> String {
 /// before IPv6, each by value), without building them.
 #[inline]
 pub fn ip_order(a: &Addr) -> (bool, u128) {
-    let v = u128::from_be_bytes(*a);
-    if v >> 32 == 0xffff {
-        (false, v & 0xffff_ffff)
-    } else {
-        (true, v)
+    match mapped_v4(a) {
+        Some(v4) => (false, v4 as u128),
+        None => (true, u128::from_be_bytes(*a)),
     }
+}
+
+/// The IPv4 address of an IPv4-mapped stored address (`::ffff:a.b.c.d`).
+#[inline]
+fn mapped_v4(a: &Addr) -> Option<u32> {
+    let v = u128::from_be_bytes(*a);
+    (v >> 32 == 0xffff).then_some(v as u32)
 }
 
 /// IP fragment facts for the innermost IP header.

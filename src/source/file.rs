@@ -502,11 +502,11 @@ fn read_slice<F: FnMut(&RawPacket)>(
     let mut w = Walker::new(path, false);
     let offset_of = |rest: &[u8]| (data.len() - rest.len()) as u64;
     let mut last_progress = 0u64;
-    let mut released = 0usize;
-    let mut report = |rest: &[u8]| {
-        let at = offset_of(rest);
+    // `at`: bytes parsed so far, after each block or record.
+    let mut report = |at: u64| {
         if at - last_progress >= RELEASE_EVERY {
             progress.fetch_add(at - last_progress, Ordering::Relaxed);
+            let released = (last_progress as usize) & !0xfff_usize;
             let end = (at as usize) & !0xfff_usize;
             // SAFETY: the map is read-only and file-backed: MADV_DONTNEED only drops
             // this process's view of pages before `end`, which were all parsed and
@@ -521,7 +521,6 @@ fn read_slice<F: FnMut(&RawPacket)>(
                     )
                 };
             }
-            released = end;
             last_progress = at;
         }
     };
@@ -543,7 +542,7 @@ fn read_slice<F: FnMut(&RawPacket)>(
                     }
                     w.block(PcapBlockOwned::NG(block), pos, sink)?;
                     rest = r;
-                    report(rest);
+                    report(offset_of(rest));
                 }
                 Err(nom::Err::Incomplete(_)) => {
                     return Err(w.error(FileErrorKind::Truncated, pos, TRUNCATED.into()));
@@ -588,18 +587,18 @@ fn read_slice<F: FnMut(&RawPacket)>(
 }
 
 /// Walks the records of a legacy pcap file held in memory from byte `at`,
-/// calling `report` with the rest after each record: a fixed header (`header_len` bytes: seconds,
-/// fraction, captured and original length) and the captured bytes. The same
-/// layout pcap-parser's frame parsers read, without a parser per record: this
-/// loop is the reader's whole cost on a mapped file.
+/// calling `report` with the offset after each record. A record is a fixed
+/// header (`header_len` bytes: seconds, fraction, captured and original
+/// length) and the captured bytes: the layout pcap-parser's frame parsers
+/// read, without a parser call per record.
 #[inline]
-fn legacy_records<F: FnMut(&RawPacket) + ?Sized>(
+fn legacy_records<F: FnMut(&RawPacket)>(
     w: &mut Walker,
     data: &[u8],
     mut at: usize,
     header_len: usize,
     be: bool,
-    report: &mut impl FnMut(&[u8]),
+    report: &mut impl FnMut(u64),
     sink: &mut F,
 ) -> Result<(), FileError> {
     let word = |b: &[u8], o: usize| {
@@ -637,7 +636,7 @@ fn legacy_records<F: FnMut(&RawPacket) + ?Sized>(
             interface: 0,
         });
         at += end;
-        report(&data[at..]);
+        report(at as u64);
     }
     Ok(())
 }

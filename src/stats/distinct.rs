@@ -61,18 +61,14 @@ impl Distinct {
         match self.sketch.as_mut() {
             Some(r) => add_to_sketch(r, &a),
             None if self.exact.is_empty() => {
-                // The sample is the whole set.
-                let ip = ip_order(&a);
-                let at = self.sample.partition_point(|x| ip_order(x) < ip);
-                if self.sample.get(at) == Some(&a) {
+                // The sample is the whole set, until an eleventh address.
+                if self.sample.contains(&a) {
                     return;
                 }
-                if self.sample.len() < SAMPLE {
-                    self.sample.insert(at, a);
-                    return;
+                if self.sample.len() == SAMPLE {
+                    self.promote();
+                    self.exact.insert(a);
                 }
-                self.promote();
-                self.exact.insert(a);
             }
             None => {
                 if !self.exact.insert(a) {

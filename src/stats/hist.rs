@@ -220,10 +220,9 @@ impl Buckets {
         }
     }
 
+    /// Adds `o`'s counts (made for the same `high`: a `Hist<HIGH>` makes both).
     fn merge(&mut self, o: &Buckets) {
-        if o.counts.len() > self.counts.len() {
-            self.counts.resize(o.counts.len(), 0);
-        }
+        debug_assert_eq!(self.counts.len(), o.counts.len());
         for (mine, theirs) in self.counts.iter_mut().zip(&o.counts) {
             *mine += theirs;
         }

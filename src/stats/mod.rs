@@ -109,7 +109,8 @@ impl PortStats {
         self.flows += o.flows;
         self.clients.absorb(o.clients);
         self.servers.absorb(o.servers);
-        // A port another table only counted flow states for has no times.
+        // 0 is "never seen", not a time (a table can hold a port it only
+        // counted flow states for).
         if o.first_ns != 0 {
             self.seen(o.first_ns);
         }
