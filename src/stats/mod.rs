@@ -93,8 +93,14 @@ impl PortStats {
         self.to_server.bytes + self.to_client.bytes
     }
 
+    /// Widens the port's time span to `ts`. A timestamp of 0 is "never seen"
+    /// (as in [`Totals::seen`]), so the span is the same whatever order the
+    /// packets come in and however they are grouped.
     #[inline]
     pub fn seen(&mut self, ts: u64) {
+        if ts == 0 {
+            return;
+        }
         if self.first_ns == 0 || ts < self.first_ns {
             self.first_ns = ts;
         }
@@ -109,14 +115,9 @@ impl PortStats {
         self.flows += o.flows;
         self.clients.absorb(o.clients);
         self.servers.absorb(o.servers);
-        // 0 is "never seen", not a time (a table can hold a port it only
-        // counted flow states for).
-        if o.first_ns != 0 {
-            self.seen(o.first_ns);
-        }
-        if o.last_ns != 0 {
-            self.seen(o.last_ns);
-        }
+        // 0 is "never seen" (a table can hold a port it only counted flow states for).
+        self.seen(o.first_ns);
+        self.seen(o.last_ns);
         self.syn += o.syn;
         self.syn_ack += o.syn_ack;
         self.rst += o.rst;
@@ -300,5 +301,29 @@ impl Totals {
         for (k, v) in &o.unreachable {
             *self.unreachable.entry(*k).or_default() += v;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_span_ignores_zero_times_in_any_order() {
+        let spans = [[5, 0, 7], [0, 5, 7], [7, 5, 0], [5, 7, 0]].map(|order| {
+            let mut p = PortStats::default();
+            order.into_iter().for_each(|t| p.seen(t));
+            (p.first_ns, p.last_ns)
+        });
+        assert!(spans.iter().all(|&s| s == (5, 7)), "{spans:?}");
+        // Merging keeps the earliest and latest of both, and a table that only
+        // counted flow states (no times) changes nothing.
+        let (mut a, mut b) = (PortStats::default(), PortStats::default());
+        a.seen(9);
+        b.seen(3);
+        b.seen(4);
+        a.merge(b);
+        a.merge(PortStats::default());
+        assert_eq!((a.first_ns, a.last_ns), (3, 9));
     }
 }
