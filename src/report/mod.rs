@@ -287,7 +287,9 @@ impl Report {
         for p in &mut ports {
             p.unreachable += refused.get(&(p.proto, p.port)).copied().unwrap_or(0);
         }
-        ports.sort_by(|x, y| {
+        // (proto, port) is unique, so the unstable sort gives the one order
+        // without moving rows to a buffer and back.
+        ports.sort_unstable_by(|x, y| {
             (y.bytes, y.packets)
                 .cmp(&(x.bytes, x.packets))
                 .then((x.proto, x.port).cmp(&(y.proto, y.port)))
@@ -297,7 +299,8 @@ impl Report {
             &crate::stats::inventory::OpenPortKey,
             &crate::stats::inventory::OpenPort,
         )> = a.inventory.open.iter().collect();
-        open.sort_by(|x, y| x.0.cmp(y.0));
+        // The key's own order (host bytes, transport, port), compared as integers.
+        open.sort_unstable_by_key(|(k, _)| (u128::from_be_bytes(k.host), k.transport, k.port));
         let detected = a.inventory.protocols();
         let services: Vec<OpenPortReport> = par_map(&open, threads, |&(k, o)| {
             let protocols = detected.get(k).map(Vec::as_slice).unwrap_or(&[]);
