@@ -146,19 +146,9 @@ impl<V: Copy> FlowMap<V> {
     /// ahead: flows arrive in no order a cache can predict).
     #[inline]
     pub fn prefetch(&self, h: u32) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let i = self.home(h);
-            // SAFETY: prefetching has no architectural effect and cannot fault;
-            // the pointers are in bounds of their allocations anyway.
-            unsafe {
-                _mm_prefetch(self.ctrl.as_ptr().add(i).cast(), _MM_HINT_T0);
-                _mm_prefetch(self.slots.as_ptr().add(i).cast(), _MM_HINT_T0);
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = h;
+        let i = self.home(h);
+        super::prefetch(self.ctrl.as_ptr().wrapping_add(i));
+        super::prefetch(self.slots.as_ptr().wrapping_add(i).cast());
     }
 
     /// Inserts a key that is not present. Panics when the table is full (the

@@ -98,20 +98,10 @@ impl PortStats {
         self.to_server.bytes + self.to_client.bytes
     }
 
-    /// Widens the port's time span to `ts`. A timestamp of 0 is "never seen"
-    /// (as in [`Totals::seen`]), so the span is the same whatever order the
-    /// packets come in and however they are grouped.
+    /// Widens the port's time span to `ts` ([`widen_span`]).
     #[inline]
     pub fn seen(&mut self, ts: u64) {
-        if ts == 0 {
-            return;
-        }
-        if self.first_ns == 0 || ts < self.first_ns {
-            self.first_ns = ts;
-        }
-        if ts > self.last_ns {
-            self.last_ns = ts;
-        }
+        widen_span(&mut self.first_ns, &mut self.last_ns, ts);
     }
 
     pub fn merge(&mut self, o: PortStats) {
@@ -148,7 +138,24 @@ impl Default for PortTable {
     }
 }
 
-/// A hint to load the cache line at `at`; no effect on what the program computes.
+/// Widens the span `first..=last` to `ts`, the capture's and each port's. A
+/// timestamp of 0 is "never seen" (as is a `first` of 0), so the span is the
+/// same whatever order the packets come in and however they are grouped.
+#[inline]
+fn widen_span(first: &mut u64, last: &mut u64, ts: u64) {
+    if ts == 0 {
+        return;
+    }
+    if *first == 0 || ts < *first {
+        *first = ts;
+    }
+    if ts > *last {
+        *last = ts;
+    }
+}
+
+/// A hint to load the cache line at `at` (flow slots, port counters); no effect
+/// on what the program computes.
 #[inline(always)]
 fn prefetch(at: *const u8) {
     #[cfg(target_arch = "x86_64")]
@@ -287,15 +294,7 @@ pub struct Totals {
 
 impl Totals {
     pub fn seen(&mut self, ts: u64) {
-        if ts == 0 {
-            return;
-        }
-        if self.first_ns == 0 || ts < self.first_ns {
-            self.first_ns = ts;
-        }
-        if ts > self.last_ns {
-            self.last_ns = ts;
-        }
+        widen_span(&mut self.first_ns, &mut self.last_ns, ts);
     }
 
     pub fn transport(&self, t: Transport) -> Count {
