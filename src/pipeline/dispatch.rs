@@ -48,7 +48,6 @@ struct FirstPackets {
     /// Per slot: the flow hash's upper 32 bits, then the payload packets sent
     /// from the `hi` and the `lo` side (one byte each).
     slots: Vec<u64>,
-    mask: usize,
     /// Look-ups and slots taken from another flow in the current window.
     touches: u32,
     taken: u32,
@@ -58,7 +57,6 @@ impl FirstPackets {
     fn new() -> Self {
         FirstPackets {
             slots: vec![0; FIRST_SLOTS_MIN],
-            mask: FIRST_SLOTS_MIN - 1,
             touches: 0,
             taken: 0,
         }
@@ -73,14 +71,22 @@ impl FirstPackets {
         if self.touches >= FIRST_WINDOW {
             self.window_end();
         }
-        let s = &mut self.slots[hash as usize & self.mask];
         let tag = hash & 0xffff_ffff_0000_0000;
-        if *s & 0xffff_ffff_0000_0000 != tag {
-            self.taken += (*s != 0) as u32;
-            *s = tag;
-            return true;
+        let s = self.slot(hash);
+        let held = *s;
+        if held & 0xffff_ffff_0000_0000 == tag {
+            return false;
         }
-        false
+        *s = tag;
+        self.taken += (held != 0) as u32;
+        true
+    }
+
+    /// Flow `hash`'s slot (the table's length is a power of two).
+    #[inline]
+    fn slot(&mut self, hash: u64) -> &mut u64 {
+        let mask = self.slots.len() - 1;
+        &mut self.slots[hash as usize & mask]
     }
 
     #[cold]
@@ -88,7 +94,6 @@ impl FirstPackets {
         if self.taken > FIRST_WINDOW / FIRST_GROW_RATIO && self.slots.len() < FIRST_SLOTS_MAX {
             let n = self.slots.len() * 2;
             self.slots = vec![0; n];
-            self.mask = n - 1;
         }
         self.touches = 0;
         self.taken = 0;
@@ -99,7 +104,7 @@ impl FirstPackets {
     /// [`Self::touch`].
     #[inline]
     fn nth_payload(&mut self, hash: u64, from_lo: bool) -> Option<u8> {
-        let s = &mut self.slots[hash as usize & self.mask];
+        let s = self.slot(hash);
         let shift = 8 * from_lo as u32;
         let n = ((*s >> shift) & 0xff) as u8;
         if n >= INSPECT_PACKETS {
@@ -111,7 +116,7 @@ impl FirstPackets {
 
     #[inline]
     fn restart(&mut self, hash: u64) {
-        self.slots[hash as usize & self.mask] = hash & 0xffff_ffff_0000_0000;
+        *self.slot(hash) = hash & 0xffff_ffff_0000_0000;
     }
 }
 
@@ -416,10 +421,7 @@ impl Dispatcher {
         let back = if self.lossy {
             self.recycle.try_recv().ok()
         } else {
-            self.recycle
-                .try_recv()
-                .or_else(|_| self.recycle.recv())
-                .ok()
+            self.recycle.recv().ok()
         };
         let fresh = back.unwrap_or_else(|| Batch::with_capacity(BATCH));
         let full = std::mem::replace(&mut self.batches[shard], fresh);
