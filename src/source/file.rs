@@ -223,6 +223,37 @@ impl<'s> Walker<'s> {
         Ok(())
     }
 
+    /// A legacy record's captured length, checked before its bytes are read.
+    #[inline]
+    fn check_caplen(&self, caplen: u32, pos: u64) -> Result<(), FileError> {
+        if caplen > MAX_CAPLEN {
+            let m = format!("record claims {caplen} captured bytes, more than {MAX_CAPLEN}");
+            return Err(self.error(FileErrorKind::Corrupt, pos, m));
+        }
+        Ok(())
+    }
+
+    /// Hands one legacy pcap record to `sink` (`frac`: the fraction of a
+    /// second in the file's resolution).
+    #[inline]
+    fn legacy_packet<F: FnMut(&RawPacket) + ?Sized>(
+        &mut self,
+        ts_sec: u32,
+        frac: u32,
+        data: &[u8],
+        wire_len: u32,
+        sink: &mut F,
+    ) {
+        self.summary.packets += 1;
+        sink(&RawPacket {
+            link: self.legacy_link,
+            ts_ns: ts_sec as u64 * 1_000_000_000 + units_to_ns(frac as u64, self.legacy_res),
+            data,
+            wire_len,
+            interface: 0,
+        });
+    }
+
     #[inline]
     fn block(
         &mut self,
@@ -232,27 +263,9 @@ impl<'s> Walker<'s> {
     ) -> Result<(), FileError> {
         match block {
             PcapBlockOwned::Legacy(b) => {
-                if b.caplen > MAX_CAPLEN {
-                    return Err(self.error(
-                        FileErrorKind::Corrupt,
-                        pos,
-                        format!(
-                            "record claims {} captured bytes, more than {MAX_CAPLEN}",
-                            b.caplen
-                        ),
-                    ));
-                }
-                self.summary.packets += 1;
-                let ts_ns = (b.ts_sec as u64) * 1_000_000_000
-                    + units_to_ns(b.ts_usec as u64, self.legacy_res);
+                self.check_caplen(b.caplen, pos)?;
                 let data = &b.data[..(b.caplen as usize).min(b.data.len())];
-                sink(&RawPacket {
-                    link: self.legacy_link,
-                    ts_ns,
-                    data,
-                    wire_len: b.origlen,
-                    interface: 0,
-                });
+                self.legacy_packet(b.ts_sec, b.ts_usec, data, b.origlen, sink);
             }
             PcapBlockOwned::LegacyHeader(h) => self.header(&h)?,
             PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
@@ -609,7 +622,6 @@ fn legacy_records<F: FnMut(&RawPacket)>(
             u32::from_le_bytes(v)
         }
     };
-    let (link, resolution) = (w.legacy_link, w.legacy_res);
     while at < data.len() {
         let pos = at as u64;
         let rest = &data[at..];
@@ -617,24 +629,12 @@ fn legacy_records<F: FnMut(&RawPacket)>(
             return Err(w.error(FileErrorKind::Truncated, pos, TRUNCATED.into()));
         }
         let caplen = word(rest, 8);
-        if caplen > MAX_CAPLEN {
-            let m = format!("record claims {caplen} captured bytes, more than {MAX_CAPLEN}");
-            return Err(w.error(FileErrorKind::Corrupt, pos, m));
-        }
+        w.check_caplen(caplen, pos)?;
         let end = header_len + caplen as usize;
         let Some(bytes) = rest.get(header_len..end) else {
             return Err(w.error(FileErrorKind::Truncated, pos, TRUNCATED.into()));
         };
-        w.summary.packets += 1;
-        let ts_ns =
-            word(rest, 0) as u64 * 1_000_000_000 + units_to_ns(word(rest, 4) as u64, resolution);
-        sink(&RawPacket {
-            link,
-            ts_ns,
-            data: bytes,
-            wire_len: word(rest, 12),
-            interface: 0,
-        });
+        w.legacy_packet(word(rest, 0), word(rest, 4), bytes, word(rest, 12), sink);
         at += end;
         report(at as u64);
     }
