@@ -2,6 +2,9 @@
 //!
 //! `cargo run --release --example synth -- scale PACKETS FLOWS PORTS OUT.pcap`
 //!     PACKETS packets over FLOWS TCP/UDP flows, servers on PORTS distinct ports
+//! `cargo run --release --example synth -- established PACKETS FLOWS PORTS OUT.pcap`
+//!     the same, but the first FLOWS packets open every flow in turn, so the
+//!     packets after them only update flows (the scale curves use it)
 //! `cargo run --release --example synth -- flood FLOWS OUT.pcap`
 //!     FLOWS SYNs from random sources to 172.16.0.1:80, each a new flow
 use std::io::Write;
@@ -15,6 +18,7 @@ fn main() -> std::io::Result<()> {
     };
     let (out, kind) = match args.first().map(String::as_str) {
         Some("scale") if args.len() == 5 => (&args[4], 0),
+        Some("established") if args.len() == 5 => (&args[4], 2),
         Some("flood") if args.len() == 3 => (&args[2], 1),
         _ => usage(),
     };
@@ -27,6 +31,13 @@ fn main() -> std::io::Result<()> {
     };
     match kind {
         0 => portflow::synth::scale::generate(7, num(1), num(2) as u32, num(3) as u16, &mut sink),
+        2 => portflow::synth::scale::generate_established(
+            7,
+            num(1),
+            num(2) as u32,
+            num(3) as u16,
+            &mut sink,
+        ),
         _ => portflow::synth::scale::syn_flood(7, num(1), 80, &mut sink),
     }
     err?;
@@ -34,6 +45,8 @@ fn main() -> std::io::Result<()> {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: synth scale PACKETS FLOWS PORTS OUT.pcap | synth flood FLOWS OUT.pcap");
+    eprintln!(
+        "usage: synth scale|established PACKETS FLOWS PORTS OUT.pcap | synth flood FLOWS OUT.pcap"
+    );
     std::process::exit(2)
 }

@@ -6,12 +6,44 @@ use super::Rng;
 
 /// Writes `packets` Ethernet packets over `flows` TCP/UDP flows (servers on
 /// `ports` distinct ports) to a pcap in memory-bounded chunks through `sink`.
-pub fn generate(seed: u64, packets: u64, flows: u32, ports: u16, mut sink: impl FnMut(&[u8])) {
+/// Each packet belongs to a flow picked at random, so with many flows most
+/// packets early in the file open a new flow.
+pub fn generate(seed: u64, packets: u64, flows: u32, ports: u16, sink: impl FnMut(&[u8])) {
+    write_flows(seed, packets, flows, ports, false, sink)
+}
+
+/// [`generate`], except that the first `flows` packets open every flow in turn;
+/// after them each packet belongs to a flow already open, picked at random.
+/// The first N packets are the same whatever `packets` is, so two lengths of
+/// one input differ only by packets on established flows: the difference in
+/// time is the cost of those packets alone (`benches/scale.sh`).
+pub fn generate_established(
+    seed: u64,
+    packets: u64,
+    flows: u32,
+    ports: u16,
+    sink: impl FnMut(&[u8]),
+) {
+    write_flows(seed, packets, flows, ports, true, sink)
+}
+
+fn write_flows(
+    seed: u64,
+    packets: u64,
+    flows: u32,
+    ports: u16,
+    open_first: bool,
+    mut sink: impl FnMut(&[u8]),
+) {
     let mut rng = Rng::new(seed);
     let mut w = Pcap::new(1, 65535, false, false);
     let mut t = super::fixtures::T0;
     for i in 0..packets {
-        let f = rng.range(0, flows as u64 - 1) as u32;
+        let f = if open_first && i < flows as u64 {
+            i as u32
+        } else {
+            rng.range(0, flows as u64 - 1) as u32
+        };
         let client = v4(10, (f >> 16) as u8, (f >> 8) as u8, f as u8);
         let server = v4(172, 16, (f % 7) as u8, 1);
         let sport = 1024 + (f % ports as u32) as u16;
