@@ -18,27 +18,33 @@ use serde::Serialize;
 pub const SPARSE: usize = 32;
 
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct Hist<const HIGH: u64> {
-    /// Sorted by value; empty once `big` is in use.
-    small: Vec<(u64, u64)>,
-    big: Option<Box<Buckets>>,
-    /// Indexes in `small` of the two values recorded last: a port's packets
-    /// repeat a few sizes (full segments and their ACKs, in turn), so most
-    /// records hit one without a search.
-    hint: [u8; 2],
+    /// The values recorded last and how many times, not yet added to `small`
+    /// or `big` (a count of 0 is an empty entry). A port's packets repeat a few
+    /// sizes (full segments and their ACKs), so most records only add one here:
+    /// this sits on the port's second cache line, which the worker prefetches,
+    /// while `small` and `big` lie behind pointers.
+    hot: [(u32, u32); HOT],
     /// Exact extremes (the histogram rounds to its buckets).
     min: u64,
     max: u64,
+    /// Sorted by value; empty once `big` is in use.
+    small: Vec<(u64, u64)>,
+    big: Option<Box<Buckets>>,
 }
+
+/// Entries of [`Hist`]'s front cache (8 bytes each).
+const HOT: usize = 4;
 
 impl<const HIGH: u64> Default for Hist<HIGH> {
     fn default() -> Self {
         Hist {
-            small: Vec::new(),
-            big: None,
-            hint: [0; 2],
+            hot: [(0, 0); HOT],
             min: u64::MAX,
             max: 0,
+            small: Vec::new(),
+            big: None,
         }
     }
 }
@@ -56,44 +62,65 @@ pub struct Summary {
 }
 
 impl<const HIGH: u64> Hist<HIGH> {
-    #[inline]
-    pub fn record(&mut self, v: u64) {
-        self.record_n(v, 1);
-    }
+    /// Bytes from the start of a `Hist` that recording a value already in its
+    /// front cache touches.
+    pub const PER_RECORD_BYTES: usize = std::mem::offset_of!(Self, hot) + 8 * HOT;
 
     #[inline]
-    fn record_n(&mut self, v: u64, n: u64) {
-        let v = v.clamp(1, HIGH);
-        self.min = self.min.min(v);
-        self.max = self.max.max(v);
-        for k in 0..2 {
-            if let Some(e) = self.small.get_mut(self.hint[k] as usize) {
-                if e.0 == v {
-                    e.1 += n;
-                    self.hint.swap(0, k);
-                    return;
+    pub fn record(&mut self, v: u64) {
+        const { assert!(HIGH < u32::MAX as u64) };
+        let v = v.clamp(1, HIGH) as u32;
+        for k in 0..HOT {
+            let e = &mut self.hot[k];
+            if e.0 == v {
+                e.1 += 1;
+                if e.1 == u32::MAX {
+                    self.settle_entry(k);
                 }
+                return;
             }
         }
+        self.record_new(v);
+    }
+
+    /// `v` is not in the front cache: it takes the first entry, and the last
+    /// entry's count moves to `small` or `big`.
+    #[inline(never)]
+    fn record_new(&mut self, v: u32) {
+        self.min = self.min.min(v as u64);
+        self.max = self.max.max(v as u64);
+        let (old, n) = self.hot[HOT - 1];
+        self.hot.copy_within(0..HOT - 1, 1);
+        self.hot[0] = (v, 1);
+        if n > 0 {
+            self.store(old as u64, n as u64);
+        }
+    }
+
+    fn settle_entry(&mut self, k: usize) {
+        let (v, n) = std::mem::take(&mut self.hot[k]);
+        self.store(v as u64, n as u64);
+    }
+
+    /// Adds `n` samples of `v` (already clamped) to `small` or `big`.
+    fn store(&mut self, v: u64, n: u64) {
         if let Some(b) = self.big.as_deref_mut() {
             b.add(v, n);
             return;
         }
-        let i = match self.small.binary_search_by_key(&v, |e| e.0) {
-            Ok(i) => {
-                self.small[i].1 += n;
-                i
-            }
-            Err(_) if self.small.len() >= SPARSE => {
-                self.upgrade().add(v, n);
-                return;
-            }
-            Err(i) => {
-                self.small.insert(i, (v, n));
-                i
-            }
-        };
-        self.hint = [i as u8, self.hint[0]];
+        match self.small.binary_search_by_key(&v, |e| e.0) {
+            Ok(i) => self.small[i].1 += n,
+            Err(_) if self.small.len() >= SPARSE => self.upgrade().add(v, n),
+            Err(i) => self.small.insert(i, (v, n)),
+        }
+    }
+
+    /// The front cache's entries in use.
+    fn hot_entries(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.hot
+            .iter()
+            .filter(|e| e.1 > 0)
+            .map(|&(v, n)| (v as u64, n as u64))
     }
 
     fn upgrade(&mut self) -> &mut Buckets {
@@ -109,10 +136,11 @@ impl<const HIGH: u64> Hist<HIGH> {
     }
 
     pub fn count(&self) -> u64 {
-        match &self.big {
+        let stored = match &self.big {
             Some(b) => b.total,
             None => self.small.iter().map(|e| e.1).sum(),
-        }
+        };
+        stored + self.hot_entries().map(|e| e.1).sum::<u64>()
     }
 
     pub fn merge(&mut self, other: &Hist<HIGH>) {
@@ -122,15 +150,25 @@ impl<const HIGH: u64> Hist<HIGH> {
             Some(ob) => self.upgrade().merge(ob),
             None => {
                 for &(v, n) in &other.small {
-                    self.record_n(v, n);
+                    self.store(v, n);
                 }
             }
         }
+        for (v, n) in other.hot_entries() {
+            self.store(v, n);
+        }
     }
 
+    /// Percentiles of every value recorded, in the form (exact pairs or
+    /// buckets) all of them stored would have: it depends only on the values,
+    /// not on which are still in the front cache.
     pub fn summary(&self) -> Option<Summary> {
-        match self.big.as_deref().map(Buckets::histogram) {
-            Some(h) => Some(Summary {
+        if let Some(b) = self.big.as_deref() {
+            let mut h = b.histogram();
+            for (v, n) in self.hot_entries() {
+                let _ = h.record_n(Buckets::lowest(Buckets::index(v)).max(1), n);
+            }
+            return Some(Summary {
                 count: h.len(),
                 min: self.min,
                 p50: h.value_at_quantile(0.50).clamp(self.min, self.max),
@@ -138,35 +176,50 @@ impl<const HIGH: u64> Hist<HIGH> {
                 p99: h.value_at_quantile(0.99).clamp(self.min, self.max),
                 max: self.max,
                 mean: (h.mean() * 10.0).round() / 10.0,
-            }),
-            None if self.small.is_empty() => None,
-            None => {
-                let s = &self.small;
-                let n: u64 = s.iter().map(|e| e.1).sum();
-                // The value of rank ceil(q * n), counting from 1.
-                let rank = |q: f64| {
-                    let r = ((q * n as f64).ceil() as u64).clamp(1, n);
-                    let mut seen = 0;
-                    for &(v, c) in s {
-                        seen += c;
-                        if seen >= r {
-                            return v;
-                        }
-                    }
-                    s[s.len() - 1].0
-                };
-                let mean = s.iter().map(|&(v, c)| v as f64 * c as f64).sum::<f64>() / n as f64;
-                Some(Summary {
-                    count: n,
-                    min: s[0].0,
-                    p50: rank(0.50),
-                    p90: rank(0.90),
-                    p99: rank(0.99),
-                    max: s[s.len() - 1].0,
-                    mean: (mean * 10.0).round() / 10.0,
-                })
-            }
+            });
         }
+        if self.hot_entries().next().is_some() {
+            // At most SPARSE pairs: a copy takes the front cache's counts (and
+            // turns into buckets if they bring more distinct values).
+            let mut all = Hist::<HIGH> {
+                hot: [(0, 0); HOT],
+                min: self.min,
+                max: self.max,
+                small: self.small.clone(),
+                big: None,
+            };
+            for (v, n) in self.hot_entries() {
+                all.store(v, n);
+            }
+            return all.summary();
+        }
+        let s = &self.small;
+        if s.is_empty() {
+            return None;
+        }
+        let n: u64 = s.iter().map(|e| e.1).sum();
+        // The value of rank ceil(q * n), counting from 1.
+        let rank = |q: f64| {
+            let r = ((q * n as f64).ceil() as u64).clamp(1, n);
+            let mut seen = 0;
+            for &(v, c) in s {
+                seen += c;
+                if seen >= r {
+                    return v;
+                }
+            }
+            s[s.len() - 1].0
+        };
+        let mean = s.iter().map(|&(v, c)| v as f64 * c as f64).sum::<f64>() / n as f64;
+        Some(Summary {
+            count: n,
+            min: s[0].0,
+            p50: rank(0.50),
+            p90: rank(0.90),
+            p99: rank(0.99),
+            max: s[s.len() - 1].0,
+            mean: (mean * 10.0).round() / 10.0,
+        })
     }
 }
 
@@ -288,12 +341,41 @@ mod tests {
             (s.count, s.min, s.p50, s.p99, s.max),
             (100_000, 60, 66, 1514, 1514)
         );
-        // One more distinct value than SPARSE moves everything into the histogram.
-        for v in 0..SPARSE as u64 {
+        // More distinct values than SPARSE move everything into buckets (once
+        // they have left the front cache; the summary counts them before).
+        for v in 0..(SPARSE + HOT) as u64 {
             h.record(100 + v);
         }
         assert!(h.big.is_some());
-        assert_eq!(h.count(), 100_000 + SPARSE as u64);
+        assert_eq!(h.count(), 100_000 + (SPARSE + HOT) as u64);
+    }
+
+    #[test]
+    fn a_summary_does_not_depend_on_what_the_front_cache_holds() {
+        // SPARSE + 1 distinct values: the exact form no longer holds them all.
+        for distinct in [3, SPARSE, SPARSE + 1, 200] {
+            let vals: Vec<u64> = (0..5_000u64)
+                .map(|i| 60 + (i * 7919 % distinct as u64) * 13)
+                .collect();
+            let mut forward = Hist::<262_144>::default();
+            vals.iter().for_each(|&v| forward.record(v));
+            let mut backward = Hist::<262_144>::default();
+            vals.iter().rev().for_each(|&v| backward.record(v));
+            // Stored without the cache: one merge of all pairs at once.
+            let mut stored = Hist::<262_144>::default();
+            let mut sorted = vals.clone();
+            sorted.sort_unstable();
+            for chunk in sorted.chunk_by(|a, b| a == b) {
+                stored.min = stored.min.min(chunk[0]);
+                stored.max = stored.max.max(chunk[0]);
+                stored.store(chunk[0], chunk.len() as u64);
+            }
+            let want = stored.summary().unwrap();
+            assert_eq!(forward.summary().unwrap(), want, "{distinct} values");
+            assert_eq!(backward.summary().unwrap(), want, "{distinct} values");
+            assert_eq!(forward.count(), 5_000);
+            assert_eq!(stored.big.is_some(), distinct > SPARSE);
+        }
     }
 
     #[test]
