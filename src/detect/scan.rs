@@ -95,15 +95,32 @@ impl Attempts {
     fn compact(&mut self) {
         let quarter = (self.cap / 4).max(1);
         let old = self.list.len() - self.list.len() / 8;
-        let mut per_src: FxHashMap<Addr, usize> = FxHashMap::default();
-        for a in &self.list {
-            *per_src.entry(a.src).or_default() += 1;
-        }
+        // Each attempt's source as a dense number and the attempts per source,
+        // with one hash look-up per attempt (a flood compacts every quarter of
+        // the cap; looking each source up again per pass was most of its cost).
+        let mut numbers: FxHashMap<Addr, u32> =
+            FxHashMap::with_capacity_and_hasher(self.list.len(), Default::default());
+        let mut per_src: Vec<u32> = Vec::new();
+        let src_of: Vec<u32> = self
+            .list
+            .iter()
+            .map(|a| {
+                let next = per_src.len() as u32;
+                let n = *numbers.entry(a.src).or_insert(next);
+                if n == next {
+                    per_src.push(0);
+                }
+                per_src[n as usize] += 1;
+                n
+            })
+            .collect();
+        drop(numbers);
+        let attempts_of_src = |i: usize| per_src[src_of[i] as usize] as usize;
         // Droppable attempts by their source's attempt count (below LIGHT).
         let mut by_count = [0usize; LIGHT];
-        for a in self.list[..old].iter().filter(|a| a.odd == 0) {
-            let c = per_src[&a.src];
-            if c < LIGHT {
+        for (i, a) in self.list[..old].iter().enumerate() {
+            let c = attempts_of_src(i);
+            if a.odd == 0 && c < LIGHT {
                 by_count[c] += 1;
             }
         }
@@ -115,7 +132,7 @@ impl Attempts {
         let before = self.list.len();
         let mut i = 0;
         self.list.retain(|a| {
-            let keep = i >= old || a.odd != 0 || per_src[&a.src] >= t;
+            let keep = i >= old || a.odd != 0 || attempts_of_src(i) >= t;
             i += 1;
             keep
         });
