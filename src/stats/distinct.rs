@@ -25,7 +25,7 @@ const REGISTERS: usize = 1 << P;
 pub struct Distinct {
     /// Every address, once there are more than [`SAMPLE`] (empty before: the
     /// sample holds them all) and until the sketch takes over.
-    exact: FxHashSet<Addr>,
+    exact: Exact,
     sketch: Option<Box<[u8; REGISTERS]>>,
     /// The lowest addresses (in `IpAddr` order), sorted.
     sample: Vec<Addr>,
@@ -51,6 +51,58 @@ fn add_to_sketch(r: &mut [u8; REGISTERS], a: &Addr) {
     let rank = ((h << P) | (1 << (P - 1))).leading_zeros() as u8 + 1;
     if rank > r[idx] {
         r[idx] = rank;
+    }
+}
+
+/// A set of addresses that keeps IPv4 ones (IPv4-mapped, most of them) as
+/// 4 bytes: a port's client set is a quarter of the size in memory (it is
+/// hashed into on every new flow, mostly as a cache miss) and hashes one word.
+#[derive(Debug, Clone, Default)]
+struct Exact {
+    v4: FxHashSet<u32>,
+    v6: FxHashSet<Addr>,
+}
+
+/// The IPv4 address of an IPv4-mapped `a`.
+#[inline]
+fn as_v4(a: &Addr) -> Option<u32> {
+    (a[..10] == [0; 10] && a[10..12] == [0xff, 0xff])
+        .then(|| u32::from_be_bytes([a[12], a[13], a[14], a[15]]))
+}
+
+impl Exact {
+    /// Adds `a`; whether it was new.
+    #[inline]
+    fn insert(&mut self, a: Addr) -> bool {
+        match as_v4(&a) {
+            Some(v4) => self.v4.insert(v4),
+            None => self.v6.insert(a),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.v4.is_empty() && self.v6.is_empty()
+    }
+
+    fn reserve(&mut self, n: usize) {
+        self.v4.reserve(n);
+    }
+
+    fn extend(&mut self, it: impl Iterator<Item = Addr>) {
+        for a in it {
+            self.insert(a);
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Addr> + '_ {
+        self.v4
+            .iter()
+            .map(|v4| crate::decode::v4_mapped(&v4.to_be_bytes()))
+            .chain(self.v6.iter().copied())
     }
 }
 
@@ -120,10 +172,10 @@ impl Distinct {
 
     fn switch_to_sketch(&mut self) {
         let mut r = Box::new([0u8; REGISTERS]);
-        for a in self.exact.iter().chain(self.members()) {
-            add_to_sketch(&mut r, a);
+        for a in self.exact.iter().chain(self.members().iter().copied()) {
+            add_to_sketch(&mut r, &a);
         }
-        self.exact = FxHashSet::default();
+        self.exact = Exact::default();
         self.sketch = Some(r);
     }
 
@@ -147,14 +199,14 @@ impl Distinct {
             }
             (None, None) => {
                 self.promote();
-                self.exact.extend(o.exact.iter().copied());
+                self.exact.extend(o.exact.iter());
                 if self.exact.len() > EXACT_MAX {
                     self.switch_to_sketch();
                 }
             }
             (Some(r), None) => {
-                for a in o.exact.iter().chain(o.members()) {
-                    add_to_sketch(r, a);
+                for a in o.exact.iter().chain(o.members().iter().copied()) {
+                    add_to_sketch(r, &a);
                 }
             }
             (_, Some(or)) => {
@@ -213,6 +265,36 @@ mod tests {
 
     fn addr(i: u32) -> Addr {
         v4_mapped(&i.to_be_bytes())
+    }
+
+    #[test]
+    fn ipv4_and_ipv6_addresses_are_one_set() {
+        let mut v6 = [0u8; 16];
+        v6[0] = 0x20;
+        v6[1] = 0x01;
+        // ::1.2.3.4 is not IPv4-mapped: it stays a distinct IPv6 address.
+        let compat = {
+            let mut a = [0u8; 16];
+            a[12..].copy_from_slice(&[1, 2, 3, 4]);
+            a
+        };
+        let mut d = Distinct::default();
+        let mut all = vec![compat, addr(0x0102_0304)];
+        all.extend((0..30u8).map(|i| {
+            let mut a = v6;
+            a[15] = i;
+            a
+        }));
+        all.extend((0..30u32).map(addr));
+        for a in all.iter().chain(all.iter()) {
+            d.insert(*a);
+        }
+        assert_eq!(d.len(), all.len() as u64);
+        let mut members: Vec<Addr> = d.exact.iter().collect();
+        members.sort_unstable();
+        let mut want = all.clone();
+        want.sort_unstable();
+        assert_eq!(members, want);
     }
 
     #[test]
