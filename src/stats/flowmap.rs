@@ -148,7 +148,12 @@ impl<V: Copy> FlowMap<V> {
     pub fn prefetch(&self, h: u32) {
         let i = self.home(h);
         super::prefetch(self.ctrl.as_ptr().wrapping_add(i));
-        super::prefetch(self.slots.as_ptr().wrapping_add(i).cast());
+        let slot = self.slots.as_ptr().wrapping_add(i);
+        super::prefetch(slot.cast());
+        super::prefetch(
+            slot.cast::<u8>()
+                .wrapping_add(std::mem::size_of::<(FlowKey, V)>() - 1),
+        );
     }
 
     /// Inserts a key that is not present. Panics when the table is full (the
