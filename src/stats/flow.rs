@@ -468,8 +468,8 @@ fn update(f: &mut Flow, ports: &mut PortTable, p: &FlowPacket, payload: &[u8]) {
 /// Sweeps for idle flows run every this much packet time.
 pub const SWEEP_EVERY_NS: u64 = 10_000_000_000;
 
-/// Flows whose last-seen times estimate which tenth a full table evicts
-/// (about 0.5% error on the share evicted).
+/// Flows sampled to estimate how many of a full table's flows are idle and
+/// which tenth to evict (about 0.5% error on the share evicted).
 const EVICTION_SAMPLE: usize = 4096;
 
 /// One worker's flows and ports.
@@ -709,25 +709,40 @@ impl FlowTable {
         }
     }
 
-    /// The table is full: end idle flows and evict about the least recently
-    /// seen tenth, in one pass over the table. Which flows are that tenth is
-    /// estimated from a sample of [`EVICTION_SAMPLE`] flows' last-seen times;
-    /// at most a tenth of the cap is evicted. (Ending idle flows, collecting
-    /// every last-seen time and then evicting took three passes over the
-    /// table for every tenth of the cap that arrived: half of a SYN flood's time.)
+    /// The table is full: make room for a tenth of the cap, usually in one pass
+    /// over the table. Every idle flow ends (as a sweep would end it; not
+    /// counted as evicted); when idle flows alone will not free a tenth, the
+    /// least recently seen flows make up the rest (evicted and counted). Both
+    /// are estimated from a sample of [`EVICTION_SAMPLE`] flows; should the
+    /// sample have seen more idle flows than there were, a second pass evicts.
+    /// (Ending idle flows, collecting every last-seen time and then evicting
+    /// took three passes over the table for every tenth of the cap that
+    /// arrived: half of a SYN flood's time.)
     fn make_room(&mut self, now: u64) {
         let n = (self.cap / 10).max(1);
-        let cutoff = self.eviction_cutoff(n);
+        let cutoff = self.eviction_cutoff(now, n);
+        self.end_idle_and_evict(now, n, cutoff);
+        if self.flows.len() >= self.cap {
+            let cutoff = self.eviction_cutoff(now, n);
+            self.end_idle_and_evict(now, n, cutoff);
+        }
+    }
+
+    /// Ends every idle flow and, while fewer than `n` flows are freed, evicts
+    /// flows last seen at or before `cutoff` (none without one).
+    fn end_idle_and_evict(&mut self, now: u64, n: usize, cutoff: Option<u64>) {
         let timeouts = self.timeouts;
         let idle = |k: &FlowKey, f: &Flow| now.saturating_sub(f.last) > timeouts.of(k.transport, f);
         let (mut ended, mut evicted) = (Vec::new(), Vec::new());
+        let idle_seen = std::cell::Cell::new(0);
         self.flows.retain(
             |k, f| {
-                // Idle flows end as a sweep would end them; they are not counted.
                 if idle(k, f) {
+                    idle_seen.set(idle_seen.get() + 1);
                     return false;
                 }
-                let evict = f.last <= cutoff && evicted.len() < n;
+                let evict =
+                    cutoff.is_some_and(|c| f.last <= c) && idle_seen.get() + evicted.len() < n;
                 if evict {
                     evicted.push((*k, *f));
                 }
@@ -745,18 +760,31 @@ impl FlowTable {
         }
     }
 
-    /// The last-seen time at or below which about `n` of the open flows were
-    /// last seen, from a sample of them (every flow when the table is small).
-    /// Slots follow the key hash, so evenly spaced slots are a fair sample.
-    fn eviction_cutoff(&self, n: usize) -> u64 {
+    /// From a sample of the open flows (every flow when the table is small):
+    /// `None` when the idle ones will free `n` slots, else the last-seen time
+    /// at or before which about as many of the others were last seen as are
+    /// still needed. Slots follow the key hash, so evenly spaced slots are a
+    /// fair sample.
+    fn eviction_cutoff(&self, now: u64, n: usize) -> Option<u64> {
+        let timeouts = self.timeouts;
         let stride = (self.flows.slots() / EVICTION_SAMPLE).max(1);
-        let mut lasts: Vec<u64> = self.flows.every_nth(stride).map(|(_, f)| f.last).collect();
-        if lasts.is_empty() {
-            return u64::MAX;
+        let (mut sampled, mut lasts) = (0usize, Vec::new());
+        for (k, f) in self.flows.every_nth(stride) {
+            sampled += 1;
+            if now.saturating_sub(f.last) <= timeouts.of(k.transport, f) {
+                lasts.push(f.last);
+            }
         }
-        let share = n as f64 / self.flows.len().max(1) as f64;
-        let q = ((share * lasts.len() as f64).ceil() as usize).clamp(1, lasts.len());
-        *lasts.select_nth_unstable(q - 1).1
+        let per_sample = self.flows.len() as f64 / sampled.max(1) as f64;
+        let idle = (sampled - lasts.len()) as f64 * per_sample;
+        if idle >= n as f64 {
+            return None;
+        }
+        if lasts.is_empty() {
+            return Some(u64::MAX);
+        }
+        let q = (((n as f64 - idle) / per_sample).ceil() as usize).clamp(1, lasts.len());
+        Some(*lasts.select_nth_unstable(q - 1).1)
     }
 
     /// Ends every flow (end of input).
@@ -893,6 +921,36 @@ mod tests {
         }
         assert!(t.len() <= 100);
         assert_eq!(t.evicted as usize + t.len(), 1000);
+    }
+
+    #[test]
+    fn a_full_table_ends_idle_flows_before_it_evicts() {
+        let mut t = FlowTable::new(Arc::new(Services::iana()), Timeouts::default(), 100, false);
+        let at = |i: u16, ts: u64| {
+            pkt(
+                [10, 0, (i >> 8) as u8, i as u8],
+                1024 + i,
+                [10, 1, 0, 1],
+                80,
+                F::ACK,
+                ts,
+            )
+        };
+        // When the 101st flow arrives, 20 flows closed by a RST 10 s ago are
+        // idle (closed TCP: 5 s); the other 80 were last seen earlier but are
+        // open (5 min). Ending the idle ones frees enough: nothing is evicted,
+        // although the open flows are the least recently seen.
+        for i in 0..80u16 {
+            t.account(&at(i, 50_000_000_000 + i as u64), &[]);
+        }
+        for i in 80..100u16 {
+            let mut p = at(i, 100_000_000_000 + i as u64);
+            p.tcp_flags = F::RST;
+            t.account(&p, &[]);
+        }
+        t.account(&at(100, 110_000_000_000), &[]);
+        assert_eq!(t.evicted, 0);
+        assert_eq!(t.len(), 81);
     }
 
     #[test]
