@@ -256,7 +256,7 @@ pub fn ip_order(a: &Addr) -> (bool, u128) {
 
 /// The IPv4 address of an IPv4-mapped stored address (`::ffff:a.b.c.d`).
 #[inline]
-fn mapped_v4(a: &Addr) -> Option<u32> {
+pub fn mapped_v4(a: &Addr) -> Option<u32> {
     let v = u128::from_be_bytes(*a);
     (v >> 32 == 0xffff).then_some(v as u32)
 }

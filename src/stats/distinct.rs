@@ -63,18 +63,11 @@ struct Exact {
     v6: FxHashSet<Addr>,
 }
 
-/// The IPv4 address of an IPv4-mapped `a`.
-#[inline]
-fn as_v4(a: &Addr) -> Option<u32> {
-    (a[..10] == [0; 10] && a[10..12] == [0xff, 0xff])
-        .then(|| u32::from_be_bytes([a[12], a[13], a[14], a[15]]))
-}
-
 impl Exact {
     /// Adds `a`; whether it was new.
     #[inline]
     fn insert(&mut self, a: Addr) -> bool {
-        match as_v4(&a) {
+        match crate::decode::mapped_v4(&a) {
             Some(v4) => self.v4.insert(v4),
             None => self.v6.insert(a),
         }

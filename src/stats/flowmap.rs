@@ -288,15 +288,7 @@ impl<V: Copy> FlowMap<V> {
 
     /// Every entry, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = (&FlowKey, &V)> {
-        self.ctrl
-            .iter()
-            .enumerate()
-            .filter(|(_, &c)| c != 0)
-            .map(|(i, _)| {
-                // SAFETY: occupied slot.
-                let e = unsafe { self.slots[i].assume_init_ref() };
-                (&e.0, &e.1)
-            })
+        self.every_nth(1)
     }
 
     /// Removes every entry, handing each to `gone`.

@@ -64,7 +64,8 @@ pub struct Summary {
 impl<const HIGH: u64> Hist<HIGH> {
     /// Bytes from the start of a `Hist` that recording a value already in its
     /// front cache touches.
-    pub const PER_RECORD_BYTES: usize = std::mem::offset_of!(Self, hot) + 8 * HOT;
+    pub const PER_RECORD_BYTES: usize =
+        std::mem::offset_of!(Self, hot) + std::mem::size_of::<[(u32, u32); HOT]>();
 
     #[inline]
     pub fn record(&mut self, v: u64) {
@@ -179,18 +180,10 @@ impl<const HIGH: u64> Hist<HIGH> {
             });
         }
         if self.hot_entries().next().is_some() {
-            // At most SPARSE pairs: a copy takes the front cache's counts (and
-            // turns into buckets if they bring more distinct values).
-            let mut all = Hist::<HIGH> {
-                hot: [(0, 0); HOT],
-                min: self.min,
-                max: self.max,
-                small: self.small.clone(),
-                big: None,
-            };
-            for (v, n) in self.hot_entries() {
-                all.store(v, n);
-            }
+            // At most SPARSE pairs: a merged copy holds the front cache's counts
+            // stored (and is buckets if they bring more distinct values).
+            let mut all = Self::default();
+            all.merge(self);
             return all.summary();
         }
         let s = &self.small;
