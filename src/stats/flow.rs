@@ -408,6 +408,12 @@ impl Timeouts {
             _ => self.udp,
         }
     }
+
+    /// Whether flow `f` of transport `t` is idle at packet time `now`.
+    #[inline]
+    fn expired(&self, t: Transport, f: &Flow, now: u64) -> bool {
+        now.saturating_sub(f.last) > self.of(t, f)
+    }
 }
 
 /// Accounts packet `p` (with the payload prefix the reader attached, if any)
@@ -572,7 +578,7 @@ impl FlowTable {
         let timeouts = self.timeouts;
         let restart = match self.flows.get_mut(&p.key, p.hash) {
             Some(f) => {
-                let idle = now.saturating_sub(f.last) > timeouts.of(t, f);
+                let idle = timeouts.expired(t, f, now);
                 if !(idle || (syn_only && f.closed())) {
                     update(f, &mut self.ports, p, payload);
                     return;
@@ -698,15 +704,7 @@ impl FlowTable {
 
     /// Ends flows idle at packet time `now`.
     pub fn sweep(&mut self, now: u64) {
-        let timeouts = self.timeouts;
-        let mut done = Vec::new();
-        self.flows.retain(
-            |k, f| now.saturating_sub(f.last) <= timeouts.of(k.transport, f),
-            |k, f| done.push((k, f)),
-        );
-        for (k, f) in done {
-            self.finish(k, f);
-        }
+        self.end_idle_and_evict(now, 0, None);
     }
 
     /// The table is full: make room for a tenth of the cap, usually in one pass
@@ -732,27 +730,20 @@ impl FlowTable {
     /// flows last seen at or before `cutoff` (none without one).
     fn end_idle_and_evict(&mut self, now: u64, n: usize, cutoff: Option<u64>) {
         let timeouts = self.timeouts;
-        let idle = |k: &FlowKey, f: &Flow| now.saturating_sub(f.last) > timeouts.of(k.transport, f);
         let (mut ended, mut evicted) = (Vec::new(), Vec::new());
-        let idle_seen = std::cell::Cell::new(0);
         self.flows.retain(
             |k, f| {
-                if idle(k, f) {
-                    idle_seen.set(idle_seen.get() + 1);
-                    return false;
-                }
-                let evict =
-                    cutoff.is_some_and(|c| f.last <= c) && idle_seen.get() + evicted.len() < n;
-                if evict {
-                    evicted.push((*k, *f));
-                }
-                !evict
+                let end = if timeouts.expired(k.transport, f, now) {
+                    &mut ended
+                } else if cutoff.is_some_and(|c| f.last <= c) && ended.len() + evicted.len() < n {
+                    &mut evicted
+                } else {
+                    return true;
+                };
+                end.push((*k, *f));
+                false
             },
-            |k, f| {
-                if idle(&k, &f) {
-                    ended.push((k, f));
-                }
-            },
+            |_, _| {},
         );
         self.evicted += evicted.len() as u64;
         for (k, f) in ended.into_iter().chain(evicted) {
@@ -771,7 +762,7 @@ impl FlowTable {
         let (mut sampled, mut lasts) = (0usize, Vec::new());
         for (k, f) in self.flows.every_nth(stride) {
             sampled += 1;
-            if now.saturating_sub(f.last) <= timeouts.of(k.transport, f) {
+            if !timeouts.expired(k.transport, f, now) {
                 lasts.push(f.last);
             }
         }
