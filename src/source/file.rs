@@ -398,8 +398,7 @@ pub fn read_capture<F: FnMut(&RawPacket)>(
                     if !is_gzip(&map) {
                         let _ = map.advise(memmap2::Advice::Sequential);
                         return super::prefault::with_prefault(&map, |at| {
-                            let mapped = Mapped { map: &map, at };
-                            read_slice(&path, &map, Some(mapped), &progress, sink)
+                            read_slice(&path, &map, Some(at), &progress, sink)
                         });
                     }
                 }
@@ -495,19 +494,14 @@ fn read_from_with(
     })
 }
 
-/// A file mapping being read, and where the reader publishes how far it got.
-struct Mapped<'a> {
-    map: &'a memmap2::Mmap,
-    at: &'a std::sync::atomic::AtomicUsize,
-}
-
-/// Parses a whole capture held in memory. When it is a file mapping, pages
-/// already parsed are released every 16 MiB, so resident memory does not grow
-/// with the file, and the position is published for the prefault helper.
+/// Parses a whole capture held in memory. When it is a file mapping, the
+/// position is published every 16 MiB for the prefault helper, which releases
+/// the pages parsed (or the reader does, if the helper falls behind: resident
+/// memory does not grow with the file).
 fn read_slice<F: FnMut(&RawPacket)>(
     path: &str,
     data: &[u8],
-    map: Option<Mapped>,
+    map: Option<&super::prefault::MapCursor>,
     progress: &AtomicU64,
     sink: &mut F,
 ) -> Result<FileSummary, FileError> {
@@ -519,20 +513,8 @@ fn read_slice<F: FnMut(&RawPacket)>(
     let mut report = |at: u64| {
         if at - last_progress >= RELEASE_EVERY {
             progress.fetch_add(at - last_progress, Ordering::Relaxed);
-            let released = (last_progress as usize) & !0xfff_usize;
-            let end = (at as usize) & !0xfff_usize;
-            // SAFETY: the map is read-only and file-backed: MADV_DONTNEED only drops
-            // this process's view of pages before `end`, which were all parsed and
-            // are never touched again (a later access would re-read the file).
-            if let Some(m) = &map {
-                m.at.store(end, Ordering::Relaxed);
-                let _ = unsafe {
-                    m.map.unchecked_advise_range(
-                        memmap2::UncheckedAdvice::DontNeed,
-                        released,
-                        end - released,
-                    )
-                };
+            if let Some(m) = map {
+                m.reached(data, at as usize);
             }
             last_progress = at;
         }
