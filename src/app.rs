@@ -276,6 +276,14 @@ fn add_findings(
     }
 }
 
+/// The rows a report in `format` shows: the table, its `--top`; JSON, all.
+fn report_rows(format: Format, a: &AnalysisArgs) -> crate::report::Rows {
+    match format {
+        Format::Table => crate::report::Rows::Top(a.top),
+        Format::Json | Format::Ndjson => crate::report::Rows::All,
+    }
+}
+
 /// Writes the report of an analysis in the chosen format.
 fn write_report(
     report: &Report,
@@ -336,7 +344,11 @@ pub fn read(args: ReadArgs) -> Result<u8, AppError> {
     if args.flows {
         out.write_and_commit(|o| Ok(write_flows(&analysis.flows, &services, o.writer())?))?;
     } else {
-        let mut report = Report::build(&analysis, &services);
+        let mut report = Report::build(
+            &analysis,
+            &services,
+            report_rows(args.format, &args.analysis),
+        );
         status = add_findings(
             &mut report,
             &mut analysis,
@@ -556,7 +568,11 @@ pub fn capture(args: CaptureArgs) -> Result<u8, AppError> {
             summary.written_packets
         );
     }
-    let mut report = Report::build(&analysis, &services);
+    let mut report = Report::build(
+        &analysis,
+        &services,
+        report_rows(args.format, &args.analysis),
+    );
     report.live = Some(summary);
     let status = add_findings(
         &mut report,

@@ -37,6 +37,69 @@ pub struct Report {
     /// Live capture only: the interface, libpcap's counters, drops, why it stopped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live: Option<crate::pipeline::live::LiveSummary>,
+    /// Port rows and open ports in all, when the report holds only the first
+    /// rows ([`Rows::Top`]); the lengths of `ports` and `services` otherwise.
+    #[serde(skip)]
+    pub ports_total: usize,
+    #[serde(skip)]
+    pub services_total: usize,
+}
+
+/// Which rows a report holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rows {
+    /// Every port row and open port (JSON).
+    All,
+    /// The first `n` port rows and open ports in the order the human table
+    /// shows them (0: all): the table shows no more, and a large capture has
+    /// tens of thousands of open ports whose rows (addresses and timestamps as
+    /// text) took a tenth of a run to build. Counts and totals stay whole.
+    Top(usize),
+}
+
+impl Rows {
+    fn limit(self) -> Option<usize> {
+        match self {
+            Rows::Top(n) if n > 0 => Some(n),
+            _ => None,
+        }
+    }
+}
+
+/// The human table's order of port rows: most bytes, then most packets,
+/// then protocol and port.
+fn port_order(a: (PortKey, u64, u64), b: (PortKey, u64, u64)) -> std::cmp::Ordering {
+    (b.1, b.2)
+        .cmp(&(a.1, a.2))
+        .then((a.0.transport, a.0.port).cmp(&(b.0.transport, b.0.port)))
+}
+
+type OpenEntry<'a> = (
+    &'a crate::stats::inventory::OpenPortKey,
+    &'a crate::stats::inventory::OpenPort,
+);
+
+/// Keeps the first `n` open ports in the human table's order (most bytes,
+/// then host as text, port, protocol: [`table`]); only the ports tied with the
+/// `n`-th on bytes have their address written out to compare.
+fn top_open(open: &mut Vec<OpenEntry>, n: usize) {
+    if n >= open.len() {
+        return;
+    }
+    let bytes = |e: &OpenEntry| e.1.to_server.bytes + e.1.to_client.bytes;
+    open.select_nth_unstable_by(n - 1, |a, b| bytes(b).cmp(&bytes(a)));
+    let cut = bytes(&open[n - 1]);
+    let mut tied: Vec<(String, OpenEntry)> = open
+        .iter()
+        .filter(|e| bytes(e) == cut)
+        .map(|e| (ip_text(&e.0.host), *e))
+        .collect();
+    tied.sort_unstable_by(|a, b| {
+        (&a.0, a.1 .0.port, a.1 .0.transport).cmp(&(&b.0, b.1 .0.port, b.1 .0.transport))
+    });
+    open.retain(|e| bytes(e) > cut);
+    let room = n - open.len();
+    open.extend(tied.into_iter().take(room).map(|(_, e)| e));
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -260,11 +323,17 @@ fn par_map<T: Sync, U: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> U + 
 }
 
 impl Report {
-    pub fn build(a: &Analysis, services: &Services) -> Report {
+    pub fn build(a: &Analysis, services: &Services, rows: Rows) -> Report {
         let t = &a.totals;
         let threads = a.workers;
-        let used: Vec<(PortKey, &PortStats)> =
+        let mut used: Vec<(PortKey, &PortStats)> =
             a.ports.iter().filter(|(_, p)| p.packets() > 0).collect();
+        let ports_total = used.len();
+        if let Some(n) = rows.limit().filter(|&n| n < used.len()) {
+            let key = |(k, p): &(PortKey, &PortStats)| (*k, p.bytes(), p.packets());
+            used.select_nth_unstable_by(n - 1, |a, b| port_order(key(a), key(b)));
+            used.truncate(n);
+        }
         let mut ports: Vec<PortReport> =
             par_map(&used, threads, |(k, p)| port_report(*k, p, services));
         // ICMP port-unreachable evidence also counts on the refused port.
@@ -289,16 +358,20 @@ impl Report {
         }
         // (proto, port) is unique, so the unstable sort gives the one order
         // without moving rows to a buffer and back.
-        ports.sort_unstable_by(|x, y| {
-            (y.bytes, y.packets)
-                .cmp(&(x.bytes, x.packets))
-                .then((x.proto, x.port).cmp(&(y.proto, y.port)))
-        });
+        let key = |r: &PortReport| {
+            let k = PortKey {
+                transport: r.proto,
+                port: r.port,
+            };
+            (k, r.bytes, r.packets)
+        };
+        ports.sort_unstable_by(|x, y| port_order(key(x), key(y)));
         let flows_total: u64 = a.ports.iter().map(|(_, p)| p.flows).sum();
-        let mut open: Vec<(
-            &crate::stats::inventory::OpenPortKey,
-            &crate::stats::inventory::OpenPort,
-        )> = a.inventory.open.iter().collect();
+        let mut open: Vec<OpenEntry> = a.inventory.open.iter().collect();
+        let services_total = open.len();
+        if let Some(n) = rows.limit() {
+            top_open(&mut open, n);
+        }
         // The key's own order (host bytes, transport, port), compared as integers.
         open.sort_unstable_by_key(|(k, _)| (u128::from_be_bytes(k.host), k.transport, k.port));
         let detected = a.inventory.protocols();
@@ -430,6 +503,8 @@ impl Report {
             closed_port_attempts,
             findings: Vec::new(),
             live: None,
+            ports_total,
+            services_total,
         }
     }
 }

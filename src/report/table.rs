@@ -245,11 +245,11 @@ pub fn write_table(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> 
     for row in &rows {
         writeln!(w, "{}", line(row))?;
     }
-    if top != 0 && r.ports.len() > top {
+    if top != 0 && r.ports_total > top {
         writeln!(
             w,
             "... {} more ports (--top 0 shows all)",
-            thousands((r.ports.len() - top) as u64)
+            thousands((r.ports_total - top) as u64)
         )?;
     }
     if !r.findings.is_empty() {
@@ -270,7 +270,7 @@ pub fn write_table(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> 
         writeln!(
             w,
             "open ports seen serving: {}",
-            thousands(r.services.len() as u64)
+            thousands(r.services_total as u64)
         )?;
         let mut by_bytes: Vec<&super::OpenPortReport> = r.services.iter().collect();
         // A total order (host, proto and port name one row), so picking the
@@ -309,11 +309,11 @@ pub fn write_table(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> 
                 human_bytes(o.bytes),
             )?;
         }
-        if shown < r.services.len() {
+        if shown < r.services_total {
             writeln!(
                 w,
                 "  ... {} more (the JSON report lists all)",
-                thousands((r.services.len() - shown) as u64)
+                thousands((r.services_total - shown) as u64)
             )?;
         }
     }
