@@ -135,7 +135,7 @@ impl PortSite<'_> {
 /// Services seen serving outside the policy.
 pub fn unexpected_ports(inv: &Inventory, policy: &Policy, services: &Services) -> Vec<Finding> {
     let mut out = Vec::new();
-    for (k, o) in &inv.open {
+    for (k, o) in inv.open_ports() {
         let Decision::Denied { rule } = policy.check(&k.host, k.transport, k.port) else {
             continue;
         };

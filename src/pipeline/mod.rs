@@ -203,7 +203,9 @@ fn spawn_workers(opts: &Options, lossy: bool, publish: Option<Publish>) -> Worke
                     }
                     Some(p) => live::worker_loop(i, &rx, &recycle, &mut table, &p),
                 }
-                table.finish_all();
+                // The reader's core is free by now; with one worker, ending
+                // the flows still open can use it.
+                table.finish_all_on(if n == 1 { 2 } else { 1 });
                 table
             })
             .expect("spawn worker thread");

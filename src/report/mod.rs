@@ -367,7 +367,7 @@ impl Report {
         };
         ports.sort_unstable_by(|x, y| port_order(key(x), key(y)));
         let flows_total: u64 = a.ports.iter().map(|(_, p)| p.flows).sum();
-        let mut open: Vec<OpenEntry> = a.inventory.open.iter().collect();
+        let mut open: Vec<OpenEntry> = a.inventory.open_ports().collect();
         let services_total = open.len();
         if let Some(n) = rows.limit() {
             top_open(&mut open, n);

@@ -471,8 +471,81 @@ fn update(f: &mut Flow, ports: &mut PortTable, p: &FlowPacket, payload: &[u8]) {
     }
 }
 
+/// What ending one flow contributes, from the flow alone.
+struct Ending {
+    state: ConnState,
+    outcome: FlowOutcome,
+    /// A failed or unanswered attempt, or an odd-flag probe.
+    attempt: Option<Attempt>,
+}
+
+fn ending(key: FlowKey, f: &Flow) -> Ending {
+    let state = conn_state(key.transport, f.history);
+    let sport = if f.server_is_lo {
+        key.lo_port
+    } else {
+        key.hi_port
+    };
+    let h = f.history;
+    let both_ways = h & ORIG_SEEN != 0 && h & RESP_SEEN != 0;
+    let evidence = match key.transport {
+        Transport::Tcp if h & RESP_SYNACK != 0 => HANDSHAKE,
+        Transport::Tcp if h & (ORIG_SYN | RESP_SYNACK) == 0 && both_ways => MIDSTREAM,
+        Transport::Tcp => 0,
+        _ if h & RESP_SEEN != 0 => ANSWERED,
+        _ => 0,
+    };
+    let (server, client) = if f.server_is_lo {
+        (key.lo, key.hi)
+    } else {
+        (key.hi, key.lo)
+    };
+    let probe = match key.transport {
+        Transport::Tcp if h & RESP_SYNACK == 0 => match state {
+            ConnState::S0 | ConnState::REJ | ConnState::RSTOS0 | ConnState::SH => Some(0),
+            ConnState::OTH if h & ORIG_SEEN != 0 => crate::detect::scan::odd_probe(f.first_flags),
+            _ => None,
+        },
+        Transport::Tcp => None,
+        _ if h & RESP_SEEN == 0 => Some(0),
+        _ => None,
+    };
+    Ending {
+        state,
+        attempt: probe.map(|odd| Attempt {
+            src: client,
+            dst: server,
+            ts: f.first,
+            port: sport,
+            transport: key.transport,
+            odd,
+            refused: state == ConnState::REJ,
+        }),
+        outcome: FlowOutcome {
+            key: OpenPortKey {
+                host: server,
+                transport: key.transport,
+                port: sport,
+            },
+            client,
+            first_ns: f.first,
+            last_ns: f.last,
+            to_server: f.dir[0],
+            to_client: f.dir[1],
+            evidence,
+            rejected: state == ConnState::REJ,
+            detected: f.inspect.protocol(),
+            cleartext: f.inspect.clear,
+            confirmed: f.inspect.server_confirms(),
+        },
+    }
+}
+
 /// Sweeps for idle flows run every this much packet time.
 pub const SWEEP_EVERY_NS: u64 = 10_000_000_000;
+
+/// Open flows at the end of input from which they are ended on two threads.
+const PARALLEL_END_MIN: usize = 16_384;
 
 /// Flows sampled to estimate how many of a full table's flows are idle and
 /// which tenth to evict (about 0.5% error on the share evicted).
@@ -621,72 +694,19 @@ impl FlowTable {
     }
 
     fn finish(&mut self, key: FlowKey, f: Flow) {
-        let state = conn_state(key.transport, f.history);
-        let sport = if f.server_is_lo {
-            key.lo_port
-        } else {
-            key.hi_port
-        };
+        let e = ending(key, &f);
+        self.apply(key, &f, e, true);
+    }
+
+    /// Adds what ending flow `f` contributes to the port counters, the scan
+    /// attempts, the flow records and (when `observe`) the inventory.
+    fn apply(&mut self, key: FlowKey, f: &Flow, e: Ending, observe: bool) {
         if key.transport == Transport::Tcp {
-            self.ports.get_mut(key.transport, sport).states[state.index()] += 1;
+            self.ports.get_mut(key.transport, e.outcome.key.port).states[e.state.index()] += 1;
         }
-        let h = f.history;
-        let both_ways = h & ORIG_SEEN != 0 && h & RESP_SEEN != 0;
-        let evidence = match key.transport {
-            Transport::Tcp if h & RESP_SYNACK != 0 => HANDSHAKE,
-            Transport::Tcp if h & (ORIG_SYN | RESP_SYNACK) == 0 && both_ways => MIDSTREAM,
-            Transport::Tcp => 0,
-            _ if h & RESP_SEEN != 0 => ANSWERED,
-            _ => 0,
-        };
-        let (server, client) = if f.server_is_lo {
-            (key.lo, key.hi)
-        } else {
-            (key.hi, key.lo)
-        };
-        let detected = f.inspect.protocol();
-        let cleartext = f.inspect.clear;
-        let confirmed = f.inspect.server_confirms();
-        let probe = match key.transport {
-            Transport::Tcp if h & RESP_SYNACK == 0 => match state {
-                ConnState::S0 | ConnState::REJ | ConnState::RSTOS0 | ConnState::SH => Some(0),
-                ConnState::OTH if h & ORIG_SEEN != 0 => {
-                    crate::detect::scan::odd_probe(f.first_flags)
-                }
-                _ => None,
-            },
-            Transport::Tcp => None,
-            _ if h & RESP_SEEN == 0 => Some(0),
-            _ => None,
-        };
-        if let Some(odd) = probe {
-            self.attempts.push(Attempt {
-                src: client,
-                dst: server,
-                ts: f.first,
-                port: sport,
-                transport: key.transport,
-                odd,
-                refused: state == ConnState::REJ,
-            });
+        if let Some(a) = e.attempt {
+            self.attempts.push(a);
         }
-        self.inventory.observe(FlowOutcome {
-            key: OpenPortKey {
-                host: server,
-                transport: key.transport,
-                port: sport,
-            },
-            client,
-            first_ns: f.first,
-            last_ns: f.last,
-            to_server: f.dir[0],
-            to_client: f.dir[1],
-            evidence,
-            rejected: state == ConnState::REJ,
-            detected,
-            cleartext,
-            confirmed,
-        });
         if self.keep_records {
             self.records.push(FlowRecord {
                 key,
@@ -695,10 +715,13 @@ impl FlowTable {
                 last_ns: f.last,
                 to_server: f.dir[0],
                 to_client: f.dir[1],
-                state: state.name(),
-                detected,
-                cleartext,
+                state: e.state.name(),
+                detected: e.outcome.detected,
+                cleartext: e.outcome.cleartext,
             });
+        }
+        if observe {
+            self.inventory.observe(e.outcome);
         }
     }
 
@@ -780,8 +803,49 @@ impl FlowTable {
 
     /// Ends every flow (end of input).
     pub fn finish_all(&mut self) {
+        self.finish_all_on(1);
+    }
+
+    /// Ends every flow (end of input), on two threads when `threads` allows
+    /// and there are many. The flows still open when a capture ends are often
+    /// most of its flows, and ending them is mostly inventory updates (hash
+    /// look-ups and client sets, cache misses), with the reader's core idle by
+    /// then. A second thread takes the inventory entries of half the server
+    /// ports (split by a hash of the key, so each entry has one writer and
+    /// nothing needs merging but two disjoint maps); this thread does the rest,
+    /// in slot order as before, so counters, attempts and records come out the
+    /// same.
+    pub fn finish_all_on(&mut self, threads: usize) {
         let mut flows = std::mem::replace(&mut self.flows, FlowMap::with_capacity(1));
-        flows.drain(|k, f| self.finish(k, f));
+        if threads < 2 || flows.len() < PARALLEL_END_MIN {
+            flows.drain(|k, f| self.finish(k, f));
+            return;
+        }
+        let theirs = |k: &OpenPortKey| {
+            let h = u128::from_ne_bytes(k.host) as u64 ^ (u128::from_ne_bytes(k.host) >> 64) as u64;
+            (h ^ k.port as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 63 == 1
+        };
+        let part = self.inventory.split_off(theirs);
+        let flows = &flows;
+        let part = std::thread::scope(|s| {
+            let other = s.spawn(move || {
+                let mut part = part;
+                for (k, f) in flows.iter() {
+                    let e = ending(*k, f);
+                    if theirs(&e.outcome.key) {
+                        part.observe(e.outcome);
+                    }
+                }
+                part
+            });
+            for (k, f) in flows.iter() {
+                let e = ending(*k, f);
+                let mine = !theirs(&e.outcome.key);
+                self.apply(*k, f, e, mine);
+            }
+            other.join().expect("flow-ending thread")
+        });
+        self.inventory.join_apart(part);
     }
 }
 
@@ -954,8 +1018,89 @@ mod tests {
         t.account(&pkt(s, 50000, c, 5000, F::SYN | F::ACK, 2), &[]);
         t.account(&pkt(c, 5000, s, 50000, F::ACK, 3), &[]);
         t.finish_all();
-        let open: Vec<u16> = t.inventory.open.keys().map(|k| k.port).collect();
+        let open: Vec<u16> = t.inventory.open_ports().map(|(k, _)| k.port).collect();
         assert_eq!(open, vec![50000]);
+    }
+
+    #[test]
+    fn ending_the_last_flows_on_two_threads_changes_nothing() {
+        // Handshakes, unanswered SYNs, refusals and answered UDP, spread over
+        // server ports, some with earlier flows already in the inventory.
+        let feed = |t: &mut FlowTable| {
+            let n = PARALLEL_END_MIN as u32 + 4_000;
+            for i in 0..n {
+                let srv = [10, 0, (i % 50) as u8, 1];
+                let cli = [192, 168, (i >> 8) as u8, i as u8];
+                let (sp, cp) = (1 + (i % 300) as u16, 20_000 + (i % 30_000) as u16);
+                let ts = 1_000_000 + i as u64 * 1_000;
+                match i % 4 {
+                    0 => {
+                        t.account(&pkt(cli, cp, srv, sp, F::SYN, ts), &[]);
+                        t.account(&pkt(srv, sp, cli, cp, F::SYN | F::ACK, ts + 10), &[]);
+                        t.account(&pkt(cli, cp, srv, sp, F::ACK, ts + 20), &[]);
+                        if i % 8 == 0 {
+                            // Closed before the end: in the inventory already.
+                            t.account(&pkt(cli, cp, srv, sp, F::RST, ts + 30), &[]);
+                        }
+                    }
+                    1 => t.account(&pkt(cli, cp, srv, sp, F::SYN, ts), &[]),
+                    2 => {
+                        t.account(&pkt(cli, cp, srv, sp, F::SYN, ts), &[]);
+                        t.account(&pkt(srv, sp, cli, cp, F::RST | F::ACK, ts + 10), &[]);
+                    }
+                    _ => {
+                        let (k, lo) =
+                            FlowKey::new(Transport::Udp, v4_mapped(&cli), cp, v4_mapped(&srv), sp);
+                        t.account(&FlowPacket::new(k, lo, ts, 80, 0), &[]);
+                        t.account(&FlowPacket::new(k, !lo, ts + 10, 120, 0), &[]);
+                    }
+                }
+            }
+        };
+        let (mut one, mut two) = (table(), table());
+        for t in [&mut one, &mut two] {
+            t.cap = 1 << 20;
+            t.flows = FlowMap::with_capacity(t.cap);
+            feed(t);
+        }
+        assert!(one.len() >= PARALLEL_END_MIN);
+        one.finish_all_on(1);
+        two.finish_all_on(2);
+        assert_eq!(two.inventory.open_maps(), 2, "ended on two threads");
+        let inventory = |t: &FlowTable| {
+            let mut v: Vec<_> = t
+                .inventory
+                .open_ports()
+                .map(|(k, o)| {
+                    let c = &o.clients;
+                    (
+                        *k,
+                        o.span,
+                        c.len(),
+                        c.lowest().to_vec(),
+                        o.to_server,
+                        o.to_client,
+                        o.evidence,
+                    )
+                })
+                .collect();
+            v.sort_by_key(|e| e.0);
+            let mut r: Vec<_> = t.inventory.rejected.iter().map(|(h, n)| (*h, *n)).collect();
+            r.sort();
+            (v, r)
+        };
+        assert_eq!(inventory(&one), inventory(&two));
+        assert!(inventory(&one).0.len() > 100 && !inventory(&one).1.is_empty());
+        let ports = |t: &FlowTable| {
+            t.ports
+                .iter()
+                .map(|(k, p)| (k, p.states, p.flows))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ports(&one), ports(&two));
+        assert_eq!(one.attempts.list, two.attempts.list);
+        assert!(one.attempts.list.len() > 1000);
+        assert_eq!(one.records, two.records);
     }
 
     #[test]

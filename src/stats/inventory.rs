@@ -140,13 +140,20 @@ impl Detected {
     }
 }
 
-/// Adds `from` to `to`: entries `to` lacks are moved, the others merged.
+/// Adds `from` to `to`: entries `to` lacks are moved, the others merged
+/// (`merge` must not depend on which side is which: the smaller map is added to
+/// the larger, into room made for it at once rather than by repeated doubling;
+/// entries are a few hundred bytes, and rehashing them was most of the cost).
 fn merge_map<K: std::hash::Hash + Eq, V>(
     to: &mut FxHashMap<K, V>,
-    from: FxHashMap<K, V>,
+    mut from: FxHashMap<K, V>,
     merge: impl Fn(&mut V, V),
 ) {
     use std::collections::hash_map::Entry;
+    if from.len() > to.len() {
+        std::mem::swap(to, &mut from);
+    }
+    to.reserve(from.len());
     for (k, v) in from {
         match to.entry(k) {
             Entry::Occupied(mut e) => merge(e.get_mut(), v),
@@ -159,7 +166,13 @@ fn merge_map<K: std::hash::Hash + Eq, V>(
 
 #[derive(Debug, Clone, Default)]
 pub struct Inventory {
-    pub open: FxHashMap<OpenPortKey, OpenPort>,
+    /// Open ports ([`Self::open_ports`] lists them all): `open` takes new
+    /// observations; `apart` holds maps whose keys are in no other map, added
+    /// whole by [`Self::join_apart`] (ending the last flows on two threads
+    /// makes two such maps, and merging them cost as much as the second
+    /// thread saved).
+    open: FxHashMap<OpenPortKey, OpenPort>,
+    apart: Vec<FxHashMap<OpenPortKey, OpenPort>>,
     /// TCP connection attempts refused with a RST, per server host.
     pub rejected: FxHashMap<Addr, u64>,
     /// Protocols detected from payload, per server port.
@@ -199,12 +212,69 @@ impl Inventory {
         e.clients.insert(o.client);
     }
 
+    /// Every open port, in no particular order.
+    pub fn open_ports(&self) -> impl Iterator<Item = (&OpenPortKey, &OpenPort)> {
+        self.open.iter().chain(self.apart.iter().flatten())
+    }
+
+    /// How many maps hold the open ports.
+    #[cfg(test)]
+    pub fn open_maps(&self) -> usize {
+        1 + self.apart.len()
+    }
+
+    pub fn open_count(&self) -> usize {
+        self.open.len() + self.apart.iter().map(|m| m.len()).sum::<usize>()
+    }
+
+    /// Moves the open ports and detections whose key `part` picks into a new
+    /// inventory (refusals stay), to be observed apart and added back with
+    /// [`Self::join_apart`].
+    pub fn split_off(&mut self, part: impl Fn(&OpenPortKey) -> bool) -> Inventory {
+        self.flatten();
+        let mut o = Inventory::default();
+        for (k, v) in std::mem::take(&mut self.open) {
+            if part(&k) {
+                o.open.insert(k, v);
+            } else {
+                self.open.insert(k, v);
+            }
+        }
+        for (k, v) in std::mem::take(&mut self.detected) {
+            if part(&k.0) {
+                o.detected.insert(k, v);
+            } else {
+                self.detected.insert(k, v);
+            }
+        }
+        o
+    }
+
+    /// Adds `o`, made by [`Self::split_off`] and observed apart: its open
+    /// ports are kept as a map of their own (no key of it is in this one).
+    pub fn join_apart(&mut self, mut o: Inventory) {
+        debug_assert!(o.open.keys().all(|k| !self.open.contains_key(k)));
+        self.apart.push(o.open);
+        self.apart.append(&mut o.apart);
+        merge_map(&mut self.rejected, o.rejected, |a, b| *a += b);
+        merge_map(&mut self.detected, o.detected, Detected::merge);
+    }
+
+    /// Folds the maps kept apart into `open`.
+    fn flatten(&mut self) {
+        for m in std::mem::take(&mut self.apart) {
+            merge_map(&mut self.open, m, OpenPort::merge);
+        }
+    }
+
     /// Adds `o`, moving what this inventory does not have yet.
-    pub fn merge(&mut self, o: Inventory) {
-        if self.open.is_empty() && self.rejected.is_empty() && self.detected.is_empty() {
+    pub fn merge(&mut self, mut o: Inventory) {
+        if self.open_count() == 0 && self.rejected.is_empty() && self.detected.is_empty() {
             *self = o;
             return;
         }
+        self.flatten();
+        o.flatten();
         merge_map(&mut self.open, o.open, OpenPort::merge);
         merge_map(&mut self.rejected, o.rejected, |a, b| *a += b);
         merge_map(&mut self.detected, o.detected, Detected::merge);
