@@ -81,10 +81,19 @@ pub fn with_prefault<R>(data: &[u8], read: impl FnOnce(&MapCursor) -> R) -> R {
         let _ = std::thread::Builder::new()
             .name("portflow-prefault".into())
             .spawn_scoped(s, || help(data, &progress, &stop));
-        let r = read(&progress);
-        stop.store(true, Ordering::Relaxed);
-        r
+        // Stopped however `read` ends: the scope waits for the helper, even
+        // to pass on a panic.
+        let _stop = StopOnDrop(&stop);
+        read(&progress)
     })
+}
+
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 fn help(data: &[u8], progress: &MapCursor, stop: &AtomicBool) {
@@ -140,6 +149,13 @@ mod tests {
         });
         assert_eq!(sum, data.iter().map(|&b| b as u64).sum::<u64>());
         assert_eq!(with_prefault(&data[..10], |_| 7), 7);
+    }
+
+    #[test]
+    fn a_reader_panic_stops_the_helper_and_reaches_the_caller() {
+        let data = vec![0u8; MIN_LEN + CHUNK];
+        let r = std::panic::catch_unwind(|| with_prefault(&data, |_| -> u8 { panic!("reader") }));
+        assert!(r.is_err());
     }
 
     #[test]
