@@ -825,27 +825,37 @@ impl FlowTable {
             let h = u128::from_ne_bytes(k.host) as u64 ^ (u128::from_ne_bytes(k.host) >> 64) as u64;
             (h ^ k.port as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 63 == 1
         };
-        let part = self.inventory.split_off(theirs);
-        let flows = &flows;
-        let part = std::thread::scope(|s| {
-            let other = s.spawn(move || {
-                let mut part = part;
-                for (k, f) in flows.iter() {
-                    let e = ending(*k, f);
-                    if theirs(&e.outcome.key) {
-                        part.observe(e.outcome);
+        let mut part = self.inventory.split_off(theirs);
+        let all = &flows;
+        let apart = std::thread::scope(|s| {
+            let other = std::thread::Builder::new()
+                .name("portflow-ending".into())
+                .spawn_scoped(s, || {
+                    for (k, f) in all.iter() {
+                        let e = ending(*k, f);
+                        if theirs(&e.outcome.key) {
+                            part.observe(e.outcome);
+                        }
                     }
-                }
-                part
-            });
-            for (k, f) in flows.iter() {
+                });
+            // No thread (a process or memory limit): end them all here.
+            let Ok(other) = other else {
+                return false;
+            };
+            for (k, f) in all.iter() {
                 let e = ending(*k, f);
                 let mine = !theirs(&e.outcome.key);
                 self.apply(*k, f, e, mine);
             }
-            other.join().expect("flow-ending thread")
+            other.join().expect("flow-ending thread");
+            true
         });
-        self.inventory.join_apart(part);
+        if apart {
+            self.inventory.join_apart(part);
+        } else {
+            self.inventory.merge(part);
+            flows.drain(|k, f| self.finish(k, f));
+        }
     }
 }
 

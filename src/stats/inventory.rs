@@ -320,3 +320,103 @@ fn rank_protocols(mut v: Vec<(Protocol, u64, u64)>) -> Vec<(Protocol, u64)> {
     v.sort_by(|a, b| (b.2, b.1).cmp(&(a.2, a.1)).then(a.0.cmp(&b.0)));
     v.into_iter().map(|(p, n, _)| (p, n)).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::v4_mapped;
+
+    fn outcome(host: u8, port: u16, client: u8) -> FlowOutcome {
+        FlowOutcome {
+            key: OpenPortKey {
+                host: v4_mapped(&[10, 0, 0, host]),
+                transport: Transport::Tcp,
+                port,
+            },
+            client: v4_mapped(&[192, 168, 0, client]),
+            first_ns: 1_000 * client as u64,
+            last_ns: 2_000 * client as u64,
+            to_server: Count {
+                packets: 1,
+                bytes: 60,
+            },
+            to_client: Count {
+                packets: 1,
+                bytes: 90,
+            },
+            evidence: HANDSHAKE,
+            rejected: client % 5 == 0,
+            detected: (client % 3 == 0).then_some(Protocol::Http),
+            cleartext: 0,
+            confirmed: true,
+        }
+    }
+
+    fn listing(inv: &Inventory) -> Vec<String> {
+        let mut v: Vec<String> = inv
+            .open_ports()
+            .map(|(k, o)| {
+                format!(
+                    "{k:?} {:?} {} {:?} {:?}",
+                    o.span,
+                    o.clients.len(),
+                    o.to_server,
+                    o.to_client
+                )
+            })
+            .chain(
+                inv.detected
+                    .iter()
+                    .map(|((k, p), d)| format!("{k:?} {p:?} {:?} {}", d.span, d.clients.len())),
+            )
+            .chain(inv.rejected.iter().map(|(h, n)| format!("{h:?} {n}")))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Observing apart and joining, or splitting and merging back (what ending
+    /// the last flows falls back to without a second thread), gives what
+    /// observing everything in one inventory gives.
+    #[test]
+    fn split_observe_apart_and_join_match_one_inventory() {
+        let all: Vec<(u8, u16, u8)> = (0..400u32)
+            .map(|i| ((i % 7) as u8, 20 + (i % 11) as u16, (i % 97) as u8))
+            .collect();
+        let theirs = |k: &OpenPortKey| (k.port + k.host[15] as u16) % 2 == 1;
+        let mut one = Inventory::default();
+        all.iter()
+            .for_each(|&(h, p, c)| one.observe(outcome(h, p, c)));
+
+        let mut mine = Inventory::default();
+        all[..150]
+            .iter()
+            .for_each(|&(h, p, c)| mine.observe(outcome(h, p, c)));
+        let mut part = mine.split_off(theirs);
+        let mut back = mine.clone();
+        back.merge(part.clone());
+        let mut first = Inventory::default();
+        all[..150]
+            .iter()
+            .for_each(|&(h, p, c)| first.observe(outcome(h, p, c)));
+        assert_eq!(listing(&back), listing(&first), "split and merged back");
+        for &(h, p, c) in &all[150..] {
+            let o = outcome(h, p, c);
+            if theirs(&o.key) {
+                part.observe(o);
+            } else {
+                mine.observe(o);
+            }
+        }
+        mine.join_apart(part);
+        assert_eq!(mine.open_maps(), 2);
+        assert_eq!(listing(&mine), listing(&one));
+        // A later merge (another worker's inventory) folds the maps kept apart.
+        let mut merged = Inventory::default();
+        merged.observe(outcome(1, 20, 200));
+        merged.merge(mine);
+        one.observe(outcome(1, 20, 200));
+        assert_eq!(listing(&merged), listing(&one));
+        assert_eq!(merged.open_maps(), 1);
+    }
+}
