@@ -397,8 +397,8 @@ pub fn read_capture<F: FnMut(&RawPacket)>(
                 if let Ok(map) = unsafe { memmap2::Mmap::map(&file) } {
                     if !is_gzip(&map) {
                         let _ = map.advise(memmap2::Advice::Sequential);
-                        return super::prefault::with_prefault(&map, |at| {
-                            read_slice(&path, &map, Some(at), &progress, sink)
+                        return super::prefault::with_prefault(&map, |cursor| {
+                            read_slice(&path, &map, Some(cursor), &progress, sink)
                         });
                     }
                 }
@@ -505,13 +505,13 @@ fn read_slice<F: FnMut(&RawPacket)>(
     progress: &AtomicU64,
     sink: &mut F,
 ) -> Result<FileSummary, FileError> {
-    const RELEASE_EVERY: u64 = 16 << 20;
+    const PUBLISH_EVERY: u64 = 16 << 20;
     let mut w = Walker::new(path, false);
     let offset_of = |rest: &[u8]| (data.len() - rest.len()) as u64;
     let mut last_progress = 0u64;
     // `at`: bytes parsed so far, after each block or record.
     let mut report = |at: u64| {
-        if at - last_progress >= RELEASE_EVERY {
+        if at - last_progress >= PUBLISH_EVERY {
             progress.fetch_add(at - last_progress, Ordering::Relaxed);
             if let Some(m) = map {
                 m.reached(data, at as usize);

@@ -71,20 +71,20 @@ impl MapCursor {
 /// `read` publishes how far it has consumed `data` through
 /// [`MapCursor::reached`].
 pub fn with_prefault<R>(data: &[u8], read: impl FnOnce(&MapCursor) -> R) -> R {
-    let progress = MapCursor::default();
+    let cursor = MapCursor::default();
     if data.len() < MIN_LEN {
-        return read(&progress);
+        return read(&cursor);
     }
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         // A helper that cannot start changes nothing but speed.
         let _ = std::thread::Builder::new()
             .name("portflow-prefault".into())
-            .spawn_scoped(s, || help(data, &progress, &stop));
+            .spawn_scoped(s, || help(data, &cursor, &stop));
         // Stopped however `read` ends: the scope waits for the helper, even
         // to pass on a panic.
         let _stop = StopOnDrop(&stop);
-        read(&progress)
+        read(&cursor)
     })
 }
 
@@ -96,7 +96,7 @@ impl Drop for StopOnDrop<'_> {
     }
 }
 
-fn help(data: &[u8], progress: &MapCursor, stop: &AtomicBool) {
+fn help(data: &[u8], cursor: &MapCursor, stop: &AtomicBool) {
     // SAFETY: sched_setscheduler on the calling thread (pid 0) with a valid
     // parameter block; SCHED_IDLE needs no privilege.
     unsafe {
@@ -106,8 +106,8 @@ fn help(data: &[u8], progress: &MapCursor, stop: &AtomicBool) {
     let mut done = 0;
     let mut populate = true;
     while !stop.load(Ordering::Relaxed) {
-        let at = progress.at.load(Ordering::Relaxed);
-        progress.release_to(data, at);
+        let at = cursor.at.load(Ordering::Relaxed);
+        cursor.release_to(data, at);
         // Pages the reader has passed (and released) are not mapped again.
         done = done.max(at & !(CHUNK - 1));
         if !populate || done >= data.len() || done >= at + WINDOW {

@@ -822,8 +822,8 @@ impl FlowTable {
             return;
         }
         let theirs = |k: &OpenPortKey| {
-            let h = u128::from_ne_bytes(k.host) as u64 ^ (u128::from_ne_bytes(k.host) >> 64) as u64;
-            (h ^ k.port as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 63 == 1
+            use std::hash::BuildHasher;
+            rustc_hash::FxBuildHasher.hash_one(k) >> 63 == 1
         };
         let mut part = self.inventory.split_off(theirs);
         let all = &flows;

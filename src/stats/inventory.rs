@@ -232,22 +232,19 @@ impl Inventory {
     /// [`Self::join_apart`].
     pub fn split_off(&mut self, part: impl Fn(&OpenPortKey) -> bool) -> Inventory {
         self.flatten();
-        let mut o = Inventory::default();
-        for (k, v) in std::mem::take(&mut self.open) {
-            if part(&k) {
-                o.open.insert(k, v);
-            } else {
-                self.open.insert(k, v);
-            }
+        let (open, keep) = std::mem::take(&mut self.open)
+            .into_iter()
+            .partition(|(k, _)| part(k));
+        self.open = keep;
+        let (detected, keep) = std::mem::take(&mut self.detected)
+            .into_iter()
+            .partition(|((k, _), _)| part(k));
+        self.detected = keep;
+        Inventory {
+            open,
+            detected,
+            ..Inventory::default()
         }
-        for (k, v) in std::mem::take(&mut self.detected) {
-            if part(&k.0) {
-                o.detected.insert(k, v);
-            } else {
-                self.detected.insert(k, v);
-            }
-        }
-        o
     }
 
     /// Adds `o`, made by [`Self::split_off`] and observed apart: its open
