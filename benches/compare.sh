@@ -5,7 +5,9 @@
 #   benches/compare.sh [FILE] [RUNS]
 #
 # FILE defaults to bench-data/real.pcap (built by benches/make-input.sh from the
-# shared corpus). Each tool runs once to warm the page cache, then RUNS times
+# shared corpus). The file is first put into the page cache as a read from disk
+# leaves it (benches/page-cache.sh; PAGE_CACHE=as-is skips that and measures the
+# file as it is cached now). Each tool then runs once as a warm-up and RUNS times
 # (default 5); the median wall time is reported with the peak RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +18,11 @@ command -v /usr/bin/time >/dev/null || { echo "compare: installing time" >&2; ap
 cargo build --release --locked -q --bin portflow --example walk
 pf=target/release/portflow
 walk=target/release/examples/walk
+if [ "${PAGE_CACHE:-read}" = as-is ]; then
+  cache="page cache as it was (PAGE_CACHE=as-is)"
+else
+  cache=$(benches/page-cache.sh "$file")
+fi
 packets=$(capinfos -c -M "$file" | awk -F: '/Number of packets/ {gsub(/ /,"",$2); print $2}')
 size=$(stat -c %s "$file")
 
@@ -85,6 +92,7 @@ PY
   echo "- input: \`$file\`, $size bytes, $packets packets (capinfos); portflow counted $pf_count"
   echo "- CPU: $cpu, $(nproc) cores; $(uname -sr)"
   echo "- versions: $("$pf" --version); $(tcpdump --version 2>&1 | head -1); $(tshark --version 2>/dev/null | head -1); $(tcpdump --version 2>&1 | grep -i libpcap | head -1)"
+  echo "- $cache"
   echo "- $runs runs each after one warm-up run, page cache warm; wall time by /usr/bin/time"
   echo
   echo "$report"

@@ -6,8 +6,9 @@
 #
 # Inputs are made by the seeded generator (examples/synth.rs) in bench-data/
 # (not committed) and removed afterwards. Output is the human table to
-# /dev/null (default settings otherwise); times are medians of RUNS runs after
-# a warm-up, RSS the peak over them.
+# /dev/null (default settings otherwise); each input is put into the page cache
+# as a read from disk leaves it (benches/page-cache.sh); times are medians of
+# RUNS runs after a warm-up, RSS the peak over them.
 #
 # 1. Cost per packet on established flows, the curve: for each point of a flows
 #    sweep (1 k to 800 k flows over 1,000 server ports; the default flow cap is
@@ -54,6 +55,7 @@ curve=()
 established() { # label flows ports
   "$synth" established "$packets" "$2" "$3" "$f"
   "$synth" established "$((2 * packets))" "$2" "$3" "$f2"
+  benches/page-cache.sh "$f" "$f2" >/dev/null
   run "$f" >/dev/null; run "$f2" >/dev/null
   local a=() b=() rss=0 t r
   for _ in $(seq "$runs"); do # interleaved, so drift hits both lengths alike
@@ -78,6 +80,7 @@ for ports in 10 100 10000 60000; do established "ports sweep" 100000 "$ports"; d
 rm -f "$f2"
 
 whole() { # label packets flows ports
+  benches/page-cache.sh "$f" >/dev/null
   run "$f" >/dev/null
   local ts=() rss=0 t r
   for _ in $(seq "$runs"); do
@@ -103,7 +106,7 @@ commit=$(git rev-parse --short HEAD)$(git diff --quiet || echo "+dirty")
   echo
   echo "- \`benches/scale.sh $packets $runs\`: synthetic inputs (examples/synth.rs, seed 7), default settings"
   echo "  (\`--flow-cap\` 900,000, \`--workers\` = $(nproc) cores), table output to /dev/null, median of $runs"
-  echo "  runs after a warm-up; RSS is the peak over the runs."
+  echo "  runs after a warm-up, page cache as read from disk (benches/page-cache.sh); RSS is the peak over the runs."
   echo "- Cost per packet on established flows: N = $packets and 2N packets, the same first N"
   echo "  (\`synth established\`); per packet = (t(2N) - t(N)) / N; fixed = t(N) - N x per packet (opening, ending"
   echo "  and reporting the flows and ports, start-up). RSS and evictions are those of the 2N input."
