@@ -7,8 +7,9 @@
 # FILE defaults to bench-data/real.pcap (built by benches/make-input.sh from the
 # shared corpus). The file is first put into the page cache as a read from disk
 # leaves it (benches/page-cache.sh; PAGE_CACHE=as-is skips that and measures the
-# file as it is cached now). Each tool then runs once as a warm-up and RUNS times
-# (default 5); the median wall time is reported with the peak RSS.
+# file as it is cached now). Then one warm-up round and RUNS rounds (default 5)
+# in which every tool runs once, interleaved; the median wall time is reported
+# with the peak RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 file="${1:-bench-data/real.pcap}"
@@ -26,34 +27,45 @@ fi
 packets=$(capinfos -c -M "$file" | awk -F: '/Number of packets/ {gsub(/ /,"",$2); print $2}')
 size=$(stat -c %s "$file")
 
-measure() { # name, command...
-  local name=$1; shift
-  "$@" >/dev/null 2>&1 || true
-  local times=() rss=0 tf
-  tf=$(mktemp)
-  for _ in $(seq "$runs"); do
-    local out
-    /usr/bin/time -o "$tf" -f "%e %M" "$@" >/dev/null 2>&1 || true
-    out=$(tail -1 "$tf")
-    times+=("${out% *}")
-    local r=${out#* }
-    [ "$r" -gt "$rss" ] && rss=$r
-  done
-  rm -f "$tf"
-  local med
-  med=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  printf '%s\t%s\t%s\t%s\n' "$name" "$med" "$rss" "$*"
+names=("portflow read" "portflow read --workers 1" "tcpdump -r F -w /dev/null" "tshark -q -z conv,tcp"
+  "bare walk (portflow reader)" "libpcap walk (pcap crate)")
+command_of() { # index -> cmd
+  case $1 in
+    0) cmd=("$pf" read -q "$file") ;;
+    1) cmd=("$pf" read -q --workers 1 "$file") ;;
+    2) cmd=(tcpdump -r "$file" -w /dev/null) ;;
+    3) cmd=(tshark -n -q -r "$file" -z conv,tcp) ;;
+    4) cmd=("$walk" reader "$file") ;;
+    5) cmd=("$walk" libpcap "$file") ;;
+  esac
 }
-
+# Runs are interleaved (every tool once per round), so the VM's drift over the
+# minutes a run takes hits every tool alike; one warm-up round first. Wall time
+# is bash's clock around /usr/bin/time (microseconds), peak RSS from it.
+tf=$(mktemp)
+times=() rss=()
+for i in "${!names[@]}"; do
+  command_of "$i"; "${cmd[@]}" >/dev/null 2>&1 || true
+  times[i]="" rss[i]=0
+done
+for _ in $(seq "$runs"); do
+  for i in "${!names[@]}"; do
+    command_of "$i"
+    s=$EPOCHREALTIME
+    /usr/bin/time -o "$tf" -f "%M" "${cmd[@]}" >/dev/null 2>&1 || true
+    e=$EPOCHREALTIME
+    times[i]+="$(awk -v s="$s" -v e="$e" 'BEGIN {printf "%.4f", e - s}') "
+    r=$(tail -1 "$tf")
+    if ((r > rss[i])); then rss[i]=$r; fi
+  done
+done
+rm -f "$tf"
 results=$(mktemp)
-{
-  measure "portflow read" "$pf" read -q "$file"
-  measure "portflow read --workers 1" "$pf" read -q --workers 1 "$file"
-  measure "tcpdump -r F -w /dev/null" tcpdump -r "$file" -w /dev/null
-  measure "tshark -q -z conv,tcp" tshark -n -q -r "$file" -z conv,tcp
-  measure "bare walk (portflow reader)" "$walk" reader "$file"
-  measure "libpcap walk (pcap crate)" "$walk" libpcap "$file"
-} > "$results"
+for i in "${!names[@]}"; do
+  command_of "$i"
+  med=$(printf '%s\n' ${times[i]} | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  printf '%s\t%s\t%s\t%s\n' "${names[i]}" "$med" "${rss[i]}" "${cmd[*]}"
+done > "$results"
 
 pf_count=$("$pf" read -q --format json "$file" | python3 -c 'import json,sys; print(json.load(sys.stdin)["totals"]["packets"])')
 cpu=$(lscpu | awk -F: '/Model name/ {gsub(/^ +/,"",$2); print $2; exit}')
@@ -93,7 +105,7 @@ PY
   echo "- CPU: $cpu, $(nproc) cores; $(uname -sr)"
   echo "- versions: $("$pf" --version); $(tcpdump --version 2>&1 | head -1); $(tshark --version 2>/dev/null | head -1); $(tcpdump --version 2>&1 | grep -i libpcap | head -1)"
   echo "- $cache"
-  echo "- $runs runs each after one warm-up run, page cache warm; wall time by /usr/bin/time"
+  echo "- $runs rounds after a warm-up round, every tool once per round (interleaved); wall time from bash's clock around /usr/bin/time, median"
   echo
   echo "$report"
 } | tee -a docs/BENCHMARKS.md
