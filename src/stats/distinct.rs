@@ -10,7 +10,7 @@
 //! sketch's estimate of the union otherwise.
 //!
 //! Most ports and servers see a handful of clients, so up to [`SAMPLE`]
-//! addresses the sorted sample is the whole set and no hash set is allocated.
+//! addresses the sample is the whole set and no hash set is allocated.
 use crate::decode::{ip_order, Addr};
 use rustc_hash::FxHashSet;
 
@@ -27,7 +27,8 @@ pub struct Distinct {
     /// sample holds them all) and until the sketch takes over.
     exact: Exact,
     sketch: Option<Box<[u8; REGISTERS]>>,
-    /// The lowest addresses (in `IpAddr` order), sorted.
+    /// The lowest addresses: in `IpAddr` order once [`SAMPLE`] are held, in
+    /// arrival order before (`lowest` sorts a copy).
     sample: Vec<Addr>,
 }
 
@@ -150,17 +151,36 @@ impl Distinct {
         }
     }
 
+    /// Offers `a` to the sample. Until the sample is full it is kept in
+    /// arrival order (most sets never fill it: an append, no ordering work);
+    /// it is sorted once when it fills, and kept sorted from then on, so an
+    /// address above the tenth lowest is turned away with one comparison.
     fn sample_add(&mut self, a: Addr) {
+        let n = self.sample.len();
+        if n < SAMPLE {
+            if !self.sample.contains(&a) {
+                if n == 0 {
+                    self.sample.reserve_exact(4);
+                } else if n == 4 {
+                    self.sample.reserve_exact(SAMPLE - n);
+                }
+                self.sample.push(a);
+                if n + 1 == SAMPLE {
+                    self.sample.sort_unstable_by_key(ip_order);
+                }
+            }
+            return;
+        }
         let ip = ip_order(&a);
-        if self.sample.len() == SAMPLE && ip >= ip_order(&self.sample[SAMPLE - 1]) {
+        if ip >= ip_order(&self.sample[SAMPLE - 1]) {
             return;
         }
         let at = self.sample.partition_point(|x| ip_order(x) < ip);
         if self.sample.get(at) == Some(&a) {
             return;
         }
+        self.sample.pop();
         self.sample.insert(at, a);
-        self.sample.truncate(SAMPLE);
     }
 
     fn switch_to_sketch(&mut self) {
@@ -246,8 +266,12 @@ impl Distinct {
     }
 
     /// The lowest addresses (up to [`SAMPLE`]), in `IpAddr` order.
-    pub fn lowest(&self) -> &[Addr] {
-        &self.sample
+    pub fn lowest(&self) -> Vec<Addr> {
+        let mut v = self.sample.clone();
+        if v.len() < SAMPLE {
+            v.sort_unstable_by_key(ip_order);
+        }
+        v
     }
 }
 
@@ -338,6 +362,27 @@ mod tests {
         (300..900u32).for_each(|i| b.insert(addr(i)));
         a.merge(&b);
         assert_eq!((a.len(), a.is_estimate()), (900, false));
+    }
+
+    #[test]
+    fn the_lowest_addresses_come_sorted_whatever_the_arrival_order() {
+        let mut v6 = [0u8; 16];
+        v6[0] = 0x20;
+        for n in [1u32, 3, 9, 10, 11, 25] {
+            let mut d = Distinct::default();
+            let mut want = vec![v6];
+            d.insert(v6);
+            // Scrambled, each address twice.
+            for i in (0..n).rev() {
+                let a = addr((i * 7) % 101 + 1);
+                d.insert(a);
+                d.insert(a);
+                want.push(a);
+            }
+            want.sort_by_key(ip_order);
+            assert_eq!(d.len(), want.len() as u64, "{n}");
+            assert_eq!(d.lowest(), &want[..want.len().min(SAMPLE)], "{n}");
+        }
     }
 
     #[test]

@@ -1087,7 +1087,7 @@ mod tests {
                         *k,
                         o.span,
                         c.len(),
-                        c.lowest().to_vec(),
+                        c.lowest(),
                         o.to_server,
                         o.to_client,
                         o.evidence,
