@@ -277,6 +277,60 @@ fn bpf_filter_like_tcpdump() {
     assert_eq!(r2["ports"].as_array().unwrap().len(), 1);
 }
 
+/// Records in a little-endian microsecond pcap file (what tcpdump -w writes).
+fn pcap_records(bytes: &[u8]) -> u64 {
+    let (mut at, mut n) = (24, 0);
+    while at + 16 <= bytes.len() {
+        let caplen = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        at += 16 + caplen;
+        n += 1;
+    }
+    assert_eq!(at, bytes.len(), "whole records");
+    n
+}
+
+#[test]
+fn bpf_lengths_are_the_packets_as_with_tcpdump_on_cut_packets() {
+    // snaplen64.pcap: 22 of its 38 packets were cut to 64 bytes. `len`,
+    // `greater` and `less` test the original length, as tcpdump -r does.
+    let file = gen("snaplen64.pcap");
+    let out = std::env::temp_dir().join(format!("portflow-bpf-{}.pcap", std::process::id()));
+    for expr in [
+        "greater 200",
+        "less 100",
+        "tcp and len > 500",
+        "udp or len <= 80",
+    ] {
+        let t = std::process::Command::new("tcpdump")
+            .args([
+                "-r",
+                file.to_str().unwrap(),
+                "-w",
+                out.to_str().unwrap(),
+                expr,
+            ])
+            .stderr(Stdio::null())
+            .status()
+            .expect("tcpdump (installed by the README's test command)");
+        assert!(t.success(), "tcpdump {expr}");
+        let theirs = pcap_records(&std::fs::read(&out).unwrap());
+        let r = json_report(&[&file], &["-f", expr]);
+        let ours = r["totals"]["packets"].as_u64().unwrap();
+        assert_eq!(ours, theirs, "{expr}");
+        assert_eq!(
+            ours + r["totals"]["filtered_out"].as_u64().unwrap(),
+            38,
+            "{expr}"
+        );
+        if expr == "greater 200" {
+            // Every packet over 200 bytes was cut to 64: judged by the captured
+            // length, none would match.
+            assert!(theirs > 0);
+        }
+    }
+    std::fs::remove_file(&out).ok();
+}
+
 #[test]
 fn bad_filter_is_a_clear_error() {
     let o = run(&[

@@ -1,6 +1,38 @@
 //! BPF filters (`-f`), compiled by libpcap once per link type and run with
-//! `pcap_offline_filter`, as `tcpdump -r FILE EXPR` does.
+//! `pcap_offline_filter`, as `tcpdump -r FILE EXPR` does: with the record's
+//! original length as the packet's length (`len`, `greater`, `less` test it)
+//! and the captured bytes as what loads may read.
 use crate::decode::LinkType;
+
+/// libpcap's `struct pcap_pkthdr`.
+#[repr(C)]
+struct PktHdr {
+    ts: libc::timeval,
+    caplen: u32,
+    len: u32,
+}
+
+extern "C" {
+    // libpcap, linked by the `pcap` crate. `prog` is a `struct bpf_program *`.
+    fn pcap_offline_filter(prog: *const libc::c_void, h: *const PktHdr, pkt: *const u8) -> i32;
+}
+
+/// Runs `prog` on a packet of `wire_len` bytes of which `data` was captured.
+fn run(prog: &pcap::BpfProgram, data: &[u8], wire_len: u32) -> bool {
+    let h = PktHdr {
+        ts: libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+        caplen: data.len() as u32,
+        len: wire_len,
+    };
+    // SAFETY: `BpfProgram` is `#[repr(transparent)]` over libpcap's
+    // `bpf_program`, so the pointer is one; the filter reads at most `caplen`
+    // bytes of `data` (libpcap's `bpf_filter` checks every load against it)
+    // and only tests `len`.
+    unsafe { pcap_offline_filter((prog as *const pcap::BpfProgram).cast(), &h, data.as_ptr()) > 0 }
+}
 
 pub struct Filter {
     expr: String,
@@ -23,7 +55,7 @@ impl Filter {
     }
 
     #[inline]
-    pub fn matches(&mut self, link: LinkType, data: &[u8], _wire_len: u32) -> bool {
+    pub fn matches(&mut self, link: LinkType, data: &[u8], wire_len: u32) -> bool {
         let idx = match self.programs.iter().position(|(l, _)| *l == link) {
             Some(i) => i,
             None => {
@@ -39,7 +71,7 @@ impl Filter {
             }
         };
         match &self.programs[idx].1 {
-            Some(p) => p.filter(data),
+            Some(p) => run(p, data, wire_len),
             None => false,
         }
     }
@@ -80,5 +112,23 @@ mod tests {
         assert!(f.matches(LinkType::ETHERNET, &pkt, 42));
         pkt[14 + 9] = 6;
         assert!(!f.matches(LinkType::ETHERNET, &pkt, 42));
+    }
+
+    #[test]
+    fn lengths_are_the_packets_not_the_captured_bytes() {
+        // 42 bytes captured of a 1,500-byte packet, as with a small snaplen.
+        let mut pkt = vec![0u8; 14 + 20 + 8];
+        pkt[12] = 0x08;
+        pkt[14] = 0x45;
+        pkt[14 + 9] = 17;
+        let mut big = Filter::new("greater 1000").unwrap();
+        assert!(big.matches(LinkType::ETHERNET, &pkt, 1500));
+        assert!(!big.matches(LinkType::ETHERNET, &pkt, 42));
+        let mut small = Filter::new("udp and less 100").unwrap();
+        assert!(!small.matches(LinkType::ETHERNET, &pkt, 1500));
+        assert!(small.matches(LinkType::ETHERNET, &pkt, 42));
+        // Loads past the captured bytes fail the match, whatever the length.
+        let mut deep = Filter::new("udp[100] = 0").unwrap();
+        assert!(!deep.matches(LinkType::ETHERNET, &pkt, 1500));
     }
 }
