@@ -76,6 +76,17 @@ impl FlowKey {
         }
     }
 
+    /// The server's and then the client's (address, port), given which side serves.
+    #[inline]
+    pub fn sides(&self, server_is_lo: bool) -> ((Addr, u16), (Addr, u16)) {
+        let (lo, hi) = ((self.lo, self.lo_port), (self.hi, self.hi_port));
+        if server_is_lo {
+            (lo, hi)
+        } else {
+            (hi, lo)
+        }
+    }
+
     /// A hash that is the same for both directions (the key is canonical) and
     /// independent of the process, for sharding.
     #[inline]
@@ -275,19 +286,11 @@ pub struct FlowRecord {
 
 impl FlowRecord {
     pub fn client(&self) -> (Addr, u16) {
-        if self.server_is_lo {
-            (self.key.hi, self.key.hi_port)
-        } else {
-            (self.key.lo, self.key.lo_port)
-        }
+        self.key.sides(self.server_is_lo).1
     }
 
     pub fn server(&self) -> (Addr, u16) {
-        if self.server_is_lo {
-            (self.key.lo, self.key.lo_port)
-        } else {
-            (self.key.hi, self.key.hi_port)
-        }
+        self.key.sides(self.server_is_lo).0
     }
 }
 
@@ -425,11 +428,7 @@ fn update(f: &mut Flow, ports: &mut PortTable, p: &FlowPacket, payload: &[u8]) {
     if !payload.is_empty() {
         f.inspect.inspect(t, to_server, payload);
     }
-    let sport = if f.server_is_lo {
-        p.key.lo_port
-    } else {
-        p.key.hi_port
-    };
+    let sport = p.key.sides(f.server_is_lo).0 .1;
     f.last = f.last.max(now);
     f.dir[!to_server as usize].add(p.wire_len);
     f.history |= if to_server { ORIG_SEEN } else { RESP_SEEN };
@@ -479,13 +478,20 @@ struct Ending {
     attempt: Option<Attempt>,
 }
 
+/// The server port flow `f` counts on in the inventory.
+fn open_port_key(key: &FlowKey, f: &Flow) -> OpenPortKey {
+    let (host, port) = key.sides(f.server_is_lo).0;
+    OpenPortKey {
+        host,
+        transport: key.transport,
+        port,
+    }
+}
+
 fn ending(key: FlowKey, f: &Flow) -> Ending {
     let state = conn_state(key.transport, f.history);
-    let sport = if f.server_is_lo {
-        key.lo_port
-    } else {
-        key.hi_port
-    };
+    let open = open_port_key(&key, f);
+    let client = key.sides(f.server_is_lo).1 .0;
     let h = f.history;
     let both_ways = h & ORIG_SEEN != 0 && h & RESP_SEEN != 0;
     let evidence = match key.transport {
@@ -494,11 +500,6 @@ fn ending(key: FlowKey, f: &Flow) -> Ending {
         Transport::Tcp => 0,
         _ if h & RESP_SEEN != 0 => ANSWERED,
         _ => 0,
-    };
-    let (server, client) = if f.server_is_lo {
-        (key.lo, key.hi)
-    } else {
-        (key.hi, key.lo)
     };
     let probe = match key.transport {
         Transport::Tcp if h & RESP_SYNACK == 0 => match state {
@@ -514,19 +515,15 @@ fn ending(key: FlowKey, f: &Flow) -> Ending {
         state,
         attempt: probe.map(|odd| Attempt {
             src: client,
-            dst: server,
+            dst: open.host,
             ts: f.first,
-            port: sport,
+            port: open.port,
             transport: key.transport,
             odd,
             refused: state == ConnState::REJ,
         }),
         outcome: FlowOutcome {
-            key: OpenPortKey {
-                host: server,
-                transport: key.transport,
-                port: sport,
-            },
+            key: open,
             client,
             first_ns: f.first,
             last_ns: f.last,
@@ -678,12 +675,7 @@ impl FlowTable {
             first_flags: p.tcp_flags,
             inspect: FlowInspect::default(),
         };
-        let (server, sport) = if server_is_lo {
-            (p.key.lo, p.key.lo_port)
-        } else {
-            (p.key.hi, p.key.hi_port)
-        };
-        let client = if server_is_lo { p.key.hi } else { p.key.lo };
+        let ((server, sport), (client, _)) = p.key.sides(server_is_lo);
         let ps = self.ports.get_mut(t, sport);
         ps.flows += 1;
         ps.clients.insert(client);
@@ -832,9 +824,8 @@ impl FlowTable {
                 .name("portflow-ending".into())
                 .spawn_scoped(s, || {
                     for (k, f) in all.iter() {
-                        let e = ending(*k, f);
-                        if theirs(&e.outcome.key) {
-                            part.observe(e.outcome);
+                        if theirs(&open_port_key(k, f)) {
+                            part.observe(ending(*k, f).outcome);
                         }
                     }
                 });

@@ -181,6 +181,8 @@ pub struct Inventory {
 
 impl Inventory {
     pub fn observe(&mut self, o: FlowOutcome) {
+        // Maps kept apart are whole: nothing is observed after a join.
+        debug_assert!(self.apart.is_empty(), "observe after join_apart");
         if o.rejected {
             *self.rejected.entry(o.key.host).or_default() += 1;
         }
