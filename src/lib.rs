@@ -3,6 +3,7 @@ pub mod app;
 pub mod cli;
 pub mod decode;
 pub mod detect;
+pub mod hint;
 pub mod pipeline;
 pub mod report;
 pub mod services;

@@ -523,8 +523,10 @@ fn read_slice<F: FnMut(&RawPacket)>(
     if magic == 0x0a0d_0d0a {
         let mut rest = data;
         let mut big_endian = false;
+        let mut ahead = Readahead::new(0);
         while !rest.is_empty() {
             let pos = offset_of(rest);
+            ahead.advance(data, pos as usize);
             let parsed = if big_endian {
                 pcapng::parse_block_be(rest)
             } else {
@@ -604,7 +606,9 @@ fn legacy_records<F: FnMut(&RawPacket)>(
             u32::from_le_bytes(v)
         }
     };
+    let mut ahead = Readahead::new(at);
     while at < data.len() {
+        ahead.advance(data, at);
         let pos = at as u64;
         let rest = &data[at..];
         if rest.len() < header_len {
@@ -621,6 +625,36 @@ fn legacy_records<F: FnMut(&RawPacket)>(
         report(at as u64);
     }
     Ok(())
+}
+
+/// Keeps the CPU loading the lines of a capture held in memory a few KiB ahead
+/// of the parser. Each record's place depends on the previous record's length,
+/// so a plain walk waits for one memory load per record, one after another
+/// (about as long as the whole rest of the analysis); the lines ahead, asked for
+/// in order, arrive in parallel.
+struct Readahead {
+    /// The first byte not asked for yet.
+    next: usize,
+}
+
+impl Readahead {
+    /// How far ahead of the parser lines are asked for.
+    const DISTANCE: usize = 4096;
+    const LINE: usize = 64;
+
+    fn new(at: usize) -> Self {
+        Readahead { next: at }
+    }
+
+    /// Asks for every line up to [`Self::DISTANCE`] past `at`.
+    #[inline(always)]
+    fn advance(&mut self, data: &[u8], at: usize) {
+        let to = (at + Self::DISTANCE).min(data.len());
+        while self.next < to {
+            crate::hint::prefetch(data.as_ptr().wrapping_add(self.next));
+            self.next += Self::LINE;
+        }
+    }
 }
 
 /// Parses a capture arriving as a stream, through pcap-parser's buffered reader.

@@ -154,19 +154,7 @@ fn widen_span(first: &mut u64, last: &mut u64, ts: u64) {
     }
 }
 
-/// A hint to load the cache line at `at` (flow slots, port counters); no effect
-/// on what the program computes.
-#[inline(always)]
-fn prefetch(at: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch has no architectural effect and does not fault, even
-    // for an address outside any allocation.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(at.cast(), std::arch::x86_64::_MM_HINT_T0);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = at;
-}
+use crate::hint::prefetch;
 
 #[inline]
 fn slot_of(t: Transport, port: u16) -> usize {
