@@ -162,13 +162,33 @@ impl<V: Copy> FlowMap<V> {
         Some(unsafe { &mut self.slots[i].assume_init_mut().1 })
     }
 
-    /// Asks the CPU to start loading the slot where a key hashed `h` would
-    /// start probing, ahead of its use (the batch loop prefetches a few packets
+    /// Asks the CPU to start loading the control bytes where a key hashed `h`
+    /// starts probing (stage 1 of 2; the batch loop prefetches a few packets
     /// ahead: flows arrive in no order a cache can predict).
     #[inline]
-    pub fn prefetch(&self, h: u32) {
-        let i = self.home(h);
-        super::prefetch(self.ctrl.as_ptr().wrapping_add(i));
+    pub fn prefetch_ctrl(&self, h: u32) {
+        super::prefetch(self.ctrl.as_ptr().wrapping_add(self.home(h)));
+    }
+
+    /// Asks the CPU to start loading the slot a look-up of a key hashed `h`
+    /// will end at (stage 2 of 2, once the control bytes are in cache): the
+    /// first one whose control byte carries the key's tag (nearly always the
+    /// key's own slot) or is empty (where the key would be inserted). Probes
+    /// often end a slot or more past the home slot, whose lines alone were a
+    /// cache miss on most look-ups of a large table. Scans at most
+    /// eight control bytes.
+    #[inline]
+    pub fn prefetch_slot(&self, h: u32) {
+        const SCAN: usize = 8;
+        let tag = Self::tag(h);
+        let mut i = self.home(h);
+        for _ in 0..SCAN {
+            let c = self.ctrl[i];
+            if c == 0 || c == tag {
+                break;
+            }
+            i = (i + 1) & self.mask;
+        }
         let slot = self.slots.as_ptr().wrapping_add(i);
         super::prefetch(slot.cast());
         super::prefetch(
