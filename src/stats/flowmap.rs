@@ -42,25 +42,6 @@ pub fn key_hash(key: &FlowKey) -> u32 {
     key.shard_hash() as u32
 }
 
-/// Asks for transparent huge pages under the 2 MiB-aligned part of a large,
-/// still untouched allocation: one fault and one TLB entry per 2 MiB of the
-/// table instead of per 4 KiB (the kernel's THP setting is `madvise` on most
-/// distributions, so it has to be asked). Advice only: where THP is off or no
-/// huge page is free, the table keeps 4 KiB pages.
-fn huge_pages<T>(s: &[T]) {
-    const HUGE: usize = 2 << 20;
-    let (start, len) = (s.as_ptr() as usize, std::mem::size_of_val(s));
-    let from = start.next_multiple_of(HUGE);
-    let to = (start + len) & !(HUGE - 1);
-    if to > from {
-        // SAFETY: the range lies inside `s`'s own allocation; the advice changes
-        // how its pages are backed, not their contents.
-        unsafe {
-            libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_HUGEPAGE);
-        }
-    }
-}
-
 impl<V: Copy> FlowMap<V> {
     /// A table for up to `cap` entries (at most the next power of two at or
     /// above `cap * 8 / 7` slots).
@@ -89,8 +70,6 @@ impl<V: Copy> FlowMap<V> {
         let n = self.ctrl.len() * 2;
         let ctrl = std::mem::replace(&mut self.ctrl, vec![0; n]);
         let slots = std::mem::replace(&mut self.slots, Box::new_uninit_slice(n));
-        huge_pages(&self.slots);
-        huge_pages(&self.ctrl);
         self.mask = n - 1;
         for (i, &c) in ctrl.iter().enumerate() {
             if c != 0 {
