@@ -2,6 +2,7 @@
 //! reader over one 4 MiB buffer, gzip through `flate2`.
 use super::Input;
 use crate::decode::LinkType;
+use crate::hint::prefetch;
 use pcap_parser::nom;
 use pcap_parser::pcapng::{self, Block};
 use pcap_parser::{PcapBlockOwned, PcapError};
@@ -651,7 +652,7 @@ impl Readahead {
     fn advance(&mut self, data: &[u8], at: usize) {
         let to = (at + Self::DISTANCE).min(data.len());
         while self.next < to {
-            crate::hint::prefetch(data.as_ptr().wrapping_add(self.next));
+            prefetch(data.as_ptr().wrapping_add(self.next));
             self.next += Self::LINE;
         }
     }

@@ -14,6 +14,7 @@
 //! flows of a capture packed: 100,000 flows in a table sized for 450,000 would
 //! touch every page of it, scattered, and pay a page fault for each.
 use super::flow::FlowKey;
+use crate::hint::prefetch;
 use std::mem::MaybeUninit;
 
 pub struct FlowMap<V: Copy> {
@@ -146,7 +147,7 @@ impl<V: Copy> FlowMap<V> {
     /// ahead: flows arrive in no order a cache can predict).
     #[inline]
     pub fn prefetch_ctrl(&self, h: u32) {
-        super::prefetch(self.ctrl.as_ptr().wrapping_add(self.home(h)));
+        prefetch(self.ctrl.as_ptr().wrapping_add(self.home(h)));
     }
 
     /// Asks the CPU to start loading the slot a look-up of a key hashed `h`
@@ -169,8 +170,8 @@ impl<V: Copy> FlowMap<V> {
             i = (i + 1) & self.mask;
         }
         let slot = self.slots.as_ptr().wrapping_add(i);
-        super::prefetch(slot.cast());
-        super::prefetch(
+        prefetch(slot.cast());
+        prefetch(
             slot.cast::<u8>()
                 .wrapping_add(std::mem::size_of::<(FlowKey, V)>() - 1),
         );

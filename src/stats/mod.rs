@@ -11,6 +11,7 @@ pub mod hist;
 pub mod inventory;
 
 use crate::decode::{Addr, Layer, Reason, TunnelKind};
+use crate::hint::prefetch;
 use crate::services::Transport;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
@@ -153,8 +154,6 @@ fn widen_span(first: &mut u64, last: &mut u64, ts: u64) {
         *last = ts;
     }
 }
-
-use crate::hint::prefetch;
 
 #[inline]
 fn slot_of(t: Transport, port: u16) -> usize {
