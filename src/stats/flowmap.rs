@@ -169,12 +169,16 @@ impl<V: Copy> FlowMap<V> {
             }
             i = (i + 1) & self.mask;
         }
-        let slot = self.slots.as_ptr().wrapping_add(i);
-        prefetch(slot.cast());
-        prefetch(
-            slot.cast::<u8>()
-                .wrapping_add(std::mem::size_of::<(FlowKey, V)>() - 1),
-        );
+        // Every line the slot spans, not only its first and last: a slot is
+        // 104 bytes, so half of them span three lines, and the middle one
+        // holds most of the key the look-up compares.
+        let first = self.slots.as_ptr().wrapping_add(i).cast::<u8>();
+        let last = first.wrapping_add(std::mem::size_of::<(FlowKey, V)>() - 1);
+        let mut line = first.wrapping_sub(first as usize % 64);
+        while line <= last {
+            prefetch(line);
+            line = line.wrapping_add(64);
+        }
     }
 
     /// Inserts a key that is not present. Panics when the table is full (the
