@@ -7,7 +7,7 @@ use crate::detect::protocol::{INSPECT_BYTES, INSPECT_PACKETS};
 use crate::services::Transport;
 use crate::source::RawPacket;
 use crate::stats::flow::{
-    Batch, FlowKey, FlowPacket, FlowTable, HINT_HI_SERVER, HINT_LO_SERVER, SWEEP, SWEEP_EVERY_NS,
+    Batch, FlowKey, FlowPacket, FlowTable, HINT_FRESH, HINT_HI_SERVER, HINT_LO_SERVER, SWEEP, SWEEP_EVERY_NS,
 };
 use crate::stats::Totals;
 use crossbeam_channel::{Receiver, Sender};
@@ -336,7 +336,7 @@ impl Dispatcher {
         let (key, from_lo) = FlowKey::new(tr, d.src, sport, d.dst, dport);
         let hash = key.shard_hash();
         let fresh = self.first.touch(hash);
-        let mut hints = 0;
+        let mut hints = if fresh { HINT_FRESH } else { 0 };
         let syn_only = tr == Transport::Tcp && d.tcp_flags & (F::SYN | F::ACK) == F::SYN;
         if tr == Transport::Tcp {
             let fl = d.tcp_flags;

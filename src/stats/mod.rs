@@ -126,6 +126,12 @@ impl PortStats {
     }
 }
 
+/// The lines of [`PortStats`] a new flow touches: from the line holding
+/// `flows` to the end of `servers`.
+const PER_FLOW_FROM: usize = std::mem::offset_of!(PortStats, flows) & !63;
+const PER_FLOW_TO: usize =
+    std::mem::offset_of!(PortStats, servers) + std::mem::size_of::<distinct::Distinct>();
+
 /// Per-port statistics indexed directly by (transport, port): no hashing per packet.
 pub struct PortTable {
     slots: Vec<Option<Box<PortStats>>>,
@@ -181,6 +187,19 @@ impl PortTable {
             let at: *const PortStats = &**p;
             prefetch(at.cast());
             prefetch(at.cast::<u8>().wrapping_add(64));
+        }
+    }
+
+    /// Starts loading what a new flow of port `port` touches (its flow count
+    /// and the heads of its client and server sets), if the port has
+    /// statistics yet; the entry should be in cache, as for [`Self::prefetch`].
+    #[inline]
+    pub fn prefetch_per_flow(&self, t: Transport, port: u16) {
+        if let Some(Some(p)) = self.slots.get(slot_of(t, port)) {
+            let at: *const u8 = (&**p as *const PortStats).cast();
+            for off in (PER_FLOW_FROM..PER_FLOW_TO).step_by(64) {
+                prefetch(at.wrapping_add(off));
+            }
         }
     }
 
@@ -351,6 +370,20 @@ mod tests {
         ] {
             assert!(hot_end <= 128, "a per-packet field ends at byte {hot_end}");
         }
+    }
+
+    #[test]
+    fn the_per_flow_prefetch_covers_what_a_new_flow_touches() {
+        use std::mem::{offset_of, size_of};
+        let d = size_of::<distinct::Distinct>();
+        for (at, size) in [
+            (offset_of!(PortStats, flows), 8),
+            (offset_of!(PortStats, clients), d),
+            (offset_of!(PortStats, servers), d),
+        ] {
+            assert!(PER_FLOW_FROM <= at && at + size <= PER_FLOW_TO, "{at}+{size}");
+        }
+        assert_eq!(PER_FLOW_FROM % 64, 0);
     }
 
     #[test]
