@@ -546,6 +546,12 @@ fn ending(key: FlowKey, f: &Flow) -> Ending {
 /// Sweeps for idle flows run every this much packet time.
 pub const SWEEP_EVERY_NS: u64 = 10_000_000_000;
 
+/// The part of the inventory (by key hash, out of 2^64) the second ending
+/// thread observes: 70%, since this one also ends every flow and adds its port
+/// counters, attempts and records. With half, the second thread idled for
+/// 40% of the phase (100,000 flows: 12 against 21 ms).
+const ENDING_SHARE: u64 = (u64::MAX / 10) * 7;
+
 /// Open flows at the end of input from which they are ended on two threads.
 const PARALLEL_END_MIN: usize = 16_384;
 
@@ -815,11 +821,11 @@ impl FlowTable {
     /// and there are many. The flows still open when a capture ends are often
     /// most of its flows, and ending them is mostly inventory updates (hash
     /// look-ups and client sets, cache misses), with the reader's core idle by
-    /// then. A second thread takes the inventory entries of half the server
-    /// ports (split by a hash of the key, so each entry has one writer and
-    /// nothing needs merging but two disjoint maps); this thread does the rest,
-    /// in slot order as before, so counters, attempts and records come out the
-    /// same.
+    /// then. A second thread takes the inventory entries of most server ports
+    /// ([`ENDING_SHARE`], split by a hash of the key, so each entry has one
+    /// writer and nothing needs merging but two disjoint maps); this thread
+    /// does the rest, in slot order as before, so counters, attempts and
+    /// records come out the same.
     pub fn finish_all_on(&mut self, threads: usize) {
         let mut flows = std::mem::replace(&mut self.flows, FlowMap::with_capacity(1));
         if threads < 2 || flows.len() < PARALLEL_END_MIN {
@@ -828,7 +834,7 @@ impl FlowTable {
         }
         let theirs = |k: &OpenPortKey| {
             use std::hash::BuildHasher;
-            rustc_hash::FxBuildHasher.hash_one(k) >> 63 == 1
+            rustc_hash::FxBuildHasher.hash_one(k) < ENDING_SHARE
         };
         let mut part = self.inventory.split_off(theirs);
         let all = &flows;
