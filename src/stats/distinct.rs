@@ -58,8 +58,14 @@ fn add_to_sketch(r: &mut [u8; REGISTERS], a: &Addr) {
 /// A set of addresses that keeps IPv4 ones (IPv4-mapped, most of them) as
 /// 4 bytes: a port's client set is a quarter of the size in memory (it is
 /// hashed into on every new flow, mostly as a cache miss) and hashes one word.
+/// Boxed, and absent until the first address: most sets never leave the
+/// sample, and two empty hash sets inline were 64 of the 96 bytes of every
+/// [`Distinct`] (three per port's statistics, one or two per inventory entry).
 #[derive(Debug, Clone, Default)]
-struct Exact {
+struct Exact(Option<Box<ExactSets>>);
+
+#[derive(Debug, Clone, Default)]
+struct ExactSets {
     v4: FxHashSet<u32>,
     v6: FxHashSet<Addr>,
 }
@@ -68,22 +74,23 @@ impl Exact {
     /// Adds `a`; whether it was new.
     #[inline]
     fn insert(&mut self, a: Addr) -> bool {
+        let sets = self.0.get_or_insert_with(Default::default);
         match crate::decode::mapped_v4(&a) {
-            Some(v4) => self.v4.insert(v4),
-            None => self.v6.insert(a),
+            Some(v4) => sets.v4.insert(v4),
+            None => sets.v6.insert(a),
         }
     }
 
     fn len(&self) -> usize {
-        self.v4.len() + self.v6.len()
+        self.0.as_ref().map_or(0, |s| s.v4.len() + s.v6.len())
     }
 
     fn is_empty(&self) -> bool {
-        self.v4.is_empty() && self.v6.is_empty()
+        self.len() == 0
     }
 
     fn reserve(&mut self, n: usize) {
-        self.v4.reserve(n);
+        self.0.get_or_insert_with(Default::default).v4.reserve(n);
     }
 
     fn extend(&mut self, it: impl Iterator<Item = Addr>) {
@@ -93,10 +100,11 @@ impl Exact {
     }
 
     fn iter(&self) -> impl Iterator<Item = Addr> + '_ {
-        self.v4
-            .iter()
-            .map(|v4| crate::decode::v4_mapped(&v4.to_be_bytes()))
-            .chain(self.v6.iter().copied())
+        self.0.iter().flat_map(|s| {
+            s.v4.iter()
+                .map(|v4| crate::decode::v4_mapped(&v4.to_be_bytes()))
+                .chain(s.v6.iter().copied())
+        })
     }
 }
 
