@@ -4,10 +4,12 @@
 use super::filter::Filter;
 use crate::decode::{self, tcp_flags as F, Addr, Decoded, Kind, Layer, Reason};
 use crate::detect::protocol::{INSPECT_BYTES, INSPECT_PACKETS};
+use crate::hint::zeroed_written;
 use crate::services::Transport;
 use crate::source::RawPacket;
 use crate::stats::flow::{
-    Batch, FlowKey, FlowPacket, FlowTable, HINT_FRESH, HINT_HI_SERVER, HINT_LO_SERVER, SWEEP, SWEEP_EVERY_NS,
+    Batch, FlowKey, FlowPacket, FlowTable, HINT_FRESH, HINT_HI_SERVER, HINT_LO_SERVER, SWEEP,
+    SWEEP_EVERY_NS,
 };
 use crate::stats::Totals;
 use crossbeam_channel::{Receiver, Sender};
@@ -56,7 +58,7 @@ struct FirstPackets {
 impl FirstPackets {
     fn new() -> Self {
         FirstPackets {
-            slots: vec![0; FIRST_SLOTS_MIN],
+            slots: zeroed_written(FIRST_SLOTS_MIN),
             touches: 0,
             taken: 0,
         }
@@ -93,7 +95,7 @@ impl FirstPackets {
     fn window_end(&mut self) {
         if self.taken > FIRST_WINDOW / FIRST_GROW_RATIO && self.slots.len() < FIRST_SLOTS_MAX {
             let n = self.slots.len() * 2;
-            self.slots = vec![0; n];
+            self.slots = zeroed_written(n);
         }
         self.touches = 0;
         self.taken = 0;

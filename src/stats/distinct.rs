@@ -192,7 +192,10 @@ impl Distinct {
     }
 
     fn switch_to_sketch(&mut self) {
-        let mut r = Box::new([0u8; REGISTERS]);
+        let mut r: Box<[u8; REGISTERS]> = crate::hint::zeroed_written::<u8>(REGISTERS)
+            .into_boxed_slice()
+            .try_into()
+            .expect("REGISTERS bytes");
         for a in self.exact.iter().chain(self.members().iter().copied()) {
             add_to_sketch(&mut r, &a);
         }

@@ -92,13 +92,26 @@ impl FlowKey {
     #[inline]
     pub fn shard_hash(&self) -> u64 {
         let mix = |h: u64, v: u64| (h ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
-        let word = |a: &Addr, i: usize| u64::from_le_bytes(a[i..i + 8].try_into().expect("8 bytes"));
+        let word =
+            |a: &Addr, i: usize| u64::from_le_bytes(a[i..i + 8].try_into().expect("8 bytes"));
         // Two independent chains, one per address, joined with the ports: the
         // reader computes this for every packet, and one chain of five
         // dependent multiplications was on its critical path.
-        let a = mix(mix(0xcbf2_9ce4_8422_2325 ^ self.transport as u64, word(&self.lo, 0)), word(&self.lo, 8));
-        let b = mix(mix(0x8422_2325_cbf2_9ce4, word(&self.hi, 0)), word(&self.hi, 8));
-        let h = mix(a ^ b.rotate_left(32), (self.lo_port as u64) << 16 | self.hi_port as u64);
+        let a = mix(
+            mix(
+                0xcbf2_9ce4_8422_2325 ^ self.transport as u64,
+                word(&self.lo, 0),
+            ),
+            word(&self.lo, 8),
+        );
+        let b = mix(
+            mix(0x8422_2325_cbf2_9ce4, word(&self.hi, 0)),
+            word(&self.hi, 8),
+        );
+        let h = mix(
+            a ^ b.rotate_left(32),
+            (self.lo_port as u64) << 16 | self.hi_port as u64,
+        );
         h ^ (h >> 32)
     }
 }

@@ -14,7 +14,7 @@
 //! flows of a capture packed: 100,000 flows in a table sized for 450,000 would
 //! touch every page of it, scattered, and pay a page fault for each.
 use super::flow::FlowKey;
-use crate::hint::prefetch;
+use crate::hint::{prefetch, zeroed_written};
 use std::mem::MaybeUninit;
 
 pub struct FlowMap<V: Copy> {
@@ -51,7 +51,7 @@ impl<V: Copy> FlowMap<V> {
         let max_slots = (cap * 8 / 7 + 1).next_power_of_two().max(16);
         let slots = max_slots.min(START_SLOTS);
         FlowMap {
-            ctrl: vec![0; slots],
+            ctrl: zeroed_written(slots),
             slots: Box::new_uninit_slice(slots),
             mask: slots - 1,
             len: 0,
@@ -69,7 +69,7 @@ impl<V: Copy> FlowMap<V> {
     #[cold]
     fn grow(&mut self) {
         let n = self.ctrl.len() * 2;
-        let ctrl = std::mem::replace(&mut self.ctrl, vec![0; n]);
+        let ctrl = std::mem::replace(&mut self.ctrl, zeroed_written(n));
         let slots = std::mem::replace(&mut self.slots, Box::new_uninit_slice(n));
         self.mask = n - 1;
         for (i, &c) in ctrl.iter().enumerate() {

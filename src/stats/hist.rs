@@ -232,7 +232,7 @@ const HALF: u64 = 1 << (SUB_BITS - 1);
 impl Buckets {
     fn new(high: u64) -> Buckets {
         Buckets {
-            counts: vec![0; Self::index(high) + 1],
+            counts: crate::hint::zeroed_written(Self::index(high) + 1),
             total: 0,
         }
     }

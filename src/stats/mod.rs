@@ -381,7 +381,10 @@ mod tests {
             (offset_of!(PortStats, clients), d),
             (offset_of!(PortStats, servers), d),
         ] {
-            assert!(PER_FLOW_FROM <= at && at + size <= PER_FLOW_TO, "{at}+{size}");
+            assert!(
+                PER_FLOW_FROM <= at && at + size <= PER_FLOW_TO,
+                "{at}+{size}"
+            );
         }
         assert_eq!(PER_FLOW_FROM % 64, 0);
     }
