@@ -14,7 +14,7 @@
 //! flows of a capture packed: 100,000 flows in a table sized for 450,000 would
 //! touch every page of it, scattered, and pay a page fault for each.
 use super::flow::FlowKey;
-use crate::hint::{prefetch, zeroed_written};
+use crate::hint::{populate_for_write, prefetch, zeroed_written};
 use std::mem::MaybeUninit;
 
 pub struct FlowMap<V: Copy> {
@@ -71,6 +71,10 @@ impl<V: Copy> FlowMap<V> {
         let n = self.ctrl.len() * 2;
         let ctrl = std::mem::replace(&mut self.ctrl, zeroed_written(n));
         let slots = std::mem::replace(&mut self.slots, Box::new_uninit_slice(n));
+        // About half of the new slots are written right below, spread over
+        // the whole table: mapping its pages in one call saved 2-3 of the
+        // 15-19 ms the doublings took on 100,000 new flows.
+        populate_for_write(&mut self.slots);
         self.mask = n - 1;
         for (i, &c) in ctrl.iter().enumerate() {
             if c != 0 {
