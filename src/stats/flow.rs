@@ -13,6 +13,7 @@ use super::flowmap::FlowMap;
 use super::inventory::{FlowOutcome, Inventory, OpenPortKey, ANSWERED, HANDSHAKE, MIDSTREAM};
 use super::{Count, PortStats, PortTable};
 use crate::decode::{tcp_flags as F, Addr};
+use crate::hint::prefetch;
 use crate::detect::protocol::{FlowInspect, Protocol, INSPECT_BYTES};
 use crate::detect::scan::{Attempt, Attempts, ATTEMPTS_CAP};
 use crate::services::{PortClass, Services, Transport};
@@ -644,6 +645,10 @@ impl FlowTable {
         };
         let second = |me: &Self, p: &FlowPacket| {
             me.flows.prefetch_slot(p.hash);
+            if p.payload_len > 0 {
+                // The reader wrote it on its own core.
+                prefetch(b.bytes.as_ptr().wrapping_add(p.payload_at as usize));
+            }
             if p.hints & HINT_FRESH != 0 {
                 me.ports.prefetch_per_flow(p.key.transport, p.key.lo_port);
                 me.ports.prefetch_per_flow(p.key.transport, p.key.hi_port);
