@@ -663,6 +663,11 @@ impl FlowTable {
             second(self, p);
         }
         for (i, p) in pkts.iter().enumerate() {
+            // The packet records themselves, written on the reader's core: the
+            // first stage's read of them was a cross-core miss.
+            if let Some(next) = pkts.get(i + 4 * AHEAD) {
+                prefetch((next as *const FlowPacket).cast());
+            }
             if let Some(next) = pkts.get(i + 2 * AHEAD) {
                 first(self, next);
             }
