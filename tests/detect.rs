@@ -163,3 +163,46 @@ fn flows_carry_the_detected_protocol() {
     protos.sort();
     assert_eq!(protos, vec!["ssh", "tls"]);
 }
+
+/// A client polling an NTP server every two minutes from port 123: each poll
+/// is a flow of its own (UDP flows end after a minute idle), and each is
+/// inspected, not only the first four (the reader's first-packets table
+/// counted payload packets per port pair across flows).
+#[test]
+fn every_flow_of_a_periodic_client_is_inspected() {
+    use portflow::synth::build::{eth_ip, udp, v4};
+    let (client, server) = (v4(192, 168, 1, 10), v4(192, 168, 1, 1));
+    // NTPv4 client request and server reply: stratum, poll and a transmit time.
+    let mut request = vec![0x23, 0, 6];
+    request.resize(40, 0);
+    request.extend_from_slice(&[0xe9, 1, 2, 3, 4, 5, 6, 7]);
+    let mut reply = request.clone();
+    reply[0] = 0x24;
+    reply[1] = 2;
+    let mut pcap = portflow::synth::write::Pcap::new(1, 65535, false, false);
+    let polls = 8;
+    for i in 0..polls {
+        let ts = 1_700_000_000_000_000_000 + i * 120_000_000_000;
+        pcap.packet(ts, &eth_ip(&udp(client, 123, server, 123, &request)));
+        pcap.packet(
+            ts + 2_000_000,
+            &eth_ip(&udp(server, 123, client, 123, &reply)),
+        );
+    }
+    let file = std::env::temp_dir().join(format!("portflow-ntp-{}.pcap", std::process::id()));
+    std::fs::write(&file, &pcap.buf).unwrap();
+    let out = portflow()
+        .args(["read", "-q", "--flows"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let detected: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|f| f["detected"].as_str().unwrap_or("none").to_string())
+        .collect();
+    assert_eq!(detected, vec!["ntp"; polls as usize]);
+}

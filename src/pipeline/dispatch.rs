@@ -8,8 +8,8 @@ use crate::hint::zeroed_written;
 use crate::services::Transport;
 use crate::source::RawPacket;
 use crate::stats::flow::{
-    Batch, FlowKey, FlowPacket, FlowTable, HINT_FRESH, HINT_HI_SERVER, HINT_LO_SERVER, SWEEP,
-    SWEEP_EVERY_NS,
+    Batch, FlowKey, FlowPacket, FlowTable, Timeouts, HINT_FRESH, HINT_HI_SERVER, HINT_LO_SERVER,
+    SWEEP, SWEEP_EVERY_NS,
 };
 use crate::stats::Totals;
 use crossbeam_channel::{Receiver, Sender};
@@ -44,15 +44,34 @@ const FIRST_GROW_RATIO: u32 = 8;
 /// direct-mapped table keyed by the flow hash, counting payload packets per
 /// direction. A collision only means a flow gets a few more packets inspected
 /// (as does growing the table, once); a TCP SYN resets its flow's slot (a new
-/// connection on the same ports). The table depends on the packet sequence
-/// alone, not on the worker count.
+/// connection on the same ports), and so does a flow's packet after an idle
+/// time the worker ends a flow for: an NTP client polling from port 123 every
+/// two minutes starts a new flow each time, and only its first four were
+/// inspected before. The table depends on the packet sequence alone, not on
+/// the worker count.
 struct FirstPackets {
-    /// Per slot: the flow hash's upper 32 bits, then the payload packets sent
-    /// from the `hi` and the `lo` side (one byte each).
+    /// Per slot: the flow hash's upper 24 bits; the packet time of the slot's
+    /// latest packet in [`TIME_UNIT_SHIFT`] units, 24 bits; the payload packets
+    /// sent from the `lo` and the `hi` side (one byte each).
     slots: Vec<u64>,
     /// Look-ups and slots taken from another flow in the current window.
     touches: u32,
     taken: u32,
+}
+
+const TAG: u64 = 0xffff_ff00_0000_0000;
+const TIME: u64 = 0x0000_00ff_ffff_0000;
+const COUNTS: u64 = 0xffff;
+/// Packet time is kept in units of 2^30 ns (1.07 s), 24 bits of them: slot
+/// times compare across 208 days, and a time before the slot's (capture files
+/// out of order) counts as no idle time, as it does for the worker.
+const TIME_UNIT_SHIFT: u32 = 30;
+
+/// An idle time in the table's time units: a flow whose slot saw nothing for
+/// at least this long starts over (at most one unit early, never late: the
+/// worker ends a flow idle for longer than its timeout).
+pub(crate) fn idle_units(timeout_ns: u64) -> u64 {
+    (timeout_ns >> TIME_UNIT_SHIFT).min((1 << 23) - 1)
 }
 
 impl FirstPackets {
@@ -64,22 +83,33 @@ impl FirstPackets {
         }
     }
 
-    /// Looks up flow `hash`'s slot; true when the slot was (re)claimed for it
-    /// now, which is the first packet the reader sees of the flow (or of a flow
-    /// that collided with it since).
+    /// Looks up flow `hash`'s slot at packet time `now`; true when the slot was
+    /// (re)claimed for it now, which is the first packet the reader sees of
+    /// the flow (or of a flow that collided with it since), or the first after
+    /// `idle` time units without one.
     #[inline]
-    fn touch(&mut self, hash: u64) -> bool {
+    fn touch(&mut self, hash: u64, now: u64, idle: u64) -> bool {
         self.touches += 1;
         if self.touches >= FIRST_WINDOW {
             self.window_end();
         }
-        let tag = hash & 0xffff_ffff_0000_0000;
+        let tag = hash & TAG;
+        let t = ((now >> TIME_UNIT_SHIFT) << 16) & TIME;
         let s = self.slot(hash);
         let held = *s;
-        if held & 0xffff_ffff_0000_0000 == tag {
-            return false;
+        if held & TAG == tag {
+            // Time since the slot's latest packet, as a signed 24-bit count.
+            let since = ((t.wrapping_sub(held & TIME) << 24) as i64) >> 40;
+            if since < idle as i64 {
+                if since > 0 {
+                    *s = (held & !TIME) | t;
+                }
+                return false;
+            }
+            *s = tag | t;
+            return true;
         }
-        *s = tag;
+        *s = tag | t;
         self.taken += (held != 0) as u32;
         true
     }
@@ -116,9 +146,10 @@ impl FirstPackets {
         Some(n)
     }
 
+    /// A new connection on the flow's ports: its payload packets count again.
     #[inline]
     fn restart(&mut self, hash: u64) {
-        *self.slot(hash) = hash & 0xffff_ffff_0000_0000;
+        *self.slot(hash) &= !COUNTS;
     }
 }
 
@@ -127,6 +158,9 @@ pub(crate) struct Dispatcher {
     frags: FxHashMap<FragKey, (u16, u16, u64)>,
     servers: FxHashSet<(Addr, u16)>,
     first: FirstPackets,
+    /// Idle times (TCP, other transports) after which a worker ends a flow,
+    /// in the first-packets table's units.
+    idle: [u64; 2],
     batches: Vec<Batch>,
     senders: Vec<Sender<Batch>>,
     /// With no worker threads, the reader keeps the flow table itself and
@@ -156,6 +190,7 @@ impl Dispatcher {
         recycle: Receiver<Batch>,
         filter: Option<Filter>,
         inline: Option<FlowTable>,
+        timeouts: Timeouts,
     ) -> Self {
         assert!(
             senders.is_empty() == inline.is_some(),
@@ -169,6 +204,7 @@ impl Dispatcher {
             frags: FxHashMap::default(),
             servers: FxHashSet::default(),
             first: FirstPackets::new(),
+            idle: [idle_units(timeouts.tcp), idle_units(timeouts.udp)],
             batches,
             senders,
             inline,
@@ -337,7 +373,8 @@ impl Dispatcher {
         self.totals.transport[tr as usize].add(wire);
         let (key, from_lo) = FlowKey::new(tr, d.src, sport, d.dst, dport);
         let hash = key.shard_hash();
-        let fresh = self.first.touch(hash);
+        let idle = self.idle[(tr != Transport::Tcp) as usize];
+        let fresh = self.first.touch(hash, ts, idle);
         let mut hints = if fresh { HINT_FRESH } else { 0 };
         let syn_only = tr == Transport::Tcp && d.tcp_flags & (F::SYN | F::ACK) == F::SYN;
         if tr == Transport::Tcp {
@@ -489,27 +526,94 @@ mod tests {
     fn first_packets_table_stays_small_for_few_flows_and_grows_for_many() {
         let mut few = FirstPackets::new();
         for i in 0..4 * FIRST_WINDOW as u64 {
-            few.touch(flow_hash(i % 500));
+            few.touch(flow_hash(i % 500), i, IDLE);
         }
         assert_eq!(few.slots.len(), FIRST_SLOTS_MIN);
         let mut many = FirstPackets::new();
         for i in 0..16 * FIRST_WINDOW as u64 {
-            many.touch(flow_hash(i % 40_000));
+            many.touch(flow_hash(i % 40_000), i, IDLE);
         }
         assert_eq!(many.slots.len(), FIRST_SLOTS_MAX);
     }
+
+    /// One minute, as for UDP by default.
+    const IDLE: u64 = 60_000_000_000 >> TIME_UNIT_SHIFT;
+    const SEC: u64 = 1_000_000_000;
 
     #[test]
     fn a_flow_is_fresh_once_and_counts_its_payload_packets() {
         let mut t = FirstPackets::new();
         let h = flow_hash(7);
-        assert!(t.touch(h));
-        assert!(!t.touch(h));
+        assert!(t.touch(h, SEC, IDLE));
+        assert!(!t.touch(h, 2 * SEC, IDLE));
         let got: Vec<_> = (0..6).map(|_| t.nth_payload(h, true)).collect();
         assert_eq!(&got[..4], &[Some(0), Some(1), Some(2), Some(3)]);
         assert_eq!(got[4], None);
         assert_eq!(t.nth_payload(h, false), Some(0));
         t.restart(h);
         assert_eq!(t.nth_payload(h, true), Some(0));
+        assert!(!t.touch(h, 3 * SEC, IDLE), "a SYN keeps the slot's flow");
+    }
+
+    #[test]
+    fn a_flow_idle_for_its_timeout_starts_over() {
+        let mut t = FirstPackets::new();
+        let h = flow_hash(9);
+        let mut now = 100 * SEC;
+        // An NTP client polling every two minutes: a new flow each time.
+        for poll in 0..8 {
+            assert!(t.touch(h, now, IDLE), "poll {poll} is a new flow");
+            assert_eq!(t.nth_payload(h, true), Some(0), "poll {poll}");
+            assert!(!t.touch(h, now + SEC / 100, IDLE));
+            assert_eq!(t.nth_payload(h, false), Some(0), "poll {poll}'s answer");
+            now += 120 * SEC;
+        }
+        // Packets a few seconds apart never make it idle, however long it lasts.
+        assert!(t.touch(h, now, IDLE));
+        for _ in 0..1000 {
+            now += 5 * SEC;
+            assert!(!t.touch(h, now, IDLE));
+        }
+        // Within the timeout it is the same flow; past it, a new one (never
+        // later than the worker, which ends flows idle for more than 60 s).
+        assert!(!t.touch(h, now + 50 * SEC, IDLE));
+        assert!(t.touch(h, now + 111 * SEC, IDLE));
+    }
+
+    #[test]
+    fn time_going_back_is_no_idle_time() {
+        let mut t = FirstPackets::new();
+        let h = flow_hash(11);
+        let day = 86_400 * SEC;
+        assert!(t.touch(h, 100 * day, IDLE));
+        // A second file from a day earlier, then the first file's time again.
+        assert!(!t.touch(h, 99 * day, IDLE));
+        assert!(!t.touch(h, 100 * day + SEC, IDLE));
+        for _ in 0..4 {
+            t.nth_payload(h, true);
+        }
+        assert_eq!(t.nth_payload(h, true), None, "still the same flow");
+    }
+
+    #[test]
+    fn idle_units_never_end_a_flow_later_than_the_worker() {
+        for timeout in [
+            0,
+            1,
+            SEC,
+            5 * SEC,
+            60 * SEC,
+            300 * SEC,
+            3_600 * SEC,
+            u64::MAX,
+        ] {
+            let idle = idle_units(timeout);
+            // Slot times are whole units: a gap of `gap` ns spans at least
+            // floor(gap / unit) of them, which is at least `idle` whenever
+            // the gap is past the timeout.
+            let gap = timeout.saturating_add(1);
+            assert!(idle <= (gap >> TIME_UNIT_SHIFT), "{timeout}");
+            assert!(idle < 1 << 23);
+        }
     }
 }

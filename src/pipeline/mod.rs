@@ -225,10 +225,11 @@ fn run_pipeline<R: Send + 'static>(
 ) -> Result<(R, Vec<FlowTable>, Totals, Vec<String>), RunError> {
     let (senders, recycle, handles) = spawn_workers(opts, lossy, publish);
     let inline = handles.is_empty().then(|| opts.flow_table(1));
+    let timeouts = opts.timeouts;
     let reader = std::thread::Builder::new()
         .name("portflow-reader".into())
         .spawn(move || {
-            let mut d = Dispatcher::new(senders, recycle, filter, inline);
+            let mut d = Dispatcher::new(senders, recycle, filter, inline, timeouts);
             d.set_lossy(lossy);
             let r = feed(&mut d);
             let warnings = d.filter_warnings();

@@ -13,9 +13,9 @@ use super::flowmap::FlowMap;
 use super::inventory::{FlowOutcome, Inventory, OpenPortKey, ANSWERED, HANDSHAKE, MIDSTREAM};
 use super::{Count, PortStats, PortTable};
 use crate::decode::{tcp_flags as F, Addr};
-use crate::hint::prefetch;
 use crate::detect::protocol::{FlowInspect, Protocol, INSPECT_BYTES};
 use crate::detect::scan::{Attempt, Attempts, ATTEMPTS_CAP};
+use crate::hint::prefetch;
 use crate::services::{PortClass, Services, Transport};
 
 /// Canonical flow key: the lower (address, port) endpoint first.
