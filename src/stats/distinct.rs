@@ -85,8 +85,12 @@ impl Exact {
         self.0.as_ref().map_or(0, |s| s.v4.len() + s.v6.len())
     }
 
+    /// Whether no address was added: the sets exist only once one was (a
+    /// set is made on promotion, with the sample's ten addresses, and dropped
+    /// whole for the sketch), so this reads no further than the pointer.
     fn is_empty(&self) -> bool {
-        self.len() == 0
+        debug_assert!(self.0.as_ref().is_none_or(|s| s.v4.len() + s.v6.len() > 0));
+        self.0.is_none()
     }
 
     fn reserve(&mut self, n: usize) {
