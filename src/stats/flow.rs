@@ -627,12 +627,13 @@ impl FlowTable {
     }
 
     /// Accounts a batch of packets, prefetching what they will touch a few
-    /// packets ahead, in two stages: first the flow table's control bytes and
-    /// the port table's entries for both ports (which one is the service is
-    /// known only from the flow); then, those being in cache, the slot the
-    /// flow's probe ends at and the per-port counters the entries point to
-    /// (and, for a packet the reader marked [`HINT_FRESH`], the per-flow
-    /// fields of both ports' statistics).
+    /// packets ahead: 16 ahead the packet record itself (written on the
+    /// reader's core); 8 ahead the flow table's control bytes and the port
+    /// table's entries for both ports (which one is the service is known only
+    /// from the flow); 4 ahead, those being in cache, the slot the flow's
+    /// probe ends at, the per-port counters the entries point to, the payload
+    /// prefix the packet carries and, for a packet the reader marked
+    /// [`HINT_FRESH`], the per-flow fields of both ports' statistics.
     /// With a hundred thousand flows and tens of thousands of ports these
     /// were dependent cache misses on every packet.
     pub fn account_batch(&mut self, b: &Batch) {
