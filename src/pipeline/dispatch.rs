@@ -46,9 +46,8 @@ const FIRST_GROW_RATIO: u32 = 8;
 /// (as does growing the table, once); a TCP SYN resets its flow's slot (a new
 /// connection on the same ports), and so does a flow's packet after an idle
 /// time the worker ends a flow for: an NTP client polling from port 123 every
-/// two minutes starts a new flow each time, and only its first four were
-/// inspected before. The table depends on the packet sequence alone, not on
-/// the worker count.
+/// two minutes starts a new flow each time, and each one is inspected. The
+/// table depends on the packet sequence alone, not on the worker count.
 struct FirstPackets {
     /// Per slot: the flow hash's upper 24 bits; the packet time of the slot's
     /// latest packet in [`TIME_UNIT_SHIFT`] units, 24 bits; the payload packets
@@ -62,14 +61,16 @@ struct FirstPackets {
 const TAG: u64 = 0xffff_ff00_0000_0000;
 const TIME: u64 = 0x0000_00ff_ffff_0000;
 const COUNTS: u64 = 0xffff;
-/// Packet time is kept in units of 2^30 ns (1.07 s), 24 bits of them: slot
-/// times compare across 208 days, and a time before the slot's (capture files
-/// out of order) counts as no idle time, as it does for the worker.
+/// Packet time is kept in units of 2^30 ns (1.07 s), 24 bits of them, compared
+/// as a signed difference: times up to 104 days apart compare right, and a
+/// time before the slot's (capture files out of order) counts as no idle
+/// time, as it does for the worker.
 const TIME_UNIT_SHIFT: u32 = 30;
 
 /// An idle time in the table's time units: a flow whose slot saw nothing for
-/// at least this long starts over (at most one unit early, never late: the
-/// worker ends a flow idle for longer than its timeout).
+/// at least this long starts over. Both times are cut to whole units, so that
+/// is up to two units (2.1 s) before the timeout, never after it: the worker
+/// ends a flow idle for longer than its timeout.
 pub(crate) fn idle_units(timeout_ns: u64) -> u64 {
     (timeout_ns >> TIME_UNIT_SHIFT).min((1 << 23) - 1)
 }
