@@ -1,4 +1,11 @@
-//! CPU hints that change how fast the program runs, never what it computes.
+//! CPU and memory hints that change how fast the program runs, never what it
+//! computes: prefetches, zeroed tables written once when made, pages mapped
+//! ahead of use.
+
+/// Bytes in a cache line.
+pub const LINE: usize = 64;
+/// Bytes in a (base) memory page.
+const PAGE: usize = 4096;
 
 /// A hint to load the cache line at `at` (capture bytes ahead of the parser,
 /// flow slots, port counters); no effect on what the program computes.
@@ -14,6 +21,18 @@ pub fn prefetch(at: *const u8) {
     let _ = at;
 }
 
+/// [`prefetch`] for every cache line `len` bytes from `at` overlap (a flow
+/// slot, which may span three lines; a run of a port's counters).
+#[inline(always)]
+pub fn prefetch_lines(at: *const u8, len: usize) {
+    let last = at.wrapping_add(len.max(1) - 1);
+    let mut line = at.wrapping_sub(at as usize % LINE);
+    while line <= last {
+        prefetch(line);
+        line = line.wrapping_add(LINE);
+    }
+}
+
 /// `n` zeroes in memory that is already this process's own: every page is
 /// written once here. A zeroed allocation is fresh pages the kernel has not
 /// provided yet; if its first access is a read (a table whose entries are read
@@ -24,7 +43,7 @@ pub fn prefetch(at: *const u8) {
 /// the first-packets table and histogram buckets.
 pub fn zeroed_written<T: Copy + Default>(n: usize) -> Vec<T> {
     let mut v = vec![T::default(); n];
-    let step = (4096 / std::mem::size_of::<T>().max(1)).max(1);
+    let step = (PAGE / std::mem::size_of::<T>().max(1)).max(1);
     for i in (0..n).step_by(step) {
         // SAFETY: `i < n`, inside the vector. A volatile write: a plain store
         // of zero into memory known to be zeroed would be dropped.
@@ -39,8 +58,8 @@ pub fn zeroed_written<T: Copy + Default>(n: usize) -> Vec<T> {
 /// it; on kernels before 5.14 the call fails and the pages fault in as before.
 pub fn populate_for_write<T>(buf: &mut [T]) {
     let start = buf.as_mut_ptr() as usize;
-    let from = (start + 4095) & !4095;
-    let to = (start + std::mem::size_of_val(buf)) & !4095;
+    let from = start.next_multiple_of(PAGE);
+    let to = (start + std::mem::size_of_val(buf)) & !(PAGE - 1);
     if to > from {
         // SAFETY: the page-aligned range lies inside `buf`, memory this process
         // owns and may write; MADV_POPULATE_WRITE only maps its pages.

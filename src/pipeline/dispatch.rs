@@ -71,7 +71,7 @@ const TIME_UNIT_SHIFT: u32 = 30;
 /// at least this long starts over. Both times are cut to whole units, so that
 /// is up to two units (2.1 s) before the timeout, never after it: the worker
 /// ends a flow idle for longer than its timeout.
-pub(crate) fn idle_units(timeout_ns: u64) -> u64 {
+fn idle_units(timeout_ns: u64) -> u64 {
     (timeout_ns >> TIME_UNIT_SHIFT).min((1 << 23) - 1)
 }
 
@@ -96,22 +96,20 @@ impl FirstPackets {
         }
         let tag = hash & TAG;
         let t = ((now >> TIME_UNIT_SHIFT) << 16) & TIME;
-        let s = self.slot(hash);
-        let held = *s;
+        let held = *self.slot(hash);
         if held & TAG == tag {
             // Time since the slot's latest packet, as a signed 24-bit count.
             let since = ((t.wrapping_sub(held & TIME) << 24) as i64) >> 40;
             if since < idle as i64 {
                 if since > 0 {
-                    *s = (held & !TIME) | t;
+                    *self.slot(hash) = (held & !TIME) | t;
                 }
                 return false;
             }
-            *s = tag | t;
-            return true;
+        } else {
+            self.taken += (held != 0) as u32;
         }
-        *s = tag | t;
-        self.taken += (held != 0) as u32;
+        *self.slot(hash) = tag | t;
         true
     }
 

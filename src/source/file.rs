@@ -2,7 +2,7 @@
 //! reader over one 4 MiB buffer, gzip through `flate2`.
 use super::Input;
 use crate::decode::LinkType;
-use crate::hint::prefetch;
+use crate::hint::{prefetch, LINE};
 use pcap_parser::nom;
 use pcap_parser::pcapng::{self, Block};
 use pcap_parser::{PcapBlockOwned, PcapError};
@@ -641,7 +641,6 @@ struct Readahead {
 impl Readahead {
     /// How far ahead of the parser lines are asked for.
     const DISTANCE: usize = 4096;
-    const LINE: usize = 64;
 
     fn new(at: usize) -> Self {
         Readahead { next: at }
@@ -653,7 +652,7 @@ impl Readahead {
         let to = (at + Self::DISTANCE).min(data.len());
         while self.next < to {
             prefetch(data.as_ptr().wrapping_add(self.next));
-            self.next += Self::LINE;
+            self.next += LINE;
         }
     }
 }

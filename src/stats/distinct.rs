@@ -89,7 +89,7 @@ impl Exact {
     /// set is made on promotion, with the sample's ten addresses, and dropped
     /// whole for the sketch), so this reads no further than the pointer.
     fn is_empty(&self) -> bool {
-        debug_assert!(self.0.as_ref().is_none_or(|s| s.v4.len() + s.v6.len() > 0));
+        debug_assert_eq!(self.0.is_none(), self.len() == 0);
         self.0.is_none()
     }
 

@@ -14,7 +14,7 @@
 //! flows of a capture packed: 100,000 flows in a table sized for 450,000 would
 //! touch every page of it, scattered, and pay a page fault for each.
 use super::flow::FlowKey;
-use crate::hint::{populate_for_write, prefetch, zeroed_written};
+use crate::hint::{populate_for_write, prefetch, prefetch_lines, zeroed_written};
 use std::mem::MaybeUninit;
 
 pub struct FlowMap<V: Copy> {
@@ -176,13 +176,10 @@ impl<V: Copy> FlowMap<V> {
         // Every line the slot spans, not only its first and last: a slot is
         // 104 bytes, so half of them span three lines, and the middle one
         // holds most of the key the look-up compares.
-        let first = self.slots.as_ptr().wrapping_add(i).cast::<u8>();
-        let last = first.wrapping_add(std::mem::size_of::<(FlowKey, V)>() - 1);
-        let mut line = first.wrapping_sub(first as usize % 64);
-        while line <= last {
-            prefetch(line);
-            line = line.wrapping_add(64);
-        }
+        prefetch_lines(
+            self.slots.as_ptr().wrapping_add(i).cast(),
+            std::mem::size_of::<(FlowKey, V)>(),
+        );
     }
 
     /// Inserts a key that is not present. Panics when the table is full (the

@@ -11,7 +11,7 @@ pub mod hist;
 pub mod inventory;
 
 use crate::decode::{Addr, Layer, Reason, TunnelKind};
-use crate::hint::prefetch;
+use crate::hint::{prefetch, prefetch_lines, LINE};
 use crate::services::Transport;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
@@ -126,9 +126,11 @@ impl PortStats {
     }
 }
 
+/// The bytes of [`PortStats`] every packet touches: its first two lines.
+const PER_PACKET_TO: usize = 2 * LINE;
 /// The lines of [`PortStats`] a new flow touches: from the line holding
 /// `flows` to the end of `servers`.
-const PER_FLOW_FROM: usize = std::mem::offset_of!(PortStats, flows) & !63;
+const PER_FLOW_FROM: usize = std::mem::offset_of!(PortStats, flows) & !(LINE - 1);
 const PER_FLOW_TO: usize =
     std::mem::offset_of!(PortStats, servers) + std::mem::size_of::<distinct::Distinct>();
 
@@ -183,23 +185,22 @@ impl PortTable {
     /// entry, which should be in cache by now), if the port has any yet.
     #[inline]
     pub fn prefetch(&self, t: Transport, port: u16) {
-        if let Some(Some(p)) = self.slots.get(slot_of(t, port)) {
-            let at: *const PortStats = &**p;
-            prefetch(at.cast());
-            prefetch(at.cast::<u8>().wrapping_add(64));
-        }
+        self.prefetch_bytes(t, port, 0..PER_PACKET_TO);
     }
 
     /// Starts loading what a new flow of port `port` touches (its flow count
-    /// and the heads of its client and server sets), if the port has
-    /// statistics yet; the entry should be in cache, as for [`Self::prefetch`].
+    /// and the heads of its client and server sets), as [`Self::prefetch`].
     #[inline]
     pub fn prefetch_per_flow(&self, t: Transport, port: u16) {
+        self.prefetch_bytes(t, port, PER_FLOW_FROM..PER_FLOW_TO);
+    }
+
+    /// Starts loading bytes `range` of port `port`'s statistics, if it has any.
+    #[inline]
+    fn prefetch_bytes(&self, t: Transport, port: u16, range: std::ops::Range<usize>) {
         if let Some(Some(p)) = self.slots.get(slot_of(t, port)) {
             let at: *const u8 = (&**p as *const PortStats).cast();
-            for off in (PER_FLOW_FROM..PER_FLOW_TO).step_by(64) {
-                prefetch(at.wrapping_add(off));
-            }
+            prefetch_lines(at.wrapping_add(range.start), range.len());
         }
     }
 
