@@ -75,7 +75,7 @@ pub struct AnalysisArgs {
     #[arg(long, value_name = "FILE")]
     pub services: Option<PathBuf>,
 
-    /// Most flows held in memory at once (about 105 bytes each); beyond it the least recently seen are ended (and counted).
+    /// Most flows held in memory at once (about 97 bytes each); beyond it the least recently seen are ended (and counted).
     #[arg(long, default_value_t = crate::pipeline::DEFAULT_FLOW_CAP, value_name = "N")]
     pub flow_cap: usize,
 

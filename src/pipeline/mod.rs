@@ -39,9 +39,9 @@ const QUEUE_DEPTH: usize = 8;
 /// busy machine must not cost packets (64 batches are 64 Ki packets, 3.5 MiB).
 const LIVE_QUEUE_DEPTH: usize = 64;
 
-/// Flows held at once by default, over all workers. A flow costs about 105
+/// Flows held at once by default, over all workers. A flow costs about 97
 /// bytes in its worker's table (key, state, hash-table overhead); tables grow
-/// with their flows up to ~110 MiB in all (docs/BENCHMARKS.md#memory).
+/// with their flows up to ~100 MiB in all (docs/BENCHMARKS.md#memory).
 pub const DEFAULT_FLOW_CAP: usize = 900_000;
 
 /// How an analysis runs.

@@ -267,13 +267,47 @@ const RTT_DONE: u16 = 64;
 const ORIG_SEEN: u16 = 128;
 const RESP_SEEN: u16 = 256;
 
+/// One direction's packets and bytes in a flow, in 12 bytes: 40 bits of
+/// packets (10^12, more than any one flow carries; they stop counting there
+/// rather than spill into the bytes) and 56 of bytes (72 PB). Two plain
+/// counters took 32 bytes; these 24 make a flow's table slot 96 bytes, which
+/// always spans two cache lines (104-byte slots spanned three in half the
+/// slots) and are 8% less flow-table memory.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, packed(4))]
+struct DirCount {
+    /// Packets in bits 0-39, the low 24 bits of bytes in 40-63.
+    lo: u64,
+    /// The high 32 bits of bytes.
+    hi: u32,
+}
+
+const PACKETS_MAX: u64 = (1 << 40) - 1;
+
+impl DirCount {
+    #[inline]
+    fn add(&mut self, bytes: u32) {
+        let packet = (self.lo & PACKETS_MAX != PACKETS_MAX) as u64;
+        let (lo, carry) = self.lo.overflowing_add(packet | (bytes as u64) << 40);
+        self.lo = lo;
+        self.hi += carry as u32;
+    }
+
+    fn count(self) -> Count {
+        Count {
+            packets: self.lo & PACKETS_MAX,
+            bytes: (self.hi as u64) << 24 | self.lo >> 40,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Flow {
     first: u64,
     last: u64,
     syn_ts: u64,
     /// [to_server, to_client].
-    dir: [Count; 2],
+    dir: [DirCount; 2],
     history: u16,
     server_is_lo: bool,
     /// TCP flags of the flow's first packet (to tell NULL/FIN/Xmas probes).
@@ -548,8 +582,8 @@ fn ending(key: FlowKey, f: &Flow) -> Ending {
             client,
             first_ns: f.first,
             last_ns: f.last,
-            to_server: f.dir[0],
-            to_client: f.dir[1],
+            to_server: f.dir[0].count(),
+            to_client: f.dir[1].count(),
             evidence,
             rejected: state == ConnState::REJ,
             detected: f.inspect.protocol(),
@@ -714,7 +748,7 @@ impl FlowTable {
             first: now,
             last: now,
             syn_ts: 0,
-            dir: [Count::default(); 2],
+            dir: [DirCount::default(); 2],
             history: 0,
             server_is_lo,
             first_flags: p.tcp_flags,
@@ -750,8 +784,8 @@ impl FlowTable {
                 server_is_lo: f.server_is_lo,
                 first_ns: f.first,
                 last_ns: f.last,
-                to_server: f.dir[0],
-                to_client: f.dir[1],
+                to_server: f.dir[0].count(),
+                to_client: f.dir[1].count(),
                 state: e.state.name(),
                 detected: e.outcome.detected,
                 cleartext: e.outcome.cleartext,
@@ -1151,9 +1185,55 @@ mod tests {
 
     #[test]
     fn records_stay_small() {
-        // A batch of 1,024 packets is 64 KiB; a flow's table slot 104 bytes.
+        // A batch of 1,024 packets is 64 KiB; a flow's table slot 96 bytes.
         assert_eq!(std::mem::size_of::<FlowPacket>(), 64);
-        assert_eq!(std::mem::size_of::<(FlowKey, Flow)>(), 104);
+        assert_eq!(std::mem::size_of::<(FlowKey, Flow)>(), 96);
+    }
+
+    #[test]
+    fn a_direction_counts_packets_and_bytes_past_32_bits() {
+        let mut d = DirCount::default();
+        for _ in 0..3 {
+            d.add(262_144);
+        }
+        assert_eq!(
+            d.count(),
+            Count {
+                packets: 3,
+                bytes: 3 * 262_144
+            }
+        );
+        // Bytes carry from the low word into the high one.
+        let mut d = DirCount {
+            lo: 5 | ((1 << 24) - 1) << 40,
+            hi: 7,
+        };
+        d.add(1);
+        let c = d.count();
+        assert_eq!(c.packets, 6);
+        assert_eq!(c.bytes, 8 << 24);
+        d.add(1500);
+        assert_eq!(d.count().bytes, (8 << 24) + 1500);
+        // The most bytes it holds.
+        let full = DirCount {
+            lo: u64::MAX,
+            hi: u32::MAX,
+        }
+        .count();
+        assert_eq!(full.bytes, (1 << 56) - 1);
+        // Packets stop at their maximum instead of spilling into the bytes.
+        let mut d = DirCount {
+            lo: PACKETS_MAX,
+            hi: 0,
+        };
+        d.add(100);
+        assert_eq!(
+            d.count(),
+            Count {
+                packets: PACKETS_MAX,
+                bytes: 100
+            }
+        );
     }
 
     #[test]

@@ -173,9 +173,10 @@ impl<V: Copy> FlowMap<V> {
             }
             i = (i + 1) & self.mask;
         }
-        // Every line the slot spans, not only its first and last: a slot is
-        // 104 bytes, so half of them span three lines, and the middle one
-        // holds most of the key the look-up compares.
+        // Every line the slot spans, not only its first and last: a flow's
+        // slot is 96 bytes and spans two lines, a slot of other sizes may
+        // span three, and the middle one would hold most of the key the
+        // look-up compares.
         prefetch_lines(
             self.slots.as_ptr().wrapping_add(i).cast(),
             std::mem::size_of::<(FlowKey, V)>(),
