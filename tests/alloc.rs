@@ -2,7 +2,9 @@
 //! number of packets. A counting global allocator wraps the system one; the
 //! same 200 flows are read as 50,000 and as 400,000 packets (with payloads, so
 //! payload inspection runs), and the longer read may allocate at most 16 more
-//! times (batches are recycled; tables grow only with the flows).
+//! times (batches are recycled; tables grow only with the flows). Both as pcap
+//! and as pcapng whose packet blocks carry options (pcap-parser collects a
+//! block's options in a vector; the reader reads packet blocks in place).
 use portflow::pipeline::{analyze_files, Options};
 use portflow::source::Input;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -34,15 +36,35 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
-fn allocations_for(packets: u64, workers: usize) -> u64 {
+/// The same packets as a pcapng file whose every packet block carries
+/// options, as capture tools write them: the direction flags and a comment.
+fn as_pcapng_with_options(pcap: &[u8]) -> Vec<u8> {
+    let mut ng = portflow::synth::write::Pcapng::new();
+    let iface = ng.interface(1, 65535, 9);
+    let word = |at: usize| u32::from_le_bytes(pcap[at..at + 4].try_into().unwrap());
+    let mut at = 24;
+    while at + 16 <= pcap.len() {
+        let (sec, usec, caplen) = (word(at), word(at + 4), word(at + 8) as usize);
+        let frame = &pcap[at + 16..at + 16 + caplen];
+        let ts = sec as u64 * 1_000_000_000 + usec as u64 * 1000;
+        ng.packet_with_options(iface, ts, frame, &[(2, &1u32.to_le_bytes()), (1, b"seen")]);
+        at += 16 + caplen;
+    }
+    ng.buf
+}
+
+fn allocations_for(packets: u64, workers: usize, pcapng: bool) -> u64 {
     let dir = std::env::temp_dir().join(format!(
-        "portflow-alloc-{}-{packets}-{workers}",
+        "portflow-alloc-{}-{packets}-{workers}-{pcapng}",
         std::process::id()
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("in.pcap");
+    let path = dir.join(if pcapng { "in.pcapng" } else { "in.pcap" });
     let mut bytes = Vec::new();
     portflow::synth::scale::generate(11, packets, 200, 20, |c| bytes.extend_from_slice(c));
+    if pcapng {
+        bytes = as_pcapng_with_options(&bytes);
+    }
     std::fs::write(&path, &bytes).unwrap();
     drop(bytes);
     let opts = Options {
@@ -61,11 +83,16 @@ fn allocations_for(packets: u64, workers: usize) -> u64 {
 
 #[test]
 fn allocations_do_not_grow_with_packets() {
-    for workers in [1, 2] {
-        let small = allocations_for(50_000, workers);
-        let large = allocations_for(400_000, workers);
+    for (workers, pcapng) in [(1, false), (2, false), (2, true)] {
+        let small = allocations_for(50_000, workers, pcapng);
+        let large = allocations_for(400_000, workers, pcapng);
         let per_packet = large.saturating_sub(small) as f64 / 350_000.0;
-        eprintln!("{workers} worker(s): {small} allocations for 50k packets, {large} for 400k ({per_packet:.4} per extra packet)");
+        let format = if pcapng {
+            "pcapng with packet options"
+        } else {
+            "pcap"
+        };
+        eprintln!("{format}, {workers} worker(s): {small} allocations for 50k packets, {large} for 400k ({per_packet:.4} per extra packet)");
         // 350,000 more packets over the same flows: nothing more to allocate
         // (a few for a batch more in flight at most).
         assert!(

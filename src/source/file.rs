@@ -168,6 +168,63 @@ fn units_to_ns(units: u64, resolution: u64) -> u64 {
     }
 }
 
+/// An Enhanced Packet Block's fields, read in place by [`enhanced_packet`].
+struct Epb<'a> {
+    /// The whole block's length: the next block starts there.
+    len: usize,
+    if_id: u32,
+    ts_high: u32,
+    ts_low: u32,
+    /// The captured bytes (without the padding).
+    data: &'a [u8],
+    origlen: u32,
+}
+
+/// The Enhanced Packet Block at the start of `b` (a pcapng section's blocks,
+/// `big_endian` as its header says), when it is one that pcap-parser would
+/// parse without error; `None` for any other block, which then goes through
+/// pcap-parser and its errors.
+///
+/// Nearly every block of a pcapng file is one of these. pcap-parser builds a
+/// vector of the block's options (an allocation per packet when a tool wrote
+/// any: direction flags, drop counts, comments) that nothing here reads; read in
+/// place, a pcapng file costs about what a pcap file does. The checks are the
+/// ones pcap-parser makes (`ng_block_parser`, the block's `inner_parse`): a
+/// block of at least 32 bytes that fits in `b`, the same length at both ends,
+/// and a captured length that fits in the block once padded to 4 bytes. Its
+/// options are not parsed: pcap-parser stops at the first that does not parse
+/// and keeps the block.
+#[inline]
+fn enhanced_packet(b: &[u8], big_endian: bool) -> Option<Epb<'_>> {
+    const EPB: u32 = 6;
+    let head = b.get(..32)?;
+    let word = |w: &[u8], o: usize| {
+        let v = [w[o], w[o + 1], w[o + 2], w[o + 3]];
+        if big_endian {
+            u32::from_be_bytes(v)
+        } else {
+            u32::from_le_bytes(v)
+        }
+    };
+    let len = word(head, 4) as usize;
+    if word(head, 0) != EPB || len < 32 || len > b.len() || word(b, len - 4) as usize != len {
+        return None;
+    }
+    let caplen = word(head, 20);
+    let padded = (caplen as usize).checked_add(3)? & !3;
+    if caplen >= u32::MAX - 4 || padded > len - 32 {
+        return None;
+    }
+    Some(Epb {
+        len,
+        if_id: word(head, 8),
+        ts_high: word(head, 12),
+        ts_low: word(head, 16),
+        data: &b[28..28 + caplen as usize],
+        origlen: word(head, 24),
+    })
+}
+
 /// Turns pcap-parser blocks into [`RawPacket`]s, whichever way the bytes arrive.
 struct Walker<'s> {
     path: &'s str,
@@ -175,6 +232,8 @@ struct Walker<'s> {
     legacy_link: LinkType,
     legacy_res: u64,
     ifaces: Vec<Iface>,
+    /// The current pcapng section's byte order.
+    big_endian: bool,
 }
 
 impl<'s> Walker<'s> {
@@ -188,6 +247,7 @@ impl<'s> Walker<'s> {
             legacy_link: LinkType(0),
             legacy_res: 1_000_000,
             ifaces: Vec::new(),
+            big_endian: false,
         }
     }
 
@@ -255,6 +315,31 @@ impl<'s> Walker<'s> {
         });
     }
 
+    /// Hands one Enhanced Packet Block's packet to `sink`.
+    #[inline]
+    fn enhanced<F: FnMut(&RawPacket) + ?Sized>(&mut self, epb: &Epb, sink: &mut F) {
+        self.summary.packets += 1;
+        let (link, ts_ns) = match self.ifaces.get(epb.if_id as usize) {
+            Some(i) => {
+                let units = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
+                let ts = units_to_ns(units, i.resolution)
+                    .wrapping_add((i.offset_s as u64).wrapping_mul(1_000_000_000));
+                (i.link, ts)
+            }
+            None => {
+                self.summary.unknown_interface += 1;
+                (UNKNOWN_INTERFACE, 0)
+            }
+        };
+        sink(&RawPacket {
+            link,
+            ts_ns,
+            data: epb.data,
+            wire_len: epb.origlen,
+            interface: epb.if_id,
+        });
+    }
+
     #[inline]
     fn block(
         &mut self,
@@ -279,6 +364,7 @@ impl<'s> Walker<'s> {
                     return Err(self.error(FileErrorKind::NotACapture, pos, m));
                 }
                 self.summary.format = "pcapng";
+                self.big_endian = shb.big_endian();
                 self.ifaces.clear();
             }
             PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
@@ -289,27 +375,18 @@ impl<'s> Walker<'s> {
                 });
             }
             PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
-                self.summary.packets += 1;
                 let data = &epb.data[..(epb.caplen as usize).min(epb.data.len())];
-                let (link, ts_ns) = match self.ifaces.get(epb.if_id as usize) {
-                    Some(i) => {
-                        let units = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
-                        let ts = units_to_ns(units, i.resolution)
-                            .wrapping_add((i.offset_s as u64).wrapping_mul(1_000_000_000));
-                        (i.link, ts)
-                    }
-                    None => {
-                        self.summary.unknown_interface += 1;
-                        (UNKNOWN_INTERFACE, 0)
-                    }
-                };
-                sink(&RawPacket {
-                    link,
-                    ts_ns,
-                    data,
-                    wire_len: epb.origlen,
-                    interface: epb.if_id,
-                });
+                self.enhanced(
+                    &Epb {
+                        len: 0,
+                        if_id: epb.if_id,
+                        ts_high: epb.ts_high,
+                        ts_low: epb.ts_low,
+                        data,
+                        origlen: epb.origlen,
+                    },
+                    sink,
+                );
             }
             PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
                 self.summary.packets += 1;
@@ -523,21 +600,25 @@ fn read_slice<F: FnMut(&RawPacket)>(
     let magic = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
     if magic == 0x0a0d_0d0a {
         let mut rest = data;
-        let mut big_endian = false;
         let mut ahead = Readahead::new(0);
         while !rest.is_empty() {
             let pos = offset_of(rest);
             ahead.advance(data, pos as usize);
-            let parsed = if big_endian {
+            // A section header comes first (the magic number above), so the
+            // byte order is known before any packet block.
+            if let Some(epb) = enhanced_packet(rest, w.big_endian) {
+                w.enhanced(&epb, sink);
+                rest = &rest[epb.len..];
+                report(offset_of(rest));
+                continue;
+            }
+            let parsed = if w.big_endian {
                 pcapng::parse_block_be(rest)
             } else {
                 pcapng::parse_block_le(rest)
             };
             match parsed {
                 Ok((r, block)) => {
-                    if let Block::SectionHeader(shb) = &block {
-                        big_endian = shb.big_endian();
-                    }
                     w.block(PcapBlockOwned::NG(block), pos, sink)?;
                     rest = r;
                     report(offset_of(rest));
@@ -693,6 +774,14 @@ fn read_stream<R: Read + Send>(
     };
     loop {
         let pos = reader.consumed() as u64;
+        if w.summary.format == "pcapng" {
+            if let Some(epb) = enhanced_packet(reader.data(), w.big_endian) {
+                w.enhanced(&epb, sink);
+                let len = epb.len;
+                reader.consume(len);
+                continue;
+            }
+        }
         match reader.next() {
             Ok((len, block)) => {
                 w.block(block, pos, sink)?;
@@ -728,4 +817,148 @@ fn read_stream<R: Read + Send>(
         }
     }
     Ok(w.summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::Rng;
+
+    /// An Enhanced Packet Block as a capture tool writes it, in either byte
+    /// order: `caplen` bytes of packet, padding, and options when `opts`.
+    fn block(big_endian: bool, caplen: usize, opts: bool) -> Vec<u8> {
+        let w = |v: u32| {
+            if big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
+        let mut b = Vec::new();
+        b.extend_from_slice(&w(6));
+        b.extend_from_slice(&[0; 4]);
+        for v in [
+            1,
+            0x0006_1234,
+            0x89ab_cdef,
+            caplen as u32,
+            caplen as u32 + 7,
+        ] {
+            b.extend_from_slice(&w(v));
+        }
+        b.extend((0..caplen).map(|i| i as u8));
+        b.resize(b.len().next_multiple_of(4), 0);
+        if opts {
+            // epb_flags (code 2, length 4), then opt_endofopt.
+            let code_len = if big_endian {
+                [0, 2, 0, 4]
+            } else {
+                [2, 0, 4, 0]
+            };
+            b.extend_from_slice(&code_len);
+            b.extend_from_slice(&w(1));
+            b.extend_from_slice(&[0; 4]);
+        }
+        let len = b.len() as u32 + 4;
+        b[4..8].copy_from_slice(&w(len));
+        b.extend_from_slice(&w(len));
+        b
+    }
+
+    /// What pcap-parser makes of the block at the start of `b`: the Enhanced
+    /// Packet Block's fields and length, when it parses as one.
+    fn by_pcap_parser(b: &[u8], big_endian: bool) -> Option<(usize, u32, u32, u32, Vec<u8>, u32)> {
+        let parsed = if big_endian {
+            pcapng::parse_block_be(b)
+        } else {
+            pcapng::parse_block_le(b)
+        };
+        match parsed {
+            Ok((rest, Block::EnhancedPacket(e))) => {
+                let data = e.data[..(e.caplen as usize).min(e.data.len())].to_vec();
+                Some((
+                    b.len() - rest.len(),
+                    e.if_id,
+                    e.ts_high,
+                    e.ts_low,
+                    data,
+                    e.origlen,
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    fn in_place(b: &[u8], big_endian: bool) -> Option<(usize, u32, u32, u32, Vec<u8>, u32)> {
+        enhanced_packet(b, big_endian).map(|e| {
+            (
+                e.len,
+                e.if_id,
+                e.ts_high,
+                e.ts_low,
+                e.data.to_vec(),
+                e.origlen,
+            )
+        })
+    }
+
+    #[test]
+    fn a_packet_block_read_in_place_is_what_pcap_parser_reads() {
+        for big_endian in [false, true] {
+            for (caplen, opts) in [(0, false), (1, true), (60, false), (61, true), (1514, true)] {
+                let b = block(big_endian, caplen, opts);
+                let got = in_place(&b, big_endian).expect("a well-formed block");
+                assert_eq!(got.0, b.len());
+                assert_eq!(got.4.len(), caplen);
+                assert_eq!(Some(got), by_pcap_parser(&b, big_endian));
+                // Another block after it does not change what is read.
+                let mut two = b.clone();
+                two.extend_from_slice(&block(big_endian, 3, false));
+                assert_eq!(in_place(&two, big_endian), by_pcap_parser(&two, big_endian));
+            }
+        }
+    }
+
+    #[test]
+    fn a_damaged_packet_block_is_left_to_pcap_parser() {
+        // Blocks with bytes changed in their fixed fields, lengths and
+        // options, or cut short: whatever is read in place, pcap-parser reads
+        // the same, and whatever pcap-parser reads as a packet block, so is it
+        // in place (so every error still comes from pcap-parser).
+        let mut rng = Rng::new(7);
+        let mut accepted = 0;
+        for round in 0..20_000 {
+            let big_endian = round % 2 == 1;
+            let mut b = block(
+                big_endian,
+                rng.range(0, 80) as usize,
+                rng.next_u64() & 1 == 0,
+            );
+            for _ in 0..rng.range(1, 3) {
+                let at = match rng.range(0, 3) {
+                    // The type, lengths and captured length, where the checks are.
+                    0 => [0, 4, 5, 6, 7, 20, 21, 22, 23][rng.range(0, 8) as usize],
+                    1 => b.len() - 1 - rng.range(0, 3) as usize,
+                    _ => rng.range(0, b.len() as u64 - 1) as usize,
+                };
+                b[at] = match rng.range(0, 2) {
+                    0 => b[at].wrapping_add(rng.range(1, 8) as u8),
+                    1 => b[at].wrapping_sub(rng.range(1, 8) as u8),
+                    _ => rng.next_u64() as u8,
+                };
+            }
+            if rng.range(0, 3) == 0 {
+                b.truncate(rng.range(0, b.len() as u64) as usize);
+            }
+            let ours = in_place(&b, big_endian);
+            accepted += ours.is_some() as u32;
+            assert_eq!(
+                ours,
+                by_pcap_parser(&b, big_endian),
+                "round {round}: {b:02x?}"
+            );
+        }
+        // Many changes (the packet bytes, the timestamps) leave a good block.
+        assert!(accepted > 2_000, "{accepted}");
+    }
 }

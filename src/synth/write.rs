@@ -110,6 +110,19 @@ impl Pcapng {
     }
 
     pub fn packet(&mut self, iface: u32, ts_ns: u64, frame: &[u8]) {
+        self.packet_with_options(iface, ts_ns, frame, &[]);
+    }
+
+    /// [`Self::packet`] with options after the packet data (code and value
+    /// each; `opt_endofopt` is added): `epb_flags` (2, four bytes) with the
+    /// direction, as capture tools write it, or a comment (1).
+    pub fn packet_with_options(
+        &mut self,
+        iface: u32,
+        ts_ns: u64,
+        frame: &[u8],
+        options: &[(u16, &[u8])],
+    ) {
         let (snaplen, tsresol) = self.ifaces[iface as usize];
         let cap = frame.len().min(snaplen as usize);
         let units = ts_ns / 10u64.pow(9 - tsresol as u32);
@@ -121,6 +134,15 @@ impl Pcapng {
         body.extend_from_slice(&(frame.len() as u32).to_le_bytes());
         body.extend_from_slice(&frame[..cap]);
         pad4(&mut body);
+        if !options.is_empty() {
+            for (code, value) in options {
+                body.extend_from_slice(&code.to_le_bytes());
+                body.extend_from_slice(&(value.len() as u16).to_le_bytes());
+                body.extend_from_slice(value);
+                pad4(&mut body);
+            }
+            body.extend_from_slice(&[0, 0, 0, 0]);
+        }
         self.block(6, &body);
     }
 }
