@@ -90,7 +90,7 @@ commit=$(git rev-parse --short HEAD)$(git diff --quiet || echo +dirty)
   echo "## Live capture run $(date -u +%Y-%m-%dT%H:%MZ) — commit $commit"
   echo
   echo "- input: \`$input\` ($packets packets) replayed with tcpreplay $(tcpreplay -V 2>&1 | head -1 | awk '{print $3}') into a veth pair"
-  echo "  between two namespaces; \`portflow capture IF --format json ${PORTFLOW_ARGS:-}\` (64 MiB buffer, immediate mode),"
+  echo "  between two namespaces; \`portflow capture IF --format json ${PORTFLOW_ARGS:-}\` (64 MiB buffer, TPACKET_V3),"
   echo "  then \`tcpdump -i IF -w /dev/null\` under the same replay; each stopped with SIGINT 1 s after the replay."
   echo "- CPU: $(lscpu | awk -F: '/Model name/ {gsub(/^ +/,"",$2); print $2; exit}'), $(nproc) cores"
   echo

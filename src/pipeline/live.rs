@@ -1,6 +1,8 @@
 //! Live capture through the same dispatcher, workers and reports as files.
 //!
-//! The capture thread reads from libpcap (filter in the kernel, 100 ms reads),
+//! The capture thread reads from libpcap (filter in the kernel; the kernel hands
+//! packets over in blocks, within 10 ms, and a stopping capture reads what it
+//! took before the stop),
 //! writes `-w` records, and feeds the dispatcher in lossy mode: a worker that
 //! falls behind loses batches, counted as queue drops, instead of stalling the
 //! capture. Every interval it reads libpcap's counters once and publishes them;
@@ -10,6 +12,7 @@ use super::{merge, run_pipeline, Analysis, Options, Publish, RunError};
 use crate::services::Transport;
 use crate::source::live::{
     interface_state, wait_readable, CaptureCounters, CounterWidener, Live, PcapWriter,
+    BLOCK_TIMEOUT,
 };
 use crate::source::RawPacket;
 use crate::stats::flow::{Batch, FlowTable};
@@ -181,6 +184,28 @@ fn snapshot(
     }
 }
 
+/// Takes one captured packet: writes it with `-w` and hands it to the dispatcher.
+fn take(
+    p: &pcap::Packet,
+    link: crate::decode::LinkType,
+    writer: Option<&mut PcapWriter>,
+    d: &mut super::dispatch::Dispatcher,
+) -> std::io::Result<()> {
+    let ts = p.header.ts;
+    let ts_ns = (ts.tv_sec as u64).wrapping_mul(1_000_000_000) + (ts.tv_usec as u64) * 1000;
+    if let Some(w) = writer {
+        w.write(ts.tv_sec as u32, ts.tv_usec as u32, p.data, p.header.len)?;
+    }
+    d.packet(&RawPacket {
+        link,
+        ts_ns,
+        data: p.data,
+        wire_len: p.header.len,
+        interface: 0,
+    });
+    Ok(())
+}
+
 /// Captures until a stop condition, then returns the same analysis `read`
 /// gives, plus the capture's own account.
 pub fn capture(
@@ -262,23 +287,9 @@ pub fn capture(
             match cap.next_packet() {
                 Ok(p) => {
                     captured += 1;
-                    let ts = p.header.ts;
-                    let ts_ns =
-                        (ts.tv_sec as u64).wrapping_mul(1_000_000_000) + (ts.tv_usec as u64) * 1000;
-                    if let Some(w) = writer.as_mut() {
-                        if let Err(e) =
-                            w.write(ts.tv_sec as u32, ts.tv_usec as u32, p.data, p.header.len)
-                        {
-                            break StopReason::WriteError(format!("{write_name}: {e}"));
-                        }
+                    if let Err(e) = take(&p, link, writer.as_mut(), d) {
+                        break StopReason::WriteError(format!("{write_name}: {e}"));
                     }
-                    d.packet(&RawPacket {
-                        link,
-                        ts_ns,
-                        data: p.data,
-                        wire_len: p.header.len,
-                        interface: 0,
-                    });
                 }
                 Err(pcap::Error::TimeoutExpired) => {
                     since_check = 0;
@@ -311,10 +322,47 @@ pub fn capture(
                 }
             }
         };
+        let mut stop = stop;
+        if matches!(stop, StopReason::Signal | StopReason::Duration) {
+            // The kernel hands a block of the ring over when it is full or
+            // BLOCK_TIMEOUT after its first packet: what it took before the
+            // stop is read too, up to the first packet stamped after it.
+            let stopped = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(u64::MAX, |t| t.as_micros() as u64);
+            let until = Instant::now() + 3 * BLOCK_TIMEOUT;
+            while count.is_none_or(|c| captured < c) {
+                if control.load(Ordering::Relaxed) == ABORT {
+                    stop = StopReason::Aborted;
+                    break;
+                }
+                match cap.next_packet() {
+                    Ok(p) => {
+                        let ts = p.header.ts;
+                        if (ts.tv_sec as u64 * 1_000_000).saturating_add(ts.tv_usec as u64)
+                            > stopped
+                        {
+                            break;
+                        }
+                        captured += 1;
+                        if let Err(e) = take(&p, link, writer.as_mut(), d) {
+                            stop = StopReason::WriteError(format!("{write_name}: {e}"));
+                            break;
+                        }
+                    }
+                    Err(pcap::Error::TimeoutExpired) => {
+                        let left = until.saturating_duration_since(Instant::now());
+                        if left.is_zero() || wait_readable(&cap, left).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
         if let Ok(s) = cap.stats() {
             counters = widen.update(&s);
         }
-        let mut stop = stop;
         let mut written_packets = 0;
         if let Some(w) = writer.take() {
             let done = w.finish();
