@@ -168,6 +168,17 @@ fn units_to_ns(units: u64, resolution: u64) -> u64 {
     }
 }
 
+/// The 32-bit word at byte `o` of `b`, in the capture's byte order.
+#[inline(always)]
+fn u32_at(b: &[u8], o: usize, big_endian: bool) -> u32 {
+    let v = [b[o], b[o + 1], b[o + 2], b[o + 3]];
+    if big_endian {
+        u32::from_be_bytes(v)
+    } else {
+        u32::from_le_bytes(v)
+    }
+}
+
 /// An Enhanced Packet Block's fields, read in place by [`enhanced_packet`].
 struct Epb<'a> {
     /// The whole block's length: the next block starts there.
@@ -198,14 +209,7 @@ struct Epb<'a> {
 fn enhanced_packet(b: &[u8], big_endian: bool) -> Option<Epb<'_>> {
     const EPB: u32 = 6;
     let head = b.get(..32)?;
-    let word = |w: &[u8], o: usize| {
-        let v = [w[o], w[o + 1], w[o + 2], w[o + 3]];
-        if big_endian {
-            u32::from_be_bytes(v)
-        } else {
-            u32::from_le_bytes(v)
-        }
-    };
+    let word = |w: &[u8], o: usize| u32_at(w, o, big_endian);
     let len = word(head, 4) as usize;
     if word(head, 0) != EPB || len < 32 || len > b.len() || word(b, len - 4) as usize != len {
         return None;
@@ -680,14 +684,7 @@ fn legacy_records<F: FnMut(&RawPacket)>(
     report: &mut impl FnMut(u64),
     sink: &mut F,
 ) -> Result<(), FileError> {
-    let word = |b: &[u8], o: usize| {
-        let v = [b[o], b[o + 1], b[o + 2], b[o + 3]];
-        if be {
-            u32::from_be_bytes(v)
-        } else {
-            u32::from_le_bytes(v)
-        }
-    };
+    let word = |b: &[u8], o: usize| u32_at(b, o, be);
     let mut ahead = Readahead::new(at);
     while at < data.len() {
         ahead.advance(data, at);
