@@ -627,6 +627,53 @@ pub struct FlowTable {
     pub inventory: Inventory,
     /// Connection attempts that failed or got no answer, and odd-flag probes (for scan findings).
     pub attempts: Attempts,
+    /// What payload inspection found in flows evicted while still open, for
+    /// their continuation (made when the first eviction happens).
+    carried: Option<Carried>,
+}
+
+/// What payload inspection found in flows evicted while still open, by flow
+/// (direct-mapped by the flow hash, the full key compared). The reader sends a
+/// flow's first payload packets only, so the rest of an evicted connection,
+/// which the table then starts as a new flow, would carry no detected
+/// protocol and no cleartext finding: its continuation (a packet that is not a
+/// SYN) takes them over from here.
+struct Carried {
+    slots: Vec<Option<(FlowKey, FlowInspect)>>,
+}
+
+/// Evicted flows remembered at once (per worker): 2.6 MiB, made only once the
+/// flow cap is reached.
+const CARRIED_SLOTS: usize = 1 << 16;
+
+impl Carried {
+    fn new() -> Self {
+        Carried {
+            slots: vec![None; CARRIED_SLOTS],
+        }
+    }
+
+    #[inline]
+    fn slot(hash: u32) -> usize {
+        hash as usize & (CARRIED_SLOTS - 1)
+    }
+
+    fn keep(&mut self, key: FlowKey, inspect: FlowInspect) {
+        self.slots[Self::slot(super::flowmap::key_hash(&key))] = Some((key, inspect));
+    }
+
+    /// The inspection state of an evicted flow with this key, taken out.
+    fn take(&mut self, key: &FlowKey, hash: u32) -> Option<FlowInspect> {
+        let s = &mut self.slots[Self::slot(hash)];
+        match s {
+            Some((k, i)) if k == key => {
+                let i = *i;
+                *s = None;
+                Some(i)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl FlowTable {
@@ -649,6 +696,7 @@ impl FlowTable {
             peak_flows: 0,
             inventory: Inventory::default(),
             attempts: Attempts::with_cap(ATTEMPTS_CAP),
+            carried: None,
         }
     }
 
@@ -754,6 +802,11 @@ impl FlowTable {
             first_flags: p.tcp_flags,
             inspect: FlowInspect::default(),
         };
+        if !syn_only {
+            if let Some(c) = self.carried.as_mut() {
+                f.inspect = c.take(&p.key, p.hash).unwrap_or_default();
+            }
+        }
         let ((server, sport), (client, _)) = p.key.sides(server_is_lo);
         let ps = self.ports.get_mut(t, sport);
         ps.flows += 1;
@@ -840,6 +893,13 @@ impl FlowTable {
             |_, _| {},
         );
         self.evicted += evicted.len() as u64;
+        for (k, f) in &evicted {
+            if f.inspect != FlowInspect::default() {
+                self.carried
+                    .get_or_insert_with(Carried::new)
+                    .keep(*k, f.inspect);
+            }
+        }
         for (k, f) in ended.into_iter().chain(evicted) {
             self.finish(k, f);
         }
@@ -1059,6 +1119,52 @@ mod tests {
     }
 
     #[test]
+    fn an_evicted_connection_keeps_what_inspection_found() {
+        // A flow cap of 16: an HTTP connection is inspected, then evicted by
+        // newer flows while still open; the rest of it is a new flow, whose
+        // packets the reader sends without payload (past the first ones).
+        let mut t = FlowTable::new(Arc::new(Services::iana()), Timeouts::default(), 16, true);
+        let (c, s) = ([10, 0, 0, 9], [10, 0, 0, 1]);
+        t.account(&pkt(c, 40000, s, 8080, F::SYN, 1), &[]);
+        t.account(&pkt(s, 8080, c, 40000, F::SYN | F::ACK, 2), &[]);
+        t.account(
+            &pkt(c, 40000, s, 8080, F::ACK | F::PSH, 3),
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        );
+        t.account(
+            &pkt(s, 8080, c, 40000, F::ACK | F::PSH, 4),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        );
+        // Another connection from the same client port to another server is
+        // evicted too, with nothing found: it carries nothing over.
+        t.account(&pkt(c, 40000, [10, 0, 0, 2], 8080, F::ACK, 5), &[]);
+        for i in 0..40u8 {
+            t.account(&pkt([10, 1, 0, i], 1024, s, 22, F::SYN, 10 + i as u64), &[]);
+        }
+        assert!(t.evicted >= 2);
+        t.account(&pkt(c, 40000, s, 8080, F::ACK, 100), &[]);
+        // A new connection on the same ports (a SYN) starts afresh.
+        t.account(&pkt(c, 40000, [10, 0, 0, 2], 8080, F::SYN, 101), &[]);
+        t.finish_all();
+        let mut http: Vec<_> = t
+            .records
+            .iter()
+            .filter(|r| r.key.hi_port == 8080 || r.key.lo_port == 8080)
+            .map(|r| (r.first_ns, r.detected))
+            .collect();
+        http.sort();
+        assert_eq!(
+            http,
+            vec![
+                (1, Some(Protocol::Http)),
+                (5, None),
+                (100, Some(Protocol::Http)),
+                (101, None)
+            ]
+        );
+    }
+
+    #[test]
     fn a_full_table_ends_idle_flows_before_it_evicts() {
         let mut t = FlowTable::new(Arc::new(Services::iana()), Timeouts::default(), 100, false);
         let at = |i: u16, ts: u64| {
@@ -1188,6 +1294,8 @@ mod tests {
         // A batch of 1,024 packets is 64 KiB; a flow's table slot 96 bytes.
         assert_eq!(std::mem::size_of::<FlowPacket>(), 64);
         assert_eq!(std::mem::size_of::<(FlowKey, Flow)>(), 96);
+        // The verdicts of evicted flows: 42 bytes each, 2.6 MiB in all.
+        assert_eq!(std::mem::size_of::<Option<(FlowKey, FlowInspect)>>(), 42);
     }
 
     #[test]
