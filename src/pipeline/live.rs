@@ -184,6 +184,12 @@ fn snapshot(
     }
 }
 
+/// A captured packet's time in nanoseconds since the Unix epoch.
+fn packet_ns(p: &pcap::Packet) -> u64 {
+    let ts = p.header.ts;
+    (ts.tv_sec as u64).wrapping_mul(1_000_000_000) + (ts.tv_usec as u64) * 1000
+}
+
 /// Takes one captured packet: writes it with `-w` and hands it to the dispatcher.
 fn take(
     p: &pcap::Packet,
@@ -192,7 +198,7 @@ fn take(
     d: &mut super::dispatch::Dispatcher,
 ) -> std::io::Result<()> {
     let ts = p.header.ts;
-    let ts_ns = (ts.tv_sec as u64).wrapping_mul(1_000_000_000) + (ts.tv_usec as u64) * 1000;
+    let ts_ns = packet_ns(p);
     if let Some(w) = writer {
         w.write(ts.tv_sec as u32, ts.tv_usec as u32, p.data, p.header.len)?;
     }
@@ -329,7 +335,7 @@ pub fn capture(
             // stop is read too, up to the first packet stamped after it.
             let stopped = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .map_or(u64::MAX, |t| t.as_micros() as u64);
+                .map_or(u64::MAX, |t| t.as_nanos() as u64);
             let until = Instant::now() + 3 * BLOCK_TIMEOUT;
             while count.is_none_or(|c| captured < c) {
                 if control.load(Ordering::Relaxed) == ABORT {
@@ -338,10 +344,7 @@ pub fn capture(
                 }
                 match cap.next_packet() {
                     Ok(p) => {
-                        let ts = p.header.ts;
-                        if (ts.tv_sec as u64 * 1_000_000).saturating_add(ts.tv_usec as u64)
-                            > stopped
-                        {
+                        if packet_ns(&p) > stopped {
                             break;
                         }
                         captured += 1;

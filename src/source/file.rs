@@ -215,7 +215,7 @@ fn enhanced_packet(b: &[u8], big_endian: bool) -> Option<Epb<'_>> {
         return None;
     }
     let caplen = word(head, 20);
-    let padded = (caplen as usize).checked_add(3)? & !3;
+    let padded = (caplen as usize + 3) & !3;
     if caplen >= u32::MAX - 4 || padded > len - 32 {
         return None;
     }

@@ -222,8 +222,8 @@ pub fn interface_state(name: &str) -> Result<(), String> {
 
 /// How long the kernel fills a block of the capture ring before handing it
 /// over with what it holds (`tp_retire_blk_tov`): the most a packet waits
-/// before the capture thread can read it, and how long a stopping capture
-/// reads on (`Live::drain`).
+/// before the capture thread can read it; a stopping capture reads on for
+/// three of them (`pipeline::live::capture`).
 pub const BLOCK_TIMEOUT: Duration = Duration::from_millis(10);
 
 /// Opens a capture as tcpdump would: promiscuous unless told otherwise, a large
