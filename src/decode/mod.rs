@@ -204,13 +204,36 @@ pub enum Kind {
 /// IP addresses as 16 bytes; IPv4 is stored IPv4-mapped (`::ffff:a.b.c.d`).
 pub type Addr = [u8; 16];
 
+/// The IPv4-mapped IPv6 form (`::ffff:a.b.c.d`) of the IPv4 address that
+/// `b` starts with.
+///
+/// On x86-64 the address is built in one vector register, so the decoder
+/// stores it with one 16-byte write: built byte by byte it was stored in three
+/// parts, and the flow key's 16-byte load of it a few instructions later
+/// could not be served from the pending stores (a store-forwarding stall:
+/// it waited for them to reach the cache). 1.5-2% of a benchmark run.
 #[inline]
 pub fn v4_mapped(b: &[u8]) -> Addr {
-    let mut a = [0u8; 16];
-    a[10] = 0xff;
-    a[11] = 0xff;
-    a[12..16].copy_from_slice(&b[..4]);
-    a
+    let v4: [u8; 4] = [b[0], b[1], b[2], b[3]];
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{__m128i, _mm_set_epi32};
+        // Little-endian lanes: bytes 8..12 are 00 00 ff ff, 12..16 the address.
+        // SAFETY: SSE2 is part of every x86-64 CPU; `__m128i` and `[u8; 16]`
+        // are both 16 plain bytes.
+        unsafe {
+            let v = _mm_set_epi32(i32::from_le_bytes(v4), 0xffff_0000_u32 as i32, 0, 0);
+            std::mem::transmute::<__m128i, Addr>(v)
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let mut a = [0u8; 16];
+        a[10] = 0xff;
+        a[11] = 0xff;
+        a[12..16].copy_from_slice(&v4);
+        a
+    }
 }
 
 /// Turns a stored address back into a std address (IPv4-mapped → IPv4).

@@ -431,3 +431,16 @@ fn ip_text_matches_std_formatting() {
         assert_eq!(ip_text(&a), to_ip(&a).to_string());
     }
 }
+
+#[test]
+fn ipv4_addresses_are_stored_ipv4_mapped_byte_for_byte() {
+    for a in [[0, 0, 0, 0], [10, 0, 0, 2], [192, 168, 255, 1], [255; 4]] {
+        let want = std::net::Ipv4Addr::from(a).to_ipv6_mapped().octets();
+        assert_eq!(v4_mapped(&a), want);
+        assert_eq!(
+            v4_mapped(&[a[0], a[1], a[2], a[3], 9, 9]),
+            want,
+            "reads 4 bytes"
+        );
+    }
+}

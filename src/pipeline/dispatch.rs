@@ -308,7 +308,18 @@ impl Dispatcher {
                     t.fragments += 1;
                     self.remember_first_fragment(&d, raw.ts_ns);
                 }
-                self.dispatch(&d, d.sport, d.dport, raw.ts_ns, wire, raw.data);
+                // Read at their own width: the compiler loaded the destination
+                // port as 4 bytes, across the decoder's two separate stores,
+                // which cannot be served from the pending stores (a stall on
+                // every packet, as for `v4_mapped`). Volatile reads keep the
+                // width. SAFETY: reads of two initialised fields of a local.
+                let (sp, dp) = unsafe {
+                    (
+                        std::ptr::read_volatile(&d.sport),
+                        std::ptr::read_volatile(&d.dport),
+                    )
+                };
+                self.dispatch(&d, sp, dp, raw.ts_ns, wire, raw.data);
             }
             Kind::Fragment => {
                 t.fragments += 1;
