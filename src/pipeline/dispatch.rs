@@ -469,7 +469,7 @@ impl Dispatcher {
         let back = if self.lossy {
             self.recycle.try_recv().ok()
         } else {
-            self.recycle.recv().ok()
+            super::recv_polling(&self.recycle).ok()
         };
         let fresh = back.unwrap_or_else(|| Batch::with_capacity(BATCH));
         let full = std::mem::replace(&mut self.batches[shard], fresh);
