@@ -388,3 +388,40 @@ pub fn analyze_files(
     a.filter_warnings = warnings;
     Ok(a)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_polling_receiver_gets_every_message_in_order_then_sees_the_end() {
+        let (tx, rx) = bounded::<u32>(4);
+        let sender = std::thread::spawn(move || {
+            for i in 0..100 {
+                tx.send(i).expect("receiver alive");
+                if i % 10 == 0 {
+                    std::thread::sleep(Duration::from_micros(300));
+                }
+            }
+        });
+        let got: Vec<u32> = std::iter::from_fn(|| recv_polling(&rx).ok()).collect();
+        sender.join().expect("sender");
+        assert_eq!(got, (0..100).collect::<Vec<_>>());
+        assert!(recv_polling(&rx).is_err(), "disconnected");
+    }
+
+    #[test]
+    fn a_polling_receiver_that_gave_up_looking_still_gets_a_late_message() {
+        let (tx, rx) = bounded::<u32>(1);
+        let late = POLL_SLEEP * POLLS * 4;
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(late);
+            tx.send(7).expect("receiver alive");
+        });
+        let started = Instant::now();
+        assert_eq!(recv_polling(&rx), Ok(7));
+        assert!(started.elapsed() >= late);
+        sender.join().expect("sender");
+        assert!(recv_polling(&rx).is_err());
+    }
+}
