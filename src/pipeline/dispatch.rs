@@ -174,6 +174,7 @@ pub(crate) struct Dispatcher {
     next_sweep: u64,
     /// Packets dispatched since the last sweep marker.
     since_sweep: u64,
+    polls: u32,
 }
 
 /// A sweep scans a worker's whole flow table, so markers go out only when at
@@ -213,7 +214,14 @@ impl Dispatcher {
             clock: 0,
             next_sweep: 0,
             since_sweep: 0,
+            polls: 0,
         }
+    }
+
+    /// How many times the reader looks for a batch to come back before it
+    /// blocks ([`super::recv_polling`]).
+    pub fn set_polls(&mut self, polls: u32) {
+        self.polls = polls;
     }
 
     /// Live mode: batches that find a worker's queue full are dropped and counted
@@ -469,7 +477,7 @@ impl Dispatcher {
         let back = if self.lossy {
             self.recycle.try_recv().ok()
         } else {
-            super::recv_polling(&self.recycle).ok()
+            super::recv_polling(&self.recycle, self.polls).ok()
         };
         let fresh = back.unwrap_or_else(|| Batch::with_capacity(BATCH));
         let full = std::mem::replace(&mut self.batches[shard], fresh);

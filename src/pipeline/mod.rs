@@ -41,7 +41,8 @@ const LIVE_QUEUE_DEPTH: usize = 64;
 
 /// How a thread waits for a batch (a worker for the next one, the reader of a
 /// file for one to come back): it looks every [`POLL_SLEEP`] for up to
-/// [`POLLS`] times before it blocks on the channel.
+/// [`POLLS`] times before it blocks on the channel, when the reader and the
+/// workers have a core each ([`polls_for`]).
 ///
 /// A thread blocked on a channel is woken by the sender: a futex call and an
 /// interrupt to the other core (on a VM, an exit on both sides), paid by the
@@ -52,13 +53,29 @@ const LIVE_QUEUE_DEPTH: usize = 64;
 /// for a free batch. A thread that sleeps and looks again is woken by its own
 /// timer, on its own core. Blocking after a while keeps a slow source (a pipe,
 /// a gzip stream) from costing an idle thread thousands of wake-ups a second.
-/// On the benchmark input: 0.228 -> 0.206-0.211 s.
+/// On the benchmark input: 0.228 -> 0.206-0.211 s. With more threads than
+/// cores the looks take the CPU from a busy thread (`--workers 3` on two
+/// cores: 0.233 -> 0.262 s), so then a thread blocks at once, as before.
 const POLL_SLEEP: Duration = Duration::from_micros(50);
 const POLLS: u32 = 20;
 
-/// Receives from `rx` as [`POLL_SLEEP`] describes.
-pub(crate) fn recv_polling<T>(rx: &Receiver<T>) -> Result<T, crossbeam_channel::RecvError> {
-    for _ in 0..POLLS {
+/// How many times a thread looks before it blocks, when `threads` threads
+/// (the reader and the flow workers) share the machine's cores.
+fn polls_for(threads: usize) -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads <= cores {
+        POLLS
+    } else {
+        0
+    }
+}
+
+/// Receives from `rx` as [`POLL_SLEEP`] describes, looking `polls` times.
+pub(crate) fn recv_polling<T>(
+    rx: &Receiver<T>,
+    polls: u32,
+) -> Result<T, crossbeam_channel::RecvError> {
+    for _ in 0..polls {
         match rx.try_recv() {
             Ok(v) => return Ok(v),
             Err(crossbeam_channel::TryRecvError::Disconnected) => {
@@ -208,6 +225,7 @@ fn spawn_workers(opts: &Options, lossy: bool, publish: Option<Publish>) -> Worke
     // Every batch a worker's queue and hands can hold is made here, before the
     // first packet: reading allocates none, whatever the timing (a batch's
     // payload buffer is reserved at its largest and only touched as used).
+    let polls = polls_for(n + 1);
     let pool = n * (depth + 2);
     let (recycle_tx, recycle_rx) = bounded::<Batch>(pool);
     for _ in 0..pool {
@@ -226,7 +244,7 @@ fn spawn_workers(opts: &Options, lossy: bool, publish: Option<Publish>) -> Worke
             .spawn(move || {
                 match publish {
                     None => {
-                        while let Ok(mut batch) = recv_polling(&rx) {
+                        while let Ok(mut batch) = recv_polling(&rx, polls) {
                             table.account_batch(&batch);
                             batch.clear();
                             let _ = recycle.try_send(batch);
@@ -256,12 +274,14 @@ fn run_pipeline<R: Send + 'static>(
 ) -> Result<(R, Vec<FlowTable>, Totals, Vec<String>), RunError> {
     let (senders, recycle, handles) = spawn_workers(opts, lossy, publish);
     let inline = handles.is_empty().then(|| opts.flow_table(1));
+    let polls = polls_for(handles.len() + 1);
     let timeouts = opts.timeouts;
     let reader = std::thread::Builder::new()
         .name("portflow-reader".into())
         .spawn(move || {
             let mut d = Dispatcher::new(senders, recycle, filter, inline, timeouts);
             d.set_lossy(lossy);
+            d.set_polls(polls);
             let r = feed(&mut d);
             let warnings = d.filter_warnings();
             let (totals, table) = d.finish();
@@ -404,10 +424,10 @@ mod tests {
                 }
             }
         });
-        let got: Vec<u32> = std::iter::from_fn(|| recv_polling(&rx).ok()).collect();
+        let got: Vec<u32> = std::iter::from_fn(|| recv_polling(&rx, POLLS).ok()).collect();
         sender.join().expect("sender");
         assert_eq!(got, (0..100).collect::<Vec<_>>());
-        assert!(recv_polling(&rx).is_err(), "disconnected");
+        assert!(recv_polling(&rx, POLLS).is_err(), "disconnected");
     }
 
     #[test]
@@ -419,9 +439,17 @@ mod tests {
             tx.send(7).expect("receiver alive");
         });
         let started = Instant::now();
-        assert_eq!(recv_polling(&rx), Ok(7));
+        assert_eq!(recv_polling(&rx, POLLS), Ok(7));
         assert!(started.elapsed() >= late);
         sender.join().expect("sender");
-        assert!(recv_polling(&rx).is_err());
+        assert!(recv_polling(&rx, POLLS).is_err());
+        // Without looks it blocks at once, and still gets what comes.
+        let (tx, rx) = bounded::<u32>(1);
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(2));
+            tx.send(8).expect("receiver alive");
+        });
+        assert_eq!(recv_polling(&rx, 0), Ok(8));
+        sender.join().expect("sender");
     }
 }
