@@ -54,8 +54,8 @@ const LIVE_QUEUE_DEPTH: usize = 64;
 /// timer, on its own core. Blocking after a while keeps a slow source (a pipe,
 /// a gzip stream) from costing an idle thread thousands of wake-ups a second.
 /// On the benchmark input: 0.228 -> 0.206-0.211 s. With more threads than
-/// cores the looks take the CPU from a busy thread (`--workers 3` on two
-/// cores: 0.233 -> 0.262 s), so then a thread blocks at once, as before.
+/// cores the looks take the CPU from a busy thread (`--workers 8` on two
+/// cores: 0.300 -> 0.338 s), so then a thread blocks at once, as before.
 const POLL_SLEEP: Duration = Duration::from_micros(50);
 const POLLS: u32 = 20;
 
