@@ -219,13 +219,14 @@ fn flow_workers(n: usize, lossy: bool) -> usize {
     }
 }
 
-fn spawn_workers(opts: &Options, lossy: bool, publish: Option<Publish>) -> Workers {
+/// `polls`: how many times a worker looks for a batch before it blocks
+/// ([`recv_polling`]).
+fn spawn_workers(opts: &Options, lossy: bool, publish: Option<Publish>, polls: u32) -> Workers {
     let n = flow_workers(opts.workers, lossy);
     let depth = if lossy { LIVE_QUEUE_DEPTH } else { QUEUE_DEPTH };
     // Every batch a worker's queue and hands can hold is made here, before the
     // first packet: reading allocates none, whatever the timing (a batch's
     // payload buffer is reserved at its largest and only touched as used).
-    let polls = polls_for(n + 1);
     let pool = n * (depth + 2);
     let (recycle_tx, recycle_rx) = bounded::<Batch>(pool);
     for _ in 0..pool {
@@ -272,9 +273,10 @@ fn run_pipeline<R: Send + 'static>(
     publish: Option<Publish>,
     feed: impl FnOnce(&mut Dispatcher) -> R + Send + 'static,
 ) -> Result<(R, Vec<FlowTable>, Totals, Vec<String>), RunError> {
-    let (senders, recycle, handles) = spawn_workers(opts, lossy, publish);
+    // The reader and the flow workers: one wait policy for all of them.
+    let polls = polls_for(flow_workers(opts.workers, lossy) + 1);
+    let (senders, recycle, handles) = spawn_workers(opts, lossy, publish, polls);
     let inline = handles.is_empty().then(|| opts.flow_table(1));
-    let polls = polls_for(handles.len() + 1);
     let timeouts = opts.timeouts;
     let reader = std::thread::Builder::new()
         .name("portflow-reader".into())

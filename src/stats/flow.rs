@@ -664,15 +664,9 @@ impl Carried {
 
     /// The inspection state of an evicted flow with this key, taken out.
     fn take(&mut self, key: &FlowKey, hash: u32) -> Option<FlowInspect> {
-        let s = &mut self.slots[Self::slot(hash)];
-        match s {
-            Some((k, i)) if k == key => {
-                let i = *i;
-                *s = None;
-                Some(i)
-            }
-            _ => None,
-        }
+        self.slots[Self::slot(hash)]
+            .take_if(|(k, _)| k == key)
+            .map(|(_, i)| i)
     }
 }
 
