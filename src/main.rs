@@ -3,6 +3,10 @@ use clap::Parser;
 use portflow::cli::{Cli, Command};
 use std::process::ExitCode;
 
+/// mimalloc: see Cargo.toml for why.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
