@@ -14,12 +14,73 @@
 //! flows of a capture packed: 100,000 flows in a table sized for 450,000 would
 //! touch every page of it, scattered, and pay a page fault for each.
 use super::flow::FlowKey;
-use crate::hint::{populate_for_write, prefetch, prefetch_lines, zeroed_written};
+use crate::hint::{populate_for_write, prefetch, prefetch_lines};
 use std::mem::MaybeUninit;
+use std::ops::{Deref, DerefMut};
+
+/// A table's memory, mapped from the kernel for it alone and given back the
+/// moment it is dropped, whatever the process's allocator does with freed
+/// memory. A table that doubles frees the old half-size one at once: mimalloc
+/// (the binary's allocator) kept those for a while, and a capture of 800,000
+/// flows peaked at 267 MiB instead of 198 (docs/BENCHMARKS.md, round 10).
+struct Pages<T> {
+    map: memmap2::MmapMut,
+    len: usize,
+    _t: std::marker::PhantomData<T>,
+}
+
+impl<T> Pages<T> {
+    /// `len` values, every byte zero.
+    ///
+    /// # Safety
+    /// A `T` whose bytes are all zero must be a valid `T` (a byte; any
+    /// `MaybeUninit`).
+    unsafe fn zeroed(len: usize) -> Self {
+        let bytes = (len * std::mem::size_of::<T>()).max(1);
+        // Page-aligned, so aligned for any `T` here.
+        let map = memmap2::MmapMut::map_anon(bytes).expect("memory for a flow table");
+        Pages {
+            map,
+            len,
+            _t: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T> Deref for Pages<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // SAFETY: the mapping holds `len` values of `T`, is page-aligned, and
+        // its zeroed bytes are valid values (`zeroed`'s contract).
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().cast(), self.len) }
+    }
+}
+
+impl<T> DerefMut for Pages<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        // SAFETY: as in `deref`; `&mut self` makes the access unique.
+        unsafe { std::slice::from_raw_parts_mut(self.map.as_mut_ptr().cast(), self.len) }
+    }
+}
+
+/// Control bytes, all empty, for `n` slots; every page is mapped now (a table
+/// read before it is written would map the shared zero page first, and the
+/// first write then replace it on every core: hint::zeroed_written).
+fn empty_ctrl(n: usize) -> Pages<u8> {
+    // SAFETY: a zero byte is a `u8`.
+    let mut c = unsafe { Pages::<u8>::zeroed(n) };
+    populate_for_write(&mut c);
+    c
+}
+
+fn uninit_slots<E>(n: usize) -> Pages<MaybeUninit<E>> {
+    // SAFETY: any bytes are a valid `MaybeUninit`.
+    unsafe { Pages::zeroed(n) }
+}
 
 pub struct FlowMap<V: Copy> {
-    ctrl: Vec<u8>,
-    slots: Box<[MaybeUninit<(FlowKey, V)>]>,
+    ctrl: Pages<u8>,
+    slots: Pages<MaybeUninit<(FlowKey, V)>>,
     mask: usize,
     len: usize,
     cap: usize,
@@ -51,8 +112,8 @@ impl<V: Copy> FlowMap<V> {
         let max_slots = (cap * 8 / 7 + 1).next_power_of_two().max(16);
         let slots = max_slots.min(START_SLOTS);
         FlowMap {
-            ctrl: zeroed_written(slots),
-            slots: Box::new_uninit_slice(slots),
+            ctrl: empty_ctrl(slots),
+            slots: uninit_slots(slots),
             mask: slots - 1,
             len: 0,
             cap,
@@ -69,8 +130,8 @@ impl<V: Copy> FlowMap<V> {
     #[cold]
     fn grow(&mut self) {
         let n = self.ctrl.len() * 2;
-        let ctrl = std::mem::replace(&mut self.ctrl, zeroed_written(n));
-        let slots = std::mem::replace(&mut self.slots, Box::new_uninit_slice(n));
+        let ctrl = std::mem::replace(&mut self.ctrl, empty_ctrl(n));
+        let slots = std::mem::replace(&mut self.slots, uninit_slots(n));
         // About half of the new slots are written right below, spread over
         // the whole table: mapping its pages in one call saved 2-3 of the
         // 15-19 ms the doublings took on 100,000 new flows.
