@@ -36,8 +36,9 @@ impl<T> Pages<T> {
     /// A `T` whose bytes are all zero must be a valid `T` (a byte; any
     /// `MaybeUninit`).
     unsafe fn zeroed(len: usize) -> Self {
+        const { assert!(std::mem::align_of::<T>() <= 4096) };
         let bytes = (len * std::mem::size_of::<T>()).max(1);
-        // Page-aligned, so aligned for any `T` here.
+        // Page-aligned, so aligned for `T` (checked above).
         let map = memmap2::MmapMut::map_anon(bytes).expect("memory for a flow table");
         Pages {
             map,
@@ -399,6 +400,20 @@ mod tests {
     use crate::decode::v4_mapped;
     use crate::services::Transport;
     use std::collections::HashMap;
+
+    #[test]
+    fn table_memory_starts_empty_and_keeps_what_is_written() {
+        let mut c = empty_ctrl(100_000);
+        assert_eq!(c.len(), 100_000);
+        assert!(c.iter().all(|&b| b == 0));
+        c[99_999] = 0x81;
+        let mut s = uninit_slots::<(FlowKey, u64)>(3);
+        s[2].write((key(7), 9));
+        // SAFETY: written just above.
+        assert_eq!(unsafe { s[2].assume_init_read() }, (key(7), 9));
+        assert_eq!(c[99_999], 0x81);
+        assert!(empty_ctrl(0).is_empty());
+    }
 
     fn key(i: u32) -> FlowKey {
         FlowKey::new(
