@@ -5,7 +5,7 @@
 /// Bytes in a cache line.
 pub const LINE: usize = 64;
 /// Bytes in a (base) memory page.
-const PAGE: usize = 4096;
+pub const PAGE: usize = 4096;
 
 /// A hint to load the cache line at `at` (capture bytes ahead of the parser,
 /// flow slots, port counters); no effect on what the program computes.

@@ -14,7 +14,7 @@
 //! flows of a capture packed: 100,000 flows in a table sized for 450,000 would
 //! touch every page of it, scattered, and pay a page fault for each.
 use super::flow::FlowKey;
-use crate::hint::{populate_for_write, prefetch, prefetch_lines};
+use crate::hint::{populate_for_write, prefetch, prefetch_lines, PAGE};
 use std::mem::MaybeUninit;
 use std::ops::{Deref, DerefMut};
 
@@ -36,7 +36,7 @@ impl<T> Pages<T> {
     /// A `T` whose bytes are all zero must be a valid `T` (a byte; any
     /// `MaybeUninit`).
     unsafe fn zeroed(len: usize) -> Self {
-        const { assert!(std::mem::align_of::<T>() <= 4096) };
+        const { assert!(std::mem::align_of::<T>() <= PAGE) };
         let bytes = (len * std::mem::size_of::<T>()).max(1);
         // Page-aligned, so aligned for `T` (checked above).
         let map = memmap2::MmapMut::map_anon(bytes).expect("memory for a flow table");
