@@ -5,8 +5,9 @@
 //! from millions of spoofed sources costs 16 KiB per port instead of 16 bytes
 //! per source. The ten lowest addresses are listed exactly, for the client
 //! lists of findings: picked from the exact set when asked for, and kept as
-//! addresses arrive only once the sketch has taken over. Merging is exact for both forms (set union; register maximum),
-//! so the result does not depend on how addresses were spread over workers:
+//! addresses arrive only once the sketch has taken over. Merging is exact for
+//! both forms (set union; register maximum), so the result does not depend on
+//! how addresses were spread over workers:
 //! a count is exact when the union has at most [`EXACT_MAX`] addresses and the
 //! sketch's estimate of the union otherwise.
 //!
@@ -128,19 +129,12 @@ impl Distinct {
                 if self.sample.contains(&a) {
                     return;
                 }
-                let n = self.sample.len();
-                if n == SAMPLE {
+                if self.sample.len() == SAMPLE {
                     self.promote();
                     self.exact.insert(a);
                     return;
                 }
-                // Most sets stay this small: room for four, then for all ten.
-                if n == 0 {
-                    self.sample.reserve_exact(4);
-                } else if n == 4 {
-                    self.sample.reserve_exact(SAMPLE - n);
-                }
-                self.sample.push(a);
+                self.sample_push(a);
             }
             None => {
                 // The lowest addresses are picked from the set when asked
@@ -185,12 +179,7 @@ impl Distinct {
         let n = self.sample.len();
         if n < SAMPLE {
             if !self.sample.contains(&a) {
-                if n == 0 {
-                    self.sample.reserve_exact(4);
-                } else if n == 4 {
-                    self.sample.reserve_exact(SAMPLE - n);
-                }
-                self.sample.push(a);
+                self.sample_push(a);
                 if n + 1 == SAMPLE {
                     self.sample.sort_unstable_by_key(ip_order);
                 }
@@ -207,6 +196,17 @@ impl Distinct {
         }
         self.sample.pop();
         self.sample.insert(at, a);
+    }
+
+    /// Appends `a` to a sample that is not full. Most sets stay small: room
+    /// for four, then for all ten.
+    fn sample_push(&mut self, a: Addr) {
+        match self.sample.len() {
+            0 => self.sample.reserve_exact(4),
+            4 => self.sample.reserve_exact(SAMPLE - 4),
+            _ => {}
+        }
+        self.sample.push(a);
     }
 
     fn switch_to_sketch(&mut self) {
@@ -303,9 +303,7 @@ impl Distinct {
 
     /// The lowest addresses (up to [`SAMPLE`]), in `IpAddr` order.
     pub fn lowest(&self) -> Vec<Addr> {
-        if self.sketch.is_some() {
-            return self.sample.clone();
-        }
+        // A small set's sample is all of it, a sketch's its lowest addresses.
         let mut v: Vec<Addr> = if self.exact.is_empty() {
             self.sample.clone()
         } else {
