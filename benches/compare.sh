@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Measures `portflow read` against tcpdump, tshark and a bare record walk on one
-# input, in one go, and appends the figures to docs/BENCHMARKS.md.
+# Measures `portflow read` against tcpdump, tshark and bare record walks on one
+# input, in one go, and appends the figures to docs/BENCHMARKS.md. Two walks
+# decode nothing: portflow's own file reader (the ceiling this project holds
+# itself to) and pcap-parser's frame parser over a memory map (the walk the
+# speed issue names); libpcap's walk is there for reference.
 #
 #   benches/compare.sh [FILE] [RUNS]
 #
@@ -28,7 +31,7 @@ packets=$(capinfos -c -M "$file" | awk -F: '/Number of packets/ {gsub(/ /,"",$2)
 size=$(stat -c %s "$file")
 
 names=("portflow read" "portflow read --workers 1" "tcpdump -r F -w /dev/null" "tshark -q -z conv,tcp"
-  "bare walk (portflow reader)" "libpcap walk (pcap crate)")
+  "bare walk (portflow reader)" "libpcap walk (pcap crate)" "bare walk (pcap-parser)")
 command_of() { # index -> cmd
   case $1 in
     0) cmd=("$pf" read -q "$file") ;;
@@ -37,6 +40,7 @@ command_of() { # index -> cmd
     3) cmd=(tshark -n -q -r "$file" -z conv,tcp) ;;
     4) cmd=("$walk" reader "$file") ;;
     5) cmd=("$walk" libpcap "$file") ;;
+    6) cmd=("$walk" pcap-parser "$file") ;;
   esac
 }
 # Runs are interleaved (every tool once per round), so the VM's drift over the
@@ -86,7 +90,8 @@ out.append("")
 out.append(f"Ratios (packets/s, portflow read = default settings): "
            f"{ratio('tcpdump -r F -w /dev/null'):.2f}x tcpdump, "
            f"{ratio('tshark -q -z conv,tcp'):.1f}x tshark, "
-           f"{t['bare walk (portflow reader)']/pf*100:.0f}% of the bare walk's rate, "
+           f"{t['bare walk (portflow reader)']/pf*100:.0f}% of the bare walk's rate "
+           f"({t['bare walk (pcap-parser)']/pf*100:.0f}% of pcap-parser's walk), "
            f"--workers 1 / default time: {t['portflow read --workers 1']/pf:.2f}.")
 walk=t["bare walk (portflow reader)"]
 out.append("")

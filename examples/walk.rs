@@ -3,7 +3,10 @@
 //!
 //!   cargo run --release --example walk -- reader FILE        # portflow's file reader, no decoding
 //!                                                            # (own record loop for pcap, pcap-parser
-//!                                                            # for pcapng; `pcap-parser` is an alias)
+//!                                                            # for pcapng)
+//!   cargo run --release --example walk -- pcap-parser FILE   # pcap-parser's record parser over a
+//!                                                            # memory map (legacy pcap only): the
+//!                                                            # walk the speed issue names
 //!   cargo run --release --example walk -- libpcap FILE       # libpcap's offline reader (pcap crate)
 //!   cargo run --release --example walk -- decode FILE        # portflow's reader + decoder, no flows
 //!
@@ -19,7 +22,7 @@ fn main() {
     let (mode, file) = match (args.get(1), args.get(2)) {
         (Some(m), Some(f)) => (m.as_str(), f.clone()),
         _ => {
-            eprintln!("usage: walk reader|libpcap|decode FILE");
+            eprintln!("usage: walk reader|pcap-parser|libpcap|decode FILE");
             std::process::exit(2);
         }
     };
@@ -33,7 +36,30 @@ fn main() {
                 bytes += p.header.len as u64;
             }
         }
-        "reader" | "pcap-parser" | "decode" => {
+        "pcap-parser" => {
+            // The crate's fastest way through a legacy pcap file: its frame
+            // parser over the whole file mapped, no copy, as in the "Choice of
+            // reader" table of docs/BENCHMARKS.md.
+            use pcap_parser::pcap::{parse_pcap_frame, parse_pcap_frame_be, parse_pcap_header};
+            let f = std::fs::File::open(&file).expect("the file opens");
+            // SAFETY: the file is only read, and not changed while mapped.
+            let map = unsafe { memmap2::Mmap::map(&f) }.expect("the file maps");
+            let (mut rest, header) = parse_pcap_header(&map).unwrap_or_else(|_| {
+                eprintln!("walk pcap-parser: {file} is not a legacy pcap file");
+                std::process::exit(2);
+            });
+            let frame = if header.is_bigendian() {
+                parse_pcap_frame_be
+            } else {
+                parse_pcap_frame
+            };
+            while let Ok((next, block)) = frame(rest) {
+                packets += 1;
+                bytes += block.origlen as u64;
+                rest = next;
+            }
+        }
+        "reader" | "decode" => {
             let mut d = Decoded::default();
             let decode_too = mode == "decode";
             read_capture(
