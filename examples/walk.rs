@@ -58,6 +58,13 @@ fn main() {
                 bytes += block.origlen as u64;
                 rest = next;
             }
+            // A walk that stopped early would look fast: say so.
+            if !rest.is_empty() {
+                eprintln!(
+                    "walk pcap-parser: stopped at byte {} of {file} (a record it cannot parse)",
+                    map.len() - rest.len()
+                );
+            }
         }
         "reader" | "decode" => {
             let mut d = Decoded::default();
