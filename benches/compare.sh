@@ -12,7 +12,10 @@
 # leaves it (benches/page-cache.sh; PAGE_CACHE=as-is skips that and measures the
 # file as it is cached now). Then one warm-up round and RUNS rounds (default 5)
 # in which every tool runs once, interleaved; the median wall time is reported
-# with the peak RSS.
+# with the peak RSS and the major page faults (pages read from disk during the
+# timed runs: the page cache was meant to be warm, and this VM's DAMON pages
+# out cold file pages under memory pressure, such as tshark's 1.1 GiB heap, so
+# a run that had to read from disk shows here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 file="${1:-bench-data/real.pcap}"
@@ -47,28 +50,30 @@ command_of() { # index -> cmd
 # minutes a run takes hits every tool alike; one warm-up round first. Wall time
 # is bash's clock around /usr/bin/time (microseconds), peak RSS from it.
 tf=$(mktemp)
-times=() rss=()
+times=() rss=() majflt=()
 for i in "${!names[@]}"; do
   command_of "$i"; "${cmd[@]}" >/dev/null 2>&1 || true
-  times[i]="" rss[i]=0
+  times[i]="" rss[i]=0 majflt[i]=0
 done
 for _ in $(seq "$runs"); do
   for i in "${!names[@]}"; do
     command_of "$i"
     s=$EPOCHREALTIME
-    /usr/bin/time -o "$tf" -f "%M" "${cmd[@]}" >/dev/null 2>&1 || true
+    /usr/bin/time -o "$tf" -f "%M %F" "${cmd[@]}" >/dev/null 2>&1 || true
     e=$EPOCHREALTIME
     times[i]+="$(awk -v s="$s" -v e="$e" 'BEGIN {printf "%.4f", e - s}') "
-    r=$(tail -1 "$tf")
+    read -r r f < <(tail -1 "$tf")
     if ((r > rss[i])); then rss[i]=$r; fi
+    majflt[i]=$((majflt[i] + f))
   done
 done
 rm -f "$tf"
+huge_end=$(awk '/^FileHugePages:/ {print int($2 / 1024)}' /proc/meminfo)
 results=$(mktemp)
 for i in "${!names[@]}"; do
   command_of "$i"
   med=$(printf '%s\n' ${times[i]} | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  printf '%s\t%s\t%s\t%s\n' "${names[i]}" "$med" "${rss[i]}" "${cmd[*]}"
+  printf '%s\t%s\t%s\t%s\t%s\n' "${names[i]}" "$med" "${rss[i]}" "${majflt[i]}" "${cmd[*]}"
 done > "$results"
 
 pf_count=$("$pf" read -q --format json "$file" | python3 -c 'import json,sys; print(json.load(sys.stdin)["totals"]["packets"])')
@@ -80,10 +85,10 @@ import sys
 rows=[l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 packets=int(sys.argv[2]); size=int(sys.argv[3])
 t={r[0]: float(r[1]) for r in rows}
-out=["| tool | median s | packets/s | MB/s | peak RSS MiB | command |","|---|---|---|---|---|---|"]
-for name, sec, rss, cmd in rows:
+out=["| tool | median s | packets/s | MB/s | peak RSS MiB | major faults | command |","|---|---|---|---|---|---|---|"]
+for name, sec, rss, majflt, cmd in rows:
     s=float(sec) or 1e-9
-    out.append(f"| {name} | {s:.3f} | {packets/s/1e6:.2f} M | {size/s/1e6:.0f} | {int(rss)/1024:.0f} | `{cmd}` |")
+    out.append(f"| {name} | {s:.3f} | {packets/s/1e6:.2f} M | {size/s/1e6:.0f} | {int(rss)/1024:.0f} | {majflt} | `{cmd}` |")
 pf=t["portflow read"]
 def ratio(k): return t[k]/pf if pf else float("nan")
 out.append("")
@@ -110,7 +115,7 @@ PY
   echo "- CPU: $cpu, $(nproc) cores; $(uname -sr)"
   echo "- versions: $("$pf" --version); $(tcpdump --version 2>&1 | head -1); $(tshark --version 2>/dev/null | head -1); $(tcpdump --version 2>&1 | grep -i libpcap | head -1)"
   echo "- $cache"
-  echo "- $runs rounds after a warm-up round, every tool once per round (interleaved); wall time from bash's clock around /usr/bin/time, median"
+  echo "- $runs rounds after a warm-up round, every tool once per round (interleaved); wall time from bash's clock around /usr/bin/time, median; major faults summed over the timed runs; FileHugePages at the end $huge_end MiB"
   echo
   echo "$report"
 } | tee -a docs/BENCHMARKS.md
