@@ -475,8 +475,10 @@ impl Timeouts {
 }
 
 /// Accounts packet `p` (with the payload prefix the reader attached, if any)
-/// to its flow `f` and to the service port's statistics.
-#[inline]
+/// to its flow `f` and to the service port's statistics. Always inlined (at
+/// its two call sites): the call was 33 of the worker's 381 instructions a
+/// packet on the real captures of the benchmark input (callgrind).
+#[inline(always)]
 fn update(f: &mut Flow, ports: &mut PortTable, p: &FlowPacket, payload: &[u8]) {
     let (now, t) = (p.ts, p.key.transport);
     let to_server = p.from_lo != f.server_is_lo;
