@@ -724,13 +724,19 @@ impl Readahead {
         Readahead { next: at }
     }
 
-    /// Asks for every line up to [`Self::DISTANCE`] past `at`.
+    /// Asks for every line up to [`Self::DISTANCE`] past `at`, four at a time
+    /// (a loop test per line was an eighth of the walk's instructions); the
+    /// last four may reach past the data, which a prefetch may.
     #[inline(always)]
     fn advance(&mut self, data: &[u8], at: usize) {
         let to = (at + Self::DISTANCE).min(data.len());
         while self.next < to {
-            prefetch(data.as_ptr().wrapping_add(self.next));
-            self.next += LINE;
+            let p = data.as_ptr().wrapping_add(self.next);
+            prefetch(p);
+            prefetch(p.wrapping_add(LINE));
+            prefetch(p.wrapping_add(2 * LINE));
+            prefetch(p.wrapping_add(3 * LINE));
+            self.next += 4 * LINE;
         }
     }
 }
