@@ -15,6 +15,9 @@ pub(crate) fn by_version(cx: &mut Cx, data: &[u8], layer: Layer) {
     }
 }
 
+/// Always inlined, as is [`payload_dispatch`]: IPv4 is most packets, and the
+/// two calls cost the reader 9 instructions a packet.
+#[inline(always)]
 pub(crate) fn ipv4(cx: &mut Cx, data: &[u8]) {
     if data.len() < 20 {
         return cx
@@ -169,6 +172,7 @@ pub(crate) fn ipv6(cx: &mut Cx, data: &[u8]) {
 }
 
 /// The payload of an IP header (first fragment or whole datagram).
+#[inline(always)]
 fn payload_dispatch(cx: &mut Cx, proto: u8, payload: &[u8], version: u8) {
     cx.out.proto = proto;
     match proto {
