@@ -150,12 +150,14 @@ impl Default for PortTable {
 /// Widens the span `first..=last` to `ts`, the capture's and each port's. A
 /// timestamp of 0 is "never seen" (as is a `first` of 0), so the span is the
 /// same whatever order the packets come in and however they are grouped.
+///
+/// One unsigned compare each (this runs for every packet): less one,
+/// wrapping, 0 becomes the largest value, so `ts - 1 < first - 1` holds for
+/// any `ts` but 0 when `first` is 0, and otherwise exactly when `ts < first`;
+/// a `ts` of 0 is never above `last`.
 #[inline]
 fn widen_span(first: &mut u64, last: &mut u64, ts: u64) {
-    if ts == 0 {
-        return;
-    }
-    if *first == 0 || ts < *first {
+    if ts.wrapping_sub(1) < first.wrapping_sub(1) {
         *first = ts;
     }
     if ts > *last {
