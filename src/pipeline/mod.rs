@@ -318,7 +318,7 @@ fn merge(
     let mut flows = Vec::new();
     let (mut evicted, mut peak) = (0, 0);
     for mut t in tables {
-        let theirs = std::mem::take(&mut t.ports);
+        let theirs = t.ports.take();
         match ports.as_mut() {
             Some(p) => p.merge(theirs),
             None => ports = Some(theirs),

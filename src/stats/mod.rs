@@ -171,6 +171,16 @@ fn slot_of(t: Transport, port: u16) -> usize {
 }
 
 impl PortTable {
+    /// Takes the table's counters, leaving it empty without making a new
+    /// table of 262,144 slots (`mem::take` did, for a table about to be
+    /// dropped: 2 MiB written and then freed slot by slot, on the path from
+    /// the last packet to the report).
+    pub fn take(&mut self) -> PortTable {
+        PortTable {
+            slots: std::mem::take(&mut self.slots),
+        }
+    }
+
     #[inline]
     pub fn get_mut(&mut self, t: Transport, port: u16) -> &mut PortStats {
         self.slots[slot_of(t, port)].get_or_insert_with(Default::default)
