@@ -15,7 +15,10 @@
 # with the peak RSS and the major page faults (pages read from disk during the
 # timed runs: the page cache was meant to be warm, and this VM's DAMON pages
 # out cold file pages under memory pressure, such as tshark's 1.1 GiB heap, so
-# a run that had to read from disk shows here).
+# a run that had to read from disk shows here), and the median CPU time (user +
+# system): portflow's CPU time over the machine's cores is the least wall time
+# its work could take here, however well the threads shared it, and the run
+# prints which tshark ratio that allows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 file="${1:-bench-data/real.pcap}"
@@ -50,19 +53,20 @@ command_of() { # index -> cmd
 # minutes a run takes hits every tool alike; one warm-up round first. Wall time
 # is bash's clock around /usr/bin/time (microseconds), peak RSS from it.
 tf=$(mktemp)
-times=() rss=() majflt=()
+times=() rss=() majflt=() cpus=()
 for i in "${!names[@]}"; do
   command_of "$i"; "${cmd[@]}" >/dev/null 2>&1 || true
-  times[i]="" rss[i]=0 majflt[i]=0
+  times[i]="" rss[i]=0 majflt[i]=0 cpus[i]=""
 done
 for _ in $(seq "$runs"); do
   for i in "${!names[@]}"; do
     command_of "$i"
     s=$EPOCHREALTIME
-    /usr/bin/time -o "$tf" -f "%M %F" "${cmd[@]}" >/dev/null 2>&1 || true
+    /usr/bin/time -o "$tf" -f "%M %F %U %S" "${cmd[@]}" >/dev/null 2>&1 || true
     e=$EPOCHREALTIME
     times[i]+="$(awk -v s="$s" -v e="$e" 'BEGIN {printf "%.4f", e - s}') "
-    read -r r f < <(tail -1 "$tf")
+    read -r r f u k < <(tail -1 "$tf")
+    cpus[i]+="$(awk -v u="$u" -v k="$k" 'BEGIN {printf "%.2f", u + k}') "
     if ((r > rss[i])); then rss[i]=$r; fi
     majflt[i]=$((majflt[i] + f))
   done
@@ -73,22 +77,24 @@ results=$(mktemp)
 for i in "${!names[@]}"; do
   command_of "$i"
   med=$(printf '%s\n' ${times[i]} | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  printf '%s\t%s\t%s\t%s\t%s\n' "${names[i]}" "$med" "${rss[i]}" "${majflt[i]}" "${cmd[*]}"
+  cpu_med=$(printf '%s\n' ${cpus[i]} | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "${names[i]}" "$med" "${rss[i]}" "${majflt[i]}" "$cpu_med" "${cmd[*]}"
 done > "$results"
 
 pf_count=$("$pf" read -q --format json "$file" | python3 -c 'import json,sys; print(json.load(sys.stdin)["totals"]["packets"])')
 cpu=$(lscpu | awk -F: '/Model name/ {gsub(/^ +/,"",$2); print $2; exit}')
 commit=$(git rev-parse --short HEAD)$(git diff --quiet || echo "+dirty")
 
-report=$(python3 - "$results" "$packets" "$size" <<'PY'
+report=$(python3 - "$results" "$packets" "$size" "$(nproc)" <<'PY'
 import sys
 rows=[l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 packets=int(sys.argv[2]); size=int(sys.argv[3])
 t={r[0]: float(r[1]) for r in rows}
-out=["| tool | median s | packets/s | MB/s | peak RSS MiB | major faults | command |","|---|---|---|---|---|---|---|"]
-for name, sec, rss, majflt, cmd in rows:
+cpu={r[0]: float(r[4]) for r in rows}
+out=["| tool | median s | packets/s | MB/s | peak RSS MiB | major faults | CPU s | command |","|---|---|---|---|---|---|---|---|"]
+for name, sec, rss, majflt, cpus, cmd in rows:
     s=float(sec) or 1e-9
-    out.append(f"| {name} | {s:.3f} | {packets/s/1e6:.2f} M | {size/s/1e6:.0f} | {int(rss)/1024:.0f} | {majflt} | `{cmd}` |")
+    out.append(f"| {name} | {s:.3f} | {packets/s/1e6:.2f} M | {size/s/1e6:.0f} | {int(rss)/1024:.0f} | {majflt} | {float(cpus):.2f} | `{cmd}` |")
 pf=t["portflow read"]
 def ratio(k): return t[k]/pf if pf else float("nan")
 out.append("")
@@ -103,6 +109,11 @@ out.append("")
 out.append(f"Ceiling (the bare walk, which decodes nothing, against the same tools): "
            f"{t['tcpdump -r F -w /dev/null']/walk:.2f}x tcpdump, "
            f"{t['tshark -q -z conv,tcp']/walk:.1f}x tshark.")
+cores=int(sys.argv[4])
+out.append("")
+out.append(f"CPU bound: portflow read used {cpu['portflow read']:.2f} s of CPU (user + system, median); "
+           f"spread perfectly over {cores} cores that is {cpu['portflow read']/cores:.3f} s of wall time, "
+           f"{t['tshark -q -z conv,tcp']/(cpu['portflow read']/cores):.0f}x tshark at best for the same work.")
 print("\n".join(out))
 PY
 )
@@ -115,7 +126,7 @@ PY
   echo "- CPU: $cpu, $(nproc) cores; $(uname -sr)"
   echo "- versions: $("$pf" --version); $(tcpdump --version 2>&1 | head -1); $(tshark --version 2>/dev/null | head -1); $(tcpdump --version 2>&1 | grep -i libpcap | head -1)"
   echo "- $cache"
-  echo "- $runs rounds after a warm-up round, every tool once per round (interleaved); wall time from bash's clock around /usr/bin/time, median; major faults summed over the timed runs; FileHugePages at the end $huge_end MiB"
+  echo "- $runs rounds after a warm-up round, every tool once per round (interleaved); wall time from bash's clock around /usr/bin/time, median; major faults summed over the timed runs; CPU s is user + system time (/usr/bin/time, 10 ms resolution), median; FileHugePages at the end $huge_end MiB"
   echo
   echo "$report"
 } | tee -a docs/BENCHMARKS.md
