@@ -18,7 +18,9 @@
 # a run that had to read from disk shows here), and the median CPU time (user +
 # system): portflow's CPU time over the machine's cores is the least wall time
 # its work could take here, however well the threads shared it, and the run
-# prints which tshark ratio that allows.
+# prints which tshark ratio that allows. Five more runs of `portflow read
+# --timings` follow, and the one with the median total is recorded: wall time
+# per phase and CPU time per thread, which show which thread set the pace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 file="${1:-bench-data/real.pcap}"
@@ -72,6 +74,12 @@ for _ in $(seq "$runs"); do
   done
 done
 rm -f "$tf"
+# Where portflow's time went: five more runs with --timings; the one with the
+# median total is recorded.
+timings=$(for _ in 1 2 3 4 5; do
+  "$pf" read -q --timings "$file" 2>&1 >/dev/null | paste -sd'\t'
+done | awk -F'since the command started' '{split($1, a, "; "); n = split(a[length(a)], b, " "); print b[1] "\t" $0}' \
+  | sort -n | sed -n 3p | cut -f2-)
 huge_end=$(awk '/^FileHugePages:/ {print int($2 / 1024)}' /proc/meminfo)
 results=$(mktemp)
 for i in "${!names[@]}"; do
@@ -129,5 +137,9 @@ PY
   echo "- $runs rounds after a warm-up round, every tool once per round (interleaved); wall time from bash's clock around /usr/bin/time, median; major faults summed over the timed runs; CPU s is user + system time (/usr/bin/time, 10 ms resolution), median; FileHugePages at the end $huge_end MiB"
   echo
   echo "$report"
+  echo
+  echo "Where portflow's time went (\`portflow read -q --timings\`, the run with the median total of five more):"
+  echo
+  printf '%s\n' "$timings" | tr '\t' '\n' | sed 's/^portflow: /- /'
 } | tee -a docs/BENCHMARKS.md
 rm -f "$results"

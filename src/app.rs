@@ -307,6 +307,7 @@ fn write_report(
 
 /// `portflow read`.
 pub fn read(args: ReadArgs) -> Result<u8, AppError> {
+    let started = Instant::now();
     let services = Arc::new(load_services(&args.analysis.services)?);
     let policy = load_policy(&args.analysis)?;
     let inputs = expand_inputs(&args.files)?;
@@ -341,6 +342,8 @@ pub fn read(args: ReadArgs) -> Result<u8, AppError> {
         }
     }
     let mut status = 0;
+    let building = Instant::now();
+    let mut built = building;
     if args.flows {
         out.write_and_commit(|o| Ok(write_flows(&analysis.flows, &services, o.writer())?))?;
     } else {
@@ -356,10 +359,23 @@ pub fn read(args: ReadArgs) -> Result<u8, AppError> {
             &services,
             &args.analysis,
         );
+        built = Instant::now();
         out.write_and_commit(|o| write_report(&report, args.format, args.analysis.top, o))?;
         // Freeing millions of small allocations one by one takes longer than
         // writing the report; the process ends right after this.
         std::mem::forget(report);
+    }
+    if args.timings {
+        let lines = analysis.timings.lines(
+            built - building,
+            built.elapsed(),
+            started.elapsed(),
+            crate::pipeline::timings::thread_cpu(),
+            crate::pipeline::timings::process_cpu(),
+        );
+        for l in lines {
+            eprintln!("portflow: {l}");
+        }
     }
     std::mem::forget(analysis);
     Ok(if failed { 2 } else { status })

@@ -832,3 +832,75 @@ fn table_rows_are_the_first_of_the_full_report_in_table_order() {
         "too few captures with open ports ({checked_services})"
     );
 }
+
+/// The number before `unit` in `line` after `label` ("reading 1.2 ms" -> 1.2).
+fn figure(line: &str, label: &str) -> f64 {
+    let rest = line
+        .split_once(label)
+        .unwrap_or_else(|| panic!("no {label:?} in {line:?}"))
+        .1;
+    rest.split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no figure after {label:?} in {line:?}"))
+}
+
+#[test]
+fn timings_go_to_stderr_and_leave_the_report_alone() {
+    let f = gen("eth.pcap").display().to_string();
+    for workers in ["1", "2", "3"] {
+        let plain = run(&["read", "-q", "--format", "json", "--workers", workers, &f]);
+        let timed = run(&[
+            "read",
+            "-q",
+            "--format",
+            "json",
+            "--timings",
+            "--workers",
+            workers,
+            &f,
+        ]);
+        assert!(timed.status.success());
+        let strip = |o: &std::process::Output| {
+            let mut v: Value = serde_json::from_slice(&o.stdout).unwrap();
+            v["generator"]["elapsed_s"] = Value::Null;
+            v
+        };
+        assert_eq!(
+            strip(&plain),
+            strip(&timed),
+            "same report, --workers {workers}"
+        );
+        let err = stderr(&timed);
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 2, "{err}");
+        let (phases, cpu) = (lines[0], lines[1]);
+        assert!(
+            phases.starts_with("portflow: timings: reading "),
+            "{phases}"
+        );
+        let total = figure(phases, "; ");
+        let parts: f64 = ["reading ", "open flows ", "merge ", "report ", "writing "]
+            .iter()
+            .map(|l| figure(phases, l))
+            .sum();
+        // Phases one after the other, within the command's time (each rounded
+        // to 0.1 ms).
+        assert!(parts <= total + 0.3, "{phases}");
+        assert!(cpu.starts_with("portflow: CPU: reader "), "{cpu}");
+        let flow_workers = workers.parse::<usize>().unwrap() - 1;
+        for i in 0..flow_workers {
+            assert!(cpu.contains(&format!(", worker {i} ")), "{cpu}");
+        }
+        assert!(!cpu.contains(&format!(", worker {flow_workers} ")), "{cpu}");
+        assert_eq!(
+            cpu.contains("kept the flow table itself"),
+            flow_workers == 0,
+            "{cpu}"
+        );
+        let all = figure(cpu, "; ");
+        assert!(all >= figure(cpu, "reader "), "{cpu}");
+    }
+    // Without the option, stderr stays quiet.
+    assert_eq!(stderr(&run(&["read", "-q", &f])), "");
+}

@@ -219,6 +219,11 @@ pub struct ReadArgs {
     /// No progress bar, even on a terminal.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+
+    /// Then print to standard error where the time went: wall time per phase (reading,
+    /// ending the flows still open, merge, report, writing) and CPU time per thread.
+    #[arg(long)]
+    pub timings: bool,
 }
 
 #[derive(Debug, Args)]

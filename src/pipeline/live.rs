@@ -251,7 +251,7 @@ pub fn capture(
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let (summary, tables, totals, _) = run_pipeline(opts, None, true, publish, move |d| {
+    let ran = run_pipeline(opts, None, true, publish, move |d| {
         let mut widen = CounterWidener::default();
         let mut counters = CaptureCounters::default();
         let mut captured = 0u64;
@@ -389,6 +389,13 @@ pub fn capture(
         }
     })?;
     let files = Vec::new();
-    let a = merge(tables, totals, files, opts.workers.max(1), started);
-    Ok((a, summary))
+    let a = merge(
+        ran.tables,
+        ran.totals,
+        files,
+        opts.workers.max(1),
+        started,
+        ran.timings,
+    );
+    Ok((a, ran.fed))
 }

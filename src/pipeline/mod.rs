@@ -18,6 +18,7 @@
 mod dispatch;
 pub mod filter;
 pub mod live;
+pub mod timings;
 
 pub use dispatch::BATCH;
 
@@ -32,6 +33,7 @@ use filter::Filter;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use timings::{thread_cpu, Timings};
 
 /// Batches queued per worker before the reader waits (files) or drops (live).
 const QUEUE_DEPTH: usize = 8;
@@ -161,6 +163,8 @@ pub struct Analysis {
     pub peak_flows: usize,
     pub workers: usize,
     pub elapsed: Duration,
+    /// Wall time per phase and CPU time per thread (`read --timings`).
+    pub timings: Timings,
     /// Link types the filter could not be compiled for.
     pub filter_warnings: Vec<String>,
 }
@@ -195,11 +199,12 @@ impl std::fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
-/// The reader's ends of the worker channels, the batch return channel, and the workers.
+/// The reader's ends of the worker channels, the batch return channel, and the
+/// workers (each returns its table and the CPU time it used).
 type Workers = (
     Vec<Sender<Batch>>,
     Receiver<Batch>,
-    Vec<std::thread::JoinHandle<FlowTable>>,
+    Vec<std::thread::JoinHandle<(FlowTable, timings::Cpu)>>,
 );
 
 /// Where live workers publish their per-port counters, and how often.
@@ -256,12 +261,23 @@ fn spawn_workers(opts: &Options, lossy: bool, publish: Option<Publish>, polls: u
                 // The reader's core is free by now; with one worker, ending
                 // the flows still open can use it.
                 table.finish_all_on(if n == 1 { 2 } else { 1 });
-                table
+                (table, thread_cpu())
             })
             .expect("spawn worker thread");
         handles.push(h);
     }
     (senders, recycle_rx, handles)
+}
+
+/// What the pipeline hands back when its threads are done.
+pub(crate) struct Ran<R> {
+    /// What `feed` returned.
+    pub fed: R,
+    pub tables: Vec<FlowTable>,
+    pub totals: Totals,
+    pub warnings: Vec<String>,
+    /// The reading and ending phases and the threads' CPU time (merge: 0).
+    pub timings: Timings,
 }
 
 /// Runs `feed` on a reader thread that owns the dispatcher, with `opts.workers`
@@ -272,7 +288,8 @@ fn run_pipeline<R: Send + 'static>(
     lossy: bool,
     publish: Option<Publish>,
     feed: impl FnOnce(&mut Dispatcher) -> R + Send + 'static,
-) -> Result<(R, Vec<FlowTable>, Totals, Vec<String>), RunError> {
+) -> Result<Ran<R>, RunError> {
+    let started = Instant::now();
     // The reader and the flow workers: one wait policy for all of them.
     let polls = polls_for(flow_workers(opts.workers, lossy) + 1);
     let (senders, recycle, handles) = spawn_workers(opts, lossy, publish, polls);
@@ -287,20 +304,36 @@ fn run_pipeline<R: Send + 'static>(
             let r = feed(&mut d);
             let warnings = d.filter_warnings();
             let (totals, table) = d.finish();
-            (r, totals, table, warnings)
+            (r, totals, table, warnings, thread_cpu())
         })
         .expect("spawn reader thread");
-    let (r, totals, inline, warnings) = reader
+    let (fed, totals, inline, warnings, reader_cpu) = reader
         .join()
         .map_err(|_| RunError::Worker("reader thread panicked".into()))?;
+    let read = Instant::now();
     let mut tables: Vec<FlowTable> = inline.into_iter().collect();
+    let mut worker_cpu = Vec::with_capacity(handles.len());
     for h in handles {
-        tables.push(
-            h.join()
-                .map_err(|_| RunError::Worker("worker thread panicked".into()))?,
-        );
+        let (table, cpu) = h
+            .join()
+            .map_err(|_| RunError::Worker("worker thread panicked".into()))?;
+        tables.push(table);
+        worker_cpu.push(cpu);
     }
-    Ok((r, tables, totals, warnings))
+    let timings = Timings {
+        reading: read - started,
+        ending: read.elapsed(),
+        merge: Duration::ZERO,
+        reader_cpu,
+        worker_cpu,
+    };
+    Ok(Ran {
+        fed,
+        tables,
+        totals,
+        warnings,
+        timings,
+    })
 }
 
 fn merge(
@@ -309,7 +342,9 @@ fn merge(
     files: Vec<FileReport>,
     workers: usize,
     started: Instant,
+    mut timings: Timings,
 ) -> Analysis {
+    let merging = Instant::now();
     // The first worker's tables are the base the others are merged into, so
     // what only one worker saw is moved, not copied.
     let mut ports: Option<PortTable> = None;
@@ -343,6 +378,7 @@ fn merge(
         )
     };
     flows.sort_unstable_by(|a, b| order(a).cmp(&order(b)));
+    timings.merge = merging.elapsed();
     Analysis {
         totals,
         ports: ports.unwrap_or_default(),
@@ -354,6 +390,7 @@ fn merge(
         peak_flows: peak,
         workers,
         elapsed: started.elapsed(),
+        timings,
         filter_warnings: Vec::new(),
     }
 }
@@ -375,39 +412,46 @@ pub fn analyze_files(
         .map_err(RunError::Filter)?;
     let inputs = inputs.to_vec();
     let keep_going = opts.keep_going;
-    let ((files, fatal), tables, totals, warnings) =
-        run_pipeline(opts, filter, false, None, move |d| {
-            let mut files = Vec::new();
-            let mut fatal = None;
-            for input in &inputs {
-                let r = read_capture(input, progress.clone(), &mut |p| d.packet(p));
-                let (summary, error) = match r {
-                    Ok(s) => (Some(s), None),
-                    Err(e) => (None, Some(e)),
-                };
-                let stop = error.is_some() && !keep_going;
-                files.push(FileReport {
-                    path: input.display(),
-                    format: summary.as_ref().map(|s| s.format).unwrap_or(""),
-                    compressed: summary.as_ref().map(|s| s.compressed).unwrap_or(false),
-                    packets: summary
-                        .as_ref()
-                        .map(|s| s.packets)
-                        .unwrap_or_else(|| error.as_ref().map(|e| e.packets_before).unwrap_or(0)),
-                    error: error.clone(),
-                });
-                if stop {
-                    fatal = error;
-                    break;
-                }
+    let ran = run_pipeline(opts, filter, false, None, move |d| {
+        let mut files = Vec::new();
+        let mut fatal = None;
+        for input in &inputs {
+            let r = read_capture(input, progress.clone(), &mut |p| d.packet(p));
+            let (summary, error) = match r {
+                Ok(s) => (Some(s), None),
+                Err(e) => (None, Some(e)),
+            };
+            let stop = error.is_some() && !keep_going;
+            files.push(FileReport {
+                path: input.display(),
+                format: summary.as_ref().map(|s| s.format).unwrap_or(""),
+                compressed: summary.as_ref().map(|s| s.compressed).unwrap_or(false),
+                packets: summary
+                    .as_ref()
+                    .map(|s| s.packets)
+                    .unwrap_or_else(|| error.as_ref().map(|e| e.packets_before).unwrap_or(0)),
+                error: error.clone(),
+            });
+            if stop {
+                fatal = error;
+                break;
             }
-            (files, fatal)
-        })?;
+        }
+        (files, fatal)
+    })?;
+    let (files, fatal) = ran.fed;
     if let Some(e) = fatal {
         return Err(RunError::File(e));
     }
-    let mut a = merge(tables, totals, files, opts.workers.max(1), started);
-    a.filter_warnings = warnings;
+    let mut a = merge(
+        ran.tables,
+        ran.totals,
+        files,
+        opts.workers.max(1),
+        started,
+        ran.timings,
+    );
+    a.filter_warnings = ran.warnings;
     Ok(a)
 }
 
