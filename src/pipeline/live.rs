@@ -388,14 +388,5 @@ pub fn capture(
             written_packets,
         }
     })?;
-    let files = Vec::new();
-    let a = merge(
-        ran.tables,
-        ran.totals,
-        files,
-        opts.workers.max(1),
-        started,
-        ran.timings,
-    );
-    Ok((a, ran.fed))
+    Ok(merge(ran, opts.workers.max(1), started))
 }

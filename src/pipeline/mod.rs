@@ -336,14 +336,16 @@ fn run_pipeline<R: Send + 'static>(
     })
 }
 
-fn merge(
-    tables: Vec<FlowTable>,
-    totals: Totals,
-    files: Vec<FileReport>,
-    workers: usize,
-    started: Instant,
-    mut timings: Timings,
-) -> Analysis {
+/// Merges what the pipeline's threads handed back into one analysis (with no
+/// files listed yet); returns it with what `feed` returned.
+fn merge<R>(ran: Ran<R>, workers: usize, started: Instant) -> (Analysis, R) {
+    let Ran {
+        fed,
+        tables,
+        totals,
+        warnings,
+        mut timings,
+    } = ran;
     let merging = Instant::now();
     // The first worker's tables are the base the others are merged into, so
     // what only one worker saw is moved, not copied.
@@ -379,20 +381,21 @@ fn merge(
     };
     flows.sort_unstable_by(|a, b| order(a).cmp(&order(b)));
     timings.merge = merging.elapsed();
-    Analysis {
+    let a = Analysis {
         totals,
         ports: ports.unwrap_or_default(),
         inventory,
         attempts,
         flows,
-        files,
+        files: Vec::new(),
         flows_evicted: evicted,
         peak_flows: peak,
         workers,
         elapsed: started.elapsed(),
         timings,
-        filter_warnings: Vec::new(),
-    }
+        filter_warnings: warnings,
+    };
+    (a, fed)
 }
 
 /// Reads `inputs` in order as one capture and analyses it.
@@ -439,20 +442,11 @@ pub fn analyze_files(
         }
         (files, fatal)
     })?;
-    let (files, fatal) = ran.fed;
+    let (a, (files, fatal)) = merge(ran, opts.workers.max(1), started);
     if let Some(e) = fatal {
         return Err(RunError::File(e));
     }
-    let mut a = merge(
-        ran.tables,
-        ran.totals,
-        files,
-        opts.workers.max(1),
-        started,
-        ran.timings,
-    );
-    a.filter_warnings = ran.warnings;
-    Ok(a)
+    Ok(Analysis { files, ..a })
 }
 
 #[cfg(test)]
