@@ -78,7 +78,7 @@ rm -f "$tf"
 # median total is recorded.
 timings=$(for _ in 1 2 3 4 5; do
   "$pf" read -q --timings "$file" 2>&1 >/dev/null | paste -sd'\t'
-done | awk -F'since the command started' '{split($1, a, "; "); n = split(a[length(a)], b, " "); print b[1] "\t" $0}' \
+done | awk -F'since the command started' '{split($1, a, "; "); split(a[length(a)], b, " "); print b[1] "\t" $0}' \
   | sort -n | sed -n 3p | cut -f2-)
 huge_end=$(awk '/^FileHugePages:/ {print int($2 / 1024)}' /proc/meminfo)
 results=$(mktemp)

@@ -442,10 +442,11 @@ pub fn analyze_files(
         }
         (files, fatal)
     })?;
-    let (a, (files, fatal)) = merge(ran, opts.workers.max(1), started);
-    if let Some(e) = fatal {
-        return Err(RunError::File(e));
+    // A file error that stops the run is returned before any merging.
+    if let Some(e) = &ran.fed.1 {
+        return Err(RunError::File(e.clone()));
     }
+    let (a, (files, _)) = merge(ran, opts.workers.max(1), started);
     Ok(Analysis { files, ..a })
 }
 

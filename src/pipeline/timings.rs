@@ -97,7 +97,7 @@ pub struct Timings {
 }
 
 /// Milliseconds with one decimal.
-pub fn ms(d: Duration) -> String {
+fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
 

@@ -78,7 +78,7 @@ struct ExactSets {
 /// control bytes, no group probe; a probe of these small sets stays in one
 /// cache line): over 100,000 new flows on 5,000 ports, each adding a client
 /// and a server to its port's sets, the synthetic tail of the benchmark input
-/// took 3 ms less (docs/BENCHMARKS.md, round 14). 0 marks an empty slot, so
+/// took 1-3 ms less (docs/BENCHMARKS.md, round 14). 0 marks an empty slot, so
 /// 0.0.0.0 (a DHCP client's source) is kept apart.
 #[derive(Debug, Clone, Default)]
 struct V4Set {
