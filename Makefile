@@ -12,18 +12,18 @@ run:
 
 test:
 	@scripts/setup-debian.sh test
-	$(CARGO) test --release --locked
+	$(CARGO) test --release --locked --workspace
 	scripts/fuzz.sh 20
 
 build:
 	$(CARGO) build --release --locked
 
 fixtures:
-	$(CARGO) run --release --example make_fixtures
+	$(CARGO) run --release --locked -p portflow-synth --bin make-fixtures
 
 bench:
 	benches/compare.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings

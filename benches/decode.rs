@@ -1,7 +1,7 @@
 //! Decoder cost per packet kind: `cargo bench --bench decode`.
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use portflow::decode::{decode, Decoded, LinkType};
-use portflow::synth::build::*;
+use portflow_synth::build::*;
 use std::hint::black_box;
 
 fn frames() -> Vec<(&'static str, LinkType, Vec<u8>)> {

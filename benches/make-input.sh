@@ -2,7 +2,7 @@
 # Builds the benchmark input from real captures: every clean, uncompressed
 # Ethernet pcap of the shared corpus concatenated (mergecap -a), then repeated
 # until the file reaches TARGET_MB (default 500), followed by seeded synthetic
-# traffic for scale (examples/synth.rs: 400,000 packets over 100,000 flows
+# traffic for scale (synth/src/bin/synth.rs: 400,000 packets over 100,000 flows
 # and 5,000 server ports). Output: bench-data/real.pcap (not committed).
 # Usage: benches/make-input.sh [CORPUS] [TARGET_MB]
 set -euo pipefail
@@ -17,8 +17,8 @@ echo "make-input: $(wc -l < "$list") clean Ethernet captures from $corpus" >&2
 xargs -a "$list" mergecap -a -F pcap -s 65535 -w bench-data/base.pcap
 base_mb=$(( $(stat -c %s bench-data/base.pcap) / 1000000 ))
 copies=$(( target_mb / (base_mb > 0 ? base_mb : 1) + 1 ))
-cargo build --release --locked -q --example synth
-target/release/examples/synth scale 400000 100000 5000 bench-data/synth.pcap
+cargo build --release --locked -q -p portflow-synth --bin synth
+target/release/synth scale 400000 100000 5000 bench-data/synth.pcap
 args=()
 for _ in $(seq "$copies"); do args+=(bench-data/base.pcap); done
 args+=(bench-data/synth.pcap)

@@ -14,7 +14,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 fn packets(flows: u32, n: usize) -> Vec<FlowPacket> {
-    let mut rng = portflow::synth::Rng::new(42);
+    let mut rng = portflow_synth::Rng::new(42);
     (0..n)
         .map(|i| {
             let f = rng.range(0, flows as u64 - 1) as u32;
@@ -53,7 +53,7 @@ fn read(c: &mut Criterion) {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("synth.pcap");
     let mut bytes = Vec::new();
-    portflow::synth::scale::generate(7, 100_000, 5_000, 500, |chunk| {
+    portflow_synth::scale::generate(7, 100_000, 5_000, 500, |chunk| {
         bytes.extend_from_slice(chunk)
     });
     std::fs::write(&path, &bytes).unwrap();

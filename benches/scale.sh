@@ -4,7 +4,7 @@
 #
 #   benches/scale.sh [PACKETS] [RUNS]
 #
-# Inputs are made by the seeded generator (examples/synth.rs) in bench-data/
+# Inputs are made by the seeded generator (synth/src/bin/synth.rs) in bench-data/
 # (not committed) and removed afterwards. Output is the human table to
 # /dev/null (default settings otherwise); each input is put into the page cache
 # as a read from disk leaves it (benches/page-cache.sh); times are medians of
@@ -29,9 +29,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 packets="${1:-2000000}"
 runs="${2:-5}"
-cargo build --release --locked -q --bin portflow --example synth
+cargo build --release --locked -q -p portflow -p portflow-synth --bin portflow --bin synth
 pf=target/release/portflow
-synth=target/release/examples/synth
+synth=target/release/synth
 mkdir -p bench-data
 f=bench-data/scale.pcap
 f2=bench-data/scale2.pcap
@@ -104,7 +104,7 @@ commit=$(git rev-parse --short HEAD)$(git diff --quiet || echo "+dirty")
   echo
   echo "## Scale run $(date -u +%Y-%m-%dT%H:%MZ) — commit $commit"
   echo
-  echo "- \`benches/scale.sh $packets $runs\`: synthetic inputs (examples/synth.rs, seed 7), default settings"
+  echo "- \`benches/scale.sh $packets $runs\`: synthetic inputs (synth/src/bin/synth.rs, seed 7), default settings"
   echo "  (\`--flow-cap\` 900,000, \`--workers\` = $(nproc) cores), table output to /dev/null, median of $runs"
   echo "  runs after a warm-up, page cache as read from disk (benches/page-cache.sh); RSS is the peak over the runs."
   echo "- Cost per packet on established flows: N = $packets and 2N packets, the same first N"

@@ -9,4 +9,3 @@ pub mod report;
 pub mod services;
 pub mod source;
 pub mod stats;
-pub mod synth;

@@ -39,7 +39,7 @@ static A: Counting = Counting;
 /// The same packets as a pcapng file whose every packet block carries
 /// options, as capture tools write them: the direction flags and a comment.
 fn as_pcapng_with_options(pcap: &[u8]) -> Vec<u8> {
-    let mut ng = portflow::synth::write::Pcapng::new();
+    let mut ng = portflow_synth::write::Pcapng::new();
     let iface = ng.interface(1, 65535, 9);
     let word = |at: usize| u32::from_le_bytes(pcap[at..at + 4].try_into().unwrap());
     let mut at = 24;
@@ -61,7 +61,7 @@ fn allocations_for(packets: u64, workers: usize, pcapng: bool) -> u64 {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(if pcapng { "in.pcapng" } else { "in.pcap" });
     let mut bytes = Vec::new();
-    portflow::synth::scale::generate(11, packets, 200, 20, |c| bytes.extend_from_slice(c));
+    portflow_synth::scale::generate(11, packets, 200, 20, |c| bytes.extend_from_slice(c));
     if pcapng {
         bytes = as_pcapng_with_options(&bytes);
     }

@@ -737,7 +737,7 @@ fn view_keeps_updating_and_drops_are_counted_under_a_syn_flood_needs_root() {
     let flood = dir.join("flood.pcap");
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&flood).unwrap());
-        portflow::synth::scale::syn_flood(11, 400_000, 80, |b| {
+        portflow_synth::scale::syn_flood(11, 400_000, 80, |b| {
             std::io::Write::write_all(&mut f, b).unwrap()
         });
     }

@@ -13,7 +13,7 @@
 //! A summary goes to target/corruption.md. Needs editcap and capinfos
 //! (`make test` installs them with tshark).
 mod support;
-use portflow::synth::Rng;
+use portflow_synth::Rng;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::*;

@@ -170,7 +170,7 @@ fn flows_carry_the_detected_protocol() {
 /// counted payload packets per port pair across flows).
 #[test]
 fn every_flow_of_a_periodic_client_is_inspected() {
-    use portflow::synth::build::{eth_ip, udp, v4};
+    use portflow_synth::build::{eth_ip, udp, v4};
     let (client, server) = (v4(192, 168, 1, 10), v4(192, 168, 1, 1));
     // NTPv4 client request and server reply: stratum, poll and a transmit time.
     let mut request = vec![0x23, 0, 6];
@@ -179,7 +179,7 @@ fn every_flow_of_a_periodic_client_is_inspected() {
     let mut reply = request.clone();
     reply[0] = 0x24;
     reply[1] = 2;
-    let mut pcap = portflow::synth::write::Pcap::new(1, 65535, false, false);
+    let mut pcap = portflow_synth::write::Pcap::new(1, 65535, false, false);
     let polls = 8;
     for i in 0..polls {
         let ts = 1_700_000_000_000_000_000 + i * 120_000_000_000;

@@ -4,8 +4,8 @@
 //! generator and are streamed through standard input (nothing written to
 //! disk); peak RSS is the child's own (wait4).
 mod support;
-use portflow::synth::build::{eth_ip, tcp, v4};
-use portflow::synth::write::Pcap;
+use portflow_synth::build::{eth_ip, tcp, v4};
+use portflow_synth::write::Pcap;
 use serde_json::Value;
 use std::io::Write;
 use std::process::Stdio;
@@ -74,7 +74,7 @@ fn syn_flood_of_ten_million_flows_stays_under_the_ceiling_and_hides_no_scan() {
                 w.packet(t, &eth_ip(&syn));
             }
         };
-        portflow::synth::scale::syn_flood_with(7, 10_000_000, 80, scan, sink)
+        portflow_synth::scale::syn_flood_with(7, 10_000_000, 80, scan, sink)
     });
     eprintln!("10 M-flow SYN flood: peak RSS {} MiB", rss / 1024);
     assert_eq!(r["totals"]["packets"], 10_000_500u64);
@@ -112,7 +112,7 @@ fn scan_of_all_65536_ports_is_found_under_the_ceiling() {
     let (r, rss) = read_stream(|sink| {
         let mut w = Pcap::new(1, 65535, false, false);
         let (scanner, target) = (v4(192, 0, 2, 66), v4(198, 51, 100, 7));
-        let mut t = portflow::synth::fixtures::T0;
+        let mut t = portflow_synth::fixtures::T0;
         for port in 0..=65535u16 {
             t += 20_000;
             w.packet(

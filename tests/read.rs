@@ -505,11 +505,11 @@ fn services_lookup_by_port_name_and_file() {
 
 #[test]
 fn generated_fixtures_are_reproducible() {
-    for f in portflow::synth::fixtures::all() {
+    for f in portflow_synth::fixtures::all() {
         let committed = std::fs::read(gen(f.name)).unwrap_or_else(|e| panic!("{}: {e}", f.name));
         assert!(
             committed == f.bytes,
-            "fixtures/generated/{} differs from what src/synth makes: run `make fixtures`",
+            "fixtures/generated/{} differs from what synth/src/fixtures.rs makes: run `make fixtures`",
             f.name
         );
     }
@@ -709,8 +709,8 @@ fn table_rows_are_the_first_of_the_full_report_in_table_order() {
     files.push(fixture("corpus/zeek"));
     // Open ports tied on bytes, where the address as text orders otherwise than
     // as a number (10.0.0.10 before 10.0.0.9), across the cut of every --top.
-    use portflow::synth::build::{eth_ip, udp, v4};
-    let mut pcap = portflow::synth::write::Pcap::new(1, 65535, false, false);
+    use portflow_synth::build::{eth_ip, udp, v4};
+    let mut pcap = portflow_synth::write::Pcap::new(1, 65535, false, false);
     let mut ts = 1_000_000_000u64;
     for host in (2..40u8).rev() {
         for (port, reply) in [(53u16, 40usize), (7, 40)] {

@@ -1,6 +1,6 @@
 //! Decoder tests over small byte arrays, each named for what it checks.
 use super::*;
-use crate::synth::build::*;
+use portflow_synth::build::*;
 
 fn dec(link: LinkType, data: &[u8]) -> Decoded {
     let mut d = Decoded::default();
@@ -343,7 +343,7 @@ fn gre_in_udp_with_cut_inner_tcp_options_keeps_the_payload_in_the_frame() {
 
 #[test]
 fn agrees_with_etherparse_on_plain_packets() {
-    let mut rng = crate::synth::Rng::new(7);
+    let mut rng = portflow_synth::Rng::new(7);
     for _ in 0..500 {
         let (sp, dp) = (rng.range(1, 65535) as u16, rng.range(1, 65535) as u16);
         let n = rng.range(0, 300) as usize;

@@ -197,10 +197,9 @@ fn take(
     writer: Option<&mut PcapWriter>,
     d: &mut super::dispatch::Dispatcher,
 ) -> std::io::Result<()> {
-    let ts = p.header.ts;
     let ts_ns = packet_ns(p);
     if let Some(w) = writer {
-        w.write(ts.tv_sec as u32, ts.tv_usec as u32, p.data, p.header.len)?;
+        w.write(ts_ns, p.data, p.header.len)?;
     }
     d.packet(&RawPacket {
         link,

@@ -1,5 +1,6 @@
 //! The capture-file reader: pcap and pcapng through `pcap-parser`'s streaming
 //! reader over one 4 MiB buffer, gzip through `flate2`.
+use super::pcap_format::MAX_SNAPLEN;
 use super::Input;
 use crate::decode::LinkType;
 use crate::hint::{prefetch, LINE};
@@ -14,10 +15,6 @@ use std::sync::{Arc, Mutex};
 /// The read buffer. A record larger than this is a corrupt length field
 /// (libpcap's own limit is 256 KiB per packet).
 pub const READ_BUFFER: usize = 4 << 20;
-
-/// libpcap's largest snapshot length (MAXIMUM_SNAPLEN): a pcap record that
-/// claims more captured bytes is corrupt, as libpcap itself says.
-pub const MAX_CAPLEN: u32 = 262_144;
 
 /// One packet as read from a file, borrowed from the read buffer.
 #[derive(Debug, Clone, Copy)]
@@ -291,8 +288,8 @@ impl<'s> Walker<'s> {
     /// A legacy record's captured length, checked before its bytes are read.
     #[inline]
     fn check_caplen(&self, caplen: u32, pos: u64) -> Result<(), FileError> {
-        if caplen > MAX_CAPLEN {
-            let m = format!("record claims {caplen} captured bytes, more than {MAX_CAPLEN}");
+        if caplen > MAX_SNAPLEN {
+            let m = format!("record claims {caplen} captured bytes, more than {MAX_SNAPLEN}");
             return Err(self.error(FileErrorKind::Corrupt, pos, m));
         }
         Ok(())
@@ -825,7 +822,7 @@ fn read_stream<R: Read + Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::Rng;
+    use portflow_synth::Rng;
 
     /// An Enhanced Packet Block as a capture tool writes it, in either byte
     /// order: `caplen` bytes of packet, padding, and options when `opts`.

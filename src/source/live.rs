@@ -1,6 +1,7 @@
 //! Live capture through libpcap (the `pcap` crate): interfaces, opening a
 //! handle with tcpdump's settings, kernel/interface drop counters, and the
 //! `-w` pcap writer.
+use super::pcap_format::{PcapFormat, MAX_SNAPLEN, RECORD_HEADER};
 use crate::decode::LinkType;
 use serde::Serialize;
 use std::fmt;
@@ -26,7 +27,7 @@ impl Default for LiveOptions {
     fn default() -> Self {
         LiveOptions {
             interface: None,
-            snaplen: 262_144,
+            snaplen: MAX_SNAPLEN as i32,
             buffer_kib: 64 * 1024,
             promisc: true,
             filter: None,
@@ -383,13 +384,7 @@ impl PcapWriter {
             std::process::id()
         ));
         let mut file = std::fs::File::create(&tmp)?;
-        let mut h = Vec::with_capacity(24);
-        h.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-        h.extend_from_slice(&2u16.to_le_bytes());
-        h.extend_from_slice(&4u16.to_le_bytes());
-        h.extend_from_slice(&[0; 8]);
-        h.extend_from_slice(&snaplen.max(1).to_le_bytes());
-        h.extend_from_slice(&link.0.to_le_bytes());
+        let h = PcapFormat::CLASSIC.header(link, snaplen.max(1));
         if let Err(e) = file.write_all(&h) {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
@@ -406,26 +401,14 @@ impl PcapWriter {
         })
     }
 
-    /// Appends one record (timestamp in microseconds). After a write error
-    /// every call fails with it.
+    /// Appends one record, stamped `ts_ns` (written in microseconds). After a
+    /// write error every call fails with it.
     #[inline]
-    pub fn write(
-        &mut self,
-        ts_sec: u32,
-        ts_usec: u32,
-        data: &[u8],
-        wire_len: u32,
-    ) -> std::io::Result<()> {
+    pub fn write(&mut self, ts_ns: u64, data: &[u8], wire_len: u32) -> std::io::Result<()> {
         if let Some(e) = &self.failed {
             return Err(std::io::Error::new(e.kind(), e.to_string()));
         }
-        let mut h = [0u8; 16];
-        h[0..4].copy_from_slice(&ts_sec.to_le_bytes());
-        h[4..8].copy_from_slice(&ts_usec.to_le_bytes());
-        h[8..12].copy_from_slice(&(data.len() as u32).to_le_bytes());
-        h[12..16].copy_from_slice(&wire_len.to_le_bytes());
-        self.buf.extend_from_slice(&h);
-        self.buf.extend_from_slice(data);
+        PcapFormat::CLASSIC.record(&mut self.buf, ts_ns, data, wire_len);
         self.packets += 1;
         if self.buf.len() >= WRITE_BUFFER {
             self.write_buffer()?;
@@ -456,9 +439,11 @@ impl PcapWriter {
     fn fail(&mut self, written: usize, e: std::io::Error) -> std::io::Result<()> {
         // The records of `buf` that made it to the file whole.
         let (mut at, mut whole) = (0usize, 0u64);
-        while at + 16 <= written {
-            let caplen = u32::from_le_bytes(self.buf[at + 8..at + 12].try_into().expect("4 bytes"));
-            let end = at + 16 + caplen as usize;
+        while at + RECORD_HEADER <= written {
+            let header = self.buf[at..at + RECORD_HEADER]
+                .try_into()
+                .expect("a record header");
+            let end = at + RECORD_HEADER + PcapFormat::CLASSIC.caplen(&header) as usize;
             if end > written {
                 break;
             }
@@ -540,14 +525,14 @@ mod tests {
             !dest.exists(),
             "only the temporary name exists while writing"
         );
-        let frame = crate::synth::build::eth_ip(&crate::synth::build::udp(
-            crate::synth::build::v4(1, 1, 1, 1),
+        let frame = portflow_synth::build::eth_ip(&portflow_synth::build::udp(
+            portflow_synth::build::v4(1, 1, 1, 1),
             1,
-            crate::synth::build::v4(2, 2, 2, 2),
+            portflow_synth::build::v4(2, 2, 2, 2),
             2,
             b"x",
         ));
-        w.write(1, 2, &frame, frame.len() as u32).unwrap();
+        w.write(1_000_002_000, &frame, frame.len() as u32).unwrap();
         let done = w.finish();
         assert_eq!((done.path.as_path(), done.packets), (&*dest, 1));
         assert!(done.error.is_none());

@@ -11,6 +11,7 @@
 mod file;
 mod inputs;
 pub mod live;
+mod pcap_format;
 mod prefault;
 pub mod privileges;
 
@@ -19,3 +20,4 @@ pub use file::{
     RawPacket, UNKNOWN_INTERFACE,
 };
 pub use inputs::{expand_inputs, Input};
+pub use pcap_format::{PcapFormat, MAX_SNAPLEN};

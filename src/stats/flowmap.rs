@@ -466,7 +466,7 @@ mod tests {
     fn churn(cap: usize, keys: u64, steps: u64, retain_one_in: u64) {
         let mut m = FlowMap::<u64>::with_capacity(cap);
         let mut model = HashMap::new();
-        let mut rng = crate::synth::Rng::new(3);
+        let mut rng = portflow_synth::Rng::new(3);
         for step in 0..steps {
             let k = key(rng.range(0, keys) as u32);
             match rng.range(0, 3) {

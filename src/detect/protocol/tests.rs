@@ -314,7 +314,7 @@ fn udp_protocols() {
 
 #[test]
 fn random_bytes_rarely_look_like_anything_strong() {
-    let mut rng = crate::synth::Rng::new(42);
+    let mut rng = portflow_synth::Rng::new(42);
     let mut strong_hits = 0;
     for i in 0..20_000 {
         let n = rng.range(1, 600) as usize;

@@ -1,5 +1,5 @@
 //! A seeded synthetic generator for scale: many flows over many ports.
-//! Used by `benches/pipeline.rs` and `examples/synth.rs` (scale curves, floods).
+//! Used by `benches/pipeline.rs` and `synth/src/bin/synth.rs` (scale curves, floods).
 use super::build::*;
 use super::write::Pcap;
 use super::Rng;

@@ -2,7 +2,7 @@
 //! tunnels, with correct lengths and checksums (TCP/UDP checksums by etherparse).
 use etherparse::{TcpHeader, UdpHeader};
 
-pub use crate::decode::tcp_flags::{ACK, FIN, PSH, RST, SYN, URG};
+pub use portflow::decode::tcp_flags::{ACK, FIN, PSH, RST, SYN, URG};
 
 /// An IP address for building packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,59 +1,30 @@
-//! Minimal pcap and pcapng writers for fixtures and synthetic inputs.
+//! pcap and pcapng files in memory, for fixtures and synthetic inputs.
 
-/// A classic pcap file in memory.
+use portflow::decode::LinkType;
+use portflow::source::PcapFormat;
+
+/// A classic pcap file in memory, written by portflow's own record writer.
 pub struct Pcap {
     pub buf: Vec<u8>,
-    big_endian: bool,
-    nanos: bool,
+    format: PcapFormat,
     snaplen: u32,
 }
 
 impl Pcap {
     pub fn new(link: u32, snaplen: u32, big_endian: bool, nanos: bool) -> Pcap {
-        let magic: u32 = if nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 };
-        let mut p = Pcap {
-            buf: Vec::new(),
-            big_endian,
-            nanos,
+        let format = PcapFormat { big_endian, nanos };
+        Pcap {
+            buf: format.header(LinkType(link), snaplen).to_vec(),
+            format,
             snaplen,
-        };
-        p.u32(magic);
-        p.u16(2);
-        p.u16(4);
-        p.u32(0);
-        p.u32(0);
-        p.u32(snaplen);
-        p.u32(link);
-        p
-    }
-
-    fn u32(&mut self, v: u32) {
-        let b = if self.big_endian {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        };
-        self.buf.extend_from_slice(&b);
-    }
-
-    fn u16(&mut self, v: u16) {
-        let b = if self.big_endian {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        };
-        self.buf.extend_from_slice(&b);
+        }
     }
 
     /// Appends a packet, cut to the snaplen; the wire length stays the frame's.
     pub fn packet(&mut self, ts_ns: u64, frame: &[u8]) {
         let cap = frame.len().min(self.snaplen as usize);
-        self.u32((ts_ns / 1_000_000_000) as u32);
-        let frac = ts_ns % 1_000_000_000;
-        self.u32(if self.nanos { frac } else { frac / 1000 } as u32);
-        self.u32(cap as u32);
-        self.u32(frame.len() as u32);
-        self.buf.extend_from_slice(&frame[..cap]);
+        self.format
+            .record(&mut self.buf, ts_ns, &frame[..cap], frame.len() as u32);
     }
 }
 

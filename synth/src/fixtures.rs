@@ -2,7 +2,7 @@
 //! layer, written under every link type portflow decodes, inside every tunnel,
 //! cut by a small snaplen, fragmented, and as deliberately broken files.
 //!
-//! Regenerate with `cargo run --example make_fixtures` (a test checks that the
+//! Regenerate with `make fixtures` (a test checks that the
 //! committed files equal what this code makes).
 use super::build::*;
 use super::write::{Pcap, Pcapng};

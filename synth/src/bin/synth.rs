@@ -1,11 +1,11 @@
 //! Seeded synthetic captures for benchmarks and flood tests (never committed).
 //!
-//! `cargo run --release --example synth -- scale PACKETS FLOWS PORTS OUT.pcap`
+//! `cargo run --release -p portflow-synth --bin synth -- scale PACKETS FLOWS PORTS OUT.pcap`
 //!     PACKETS packets over FLOWS TCP/UDP flows, servers on PORTS distinct ports
-//! `cargo run --release --example synth -- established PACKETS FLOWS PORTS OUT.pcap`
+//! `cargo run --release -p portflow-synth --bin synth -- established PACKETS FLOWS PORTS OUT.pcap`
 //!     the same, but the first FLOWS packets open every flow in turn, so the
 //!     packets after them only update flows (the scale curves use it)
-//! `cargo run --release --example synth -- flood FLOWS OUT.pcap`
+//! `cargo run --release -p portflow-synth --bin synth -- flood FLOWS OUT.pcap`
 //!     FLOWS SYNs from random sources to 172.16.0.1:80, each a new flow
 use std::io::Write;
 
@@ -30,15 +30,15 @@ fn main() -> std::io::Result<()> {
         }
     };
     match kind {
-        0 => portflow::synth::scale::generate(7, num(1), num(2) as u32, num(3) as u16, &mut sink),
-        2 => portflow::synth::scale::generate_established(
+        0 => portflow_synth::scale::generate(7, num(1), num(2) as u32, num(3) as u16, &mut sink),
+        2 => portflow_synth::scale::generate_established(
             7,
             num(1),
             num(2) as u32,
             num(3) as u16,
             &mut sink,
         ),
-        _ => portflow::synth::scale::syn_flood(7, num(1), 80, &mut sink),
+        _ => portflow_synth::scale::syn_flood(7, num(1), 80, &mut sink),
     }
     err?;
     f.flush()

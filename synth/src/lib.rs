@@ -1,7 +1,7 @@
-//! Synthetic traffic: packet builders, pcap/pcapng writers, the seeded
-//! scenarios that make the files in `fixtures/generated/`, and the scale
-//! generator for benchmarks. Used by `examples/make_fixtures.rs`, tests and
-//! benches; never on the analysis path.
+//! Seeded test traffic for portflow: packet builders, pcap/pcapng files in
+//! memory, the scenarios that make the files in `fixtures/generated/`, and the
+//! scale and flood generators the benchmarks use. A development tool: the
+//! tests, benchmarks and fixture scripts use it; the shipped library does not.
 
 pub mod build;
 pub mod fixtures;
