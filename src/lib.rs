@@ -4,6 +4,7 @@ pub mod cli;
 pub mod decode;
 pub mod detect;
 pub mod hint;
+pub mod inspect;
 pub mod pipeline;
 pub mod report;
 pub mod services;

@@ -4,7 +4,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use portflow::decode::{decode, Decoded, Kind, LinkType};
-use portflow::detect::protocol::{identify, FlowInspect};
+use portflow::inspect::{identify, FlowInspect};
 use portflow::services::Transport;
 
 fuzz_target!(|data: &[u8]| {

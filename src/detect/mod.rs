@@ -8,7 +8,6 @@
 
 pub mod payload;
 pub mod policy;
-pub mod protocol;
 pub mod scan;
 
 use crate::decode::{ip_text, to_ip};

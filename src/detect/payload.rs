@@ -16,9 +16,9 @@
 //!   AUTH; an MQTT password. **medium**: an FTP, POP3 or IMAP session with no
 //!   upgrade to TLS (and no login in its first packets); an HTTP
 //!   `Authorization` header with another scheme (a bearer token or digest).
-use super::protocol::{clear, Protocol};
 use super::{Finding, PortSite, Severity};
 use crate::decode::to_ip;
+use crate::inspect::{clear, Protocol};
 use crate::services::{Services, Transport};
 use crate::stats::distinct::Distinct;
 use crate::stats::inventory::{Detected, Inventory, OpenPortKey};

@@ -1,22 +1,22 @@
 //! The reader side of the pipeline: decode, count what is not port traffic,
 //! attribute later IP fragments, remember answered handshakes, and hand
 //! [`FlowPacket`]s to workers in batches, sharded by a symmetric flow hash.
+use super::batch::{Batch, BATCH};
 use super::filter::Filter;
 use crate::decode::{self, tcp_flags as F, Addr, Decoded, Kind, Layer, Reason};
-use crate::detect::protocol::{INSPECT_BYTES, INSPECT_PACKETS};
 use crate::hint::zeroed_written;
+use crate::inspect::{INSPECT_BYTES, INSPECT_PACKETS};
 use crate::services::Transport;
 use crate::source::RawPacket;
 use crate::stats::flow::{
-    Batch, FlowKey, FlowPacket, FlowTable, Timeouts, HINT_FRESH, HINT_HI_SERVER, HINT_LO_SERVER,
-    SWEEP, SWEEP_EVERY_NS,
+    FlowKey, FlowPacket, FlowTable, Timeouts, HINT_FRESH, HINT_HI_SERVER, HINT_LO_SERVER, SWEEP,
 };
 use crate::stats::Totals;
 use crossbeam_channel::{Receiver, Sender};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-/// Packets per batch handed to a worker.
-pub const BATCH: usize = 1024;
+/// Sweeps for idle flows run every this much packet time.
+const SWEEP_EVERY_NS: u64 = 10_000_000_000;
 /// First fragments remembered at once, and how long (packet time).
 const FRAG_CAP: usize = 65_536;
 const FRAG_TTL_NS: u64 = 60_000_000_000;
@@ -472,7 +472,7 @@ impl Dispatcher {
             return;
         }
         if let Some(t) = self.inline.as_mut() {
-            t.account_batch(&self.batches[shard]);
+            t.account_batch(&self.batches[shard].pkts, &self.batches[shard].bytes);
             self.batches[shard].clear();
             return;
         }

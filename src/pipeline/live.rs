@@ -8,6 +8,7 @@
 //! capture. Every interval it reads libpcap's counters once and publishes them;
 //! workers publish their per-port counters on their own timer. Nothing on this
 //! path waits for the display.
+use super::Batch;
 use super::{merge, run_pipeline, Analysis, Options, Publish, RunError};
 use crate::services::Transport;
 use crate::source::live::{
@@ -15,7 +16,7 @@ use crate::source::live::{
     BLOCK_TIMEOUT,
 };
 use crate::source::RawPacket;
-use crate::stats::flow::{Batch, FlowTable};
+use crate::stats::flow::FlowTable;
 use crate::stats::{Count, PortKey};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde::Serialize;
@@ -85,7 +86,7 @@ pub(crate) fn worker_loop(
     loop {
         match rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
             Ok(mut batch) => {
-                table.account_batch(&batch);
+                table.account_batch(&batch.pkts, &batch.bytes);
                 batch.clear();
                 let _ = recycle.try_send(batch);
             }

@@ -15,16 +15,17 @@
 //! close; the merge is exact, so the report is the same for any worker count
 //! (unless the flow cap forces evictions, which are counted and reported).
 
+mod batch;
 mod dispatch;
 pub mod filter;
 pub mod live;
 pub mod timings;
 
-pub use dispatch::BATCH;
+pub use batch::{Batch, BATCH};
 
 use crate::services::Services;
 use crate::source::{read_capture, FileError, Input};
-use crate::stats::flow::{Batch, FlowRecord, FlowTable, Timeouts};
+use crate::stats::flow::{FlowRecord, FlowTable, Timeouts};
 use crate::stats::inventory::Inventory;
 use crate::stats::{PortTable, Totals};
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -155,7 +156,7 @@ pub struct Analysis {
     /// Open ports seen serving, and refused attempts per host.
     pub inventory: Inventory,
     /// Failed or unanswered attempts and odd-flag probes, for scan findings.
-    pub attempts: crate::detect::scan::Attempts,
+    pub attempts: crate::stats::attempts::Attempts,
     /// Finished flows sorted by first packet (only with `keep_flows`).
     pub flows: Vec<FlowRecord>,
     pub files: Vec<FileReport>,
@@ -251,7 +252,7 @@ fn spawn_workers(opts: &Options, lossy: bool, publish: Option<Publish>, polls: u
                 match publish {
                     None => {
                         while let Ok(mut batch) = recv_polling(&rx, polls) {
-                            table.account_batch(&batch);
+                            table.account_batch(&batch.pkts, &batch.bytes);
                             batch.clear();
                             let _ = recycle.try_send(batch);
                         }
@@ -351,7 +352,7 @@ fn merge<R>(ran: Ran<R>, workers: usize, started: Instant) -> (Analysis, R) {
     // what only one worker saw is moved, not copied.
     let mut ports: Option<PortTable> = None;
     let mut inventory = Inventory::default();
-    let mut attempts = crate::detect::scan::Attempts::default();
+    let mut attempts = crate::stats::attempts::Attempts::default();
     let mut flows = Vec::new();
     let (mut evicted, mut peak) = (0, 0);
     for mut t in tables {

@@ -33,21 +33,6 @@ struct FlowLine<'a> {
     cleartext: Vec<&'static str>,
 }
 
-/// Names of the cleartext bits of a flow.
-pub fn cleartext_names(bits: u8) -> Vec<&'static str> {
-    use crate::detect::protocol::clear::*;
-    crate::stats::flag_names(
-        bits,
-        &[
-            (HTTP_BASIC, "http-basic"),
-            (HTTP_AUTH, "http-authorization"),
-            (LOGIN_FORM, "login-form"),
-            (LOGIN, "login"),
-            (UPGRADED, "tls-upgrade"),
-        ],
-    )
-}
-
 pub fn write_flows(flows: &[FlowRecord], services: &Services, w: &mut dyn Write) -> io::Result<()> {
     for f in flows {
         let (cip, cport) = f.client();
@@ -68,9 +53,9 @@ pub fn write_flows(flows: &[FlowRecord], services: &Services, w: &mut dyn Write)
             first_seen: rfc3339(f.first_ns),
             last_seen: rfc3339(f.last_ns),
             duration_s: f.last_ns.saturating_sub(f.first_ns) as f64 / 1e9,
-            conn_state: f.state,
+            conn_state: f.state.name(),
             detected: f.detected.map(|p| p.as_str()),
-            cleartext: cleartext_names(f.cleartext),
+            cleartext: super::names::cleartext(f.cleartext),
         };
         serde_json::to_writer(&mut *w, &line)?;
         w.write_all(b"\n")?;

@@ -4,6 +4,7 @@
 
 pub mod flows;
 pub mod live;
+mod names;
 pub mod table;
 pub mod time;
 
@@ -383,7 +384,7 @@ impl Report {
                 port: k.port,
                 service: services.name(k.transport, k.port).map(str::to_string),
                 class: PortClass::of(k.port),
-                evidence: crate::stats::inventory::evidence_names(o.evidence),
+                evidence: names::evidence(o.evidence),
                 detected: protocols.first().map(|(p, _)| p.as_str()),
                 protocols: protocols.iter().map(|(p, n)| (p.as_str(), *n)).collect(),
                 first_seen: time::rfc3339(o.span.first_ns),

@@ -161,6 +161,7 @@ impl<V: Copy> FlowMap<V> {
     }
 
     /// Entries the table takes.
+    #[cfg(test)]
     pub fn capacity(&self) -> usize {
         self.cap
     }

@@ -9,25 +9,14 @@
 use super::distinct::Distinct;
 use super::Count;
 use crate::decode::Addr;
-use crate::detect::protocol::{clear, Protocol};
+use crate::inspect::{clear, Protocol};
 use crate::services::Transport;
 use rustc_hash::FxHashMap;
 
+/// Evidence bits: why a port is taken as open (strongest first).
 pub const HANDSHAKE: u8 = 1;
 pub const ANSWERED: u8 = 2;
 pub const MIDSTREAM: u8 = 4;
-
-/// Names of the evidence bits, strongest first.
-pub fn evidence_names(bits: u8) -> Vec<&'static str> {
-    super::flag_names(
-        bits,
-        &[
-            (HANDSHAKE, "handshake"),
-            (ANSWERED, "answered"),
-            (MIDSTREAM, "midstream"),
-        ],
-    )
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct OpenPortKey {
@@ -98,7 +87,7 @@ pub struct FlowOutcome {
     /// The protocol detected from payload, and cleartext evidence bits.
     pub detected: Option<Protocol>,
     pub cleartext: u8,
-    /// The server's own answer was recognised ([`crate::detect::protocol::FlowInspect::server_confirms`]).
+    /// The server's own answer was recognised ([`crate::inspect::FlowInspect::server_confirms`]).
     pub confirmed: bool,
 }
 

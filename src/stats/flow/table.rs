@@ -1,0 +1,216 @@
+//! A worker's flows: the table it accounts packets into, ports included.
+use super::ending::{ending, Ending};
+use super::evict::Carried;
+use super::server::lo_is_server;
+use super::state::{update, Flow};
+use super::{FlowKey, FlowPacket, FlowRecord, Timeouts, HINT_FRESH, SWEEP};
+use crate::decode::tcp_flags as F;
+use crate::hint::prefetch;
+use crate::services::{Services, Transport};
+use crate::stats::attempts::{Attempts, ATTEMPTS_CAP};
+use crate::stats::flowmap::FlowMap;
+use crate::stats::inventory::Inventory;
+use crate::stats::PortTable;
+use std::sync::Arc;
+
+/// One worker's flows and ports. Flows end when idle (packet time), on a new
+/// SYN after a close, when the table is full ([`Self::make_room`]) and at the
+/// end of input; what an ending flow contributes goes to the port counters,
+/// the inventory, the scan attempts and (with `keep_records`) the records.
+pub struct FlowTable {
+    pub(super) flows: FlowMap<Flow>,
+    pub ports: PortTable,
+    services: Arc<Services>,
+    pub(super) timeouts: Timeouts,
+    /// Most flows held at once.
+    pub(super) cap: usize,
+    /// Finished flows, kept only when `keep_records`.
+    pub records: Vec<FlowRecord>,
+    keep_records: bool,
+    /// Flows removed because the table was full (not idle).
+    pub evicted: u64,
+    /// Most flows held at once.
+    pub peak_flows: usize,
+    /// Open ports and refused attempts, from finished flows.
+    pub inventory: Inventory,
+    /// Connection attempts that failed or got no answer, and odd-flag probes (for scan findings).
+    pub attempts: Attempts,
+    /// What payload inspection found in flows evicted while still open, for
+    /// their continuation (made when the first eviction happens).
+    pub(super) carried: Option<Carried>,
+}
+
+impl FlowTable {
+    /// An empty table that holds at most `cap` flows (at least 16), keeping
+    /// a record of each finished flow when `keep_records` (`--flows`).
+    pub fn new(
+        services: Arc<Services>,
+        timeouts: Timeouts,
+        cap: usize,
+        keep_records: bool,
+    ) -> Self {
+        let cap = cap.max(16);
+        FlowTable {
+            flows: FlowMap::with_capacity(cap),
+            ports: PortTable::default(),
+            services,
+            timeouts,
+            cap,
+            records: Vec::new(),
+            keep_records,
+            evicted: 0,
+            peak_flows: 0,
+            inventory: Inventory::default(),
+            attempts: Attempts::with_cap(ATTEMPTS_CAP),
+            carried: None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    /// Accounts packet records in order; `payload` holds the payload prefixes
+    /// they point to ([`FlowPacket::payload_at`]). What each packet will touch
+    /// is fetched into the cache a few packets ahead, since with many flows
+    /// and ports it is not there: 16 ahead the record itself (written on the
+    /// reader's core); 8 ahead the flow table's control bytes and the port
+    /// table's entries for both ports (which one is the service is known only
+    /// from the flow); 4 ahead, those being in cache, the slot the flow's
+    /// probe ends at, the per-port counters the entries point to, the payload
+    /// prefix and, for a packet the reader marked [`HINT_FRESH`], the per-flow
+    /// fields of both ports' statistics.
+    pub fn account_batch(&mut self, pkts: &[FlowPacket], payload: &[u8]) {
+        const AHEAD: usize = 4;
+        let first = |me: &Self, p: &FlowPacket| {
+            me.flows.prefetch_ctrl(p.hash);
+            me.ports.prefetch_entry(p.key.transport, p.key.lo_port);
+            me.ports.prefetch_entry(p.key.transport, p.key.hi_port);
+        };
+        let second = |me: &Self, p: &FlowPacket| {
+            me.flows.prefetch_slot(p.hash);
+            if p.payload_len > 0 {
+                // The reader wrote it on its own core.
+                prefetch(payload.as_ptr().wrapping_add(p.payload_at as usize));
+            }
+            if p.hints & HINT_FRESH != 0 {
+                me.ports.prefetch_per_flow(p.key.transport, p.key.lo_port);
+                me.ports.prefetch_per_flow(p.key.transport, p.key.hi_port);
+            }
+            me.ports.prefetch(p.key.transport, p.key.lo_port);
+            me.ports.prefetch(p.key.transport, p.key.hi_port);
+        };
+        for p in pkts.iter().take(2 * AHEAD) {
+            first(self, p);
+        }
+        for p in pkts.iter().take(AHEAD) {
+            second(self, p);
+        }
+        for (i, p) in pkts.iter().enumerate() {
+            // The records themselves were written on the reader's core.
+            if let Some(next) = pkts.get(i + 4 * AHEAD) {
+                prefetch((next as *const FlowPacket).cast());
+            }
+            if let Some(next) = pkts.get(i + 2 * AHEAD) {
+                first(self, next);
+            }
+            if let Some(next) = pkts.get(i + AHEAD) {
+                second(self, next);
+            }
+            self.account(p, p.payload(payload));
+        }
+    }
+
+    /// Accounts one packet (or runs a sweep marker); `payload` is the prefix
+    /// the reader attached to it ([`FlowPacket::payload`]), usually empty.
+    #[inline]
+    pub fn account(&mut self, p: &FlowPacket, payload: &[u8]) {
+        let now = p.ts;
+        if p.hints & SWEEP != 0 {
+            return self.sweep(now);
+        }
+        let t = p.key.transport;
+        let syn_only = p.tcp_flags & (F::SYN | F::ACK) == F::SYN && t == Transport::Tcp;
+        // Fast path, one hash look-up: a packet of a live flow.
+        let timeouts = self.timeouts;
+        let restart = match self.flows.get_mut(&p.key, p.hash) {
+            Some(f) => {
+                let idle = timeouts.expired(t, f, now);
+                if !(idle || (syn_only && f.closed())) {
+                    update(f, &mut self.ports, p, payload);
+                    return;
+                }
+                true
+            }
+            None => false,
+        };
+        if restart {
+            let f = self.flows.remove(&p.key, p.hash).expect("present");
+            self.finish(p.key, f);
+        }
+        if self.flows.len() >= self.cap {
+            self.make_room(now);
+        }
+        let server_is_lo = lo_is_server(&self.services, p);
+        let mut f = Flow::starting(p, server_is_lo);
+        if !syn_only {
+            if let Some(c) = self.carried.as_mut() {
+                f.inspect = c.take(&p.key, p.hash).unwrap_or_default();
+            }
+        }
+        let ((server, sport), (client, _)) = p.key.sides(server_is_lo);
+        let ps = self.ports.get_mut(t, sport);
+        ps.flows += 1;
+        ps.clients.insert(client);
+        ps.servers.insert(server);
+        update(&mut f, &mut self.ports, p, payload);
+        self.flows.insert_new(p.key, p.hash, f);
+        self.peak_flows = self.peak_flows.max(self.flows.len());
+    }
+
+    pub(super) fn finish(&mut self, key: FlowKey, f: Flow) {
+        let e = ending(key, &f);
+        self.apply(key, &f, e, true);
+    }
+
+    /// Adds what ending flow `f` contributes to the port counters, the scan
+    /// attempts, the flow records and (when `observe`) the inventory.
+    pub(super) fn apply(&mut self, key: FlowKey, f: &Flow, e: Ending, observe: bool) {
+        if key.transport == Transport::Tcp {
+            self.ports.get_mut(key.transport, e.outcome.key.port).states[e.state.index()] += 1;
+        }
+        if let Some(a) = e.attempt {
+            self.attempts.push(a);
+        }
+        if self.keep_records {
+            self.records.push(FlowRecord {
+                key,
+                server_is_lo: f.server_is_lo,
+                first_ns: f.first,
+                last_ns: f.last,
+                to_server: f.dir[0].count(),
+                to_client: f.dir[1].count(),
+                state: e.state,
+                detected: e.outcome.detected,
+                cleartext: e.outcome.cleartext,
+            });
+        }
+        if observe {
+            self.inventory.observe(e.outcome);
+        }
+    }
+
+    /// Ends flows idle at packet time `now`.
+    pub fn sweep(&mut self, now: u64) {
+        self.end_idle_and_evict(now, 0, None);
+    }
+
+    /// Ends every flow (end of input).
+    pub fn finish_all(&mut self) {
+        self.finish_all_on(1);
+    }
+}
