@@ -252,26 +252,18 @@ fn add_findings(
     services: &Services,
     args: &AnalysisArgs,
 ) -> u8 {
-    if let Some(p) = policy {
-        report.findings = detect::unexpected_ports(&a.inventory, p, services);
-    }
-    let th = detect::scan::Thresholds {
+    let th = detect::Thresholds {
         ports: args.scan_ports.max(1),
         hosts: args.sweep_hosts.max(1),
         window: args.scan_window,
     };
-    report
-        .findings
-        .extend(detect::scan::scans(&mut a.attempts.list, th));
-    report
-        .findings
-        .extend(detect::payload::service_mismatches(&a.inventory, services));
-    report
-        .findings
-        .extend(detect::payload::cleartext(&a.inventory, services));
-    detect::sort(&mut report.findings);
+    let found = detect::findings(&a.inventory, &mut a.attempts.list, policy, services, th);
+    report.findings = found
+        .iter()
+        .map(|f| crate::report::findings::FindingRow::new(f, services))
+        .collect();
     match args.fail_on {
-        Some(level) if report.findings.iter().any(|f| f.severity >= level) => 1,
+        Some(level) if found.iter().any(|f| f.severity >= level.into()) => 1,
         _ => 0,
     }
 }

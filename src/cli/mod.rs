@@ -37,6 +37,27 @@ pub enum Format {
     Ndjson,
 }
 
+/// A finding's severity, as `--fail-on` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Info,
+    Low,
+    Medium,
+    High,
+}
+
+impl From<FailOn> for crate::detect::Severity {
+    fn from(f: FailOn) -> Self {
+        use crate::detect::Severity;
+        match f {
+            FailOn::Info => Severity::Info,
+            FailOn::Low => Severity::Low,
+            FailOn::Medium => Severity::Medium,
+            FailOn::High => Severity::High,
+        }
+    }
+}
+
 /// `60`, `60s`, `500ms`, `5m`, `1h`.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
@@ -94,7 +115,7 @@ pub struct AnalysisArgs {
 
     /// Exit with status 1 when a finding at or above this severity was found.
     #[arg(long, value_enum, value_name = "SEVERITY")]
-    pub fail_on: Option<crate::detect::Severity>,
+    pub fail_on: Option<FailOn>,
 
     /// port-scan: distinct ports of one host a source must fail to reach within --scan-window (Zeek's default).
     #[arg(long, default_value_t = 15, value_name = "N")]

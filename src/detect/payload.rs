@@ -16,19 +16,17 @@
 //!   AUTH; an MQTT password. **medium**: an FTP, POP3 or IMAP session with no
 //!   upgrade to TLS (and no login in its first packets); an HTTP
 //!   `Authorization` header with another scheme (a bearer token or digest).
-use super::{Finding, PortSite, Severity};
-use crate::decode::to_ip;
+use super::{Exposure, Finding, Kind, PortSite, Severity};
 use crate::inspect::{clear, Protocol};
 use crate::services::{Services, Transport};
 use crate::stats::distinct::Distinct;
 use crate::stats::inventory::{Detected, Inventory, OpenPortKey};
 
 /// The port, protocol and flows a payload finding is about.
-fn site<'a>(k: &'a OpenPortKey, p: Protocol, d: &Detected, services: &'a Services) -> PortSite<'a> {
+fn site<'a>(k: &'a OpenPortKey, p: Protocol, d: &Detected) -> PortSite<'a> {
     PortSite {
         key: k,
-        services,
-        detected: Some(p.as_str()),
+        detected: Some(p),
         span: d.span,
         packets: d.packets,
         bytes: d.bytes,
@@ -75,117 +73,53 @@ pub fn service_mismatches(inv: &Inventory, services: &Services) -> Vec<Finding> 
         let Some((severity, registered)) = judge(*p, services, k.transport, k.port) else {
             continue;
         };
-        let host = to_ip(&k.host);
-        let registered = match (services.name(k.transport, k.port), registered) {
-            (Some(n), Some(q)) => format!("registered for {n} ({q})"),
-            (Some(n), None) => format!("registered for {n}"),
-            (None, _) => "not registered to any service".to_string(),
-        };
-        out.push(site(k, *p, d, services).finding(
-            "service-mismatch",
-            severity,
-            d.confirmed,
-            &d.clients,
-            format!(
-                "{host} speaks {p} on {}/{}, {registered}; {} flow(s) from {} client(s)",
-                k.transport,
-                k.port,
-                d.confirmed,
-                d.clients.len()
-            ),
-        ));
+        let kind = Kind::ServiceMismatch { registered };
+        out.push(site(k, *p, d).finding(kind, severity, d.confirmed, &d.clients));
     }
     out
 }
 
-/// `cleartext` findings, one per (host, transport, port, protocol, issue).
-pub fn cleartext(inv: &Inventory, services: &Services) -> Vec<Finding> {
+/// What cleartext one detection shows: (severity, exposure, flows, clients),
+/// in a fixed order; exposures in no flow are left out.
+fn exposures(p: Protocol, d: &Detected) -> Vec<(Severity, Exposure, u64, &Distinct)> {
     use clear::*;
+    use Exposure::*;
+    use Severity::{High, Medium};
+    let login = d.with(LOGIN);
+    let all = match p {
+        Protocol::Telnet => vec![(High, TelnetSession, d.span.flows, &d.clients)],
+        Protocol::Ftp | Protocol::Pop3 | Protocol::Imap => {
+            let plain = d.span.flows.saturating_sub(d.with(UPGRADED) + login);
+            vec![
+                (High, Login, login, &d.clear_clients),
+                (Medium, SessionWithoutTls, plain, &d.clients),
+            ]
+        }
+        Protocol::Smtp => vec![(High, SmtpAuth, login, &d.clear_clients)],
+        Protocol::Http => vec![
+            (High, HttpBasic, d.with(HTTP_BASIC), &d.clear_clients),
+            (High, LoginForm, d.with(LOGIN_FORM), &d.clear_clients),
+            (
+                Medium,
+                HttpAuthorization,
+                d.with(HTTP_AUTH),
+                &d.clear_clients,
+            ),
+        ],
+        Protocol::Redis => vec![(High, RedisAuth, login, &d.clear_clients)],
+        Protocol::Mqtt => vec![(High, MqttPassword, login, &d.clear_clients)],
+        _ => Vec::new(),
+    };
+    all.into_iter().filter(|e| e.2 > 0).collect()
+}
+
+/// `cleartext` findings, one per (host, transport, port, protocol, exposure).
+pub fn cleartext(inv: &Inventory) -> Vec<Finding> {
     let mut out = Vec::new();
     for ((k, p), d) in &inv.detected {
-        let host = to_ip(&k.host);
-        let at = format!("{host} {}/{}", k.transport, k.port);
-        let site = site(k, *p, d, services);
-        let mut add = |severity, flows: u64, clients: &Distinct, what: String| {
-            if flows > 0 {
-                out.push(site.finding(
-                    "cleartext",
-                    severity,
-                    flows,
-                    clients,
-                    format!(
-                        "{what} on {at}: {flows} flow(s) from {} client(s)",
-                        clients.len()
-                    ),
-                ));
-            }
-        };
-        let login = d.with(LOGIN);
-        match p {
-            Protocol::Telnet => add(
-                Severity::High,
-                d.span.flows,
-                &d.clients,
-                "Telnet session in cleartext (anything typed, passwords included, is readable)"
-                    .into(),
-            ),
-            Protocol::Ftp | Protocol::Pop3 | Protocol::Imap => {
-                let name = p.as_str().to_uppercase();
-                add(
-                    Severity::High,
-                    login,
-                    &d.clear_clients,
-                    format!("{name} login in cleartext"),
-                );
-                let plain = d.span.flows.saturating_sub(d.with(UPGRADED) + login);
-                add(
-                    Severity::Medium,
-                    plain,
-                    &d.clients,
-                    format!(
-                        "{name} session without TLS (no credentials seen in its first packets)"
-                    ),
-                );
-            }
-            Protocol::Smtp => add(
-                Severity::High,
-                login,
-                &d.clear_clients,
-                "SMTP AUTH without STARTTLS".into(),
-            ),
-            Protocol::Http => {
-                add(
-                    Severity::High,
-                    d.with(HTTP_BASIC),
-                    &d.clear_clients,
-                    "HTTP Basic credentials in cleartext".into(),
-                );
-                add(
-                    Severity::High,
-                    d.with(LOGIN_FORM),
-                    &d.clear_clients,
-                    "password or login form sent over plain HTTP".into(),
-                );
-                add(
-                    Severity::Medium,
-                    d.with(HTTP_AUTH),
-                    &d.clear_clients,
-                    "HTTP Authorization header (token or digest) in cleartext".into(),
-                );
-            }
-            Protocol::Redis => add(
-                Severity::High,
-                login,
-                &d.clear_clients,
-                "Redis AUTH in cleartext".into(),
-            ),
-            Protocol::Mqtt => add(
-                Severity::High,
-                login,
-                &d.clear_clients,
-                "MQTT CONNECT with a password in cleartext".into(),
-            ),
-            _ => {}
+        for (severity, exposure, flows, clients) in exposures(*p, d) {
+            let kind = Kind::Cleartext(exposure);
+            out.push(site(k, *p, d).finding(kind, severity, flows, clients));
         }
     }
     out
@@ -234,12 +168,12 @@ mod tests {
         }
         t.finish_all();
         let mut f = service_mismatches(&t.inventory, &s);
-        f.extend(cleartext(&t.inventory, &s));
+        f.extend(cleartext(&t.inventory));
         crate::detect::sort(&mut f);
         f.into_iter()
             .map(|f| {
                 (
-                    f.kind,
+                    f.kind.name(),
                     f.severity,
                     f.port.unwrap(),
                     f.detected.unwrap().to_string(),

@@ -2,8 +2,8 @@
 //! NULL/FIN/Xmas probes.
 //!
 //! Workers record an [`Attempt`] for every flow that ends without an answer
-//! (TCP `S0`, `REJ`, `RSTOS0`, `SH`; UDP/SCTP/DCCP with no reply) and for every
-//! flow opened by a NULL, FIN or Xmas packet. After the merge:
+//! and for every flow opened by a NULL, FIN or Xmas packet
+//! ([`crate::stats::attempts`]). After the merge:
 //! - `port-scan`: one source, one target host, at least `ports` distinct ports
 //!   within `window` (defaults from Zeek's scan policy: 15 ports in 5 minutes);
 //! - `host-sweep`: one source, one port, at least `hosts` distinct hosts within
@@ -12,31 +12,12 @@
 //!
 //! Only attempts that failed count, so a busy server answering many clients is
 //! never a scan, and neither is a client talking to many open services.
-use super::{Evidence, Finding, Severity};
-use crate::decode::{ip_text, to_ip};
-use crate::report::time::rfc3339;
+use super::{Evidence, Finding, Kind, Severity, Thresholds};
+use crate::decode::Addr;
 use crate::services::Transport;
 use crate::stats::attempts::{Attempt, FIN_PROBE, NULL_PROBE, XMAS_PROBE};
 use rustc_hash::FxHashMap;
-use std::time::Duration;
-
-/// Scan thresholds (`--scan-ports`, `--sweep-hosts`, `--scan-window`).
-#[derive(Debug, Clone, Copy)]
-pub struct Thresholds {
-    pub ports: usize,
-    pub hosts: usize,
-    pub window: Duration,
-}
-
-impl Default for Thresholds {
-    fn default() -> Self {
-        Thresholds {
-            ports: 15,
-            hosts: 25,
-            window: Duration::from_secs(300),
-        }
-    }
-}
+use std::collections::BTreeSet;
 
 /// Most distinct values of `key` among items within `window` of each other
 /// (items sorted by time); returns (distinct, first ts, last ts) of that window.
@@ -78,133 +59,135 @@ fn host_key(a: &Attempt) -> [u8; 18] {
     k
 }
 
+/// How many distinct values `values` holds.
+fn distinct<T: Ord>(values: impl Iterator<Item = T>) -> u64 {
+    values.collect::<std::collections::BTreeSet<T>>().len() as u64
+}
+
+/// A finding about what source `src` tried, between `first_ns` and `last_ns`.
+fn by_source(kind: Kind, severity: Severity, src: Addr, first_ns: u64, last_ns: u64) -> Finding {
+    Finding {
+        kind,
+        severity,
+        transport: Transport::Tcp,
+        port: None,
+        host: None,
+        src: Some(src),
+        detected: None,
+        evidence: Evidence::default(),
+        clients: Vec::new(),
+        first_ns,
+        last_ns,
+    }
+}
+
 /// Port scans, host sweeps and odd-flag probes among `attempts`.
 pub fn scans(attempts: &mut [Attempt], th: Thresholds) -> Vec<Finding> {
+    let mut out = port_scans(attempts, th);
+    out.extend(host_sweeps(attempts, th));
+    out.extend(odd_flags(attempts));
+    out
+}
+
+/// Vertical scans: per (source, target, transport), by time.
+fn port_scans(attempts: &mut [Attempt], th: Thresholds) -> Vec<Finding> {
     let window = th.window.as_nanos().min(u64::MAX as u128) as u64;
-    let mut out = Vec::new();
-    // Vertical: per (source, target, transport), by time.
     attempts.sort_unstable_by(|a, b| {
         (a.src, a.dst, a.transport, a.ts, a.port).cmp(&(b.src, b.dst, b.transport, b.ts, b.port))
     });
+    let mut out = Vec::new();
     for g in attempts.chunk_by(|a, b| (a.src, a.dst, a.transport) == (b.src, b.dst, b.transport)) {
-        let (distinct, first, last) = densest(g, |a| a.ts, port_key, window);
-        if distinct >= th.ports {
-            let refused = g.iter().filter(|a| a.refused).count();
-            let all_ports = g
-                .iter()
-                .map(|a| a.port)
-                .collect::<std::collections::BTreeSet<_>>()
-                .len();
-            out.push(Finding {
-                kind: "port-scan",
-                severity: if distinct >= 100 { Severity::High } else { Severity::Medium },
-                proto: g[0].transport,
-                port: None,
-                host: Some(ip_text(&g[0].dst)),
-                src: Some(ip_text(&g[0].src)),
-                service: None,
-            detected: None,
-                detail: format!(
-                    "{} tried {} distinct {} ports on {} within {}s ({} ports in all; {} attempts, {} refused, {} unanswered)",
-                    to_ip(&g[0].src),
-                    distinct,
-                    g[0].transport,
-                    to_ip(&g[0].dst),
-                    th.window.as_secs(),
-                    all_ports,
-                    g.len(),
-                    refused,
-                    g.len() - refused
-                ),
-                evidence: Evidence { attempts: Some(g.len() as u64), ports: Some(all_ports as u64), ..Evidence::default() },
-                clients: Vec::new(),
-                first_seen: rfc3339(first),
-                last_seen: rfc3339(last),
-            });
+        let (most, first, last) = densest(g, |a| a.ts, port_key, window);
+        if most < th.ports {
+            continue;
         }
+        let kind = Kind::PortScan {
+            distinct: most as u64,
+            window: th.window,
+            refused: g.iter().filter(|a| a.refused).count() as u64,
+        };
+        let severity = if most >= 100 {
+            Severity::High
+        } else {
+            Severity::Medium
+        };
+        out.push(Finding {
+            transport: g[0].transport,
+            host: Some(g[0].dst),
+            evidence: Evidence {
+                attempts: Some(g.len() as u64),
+                ports: Some(distinct(g.iter().map(|a| a.port))),
+                ..Evidence::default()
+            },
+            ..by_source(kind, severity, g[0].src, first, last)
+        });
     }
-    // Horizontal: per (source, transport, port), by time.
+    out
+}
+
+/// Horizontal scans: per (source, transport, port), by time.
+fn host_sweeps(attempts: &mut [Attempt], th: Thresholds) -> Vec<Finding> {
+    let window = th.window.as_nanos().min(u64::MAX as u128) as u64;
     attempts.sort_unstable_by(|a, b| {
         (a.src, a.transport, a.port, a.ts, a.dst).cmp(&(b.src, b.transport, b.port, b.ts, b.dst))
     });
+    let mut out = Vec::new();
     for g in attempts.chunk_by(|a, b| (a.src, a.transport, a.port) == (b.src, b.transport, b.port))
     {
-        let (distinct, first, last) = densest(g, |a| a.ts, host_key, window);
-        if distinct >= th.hosts {
-            let all_hosts = g
-                .iter()
-                .map(|a| a.dst)
-                .collect::<std::collections::BTreeSet<_>>()
-                .len();
-            out.push(Finding {
-                kind: "host-sweep",
-                severity: if distinct >= 250 { Severity::High } else { Severity::Medium },
-                proto: g[0].transport,
-                port: Some(g[0].port),
-                host: None,
-                src: Some(ip_text(&g[0].src)),
-                service: None,
-            detected: None,
-                detail: format!(
-                    "{} tried {}/{} on {} distinct hosts within {}s ({} hosts in all, {} attempts failed or unanswered)",
-                    to_ip(&g[0].src),
-                    g[0].transport,
-                    g[0].port,
-                    distinct,
-                    th.window.as_secs(),
-                    all_hosts,
-                    g.len()
-                ),
-                evidence: Evidence { attempts: Some(g.len() as u64), hosts: Some(all_hosts as u64), ..Evidence::default() },
-                clients: Vec::new(),
-                first_seen: rfc3339(first),
-                last_seen: rfc3339(last),
-            });
-        }
-    }
-    // Odd flags: per source.
-    attempts.sort_unstable_by_key(|a| (a.src, a.ts, a.dst, a.port));
-    for g in attempts.chunk_by(|a, b| a.src == b.src) {
-        let odd: Vec<&Attempt> = g.iter().filter(|a| a.odd != 0).collect();
-        if odd.is_empty() {
+        let (most, first, last) = densest(g, |a| a.ts, host_key, window);
+        if most < th.hosts {
             continue;
         }
-        let n = |k: u8| odd.iter().filter(|a| a.odd == k).count();
-        let hosts = odd
-            .iter()
-            .map(|a| a.dst)
-            .collect::<std::collections::BTreeSet<_>>();
-        let ports = odd
-            .iter()
-            .map(|a| a.port)
-            .collect::<std::collections::BTreeSet<_>>();
+        let kind = Kind::HostSweep {
+            distinct: most as u64,
+            window: th.window,
+        };
+        let severity = if most >= 250 {
+            Severity::High
+        } else {
+            Severity::Medium
+        };
         out.push(Finding {
-            kind: "odd-flags",
-            severity: Severity::Medium,
-            proto: Transport::Tcp,
-            port: (ports.len() == 1).then(|| *ports.first().expect("one")),
-            host: (hosts.len() == 1).then(|| ip_text(hosts.first().expect("one"))),
-            src: Some(ip_text(&g[0].src)),
-            service: None,
-            detected: None,
-            detail: format!(
-                "{} sent {} NULL, {} FIN and {} Xmas probes (TCP packets no normal stack opens with) to {} port(s) on {} host(s)",
-                to_ip(&g[0].src),
-                n(NULL_PROBE),
-                n(FIN_PROBE),
-                n(XMAS_PROBE),
-                ports.len(),
-                hosts.len()
-            ),
+            transport: g[0].transport,
+            port: Some(g[0].port),
+            evidence: Evidence {
+                attempts: Some(g.len() as u64),
+                hosts: Some(distinct(g.iter().map(|a| a.dst))),
+                ..Evidence::default()
+            },
+            ..by_source(kind, severity, g[0].src, first, last)
+        });
+    }
+    out
+}
+
+/// NULL, FIN and Xmas probes: per source.
+fn odd_flags(attempts: &mut [Attempt]) -> Vec<Finding> {
+    attempts.sort_unstable_by_key(|a| (a.src, a.ts, a.dst, a.port));
+    let mut out = Vec::new();
+    for g in attempts.chunk_by(|a, b| a.src == b.src) {
+        let odd: Vec<&Attempt> = g.iter().filter(|a| a.odd != 0).collect();
+        let (Some(first), Some(last)) = (odd.first(), odd.last()) else {
+            continue;
+        };
+        let n = |k: u8| odd.iter().filter(|a| a.odd == k).count() as u64;
+        let hosts: BTreeSet<Addr> = odd.iter().map(|a| a.dst).collect();
+        let ports: BTreeSet<u16> = odd.iter().map(|a| a.port).collect();
+        let kind = Kind::OddFlags {
+            null: n(NULL_PROBE),
+            fin: n(FIN_PROBE),
+            xmas: n(XMAS_PROBE),
+        };
+        out.push(Finding {
+            port: (ports.len() == 1).then(|| ports.first().copied()).flatten(),
+            host: (hosts.len() == 1).then(|| hosts.first().copied()).flatten(),
             evidence: Evidence {
                 attempts: Some(odd.len() as u64),
                 ports: Some(ports.len() as u64),
                 hosts: Some(hosts.len() as u64),
                 ..Evidence::default()
             },
-            clients: Vec::new(),
-            first_seen: rfc3339(odd[0].ts),
-            last_seen: rfc3339(odd[odd.len() - 1].ts),
+            ..by_source(kind, Severity::Medium, g[0].src, first.ts, last.ts)
         });
     }
     out
@@ -214,7 +197,8 @@ pub fn scans(attempts: &mut [Attempt], th: Thresholds) -> Vec<Finding> {
 mod tests {
     use super::*;
     use crate::decode::v4_mapped;
-    use crate::stats::attempts::Attempts;
+    use crate::stats::attempts::{Attempts, NULL_PROBE, XMAS_PROBE};
+    use std::time::Duration;
 
     fn at(src: u8, dst: u8, port: u16, s: u64) -> Attempt {
         Attempt {
@@ -234,7 +218,7 @@ mod tests {
         assert_eq!(
             scans(&mut a, Thresholds::default())
                 .iter()
-                .filter(|f| f.kind == "port-scan")
+                .filter(|f| f.kind.name() == "port-scan")
                 .count(),
             1
         );
@@ -260,10 +244,10 @@ mod tests {
         let f = scans(&mut a, Thresholds::default());
         assert_eq!(f.len(), 1);
         assert_eq!(
-            (f[0].kind, f[0].port, f[0].evidence.hosts),
+            (f[0].kind.name(), f[0].port, f[0].evidence.hosts),
             ("host-sweep", Some(445), Some(30))
         );
-        assert_eq!(f[0].src.as_deref(), Some("10.0.0.7"));
+        assert_eq!(f[0].src, Some(v4_mapped(&[10, 0, 0, 7])));
     }
 
     #[test]
@@ -305,9 +289,9 @@ mod tests {
             .count();
         assert_eq!(kept, 200, "every scanner attempt kept");
         let f = scans(&mut a.list, Thresholds::default());
-        let scans: Vec<_> = f.iter().filter(|f| f.kind == "port-scan").collect();
+        let scans: Vec<_> = f.iter().filter(|f| f.kind.name() == "port-scan").collect();
         assert_eq!(scans.len(), 1, "{f:?}");
-        assert_eq!(scans[0].src.as_deref(), Some("10.0.0.9"));
+        assert_eq!(scans[0].src, Some(v4_mapped(&[10, 0, 0, 9])));
     }
 
     #[test]
@@ -324,12 +308,14 @@ mod tests {
         ];
         let f = scans(&mut a, Thresholds::default());
         assert_eq!(f.len(), 1);
-        assert_eq!(f[0].kind, "odd-flags");
-        assert_eq!(f[0].host.as_deref(), Some("10.0.1.1"));
-        assert!(
-            f[0].detail.contains("1 NULL, 0 FIN and 1 Xmas"),
-            "{}",
-            f[0].detail
+        assert_eq!(
+            f[0].kind,
+            Kind::OddFlags {
+                null: 1,
+                fin: 0,
+                xmas: 1
+            }
         );
+        assert_eq!(f[0].host, Some(v4_mapped(&[10, 0, 1, 1])));
     }
 }

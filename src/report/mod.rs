@@ -2,6 +2,7 @@
 //! human table or as JSON (schema in `docs/SCHEMA.md`), so both show the same
 //! numbers; and per-flow NDJSON (`--flows`).
 
+pub mod findings;
 pub mod flows;
 pub mod live;
 mod names;
@@ -34,7 +35,7 @@ pub struct Report {
     /// Per host, connection attempts its closed ports refused.
     pub closed_port_attempts: Vec<ClosedAttempts>,
     /// What should not be there, most severe first (`--policy` enables `unexpected-port`).
-    pub findings: Vec<crate::detect::Finding>,
+    pub findings: Vec<findings::FindingRow>,
     /// Live capture only: the interface, libpcap's counters, drops, why it stopped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live: Option<crate::pipeline::live::LiveSummary>,

@@ -256,13 +256,7 @@ pub fn write_table(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> 
         writeln!(w)?;
         writeln!(w, "findings: {}", thousands(r.findings.len() as u64))?;
         for f in &r.findings {
-            writeln!(
-                w,
-                "  {:<6}  {:<16} {}",
-                f.severity.as_str(),
-                f.kind,
-                f.detail
-            )?;
+            writeln!(w, "  {:<6}  {:<16} {}", f.severity, f.kind, f.detail)?;
         }
     }
     if !r.services.is_empty() {
