@@ -1,12 +1,13 @@
 //! What each subcommand does, between the parsed arguments and the library.
 use crate::cli::{AnalysisArgs, CaptureArgs, Format, InterfacesArgs, ReadArgs, ServicesArgs};
 use crate::detect::{self, policy::Policy};
+use crate::output::OutputFile;
 use crate::pipeline::{analyze_files, live, Analysis, Options, RunError};
 use crate::report::live::{draw, LiveState, Screen};
 use crate::report::{flows::write_flows, table::write_table, Report};
 use crate::services::{Services, Transport};
 use crate::source::live::LiveOptions;
-use crate::source::{expand_inputs, privileges};
+use crate::source::{expand_inputs, privileges, MAX_SNAPLEN};
 use crate::stats::flow::Timeouts;
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
@@ -59,55 +60,41 @@ fn load_services(path: &Option<PathBuf>) -> Result<Services, AppError> {
 }
 
 /// Output to stdout, or to a file written under a temporary name and renamed
-/// into place only when complete (flushed and synced); on an error the
-/// temporary file is removed and the error names the file.
+/// into place only when complete ([`OutputFile`]); an error names the file.
 pub struct Output {
-    target: Option<(PathBuf, PathBuf)>,
     w: Sink,
 }
 
 enum Sink {
     Stdout(io::BufWriter<io::Stdout>),
-    File(io::BufWriter<std::fs::File>),
-    Done,
+    File(io::BufWriter<OutputFile>),
 }
 
 impl Output {
     pub fn open(path: Option<&Path>) -> Result<Output, AppError> {
-        match path {
-            None => Ok(Output {
-                target: None,
-                w: Sink::Stdout(io::BufWriter::with_capacity(1 << 16, io::stdout())),
-            }),
+        let w = match path {
+            None => Sink::Stdout(io::BufWriter::with_capacity(1 << 16, io::stdout())),
             Some(p) => {
-                let name = p
-                    .file_name()
-                    .ok_or_else(|| format!("{}: not a file name", p.display()))?;
-                let tmp = p.with_file_name(format!(
-                    ".{}.tmp-{}",
-                    name.to_string_lossy(),
-                    std::process::id()
-                ));
-                let f = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", p.display()))?;
-                Ok(Output {
-                    target: Some((tmp, p.to_path_buf())),
-                    w: Sink::File(io::BufWriter::with_capacity(1 << 16, f)),
-                })
+                let f = OutputFile::create(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                Sink::File(io::BufWriter::with_capacity(1 << 16, f))
             }
-        }
+        };
+        Ok(Output { w })
     }
 
     pub fn writer(&mut self) -> &mut dyn Write {
         match &mut self.w {
             Sink::Stdout(w) => w,
             Sink::File(w) => w,
-            Sink::Done => panic!("output written after commit"),
         }
     }
 
     /// The file's name, for messages (`None` for standard output).
     pub fn name(&self) -> Option<&Path> {
-        self.target.as_ref().map(|(_, dest)| dest.as_path())
+        match &self.w {
+            Sink::Stdout(_) => None,
+            Sink::File(w) => Some(w.get_ref().dest()),
+        }
     }
 
     /// Writes with `f`, then commits; an error writing a file names the file
@@ -126,30 +113,17 @@ impl Output {
     }
 
     /// Flushes and, for a file, syncs it and renames it into place.
-    pub fn commit(mut self) -> Result<(), AppError> {
-        match std::mem::replace(&mut self.w, Sink::Done) {
+    pub fn commit(self) -> Result<(), AppError> {
+        match self.w {
             Sink::Stdout(mut w) => Ok(w.flush()?),
             Sink::File(w) => {
-                let (tmp, dest) = self.target.take().expect("a file target");
+                let dest = w.get_ref().dest().to_path_buf();
                 let done = w
                     .into_inner()
                     .map_err(|e| e.into_error())
-                    .and_then(|f| f.sync_all())
-                    .and_then(|()| std::fs::rename(&tmp, &dest));
-                done.map_err(|e| {
-                    let _ = std::fs::remove_file(&tmp);
-                    format!("{}: {e}", dest.display()).into()
-                })
+                    .and_then(OutputFile::commit);
+                done.map_err(|e| format!("{}: {e}", dest.display()).into())
             }
-            Sink::Done => Ok(()),
-        }
-    }
-}
-
-impl Drop for Output {
-    fn drop(&mut self) {
-        if let Some((tmp, _)) = &self.target {
-            let _ = std::fs::remove_file(tmp);
         }
     }
 }
@@ -470,7 +444,7 @@ pub fn capture(args: CaptureArgs) -> Result<u8, AppError> {
     }
     let live_opts = LiveOptions {
         interface: args.interface.clone().or(args.interface_flag.clone()),
-        snaplen: args.snaplen.clamp(1, 262_144),
+        snaplen: args.snaplen.clamp(1, MAX_SNAPLEN as i32),
         buffer_kib: args.buffer_kib.max(1),
         promisc: !args.no_promisc,
         filter: args.filter.clone(),

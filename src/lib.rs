@@ -5,6 +5,7 @@ pub mod decode;
 pub mod detect;
 pub mod hint;
 pub mod inspect;
+pub mod output;
 pub mod pipeline;
 pub mod report;
 pub mod services;

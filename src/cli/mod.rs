@@ -162,7 +162,7 @@ pub struct CaptureArgs {
     pub write: Option<PathBuf>,
 
     /// Bytes kept per packet (tcpdump -s).
-    #[arg(short = 's', long, default_value_t = 262_144, value_name = "BYTES")]
+    #[arg(short = 's', long, default_value_t = crate::source::MAX_SNAPLEN as i32, value_name = "BYTES")]
     pub snaplen: i32,
 
     /// Kernel capture buffer in KiB (tcpdump -B).

@@ -23,9 +23,10 @@ const FRAG_TTL_NS: u64 = 60_000_000_000;
 /// TCP endpoints remembered as servers (host:port that answered a SYN).
 const SERVERS_CAP: usize = 1 << 18;
 
-/// Largest believable original length: 256 KiB covers jumbo frames and
-/// segmentation-offload super-packets; beyond it the record is corrupt.
-const MAX_WIRE_LEN: u32 = 262_144;
+/// Largest believable original length: libpcap's largest snapshot length
+/// (256 KiB) covers jumbo frames and segmentation-offload super-packets;
+/// beyond it the record is corrupt.
+const MAX_WIRE_LEN: u32 = crate::source::MAX_SNAPLEN;
 
 type FragKey = (Addr, Addr, u32, u8);
 

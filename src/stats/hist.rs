@@ -291,6 +291,7 @@ impl Buckets {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::SIZE_HIGH;
 
     #[test]
     fn small_is_exact() {
@@ -305,9 +306,9 @@ mod tests {
     #[test]
     fn merge_order_does_not_matter() {
         let vals: Vec<u64> = (1..=50).map(|i| i * 37 % 1500).collect();
-        let mut one = Hist::<262_144>::default();
+        let mut one = Hist::<SIZE_HIGH>::default();
         vals.iter().for_each(|&v| one.record(v));
-        let (mut a, mut b) = (Hist::<262_144>::default(), Hist::<262_144>::default());
+        let (mut a, mut b) = (Hist::<SIZE_HIGH>::default(), Hist::<SIZE_HIGH>::default());
         for (i, &v) in vals.iter().enumerate() {
             if i % 3 == 0 {
                 a.record(v)
@@ -317,14 +318,14 @@ mod tests {
         }
         a.merge(&b);
         assert_eq!(one.summary(), a.summary());
-        let mut c = Hist::<262_144>::default();
+        let mut c = Hist::<SIZE_HIGH>::default();
         c.merge(&a);
         assert_eq!(c.summary(), one.summary());
     }
 
     #[test]
     fn few_distinct_values_stay_exact_and_small() {
-        let mut h = Hist::<262_144>::default();
+        let mut h = Hist::<SIZE_HIGH>::default();
         for i in 0..100_000u64 {
             h.record([60, 1514, 66][(i % 3) as usize]);
         }
@@ -350,12 +351,12 @@ mod tests {
             let vals: Vec<u64> = (0..5_000u64)
                 .map(|i| 60 + (i * 7919 % distinct as u64) * 13)
                 .collect();
-            let mut forward = Hist::<262_144>::default();
+            let mut forward = Hist::<SIZE_HIGH>::default();
             vals.iter().for_each(|&v| forward.record(v));
-            let mut backward = Hist::<262_144>::default();
+            let mut backward = Hist::<SIZE_HIGH>::default();
             vals.iter().rev().for_each(|&v| backward.record(v));
             // Stored without the cache: one merge of all pairs at once.
-            let mut stored = Hist::<262_144>::default();
+            let mut stored = Hist::<SIZE_HIGH>::default();
             let mut sorted = vals.clone();
             sorted.sort_unstable();
             for chunk in sorted.chunk_by(|a, b| a == b) {
@@ -385,14 +386,14 @@ mod tests {
 
     #[test]
     fn big_form_summaries_match_hdrhistogram() {
-        let mut ours = Hist::<262_144>::default();
-        let mut theirs = Histogram::<u64>::new_with_bounds(1, 262_144, 2).unwrap();
+        let mut ours = Hist::<SIZE_HIGH>::default();
+        let mut theirs = Histogram::<u64>::new_with_bounds(1, SIZE_HIGH, 2).unwrap();
         let mut x = 12345u64;
         for _ in 0..50_000 {
             x = x
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            let v = 1 + (x >> 33) % 262_144;
+            let v = 1 + (x >> 33) % SIZE_HIGH;
             ours.record(v);
             theirs.record(v).unwrap();
         }

@@ -500,7 +500,7 @@ pub fn all() -> Vec<Fixture> {
     let ifs = [
         ng.interface(1, 65535, 6),
         ng.interface(101, 1500, 9),
-        ng.interface(276, 262144, 6),
+        ng.interface(276, portflow::source::MAX_SNAPLEN, 6),
     ];
     for (i, (t, p)) in base.iter().enumerate() {
         let which = i % 3;

@@ -1,0 +1,184 @@
+//! A capture arriving as a stream (standard input, gzip, a pipe): through
+//! pcap-parser's buffered reader, with pcapng Enhanced Packet Blocks read in
+//! place from its buffer.
+use super::walker::{enhanced_packet, nom_kind, Walker};
+use super::{is_gzip, open_error, FileError, FileErrorKind, FileSummary, RawPacket, TRUNCATED};
+use pcap_parser::PcapError;
+use std::io::{self, BufRead, BufReader, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Counts bytes read (for progress) and keeps the last I/O error, which
+/// `pcap-parser` reports only as "read error".
+struct Tracked<R> {
+    inner: R,
+    progress: Arc<AtomicU64>,
+    last_error: Arc<Mutex<Option<String>>>,
+}
+
+impl<R: Read> Read for Tracked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.inner.read(buf) {
+                Ok(n) => {
+                    self.progress.fetch_add(n as u64, Ordering::Relaxed);
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    if let Ok(mut slot) = self.last_error.lock() {
+                        *slot = Some(e.to_string());
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// Fills `buf` as far as the stream allows (pcap-parser reads its header with one `read`).
+struct FillFirst<R> {
+    inner: R,
+}
+
+impl<R: Read> Read for FillFirst<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut n = 0;
+        while n < buf.len() {
+            match self.inner.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    if n == 0 {
+                        return Err(e);
+                    }
+                    break;
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+pub(super) fn read_from_with(
+    path: &str,
+    raw: impl Read + Send + 'static,
+    progress: Arc<AtomicU64>,
+    buffer: usize,
+    sink: &mut dyn FnMut(&RawPacket),
+) -> Result<FileSummary, FileError> {
+    let path = path.to_string();
+    let io_err = |e: io::Error| open_error(&path, e);
+    let raw: Box<dyn Read + Send> = Box::new(raw);
+    let mut buffered = BufReader::with_capacity(1 << 16, raw);
+    let head = buffered.fill_buf().map_err(io_err)?;
+    let compressed = is_gzip(head);
+    let stream: Box<dyn Read + Send> = if compressed {
+        Box::new(flate2::read::MultiGzDecoder::new(buffered))
+    } else {
+        Box::new(buffered)
+    };
+    let last_error = Arc::new(Mutex::new(None));
+    let tracked = Tracked {
+        inner: stream,
+        progress,
+        last_error: last_error.clone(),
+    };
+    read_stream(
+        &path,
+        compressed,
+        FillFirst { inner: tracked },
+        buffer,
+        sink,
+    )
+    .map_err(|mut e| {
+        if e.kind == FileErrorKind::Io {
+            if let Some(msg) = last_error.lock().ok().and_then(|m| m.clone()) {
+                e.message = format!("read error: {msg}");
+            }
+        }
+        e
+    })
+}
+
+/// Parses a capture arriving as a stream, through pcap-parser's buffered reader.
+fn read_stream<R: Read + Send>(
+    path: &str,
+    compressed: bool,
+    stream: FillFirst<Tracked<R>>,
+    buffer: usize,
+    sink: &mut dyn FnMut(&RawPacket),
+) -> Result<FileSummary, FileError> {
+    let mut w = Walker::new(path, compressed);
+    let mut reader = match pcap_parser::create_reader(buffer, stream) {
+        Ok(r) => r,
+        Err(PcapError::HeaderNotRecognized) => {
+            let m = "not a pcap or pcapng file (unknown magic number)".into();
+            return Err(w.error(FileErrorKind::NotACapture, 0, m));
+        }
+        Err(PcapError::ReadError) => {
+            let m = "read error (not a readable file, or bad gzip data)".into();
+            return Err(w.error(FileErrorKind::Io, 0, m));
+        }
+        Err(PcapError::Incomplete(_)) | Err(PcapError::UnexpectedEof) | Err(PcapError::Eof) => {
+            return Err(w.error(
+                FileErrorKind::Truncated,
+                0,
+                "file ends inside the file header".into(),
+            ))
+        }
+        Err(e) => {
+            return Err(w.error(
+                FileErrorKind::Corrupt,
+                0,
+                format!("bad file header ({e:?})"),
+            ))
+        }
+    };
+    loop {
+        let pos = reader.consumed() as u64;
+        if w.summary.format == "pcapng" {
+            if let Some(epb) = enhanced_packet(reader.data(), w.big_endian) {
+                w.enhanced(&epb, sink);
+                let len = epb.len;
+                reader.consume(len);
+                continue;
+            }
+        }
+        match reader.next() {
+            Ok((len, block)) => {
+                w.block(block, pos, sink)?;
+                reader.consume(len);
+            }
+            Err(PcapError::Eof) => break,
+            Err(PcapError::Incomplete(_)) => {
+                if reader.refill().is_err() {
+                    return Err(w.error(FileErrorKind::Io, pos, "read error".into()));
+                }
+            }
+            Err(PcapError::UnexpectedEof) => {
+                return Err(w.error(FileErrorKind::Truncated, pos, TRUNCATED.into()))
+            }
+            Err(PcapError::BufferTooSmall) => {
+                let m = format!(
+                    "record claims more than the {} KiB read buffer (corrupt length field)",
+                    buffer >> 10
+                );
+                return Err(w.error(FileErrorKind::Corrupt, pos, m));
+            }
+            Err(PcapError::ReadError) => {
+                return Err(w.error(
+                    FileErrorKind::Io,
+                    pos,
+                    "read error (I/O or bad gzip data)".into(),
+                ))
+            }
+            Err(e) => {
+                let m = format!("corrupt record or block ({})", nom_kind(&e));
+                return Err(w.error(FileErrorKind::Corrupt, pos, m));
+            }
+        }
+    }
+    Ok(w.summary)
+}

@@ -1,0 +1,54 @@
+//! libpcap's capture counters, widened to 64 bits.
+use serde::Serialize;
+
+/// Kernel counters of a live capture, widened to 64 bits (libpcap's are 32-bit and wrap).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CaptureCounters {
+    /// Packets the kernel passed to the capture (after the filter).
+    pub received: u64,
+    /// Dropped because the kernel buffer was full (portflow did not read fast enough).
+    pub dropped_kernel: u64,
+    /// Dropped by the interface or its driver.
+    pub dropped_interface: u64,
+}
+
+/// Turns successive 32-bit readings into 64-bit totals.
+#[derive(Debug, Default)]
+pub struct CounterWidener {
+    last: [u32; 3],
+    total: [u64; 3],
+}
+
+impl CounterWidener {
+    pub fn update(&mut self, s: &pcap::Stat) -> CaptureCounters {
+        for (i, v) in [s.received, s.dropped, s.if_dropped]
+            .into_iter()
+            .enumerate()
+        {
+            self.total[i] += v.wrapping_sub(self.last[i]) as u64;
+            self.last[i] = v;
+        }
+        CaptureCounters {
+            received: self.total[0],
+            dropped_kernel: self.total[1],
+            dropped_interface: self.total[2],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_widen_across_wrap() {
+        let mut w = CounterWidener::default();
+        let st = |r| pcap::Stat {
+            received: r,
+            dropped: 0,
+            if_dropped: 0,
+        };
+        assert_eq!(w.update(&st(u32::MAX - 5)).received, (u32::MAX - 5) as u64);
+        assert_eq!(w.update(&st(10)).received, u32::MAX as u64 + 11);
+    }
+}
