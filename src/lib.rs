@@ -1,6 +1,4 @@
 //! portflow: which doors are open, who walks through them, how much, how fast.
-pub mod app;
-pub mod cli;
 pub mod decode;
 pub mod detect;
 pub mod hint;

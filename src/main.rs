@@ -1,6 +1,12 @@
-//! The `portflow` binary: parse arguments, run, map errors to exit codes.
+//! The `portflow` binary: parse the arguments, run the command, map errors to
+//! exit codes. The command-line definitions (`cli`) and what each command
+//! does (`app`) belong to the binary; everything else is the `portflow`
+//! library.
+mod app;
+mod cli;
+
 use clap::Parser;
-use portflow::cli::{Cli, Command};
+use cli::{Cli, Command};
 use std::process::ExitCode;
 
 /// mimalloc: see Cargo.toml for why.
@@ -10,10 +16,10 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Read(args) => portflow::app::read(args),
-        Command::Capture(args) => portflow::app::capture(args),
-        Command::Interfaces(args) => portflow::app::interfaces(args),
-        Command::Services(args) => portflow::app::services(args),
+        Command::Read(args) => app::read::run(args),
+        Command::Capture(args) => app::capture::run(args),
+        Command::Interfaces(args) => app::listings::interfaces(args),
+        Command::Services(args) => app::listings::services(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -46,9 +46,9 @@ pub enum FailOn {
     High,
 }
 
-impl From<FailOn> for crate::detect::Severity {
+impl From<FailOn> for portflow::detect::Severity {
     fn from(f: FailOn) -> Self {
-        use crate::detect::Severity;
+        use portflow::detect::Severity;
         match f {
             FailOn::Info => Severity::Info,
             FailOn::Low => Severity::Low,
@@ -97,7 +97,7 @@ pub struct AnalysisArgs {
     pub services: Option<PathBuf>,
 
     /// Most flows held in memory at once (about 97 bytes each); beyond it the least recently seen are ended (and counted).
-    #[arg(long, default_value_t = crate::pipeline::DEFAULT_FLOW_CAP, value_name = "N")]
+    #[arg(long, default_value_t = portflow::pipeline::DEFAULT_FLOW_CAP, value_name = "N")]
     pub flow_cap: usize,
 
     /// TCP idle timeout in seconds (packet time).
@@ -162,7 +162,7 @@ pub struct CaptureArgs {
     pub write: Option<PathBuf>,
 
     /// Bytes kept per packet (tcpdump -s).
-    #[arg(short = 's', long, default_value_t = crate::source::MAX_SNAPLEN as i32, value_name = "BYTES")]
+    #[arg(short = 's', long, default_value_t = portflow::source::MAX_SNAPLEN as i32, value_name = "BYTES")]
     pub snaplen: i32,
 
     /// Kernel capture buffer in KiB (tcpdump -B).

@@ -2,11 +2,11 @@
 //! attribute later IP fragments, remember answered handshakes, and hand
 //! [`FlowPacket`]s to workers in batches, sharded by a symmetric flow hash.
 use super::batch::{Batch, BATCH};
-use super::filter::Filter;
 use crate::decode::{self, tcp_flags as F, Addr, Decoded, Kind, Layer, Reason};
 use crate::hint::zeroed_written;
 use crate::inspect::{INSPECT_BYTES, INSPECT_PACKETS};
 use crate::services::Transport;
+use crate::source::bpf::Filter;
 use crate::source::RawPacket;
 use crate::stats::flow::{
     FlowKey, FlowPacket, FlowTable, Timeouts, HINT_FRESH, HINT_HI_SERVER, HINT_LO_SERVER, SWEEP,

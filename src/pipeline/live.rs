@@ -8,11 +8,13 @@
 //! capture. Every interval it reads libpcap's counters once and publishes them;
 //! workers publish their per-port counters on their own timer. Nothing on this
 //! path waits for the display.
+use super::dispatch::Dispatcher;
 use super::Batch;
 use super::{merge, run_pipeline, Analysis, Options, Publish, RunError};
+use crate::decode::LinkType;
 use crate::services::Transport;
 use crate::source::live::{
-    interface_state, wait_readable, CaptureCounters, CounterWidener, Live, PcapWriter,
+    interface_state, wait_readable, CaptureCounters, CounterWidener, LinkError, Live, PcapWriter,
     BLOCK_TIMEOUT,
 };
 use crate::source::RawPacket;
@@ -20,7 +22,6 @@ use crate::stats::flow::FlowTable;
 use crate::stats::{Count, PortKey};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde::Serialize;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -146,7 +147,8 @@ pub struct CaptureSpec {
     pub live: Live,
     pub count: Option<u64>,
     pub duration: Option<Duration>,
-    pub write: Option<PathBuf>,
+    /// `-w`: where to keep the packets, created by the caller.
+    pub write: Option<PcapWriter>,
     pub interval: Duration,
 }
 
@@ -165,11 +167,7 @@ pub struct LiveSummary {
     pub written_packets: u64,
 }
 
-fn snapshot(
-    d: &super::dispatch::Dispatcher,
-    started: Instant,
-    counters: CaptureCounters,
-) -> CaptureSnapshot {
+fn snapshot(d: &Dispatcher, started: Instant, counters: CaptureCounters) -> CaptureSnapshot {
     let t = d.totals();
     CaptureSnapshot {
         elapsed: started.elapsed(),
@@ -194,9 +192,9 @@ fn packet_ns(p: &pcap::Packet) -> u64 {
 /// Takes one captured packet: writes it with `-w` and hands it to the dispatcher.
 fn take(
     p: &pcap::Packet,
-    link: crate::decode::LinkType,
+    link: LinkType,
     writer: Option<&mut PcapWriter>,
-    d: &mut super::dispatch::Dispatcher,
+    d: &mut Dispatcher,
 ) -> std::io::Result<()> {
     let ts_ns = packet_ns(p);
     if let Some(w) = writer {
@@ -225,168 +223,224 @@ pub fn capture(
         to,
         every: spec.interval,
     });
-    let CaptureSpec {
-        live,
-        count,
-        duration,
-        write,
-        interval,
-    } = spec;
-    let Live {
-        mut cap,
-        interface,
-        link,
-        snaplen,
-        poll,
-    } = live;
-    let mut writer = match &write {
-        Some(path) => Some(
-            PcapWriter::create(path, link, snaplen)
-                .map_err(|e| RunError::Worker(format!("{}: {e}", path.display())))?,
-        ),
-        None => None,
-    };
-    let iface = interface.clone();
-    let write_name = write
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
+    let mut run = CaptureLoop::new(spec, control, snapshots, started);
     let ran = run_pipeline(opts, None, true, publish, move |d| {
-        let mut widen = CounterWidener::default();
-        let mut counters = CaptureCounters::default();
-        let mut captured = 0u64;
-        let mut next_tick = started + interval;
-        let mut wrote = None;
-        let mut last_flush = Instant::now();
-        let mut last_link_check = Instant::now();
-        // Clock-driven checks run on every empty read and every CHECK_EVERY packets,
-        // not per packet: reading the clock costs more than decoding a header.
+        let stop = run.until_stopped(d);
+        let stop = run.read_what_came_before(d, stop);
+        run.finish(d, stop)
+    })?;
+    Ok(merge(ran, opts.workers.max(1), started))
+}
+
+/// The capture thread's state while it reads packets.
+struct CaptureLoop {
+    cap: pcap::Capture<pcap::Active>,
+    interface: String,
+    link: LinkType,
+    poll: Duration,
+    count: Option<u64>,
+    duration: Option<Duration>,
+    interval: Duration,
+    writer: Option<PcapWriter>,
+    control: Arc<AtomicU8>,
+    snapshots: Option<Sender<Snapshot>>,
+    started: Instant,
+    captured: u64,
+    widen: CounterWidener,
+    counters: CaptureCounters,
+    next_tick: Instant,
+    last_flush: Instant,
+    last_link_check: Instant,
+}
+
+impl CaptureLoop {
+    fn new(
+        spec: CaptureSpec,
+        control: Arc<AtomicU8>,
+        snapshots: Option<Sender<Snapshot>>,
+        started: Instant,
+    ) -> CaptureLoop {
+        let Live {
+            cap,
+            interface,
+            link,
+            poll,
+            ..
+        } = spec.live;
+        CaptureLoop {
+            cap,
+            interface,
+            link,
+            poll,
+            count: spec.count,
+            duration: spec.duration,
+            interval: spec.interval,
+            writer: spec.write,
+            control,
+            snapshots,
+            started,
+            captured: 0,
+            widen: CounterWidener::default(),
+            counters: CaptureCounters::default(),
+            next_tick: started + spec.interval,
+            last_flush: Instant::now(),
+            last_link_check: Instant::now(),
+        }
+    }
+
+    /// A write error on the `-w` file as a reason to stop.
+    fn write_error(&self, e: std::io::Error) -> StopReason {
+        let name = self.writer.as_ref().map(|w| w.dest().display().to_string());
+        StopReason::WriteError(format!("{}: {e}", name.unwrap_or_default()))
+    }
+
+    /// Reads packets until a stop condition. Clock-driven checks run on every
+    /// empty read and every [`CHECK_EVERY`] packets, not per packet: reading
+    /// the clock costs more than decoding a header.
+    fn until_stopped(&mut self, d: &mut Dispatcher) -> StopReason {
         let mut since_check = 0u32;
-        let stop = loop {
-            if count.is_some_and(|c| captured >= c) {
-                break StopReason::Count;
+        loop {
+            if self.count.is_some_and(|c| self.captured >= c) {
+                return StopReason::Count;
             }
             if since_check == 0 {
                 since_check = CHECK_EVERY;
-                match control.load(Ordering::Relaxed) {
-                    RUN => {}
-                    ABORT => break StopReason::Aborted,
-                    _ => break StopReason::Signal,
-                }
-                let now = Instant::now();
-                if duration.is_some_and(|dur| now.duration_since(started) >= dur) {
-                    break StopReason::Duration;
-                }
-                if now >= next_tick {
-                    if let Ok(s) = cap.stats() {
-                        counters = widen.update(&s);
-                    }
-                    d.flush_all();
-                    last_flush = now;
-                    if let Some(tx) = &snapshots {
-                        let _ = tx.try_send(Snapshot::Capture(snapshot(d, started, counters)));
-                    }
-                    next_tick = (next_tick + interval).max(now);
+                if let Some(stop) = self.check(d) {
+                    return stop;
                 }
             }
             since_check -= 1;
-            match cap.next_packet() {
+            match self.cap.next_packet() {
                 Ok(p) => {
-                    captured += 1;
-                    if let Err(e) = take(&p, link, writer.as_mut(), d) {
-                        break StopReason::WriteError(format!("{write_name}: {e}"));
+                    self.captured += 1;
+                    if let Err(e) = take(&p, self.link, self.writer.as_mut(), d) {
+                        return self.write_error(e);
                     }
                 }
                 Err(pcap::Error::TimeoutExpired) => {
                     since_check = 0;
-                    // Nothing to read. Hand partial batches on now and then (not on
-                    // every empty read: tiny batches would fill the queues), then wait.
-                    if last_flush.elapsed() >= FLUSH_EVERY {
-                        d.flush_all();
-                        last_flush = Instant::now();
-                    }
-                    let wait = poll.min(next_tick.saturating_duration_since(Instant::now()));
-                    if let Err(m) = wait_readable(&cap, wait) {
-                        break StopReason::InterfaceError(m);
-                    }
-                    if last_link_check.elapsed() >= LINK_CHECK_EVERY {
-                        last_link_check = Instant::now();
-                        if let Err(m) = interface_state(&iface) {
-                            break StopReason::InterfaceError(m);
-                        }
+                    if let Err(e) = self.idle(d) {
+                        return StopReason::InterfaceError(e.to_string());
                     }
                 }
                 Err(pcap::Error::NoMorePackets) => {
-                    break StopReason::InterfaceError("capture ended".into())
+                    return StopReason::InterfaceError("capture ended".into())
                 }
-                Err(e) => {
-                    let m = match e {
-                        pcap::Error::PcapError(m) => m,
-                        other => other.to_string(),
-                    };
-                    break StopReason::InterfaceError(m);
-                }
-            }
-        };
-        let mut stop = stop;
-        if matches!(stop, StopReason::Signal | StopReason::Duration) {
-            // The kernel hands a block of the ring over when it is full or
-            // BLOCK_TIMEOUT after its first packet: what it took before the
-            // stop is read too, up to the first packet stamped after it.
-            let stopped = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(u64::MAX, |t| t.as_nanos() as u64);
-            let until = Instant::now() + 3 * BLOCK_TIMEOUT;
-            while count.is_none_or(|c| captured < c) {
-                if control.load(Ordering::Relaxed) == ABORT {
-                    stop = StopReason::Aborted;
-                    break;
-                }
-                match cap.next_packet() {
-                    Ok(p) => {
-                        if packet_ns(&p) > stopped {
-                            break;
-                        }
-                        captured += 1;
-                        if let Err(e) = take(&p, link, writer.as_mut(), d) {
-                            stop = StopReason::WriteError(format!("{write_name}: {e}"));
-                            break;
-                        }
-                    }
-                    Err(pcap::Error::TimeoutExpired) => {
-                        let left = until.saturating_duration_since(Instant::now());
-                        if left.is_zero() || wait_readable(&cap, left).is_err() {
-                            break;
-                        }
-                    }
-                    Err(_) => break,
-                }
+                Err(pcap::Error::PcapError(m)) => return StopReason::InterfaceError(m),
+                Err(e) => return StopReason::InterfaceError(e.to_string()),
             }
         }
-        if let Ok(s) = cap.stats() {
-            counters = widen.update(&s);
+    }
+
+    /// The stop flags and the duration; on the interval's tick, libpcap's
+    /// counters, partial batches and the capture thread's snapshot.
+    fn check(&mut self, d: &mut Dispatcher) -> Option<StopReason> {
+        match self.control.load(Ordering::Relaxed) {
+            RUN => {}
+            ABORT => return Some(StopReason::Aborted),
+            _ => return Some(StopReason::Signal),
         }
-        let mut written_packets = 0;
-        if let Some(w) = writer.take() {
+        let now = Instant::now();
+        if self
+            .duration
+            .is_some_and(|dur| now.duration_since(self.started) >= dur)
+        {
+            return Some(StopReason::Duration);
+        }
+        if now >= self.next_tick {
+            if let Ok(s) = self.cap.stats() {
+                self.counters = self.widen.update(&s);
+            }
+            d.flush_all();
+            self.last_flush = now;
+            if let Some(tx) = &self.snapshots {
+                let snap = snapshot(d, self.started, self.counters);
+                let _ = tx.try_send(Snapshot::Capture(snap));
+            }
+            self.next_tick = (self.next_tick + self.interval).max(now);
+        }
+        None
+    }
+
+    /// Nothing to read: hands partial batches on now and then (not on every
+    /// empty read: tiny batches would fill the queues), waits for packets, and
+    /// now and then asks whether the interface is still up.
+    fn idle(&mut self, d: &mut Dispatcher) -> Result<(), LinkError> {
+        if self.last_flush.elapsed() >= FLUSH_EVERY {
+            d.flush_all();
+            self.last_flush = Instant::now();
+        }
+        let until_tick = self.next_tick.saturating_duration_since(Instant::now());
+        wait_readable(&self.cap, self.poll.min(until_tick))?;
+        if self.last_link_check.elapsed() >= LINK_CHECK_EVERY {
+            self.last_link_check = Instant::now();
+            interface_state(&self.interface)?;
+        }
+        Ok(())
+    }
+
+    /// After a stop by signal or duration: the kernel hands a block of the
+    /// ring over when it is full or [`BLOCK_TIMEOUT`] after its first packet,
+    /// so what it took before the stop is read too, up to the first packet
+    /// stamped after it (for at most three block timeouts).
+    fn read_what_came_before(&mut self, d: &mut Dispatcher, stop: StopReason) -> StopReason {
+        if !matches!(stop, StopReason::Signal | StopReason::Duration) {
+            return stop;
+        }
+        let stopped = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(u64::MAX, |t| t.as_nanos() as u64);
+        let until = Instant::now() + 3 * BLOCK_TIMEOUT;
+        while self.count.is_none_or(|c| self.captured < c) {
+            if self.control.load(Ordering::Relaxed) == ABORT {
+                return StopReason::Aborted;
+            }
+            match self.cap.next_packet() {
+                Ok(p) if packet_ns(&p) > stopped => break,
+                Ok(p) => {
+                    self.captured += 1;
+                    if let Err(e) = take(&p, self.link, self.writer.as_mut(), d) {
+                        return self.write_error(e);
+                    }
+                }
+                Err(pcap::Error::TimeoutExpired) => {
+                    let left = until.saturating_duration_since(Instant::now());
+                    if left.is_zero() || wait_readable(&self.cap, left).is_err() {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        stop
+    }
+
+    /// The last counters, the `-w` file closed, and the capture's account.
+    fn finish(mut self, d: &mut Dispatcher, mut stop: StopReason) -> LiveSummary {
+        if let Ok(s) = self.cap.stats() {
+            self.counters = self.widen.update(&s);
+        }
+        let (mut written, mut written_packets) = (None, 0);
+        if let Some(w) = self.writer.take() {
+            let name = w.dest().display().to_string();
             let done = w.finish();
             written_packets = done.packets;
-            wrote = Some(done.path.display().to_string());
+            written = Some(done.path.display().to_string());
             if let Some(e) = done.error {
                 if !stop.is_error() {
-                    stop = StopReason::WriteError(format!("{write_name}: {e}"));
+                    stop = StopReason::WriteError(format!("{name}: {e}"));
                 }
             }
         }
         LiveSummary {
-            interface: iface,
-            link_type: link.name(),
-            duration_s: started.elapsed().as_secs_f64(),
-            counters,
+            interface: self.interface,
+            link_type: self.link.name(),
+            duration_s: self.started.elapsed().as_secs_f64(),
+            counters: self.counters,
             dropped_queue: d.totals().queue_dropped,
             stopped_by: stop,
-            written: wrote,
+            written,
             written_packets,
         }
-    })?;
-    Ok(merge(ran, opts.workers.max(1), started))
+    }
 }

@@ -17,20 +17,19 @@
 
 mod batch;
 mod dispatch;
-pub mod filter;
 pub mod live;
 pub mod timings;
 
 pub use batch::{Batch, BATCH};
 
 use crate::services::Services;
+use crate::source::bpf::{Filter, FilterError};
 use crate::source::{read_capture, FileError, Input};
 use crate::stats::flow::{FlowRecord, FlowTable, Timeouts};
 use crate::stats::inventory::Inventory;
 use crate::stats::{PortTable, Totals};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use dispatch::Dispatcher;
-use filter::Filter;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -181,7 +180,7 @@ impl Analysis {
 #[derive(Debug)]
 pub enum RunError {
     /// The BPF expression does not compile.
-    Filter(String),
+    Filter(FilterError),
     /// A file error, when not going on after one.
     File(FileError),
     /// A worker thread panicked (a bug).
@@ -191,7 +190,7 @@ pub enum RunError {
 impl std::fmt::Display for RunError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RunError::Filter(m) => write!(f, "bad filter expression: {m}"),
+            RunError::Filter(e) => write!(f, "{e}"),
             RunError::File(e) => write!(f, "{e}"),
             RunError::Worker(m) => write!(f, "internal error: {m}"),
         }

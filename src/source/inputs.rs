@@ -49,25 +49,53 @@ fn looks_like_capture(p: &Path) -> bool {
     !name.starts_with('.') && CAPTURE_ENDINGS.iter().any(|e| name.ends_with(e))
 }
 
+/// An operand that names no capture to read.
+#[derive(Debug)]
+pub enum InputError {
+    /// The path cannot be looked at, or a folder cannot be walked.
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// A folder without a single capture file in it.
+    NoCaptures { folder: PathBuf },
+}
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InputError::Io { path, error } => write!(f, "{}: {error}", path.display()),
+            InputError::NoCaptures { folder } => write!(
+                f,
+                "{}: folder holds no capture files ({})",
+                folder.display(),
+                CAPTURE_ENDINGS.join(" ")
+            ),
+        }
+    }
+}
+
+impl std::error::Error for InputError {}
+
 /// Expands operands: `-` is standard input, a folder contributes its capture
 /// files (recursively, sorted), anything else is taken as a file.
-pub fn expand_inputs(operands: &[PathBuf]) -> Result<Vec<Input>, String> {
+pub fn expand_inputs(operands: &[PathBuf]) -> Result<Vec<Input>, InputError> {
     let mut out = Vec::new();
     for op in operands {
         if op.as_os_str() == "-" {
             out.push(Input::Stdin);
             continue;
         }
-        let meta = std::fs::metadata(op).map_err(|e| format!("{}: {}", op.display(), e))?;
+        let io = |error| InputError::Io {
+            path: op.clone(),
+            error,
+        };
+        let meta = std::fs::metadata(op).map_err(io)?;
         if meta.is_dir() {
             let mut found = Vec::new();
-            walk(op, &mut found).map_err(|e| format!("{}: {}", op.display(), e))?;
+            walk(op, &mut found).map_err(io)?;
             if found.is_empty() {
-                return Err(format!(
-                    "{}: folder holds no capture files ({})",
-                    op.display(),
-                    CAPTURE_ENDINGS.join(" ")
-                ));
+                return Err(InputError::NoCaptures { folder: op.clone() });
             }
             found.sort();
             out.extend(found.into_iter().map(Input::Path));
@@ -110,7 +138,9 @@ mod tests {
     #[test]
     fn dash_is_stdin_and_missing_file_is_an_error() {
         assert_eq!(expand_inputs(&["-".into()]).unwrap(), vec![Input::Stdin]);
-        let e = expand_inputs(&["/nonexistent/x.pcap".into()]).unwrap_err();
+        let e = expand_inputs(&["/nonexistent/x.pcap".into()])
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("/nonexistent/x.pcap: "), "{e}");
     }
 }

@@ -1,13 +1,16 @@
-//! Packet sources: live interfaces ([`live`], through libpcap) and capture files.
-//! Capture files (pcap in both byte orders and both time
-//! resolutions, pcapng with any mix of interfaces, gzip-compressed or not,
-//! from a path or standard input) are read here: legacy pcap records of a
-//! mapped file by a loop of our own, everything else with `pcap-parser`; a
-//! [`prefault`] helper maps a mapped file's pages ahead of the reader.
+//! Packet sources: capture files and folders, and live interfaces.
 //!
-//! A file yields [`RawPacket`]s to a callback, borrowed from one large read
-//! buffer: no copy and no allocation per packet.
+//! - `file`: pcap and pcapng files, gzip-compressed or not, from a path or
+//!   standard input, handed to a callback as [`RawPacket`]s borrowed from the
+//!   file's bytes (no copy and no allocation per packet);
+//! - `inputs`: command-line operands (files, folders, `-`) as [`Input`]s;
+//! - `prefault`: a helper that maps a mapped file's pages ahead of the reader;
+//! - [`live`]: interfaces through libpcap, and the `-w` writer;
+//! - [`privileges`]: giving up root or capabilities once a capture is open;
+//! - [`bpf`]: libpcap's filters on packets read from files;
+//! - `pcap_format`: the pcap format as portflow writes it.
 
+pub mod bpf;
 mod file;
 mod inputs;
 pub mod live;
@@ -19,5 +22,5 @@ pub use file::{
     read_bytes, read_capture, read_from, read_stream_bytes, FileError, FileErrorKind, FileSummary,
     RawPacket, UNKNOWN_INTERFACE,
 };
-pub use inputs::{expand_inputs, Input};
+pub use inputs::{expand_inputs, Input, InputError};
 pub use pcap_format::{PcapFormat, MAX_SNAPLEN};

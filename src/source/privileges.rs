@@ -41,8 +41,42 @@ struct CapData {
     inheritable: u32,
 }
 
-fn os_err(what: &str) -> String {
-    format!("{what}: {}", io::Error::last_os_error())
+/// Why privileges could not be given up (the capture does not start).
+#[derive(Debug)]
+pub enum PrivilegeError {
+    /// `-Z` names a user that does not exist (or not a valid name).
+    NoSuchUser(String),
+    /// `-Z` names another user, which only root may become.
+    NeedsRoot { user: String, running_as: String },
+    /// A system call failed: what it was for, and why.
+    System { what: String, error: io::Error },
+    /// The switch happened, but root could be taken back.
+    RootRegained(String),
+}
+
+impl std::fmt::Display for PrivilegeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PrivilegeError::NoSuchUser(u) => write!(f, "no such user: {u}"),
+            PrivilegeError::NeedsRoot { user, running_as } => {
+                write!(f, "-Z {user} needs root (running as {running_as})")
+            }
+            PrivilegeError::System { what, error } => write!(f, "{what}: {error}"),
+            PrivilegeError::RootRegained(u) => {
+                write!(f, "switched to {u} but could become root again")
+            }
+        }
+    }
+}
+
+impl std::error::Error for PrivilegeError {}
+
+/// The last system call's error, with what it was for.
+fn os_err(what: impl Into<String>) -> PrivilegeError {
+    PrivilegeError::System {
+        what: what.into(),
+        error: io::Error::last_os_error(),
+    }
 }
 
 /// The user a root capture switches to when `-Z` is not given: the user who
@@ -55,8 +89,8 @@ pub fn default_user() -> String {
 }
 
 /// (uid, gid) of `user`, a name or a numeric uid.
-fn lookup(user: &str) -> Result<(u32, u32, CString), String> {
-    let name = CString::new(user).map_err(|_| format!("bad user name {user:?}"))?;
+fn lookup(user: &str) -> Result<(u32, u32, CString), PrivilegeError> {
+    let name = CString::new(user).map_err(|_| PrivilegeError::NoSuchUser(format!("{user:?}")))?;
     let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
     let mut out: *mut libc::passwd = std::ptr::null_mut();
@@ -75,14 +109,14 @@ fn lookup(user: &str) -> Result<(u32, u32, CString), String> {
         }
     };
     if rc != 0 || out.is_null() {
-        return Err(format!("no such user: {user}"));
+        return Err(PrivilegeError::NoSuchUser(user.to_string()));
     }
     // SAFETY: getpw*_r succeeded, so pw_name points at a C string in `buf`.
     let real_name = unsafe { CStr::from_ptr(pw.pw_name) }.to_owned();
     Ok((pw.pw_uid, pw.pw_gid, real_name))
 }
 
-fn no_new_privs() -> Result<(), String> {
+fn no_new_privs() -> Result<(), PrivilegeError> {
     // SAFETY: prctl with integer arguments only.
     if unsafe { libc::prctl(PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0) } != 0 {
         return Err(os_err("cannot set no_new_privs"));
@@ -91,7 +125,7 @@ fn no_new_privs() -> Result<(), String> {
 }
 
 /// Clears every capability set (effective, permitted, inheritable, ambient).
-fn clear_capabilities() -> Result<(), String> {
+fn clear_capabilities() -> Result<(), PrivilegeError> {
     // SAFETY: prctl with integer arguments; capset reads the two structs.
     unsafe {
         // Fails (EINVAL) only on kernels without ambient capabilities (< 4.3).
@@ -122,7 +156,7 @@ fn current_user() -> (u32, String) {
 /// as anyone else `-Z` must name that same user, and capabilities are cleared.
 /// Call it before any other thread starts: the kernel changes credentials per
 /// thread (glibc broadcasts set*id calls, but capset is per thread).
-pub fn drop_after_open(user: Option<&str>) -> Result<Dropped, String> {
+pub fn drop_after_open(user: Option<&str>) -> Result<Dropped, PrivilegeError> {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
     if euid != 0 {
@@ -130,7 +164,10 @@ pub fn drop_after_open(user: Option<&str>) -> Result<Dropped, String> {
         if let Some(u) = user {
             let (want, _, _) = lookup(u)?;
             if want != uid {
-                return Err(format!("-Z {u} needs root (running as {name})"));
+                return Err(PrivilegeError::NeedsRoot {
+                    user: u.to_string(),
+                    running_as: name,
+                });
             }
         }
         clear_capabilities()?;
@@ -151,18 +188,18 @@ pub fn drop_after_open(user: Option<&str>) -> Result<Dropped, String> {
     // SAFETY: plain system calls on integers and a valid C string.
     unsafe {
         if libc::initgroups(name.as_ptr(), gid) != 0 {
-            return Err(os_err(&format!("cannot take the groups of {user}")));
+            return Err(os_err(format!("cannot take the groups of {user}")));
         }
         if libc::setresgid(gid, gid, gid) != 0 {
-            return Err(os_err(&format!("cannot switch to the group of {user}")));
+            return Err(os_err(format!("cannot switch to the group of {user}")));
         }
         if libc::setresuid(uid, uid, uid) != 0 {
-            return Err(os_err(&format!("cannot switch to user {user}")));
+            return Err(os_err(format!("cannot switch to user {user}")));
         }
         // Leaving uid 0 clears the capability sets; check that root is gone
         // for good before going on.
         if libc::setuid(0) == 0 || libc::geteuid() == 0 {
-            return Err(format!("switched to {user} but could become root again"));
+            return Err(PrivilegeError::RootRegained(user));
         }
     }
     clear_capabilities()?;

@@ -2,9 +2,34 @@
 //! capture socket, or the interface's flags.
 use std::time::Duration;
 
+/// Why a live capture's interface can no longer be read.
+#[derive(Debug)]
+pub enum LinkError {
+    Down,
+    Removed,
+    /// Another error on the capture socket (`None`: it gave no reason).
+    Socket(Option<std::io::Error>),
+}
+
+impl std::fmt::Display for LinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkError::Down => f.write_str("the interface went down"),
+            LinkError::Removed => f.write_str("the interface was removed"),
+            LinkError::Socket(None) => f.write_str("the capture socket reported an error"),
+            LinkError::Socket(Some(e)) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for LinkError {}
+
 /// Waits until the capture has packets to read, or `timeout` passes. An error
-/// on the socket (the interface went down or was removed) is returned as a message.
-pub fn wait_readable(cap: &pcap::Capture<pcap::Active>, timeout: Duration) -> Result<(), String> {
+/// on the socket (the interface went down or was removed) is returned.
+pub fn wait_readable(
+    cap: &pcap::Capture<pcap::Active>,
+    timeout: Duration,
+) -> Result<(), LinkError> {
     use std::os::fd::AsRawFd;
     let fd = cap.as_raw_fd();
     let mut fds = libc::pollfd {
@@ -35,10 +60,10 @@ pub fn wait_readable(cap: &pcap::Capture<pcap::Active>, timeout: Duration) -> Re
             );
         }
         return Err(match err {
-            libc::ENETDOWN => "the interface went down".to_string(),
-            libc::ENODEV | libc::ENXIO => "the interface was removed".to_string(),
-            0 => "the capture socket reported an error".to_string(),
-            e => std::io::Error::from_raw_os_error(e).to_string(),
+            libc::ENETDOWN => LinkError::Down,
+            libc::ENODEV | libc::ENXIO => LinkError::Removed,
+            0 => LinkError::Socket(None),
+            e => LinkError::Socket(Some(std::io::Error::from_raw_os_error(e))),
         });
     }
     Ok(())
@@ -49,7 +74,7 @@ pub fn wait_readable(cap: &pcap::Capture<pcap::Active>, timeout: Duration) -> Re
 /// gone. libpcap may read and clear the socket error that reports an interface
 /// going down (it treats ENETDOWN as "no packets"), so the capture loop also
 /// asks the kernel now and then. `any` and names too long for the call count as up.
-pub fn interface_state(name: &str) -> Result<(), String> {
+pub fn interface_state(name: &str) -> Result<(), LinkError> {
     if name == "any" || name.len() >= libc::IFNAMSIZ {
         return Ok(());
     }
@@ -69,12 +94,12 @@ pub fn interface_state(name: &str) -> Result<(), String> {
         libc::close(fd);
         if r < 0 {
             return match err.raw_os_error() {
-                Some(libc::ENODEV) | Some(libc::ENXIO) => Err("the interface was removed".into()),
+                Some(libc::ENODEV) | Some(libc::ENXIO) => Err(LinkError::Removed),
                 _ => Ok(()),
             };
         }
         if req.ifr_ifru.ifru_flags as libc::c_int & libc::IFF_UP == 0 {
-            return Err("the interface went down".into());
+            return Err(LinkError::Down);
         }
     }
     Ok(())

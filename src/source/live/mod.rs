@@ -7,13 +7,14 @@ mod link;
 mod writer;
 
 use crate::decode::LinkType;
+use crate::source::bpf::FilterError;
 use crate::source::MAX_SNAPLEN;
 use serde::Serialize;
 use std::fmt;
 use std::time::Duration;
 
 pub use counters::{CaptureCounters, CounterWidener};
-pub use link::{interface_state, wait_readable};
+pub use link::{interface_state, wait_readable, LinkError};
 pub use writer::{PcapWriter, WriteOutcome};
 
 /// How to open a live capture.
@@ -54,7 +55,9 @@ pub enum LiveError {
     /// Opening needs privileges the process lacks.
     Permission { interface: String, message: String },
     /// The BPF expression does not compile.
-    Filter(String),
+    Filter(FilterError),
+    /// libpcap cannot list the interfaces.
+    List(String),
     /// No interface given and libpcap has no default.
     NoDefault,
     /// Any other libpcap failure.
@@ -74,7 +77,8 @@ impl fmt::Display for LiveError {
                 "no permission to capture on {interface} ({message}). Run as root (sudo portflow capture {interface}), \
                  or give the binary the capabilities once: sudo setcap cap_net_raw,cap_net_admin=eip \"$(command -v portflow)\""
             ),
-            LiveError::Filter(m) => write!(f, "bad filter expression: {m}"),
+            LiveError::Filter(e) => write!(f, "{e}"),
+            LiveError::List(m) => write!(f, "cannot list the interfaces: {m}"),
             LiveError::NoDefault => write!(f, "no default interface to capture on; name one (see `portflow interfaces`)"),
             LiveError::Pcap { interface, message } => write!(f, "{interface}: {message}"),
         }
@@ -111,8 +115,8 @@ pub struct InterfaceInfo {
 }
 
 /// Interfaces libpcap can capture on.
-pub fn interfaces() -> Result<Vec<InterfaceInfo>, String> {
-    let list = pcap::Device::list().map_err(|e| pcap_message(&e))?;
+pub fn interfaces() -> Result<Vec<InterfaceInfo>, LiveError> {
+    let list = pcap::Device::list().map_err(|e| LiveError::List(pcap_message(&e)))?;
     Ok(list
         .into_iter()
         .map(|d| InterfaceInfo {
@@ -211,8 +215,12 @@ pub fn open(o: &LiveOptions) -> Result<Live, LiveError> {
         .open()
         .map_err(err)?;
     if let Some(f) = &o.filter {
-        cap.filter(f, true)
-            .map_err(|e| LiveError::Filter(pcap_message(&e)))?;
+        cap.filter(f, true).map_err(|e| {
+            LiveError::Filter(FilterError {
+                expression: f.clone(),
+                message: pcap_message(&e),
+            })
+        })?;
     }
     // Read without blocking and wait with poll(2), which returns when the kernel
     // hands a block over, with an error on the socket, or at the wait's end (a

@@ -54,6 +54,11 @@ impl PcapWriter {
         })
     }
 
+    /// The name the file will have.
+    pub fn dest(&self) -> &Path {
+        self.out.dest()
+    }
+
     /// Appends one record, stamped `ts_ns` (written in microseconds). After a
     /// write error every call fails with it.
     #[inline]

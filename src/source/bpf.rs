@@ -1,8 +1,25 @@
-//! BPF filters (`-f`), compiled by libpcap once per link type and run with
-//! `pcap_offline_filter`, as `tcpdump -r FILE EXPR` does: with the record's
-//! original length as the packet's length (`len`, `greater`, `less` test it)
-//! and the captured bytes as what loads may read.
+//! BPF filters (`-f`) on packets read from files, compiled by libpcap once
+//! per link type and run with `pcap_offline_filter`, as `tcpdump -r FILE EXPR`
+//! does: with the record's original length as the packet's length (`len`,
+//! `greater`, `less` test it) and the captured bytes as what loads may read.
+//! (A live capture compiles its filter into the kernel: [`super::live`].)
 use crate::decode::LinkType;
+
+/// A filter expression libpcap cannot compile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterError {
+    pub expression: String,
+    /// What libpcap said.
+    pub message: String,
+}
+
+impl std::fmt::Display for FilterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "bad filter expression: {}", self.message)
+    }
+}
+
+impl std::error::Error for FilterError {}
 
 /// libpcap's `struct pcap_pkthdr`.
 #[repr(C)]
@@ -34,6 +51,7 @@ fn run(prog: &pcap::BpfProgram, data: &[u8], wire_len: u32) -> bool {
     unsafe { pcap_offline_filter((prog as *const pcap::BpfProgram).cast(), &h, data.as_ptr()) > 0 }
 }
 
+/// A filter expression, compiled for each link type it meets.
 pub struct Filter {
     expr: String,
     programs: Vec<(LinkType, Option<pcap::BpfProgram>)>,
@@ -43,17 +61,23 @@ pub struct Filter {
 
 impl Filter {
     /// Compiles `expr` for Ethernet to check it; other link types compile on first use.
-    pub fn new(expr: &str) -> Result<Filter, String> {
+    pub fn new(expr: &str) -> Result<Filter, FilterError> {
         let mut f = Filter {
             expr: expr.to_string(),
             programs: Vec::new(),
             failed: Vec::new(),
         };
-        let prog = compile(expr, LinkType::ETHERNET)?;
+        let prog = compile(expr, LinkType::ETHERNET).map_err(|message| FilterError {
+            expression: expr.to_string(),
+            message,
+        })?;
         f.programs.push((LinkType::ETHERNET, Some(prog)));
         Ok(f)
     }
 
+    /// Whether a packet of `link` with `data` captured of `wire_len` bytes
+    /// passes; a link type the expression does not compile for passes nothing
+    /// (and is listed in [`Self::failed`]).
     #[inline]
     pub fn matches(&mut self, link: LinkType, data: &[u8], wire_len: u32) -> bool {
         let idx = match self.programs.iter().position(|(l, _)| *l == link) {
@@ -98,7 +122,8 @@ mod tests {
     #[test]
     fn bad_expression_is_an_error() {
         let e = Filter::new("tcp and and").err().expect("must fail");
-        assert!(e.contains("syntax"), "{e}");
+        assert!(e.message.contains("syntax"), "{e}");
+        assert_eq!(e.expression, "tcp and and");
     }
 
     #[test]

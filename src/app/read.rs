@@ -1,0 +1,96 @@
+//! `portflow read`: analyse capture files and folders, write the report.
+use super::progress::Progress;
+use super::{add_findings, load_policy, load_services, options, report_rows, write_report};
+use super::{AppError, Output};
+use crate::cli::ReadArgs;
+use portflow::detect::policy::Policy;
+use portflow::pipeline::timings::{process_cpu, thread_cpu};
+use portflow::pipeline::{analyze_files, Analysis, Options};
+use portflow::report::{flows::write_flows, Report};
+use portflow::services::Services;
+use portflow::source::expand_inputs;
+use std::io::{self, IsTerminal, Write};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `portflow read`. On success the process exits here, without freeing what
+/// the analysis holds: millions of small allocations take longer to free one
+/// by one than the report takes to write, and the system reclaims them at
+/// once.
+pub fn run(args: ReadArgs) -> Result<u8, AppError> {
+    let started = Instant::now();
+    let services = Arc::new(load_services(&args.analysis.services)?);
+    let policy = load_policy(&args.analysis)?;
+    let inputs = expand_inputs(&args.files)?;
+    let opts = Options {
+        keep_flows: args.flows,
+        filter: args.filter.clone(),
+        keep_going: args.keep_going,
+        ..options(&args.analysis, services.clone())?
+    };
+    // Opened first, so an unwritable -o fails before the reading.
+    let out = Output::open(args.output.as_deref())?;
+    let bytes = Arc::new(AtomicU64::new(0));
+    let progress = (!args.quiet && io::stderr().is_terminal()).then(|| {
+        let total = inputs.iter().map(|i| i.size()).sum::<Option<u64>>();
+        Progress::start(total, bytes.clone())
+    });
+    let analysis = analyze_files(&inputs, &opts, bytes);
+    drop(progress);
+    let mut analysis = analysis?;
+    for w in &analysis.filter_warnings {
+        eprintln!("portflow: warning: {w}");
+    }
+    let mut failed = false;
+    for e in analysis.files.iter().filter_map(|f| f.error.as_ref()) {
+        eprintln!("portflow: {e}");
+        failed = true;
+    }
+    let building = Instant::now();
+    let (status, built, _report) = write(&args, &mut analysis, &services, policy.as_ref(), out)?;
+    if args.timings {
+        let report = built - building;
+        print_timings(&analysis, report, built.elapsed(), started.elapsed());
+    }
+    exit_now(if failed { 2 } else { status })
+}
+
+/// Writes the flows or the report; returns the status findings give, when
+/// the report was built (before it was written), and the report.
+fn write(
+    args: &ReadArgs,
+    analysis: &mut Analysis,
+    services: &Services,
+    policy: Option<&Policy>,
+    out: Output,
+) -> Result<(u8, Instant, Option<Report>), AppError> {
+    if args.flows {
+        let flows = &analysis.flows;
+        out.write_and_commit(|o| Ok(write_flows(flows, services, o.writer())?))?;
+        return Ok((0, Instant::now(), None));
+    }
+    let rows = report_rows(args.format, &args.analysis);
+    let mut report = Report::build(analysis, services, rows);
+    let status = add_findings(&mut report, analysis, policy, services, &args.analysis);
+    let built = Instant::now();
+    out.write_and_commit(|o| write_report(&report, args.format, args.analysis.top, o))?;
+    Ok((status, built, Some(report)))
+}
+
+/// `--timings`: wall time per phase and CPU time per thread, on stderr.
+fn print_timings(a: &Analysis, report: Duration, write: Duration, total: Duration) {
+    let lines = a
+        .timings
+        .lines(report, write, total, thread_cpu(), process_cpu());
+    for l in lines {
+        eprintln!("portflow: {l}");
+    }
+}
+
+/// Ends the process with `status`, once standard output is flushed; what is
+/// still held is not freed.
+fn exit_now(status: u8) -> ! {
+    let _ = io::stdout().flush();
+    std::process::exit(status.into())
+}
