@@ -10,6 +10,15 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::Path;
 
+/// One registry row: transport code, first and last port, name, description.
+struct Row {
+    transport: u8,
+    lo: u16,
+    hi: u16,
+    name: String,
+    description: String,
+}
+
 fn transport_code(t: &str) -> Option<u8> {
     match t {
         "tcp" => Some(0),
@@ -20,32 +29,23 @@ fn transport_code(t: &str) -> Option<u8> {
     }
 }
 
-fn main() {
-    let src = Path::new("data/service-names-port-numbers.csv");
-    println!("cargo:rerun-if-changed={}", src.display());
-    println!("cargo:rerun-if-changed=build.rs");
+/// The registry's named rows with a transport, each (transport, ports, name)
+/// once, in registry order.
+fn read_registry(src: &Path) -> Vec<Row> {
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
         .from_path(src)
         .expect("data/service-names-port-numbers.csv is part of the repository");
-    let mut singles: Vec<(u8, u16, usize, String, String)> = Vec::new();
-    let mut ranges: Vec<(u8, u16, u16, String, String)> = Vec::new();
+    let mut rows = Vec::new();
     let mut seen = BTreeSet::new();
-    for (row, rec) in rdr.records().enumerate() {
+    for rec in rdr.records() {
         let rec = rec.expect("registry CSV parses");
-        let name = rec.get(0).unwrap_or("").trim();
-        let port = rec.get(1).unwrap_or("").trim();
-        let proto = rec.get(2).unwrap_or("").trim();
-        let desc = rec
-            .get(3)
-            .unwrap_or("")
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
+        let field = |i: usize| rec.get(i).unwrap_or("").trim();
+        let (name, port) = (field(0), field(1));
         if name.is_empty() || port.is_empty() {
             continue;
         }
-        let Some(p) = transport_code(proto) else {
+        let Some(transport) = transport_code(field(2)) else {
             continue;
         };
         let (lo, hi) = match port.split_once('-') {
@@ -55,53 +55,55 @@ fn main() {
                 (v, v)
             }
         };
-        if !seen.insert((p, lo, hi, name.to_ascii_lowercase())) {
+        if !seen.insert((transport, lo, hi, name.to_ascii_lowercase())) {
             continue;
         }
-        if lo == hi {
-            singles.push((p, lo, row, name.to_string(), desc));
-        } else {
-            ranges.push((p, lo, hi, name.to_string(), desc));
-        }
+        let description = field(3).split_whitespace().collect::<Vec<_>>().join(" ");
+        rows.push(Row {
+            transport,
+            lo,
+            hi,
+            name: name.to_string(),
+            description,
+        });
     }
-    singles.sort_by_key(|s| (s.0, s.1, s.2));
+    rows
+}
+
+/// A static table of rows, as Rust source.
+fn table(out: &mut String, name: &str, rows: &[&Row]) {
+    writeln!(out, "pub(crate) static {name}: &[RegistryRow] = &[").unwrap();
+    for r in rows {
+        writeln!(
+            out,
+            "RegistryRow {{ transport: {}, lo: {}, hi: {}, name: {:?}, description: {:?} }},",
+            r.transport, r.lo, r.hi, r.name, r.description
+        )
+        .unwrap();
+    }
+    writeln!(out, "];").unwrap();
+}
+
+fn main() {
+    let src = Path::new("data/service-names-port-numbers.csv");
+    println!("cargo:rerun-if-changed={}", src.display());
+    println!("cargo:rerun-if-changed=build.rs");
+    let rows = read_registry(src);
+    // Sorted by transport and port; the sort is stable, so registry order
+    // stays within a port.
+    let mut singles: Vec<&Row> = rows.iter().filter(|r| r.lo == r.hi).collect();
+    singles.sort_by_key(|r| (r.transport, r.lo));
+    let ranges: Vec<&Row> = rows.iter().filter(|r| r.lo != r.hi).collect();
     let mut assigned = vec![[0u64; 1024]; 4];
-    for s in &singles {
-        assigned[s.0 as usize][(s.1 / 64) as usize] |= 1u64 << (s.1 % 64);
-    }
-    for r in &ranges {
-        for port in r.1..=r.2 {
-            assigned[r.0 as usize][(port / 64) as usize] |= 1u64 << (port % 64);
+    for r in &rows {
+        for port in r.lo..=r.hi {
+            assigned[r.transport as usize][(port / 64) as usize] |= 1u64 << (port % 64);
         }
     }
     let mut out = String::new();
-    writeln!(out, "pub(crate) static IANA_SINGLE: &[RegistryRow] = &[").unwrap();
-    for s in &singles {
-        writeln!(
-            out,
-            "RegistryRow {{ transport: {}, lo: {}, hi: {}, name: {:?}, description: {:?} }},",
-            s.0, s.1, s.1, s.3, s.4
-        )
-        .unwrap();
-    }
-    writeln!(
-        out,
-        "];\npub(crate) static IANA_RANGES: &[RegistryRow] = &["
-    )
-    .unwrap();
-    for r in &ranges {
-        writeln!(
-            out,
-            "RegistryRow {{ transport: {}, lo: {}, hi: {}, name: {:?}, description: {:?} }},",
-            r.0, r.1, r.2, r.3, r.4
-        )
-        .unwrap();
-    }
-    writeln!(
-        out,
-        "];\npub(crate) static IANA_ASSIGNED: [[u64; 1024]; 4] = ["
-    )
-    .unwrap();
+    table(&mut out, "IANA_SINGLE", &singles);
+    table(&mut out, "IANA_RANGES", &ranges);
+    writeln!(out, "pub(crate) static IANA_ASSIGNED: [[u64; 1024]; 4] = [").unwrap();
     for a in &assigned {
         writeln!(out, "{a:?},").unwrap();
     }

@@ -697,18 +697,10 @@ fn scans_sweeps_and_odd_flags_but_not_a_busy_server() {
     assert_eq!(o.status.code(), Some(1));
 }
 
-/// The table holds only its shown rows (the report is built for them); they
-/// must be the first rows of the full JSON report in the table's order, with
-/// the counts of all rows.
-#[test]
-fn table_rows_are_the_first_of_the_full_report_in_table_order() {
-    let mut files: Vec<std::path::PathBuf> = ["eth.pcap", "scan.pcap", "tunnels.pcap", "vlan.pcap"]
-        .iter()
-        .map(|f| gen(f))
-        .collect();
-    files.push(fixture("corpus/zeek"));
-    // Open ports tied on bytes, where the address as text orders otherwise than
-    // as a number (10.0.0.10 before 10.0.0.9), across the cut of every --top.
+/// A capture of open ports tied on bytes, where the address as text orders
+/// otherwise than as a number (10.0.0.10 before 10.0.0.9), across the cut of
+/// every --top.
+fn tied_open_ports() -> std::path::PathBuf {
     use portflow_synth::build::{eth_ip, udp, v4};
     let mut pcap = portflow_synth::write::Pcap::new(1, 65535, false, false);
     let mut ts = 1_000_000_000u64;
@@ -728,28 +720,106 @@ fn table_rows_are_the_first_of_the_full_report_in_table_order() {
     }
     let tied = std::env::temp_dir().join(format!("portflow-ties-{}.pcap", std::process::id()));
     std::fs::write(&tied, &pcap.buf).unwrap();
+    tied
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+fn num(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+/// A JSON report's port rows and open ports, in the table's orders.
+fn in_table_order(r: &Value) -> (Vec<&Value>, Vec<&Value>) {
+    let mut ports: Vec<&Value> = r["ports"].as_array().unwrap().iter().collect();
+    ports.sort_by(|a, b| {
+        (num(&b["bytes"]), num(&b["packets"]))
+            .cmp(&(num(&a["bytes"]), num(&a["packets"])))
+            .then((text(&a["proto"]), num(&a["port"])).cmp(&(text(&b["proto"]), num(&b["port"]))))
+    });
+    let mut services: Vec<&Value> = r["services"].as_array().unwrap().iter().collect();
+    services.sort_by(|a, b| {
+        num(&b["bytes"])
+            .cmp(&num(&a["bytes"]))
+            .then(text(&a["host"]).cmp(&text(&b["host"])))
+            .then(num(&a["port"]).cmp(&num(&b["port"])))
+            .then(text(&a["proto"]).cmp(&text(&b["proto"])))
+    });
+    (ports, services)
+}
+
+/// The (proto, port) of the port table's rows in a table's text.
+fn table_ports(lines: &[&str]) -> Vec<(String, u64)> {
+    let header = lines
+        .iter()
+        .position(|l| l.starts_with("PROTO"))
+        .expect("header");
+    lines[header + 1..]
+        .iter()
+        .take_while(|l| !l.is_empty() && !l.starts_with("..."))
+        .map(|l| {
+            let c: Vec<&str> = l.split_whitespace().collect();
+            (c[0].to_string(), c[1].parse().unwrap())
+        })
+        .collect()
+}
+
+/// Checks the open ports a table lists against the report's, when it lists
+/// any; whether it did.
+fn open_ports_listed(lines: &[&str], services: &[&Value], top: usize, what: &str) -> bool {
+    let Some(at) = lines
+        .iter()
+        .position(|l| l.starts_with("open ports seen serving: "))
+    else {
+        assert!(services.is_empty(), "{what}: no open ports listed");
+        return false;
+    };
+    assert_eq!(
+        lines[at],
+        format!("open ports seen serving: {}", services.len())
+    );
+    let listed: Vec<String> = lines[at + 1..]
+        .iter()
+        .take_while(|l| l.starts_with("  ") && !l.trim_start().starts_with("..."))
+        .map(|l| {
+            let c: Vec<&str> = l.split_whitespace().collect();
+            format!("{} {}", c[0], c[1])
+        })
+        .collect();
+    let want: Vec<String> = services
+        .iter()
+        .take(top)
+        .map(|v| {
+            format!(
+                "{} {}/{}",
+                text(&v["host"]),
+                text(&v["proto"]),
+                num(&v["port"])
+            )
+        })
+        .collect();
+    assert_eq!(listed, want, "{what}");
+    true
+}
+
+/// The table holds only its shown rows (the report is built for them); they
+/// must be the first rows of the full JSON report in the table's order, with
+/// the counts of all rows.
+#[test]
+fn table_rows_are_the_first_of_the_full_report_in_table_order() {
+    let mut files: Vec<std::path::PathBuf> = ["eth.pcap", "scan.pcap", "tunnels.pcap", "vlan.pcap"]
+        .iter()
+        .map(|f| gen(f))
+        .collect();
+    files.push(fixture("corpus/zeek"));
+    let tied = tied_open_ports();
     files.push(tied.clone());
     let mut checked_services = 0;
     for f in &files {
         let r = json_report(&[f], &[]);
-        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-        let num = |v: &Value| v.as_u64().unwrap_or(0);
-        let mut ports: Vec<&Value> = r["ports"].as_array().unwrap().iter().collect();
-        ports.sort_by(|a, b| {
-            (num(&b["bytes"]), num(&b["packets"]))
-                .cmp(&(num(&a["bytes"]), num(&a["packets"])))
-                .then(
-                    (text(&a["proto"]), num(&a["port"])).cmp(&(text(&b["proto"]), num(&b["port"]))),
-                )
-        });
-        let mut services: Vec<&Value> = r["services"].as_array().unwrap().iter().collect();
-        services.sort_by(|a, b| {
-            num(&b["bytes"])
-                .cmp(&num(&a["bytes"]))
-                .then(text(&a["host"]).cmp(&text(&b["host"])))
-                .then(num(&a["port"]).cmp(&num(&b["port"])))
-                .then(text(&a["proto"]).cmp(&text(&b["proto"])))
-        });
+        let (ports, services) = in_table_order(&r);
         for top in [1usize, 2, 5] {
             let o = run(&[
                 "read",
@@ -761,69 +831,18 @@ fn table_rows_are_the_first_of_the_full_report_in_table_order() {
             assert!(o.status.success(), "{}", stderr(&o));
             let s = stdout(&o);
             let lines: Vec<&str> = s.lines().collect();
-            let header = lines
-                .iter()
-                .position(|l| l.starts_with("PROTO"))
-                .expect("header");
-            let shown: Vec<(String, u64)> = lines[header + 1..]
-                .iter()
-                .take_while(|l| !l.is_empty() && !l.starts_with("..."))
-                .map(|l| {
-                    let c: Vec<&str> = l.split_whitespace().collect();
-                    (c[0].to_string(), c[1].parse().unwrap())
-                })
-                .collect();
             let want: Vec<(String, u64)> = ports
                 .iter()
                 .take(top)
                 .map(|p| (text(&p["proto"]), num(&p["port"])))
                 .collect();
-            assert_eq!(shown, want, "{} --top {top}:\n{s}", f.display());
+            let what = format!("{} --top {top}:\n{s}", f.display());
+            assert_eq!(table_ports(&lines), want, "{what}");
             if ports.len() > top {
                 let more = format!("... {} more ports", ports.len() - top);
-                assert!(
-                    s.contains(&more),
-                    "{} --top {top}: {more}\n{s}",
-                    f.display()
-                );
+                assert!(s.contains(&more), "{more}: {what}");
             }
-            let Some(at) = lines
-                .iter()
-                .position(|l| l.starts_with("open ports seen serving: "))
-            else {
-                assert!(
-                    services.is_empty(),
-                    "{}: no open ports listed\n{s}",
-                    f.display()
-                );
-                continue;
-            };
-            assert_eq!(
-                lines[at],
-                format!("open ports seen serving: {}", services.len())
-            );
-            let listed: Vec<String> = lines[at + 1..]
-                .iter()
-                .take_while(|l| l.starts_with("  ") && !l.trim_start().starts_with("..."))
-                .map(|l| {
-                    let c: Vec<&str> = l.split_whitespace().collect();
-                    format!("{} {}", c[0], c[1])
-                })
-                .collect();
-            let want: Vec<String> = services
-                .iter()
-                .take(top)
-                .map(|v| {
-                    format!(
-                        "{} {}/{}",
-                        text(&v["host"]),
-                        text(&v["proto"]),
-                        num(&v["port"])
-                    )
-                })
-                .collect();
-            assert_eq!(listed, want, "{} --top {top}:\n{s}", f.display());
-            checked_services += 1;
+            checked_services += open_ports_listed(&lines, &services, top, &what) as u32;
         }
     }
     let _ = std::fs::remove_file(&tied);

@@ -57,16 +57,10 @@ fn flows_and_totals_equal_tsharks() {
     );
 }
 
-/// Agreement with tshark over a whole corpus (default `../shared/corpus`, or
-/// `PORTFLOW_CORPUS`). Not part of the test run: `scripts/tshark-agreement.sh`
-/// runs it and writes the figures to `docs/TSHARK-AGREEMENT.md`.
-#[test]
-#[ignore]
-fn corpus_agreement() {
-    let corpus = std::env::var("PORTFLOW_CORPUS")
-        .unwrap_or_else(|_| root().join("../shared/corpus").display().to_string());
+/// Every capture under `corpus` (README and index left out), sorted.
+fn corpus_files(corpus: &str) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
-    let mut stack = vec![std::path::PathBuf::from(&corpus)];
+    let mut stack = vec![std::path::PathBuf::from(corpus)];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
             let p = e.unwrap().path();
@@ -81,7 +75,19 @@ fn corpus_agreement() {
         }
     }
     files.sort();
-    let jobs = std::sync::Mutex::new(files.clone().into_iter());
+    files
+}
+
+/// One file: what tshark and portflow count.
+type Compared = (
+    std::path::PathBuf,
+    Result<Counts, String>,
+    Result<Counts, String>,
+);
+
+/// tshark's and portflow's counts of every file, on every core.
+fn compare_all(files: Vec<std::path::PathBuf>) -> Vec<Compared> {
+    let jobs = std::sync::Mutex::new(files.into_iter());
     let results = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for _ in 0..std::thread::available_parallelism()
@@ -100,61 +106,106 @@ fn corpus_agreement() {
     });
     let mut results = results.into_inner().unwrap();
     results.sort_by(|a, b| a.0.cmp(&b.0));
-    let (mut compared, mut agree, mut both_reject, mut only_tshark_reads, mut only_we_read) =
-        (0, 0, 0, 0, 0);
-    let (mut flows, mut flows_equal, mut pkts, mut pkts_equal_flows) = (0u64, 0u64, 0u64, 0u64);
-    let mut lines = Vec::new();
-    for (f, theirs, ours) in &results {
-        let name = f.strip_prefix(&corpus).unwrap_or(f).display().to_string();
+    results
+}
+
+/// How far the two tools agree over a corpus.
+#[derive(Default)]
+struct Tally {
+    compared: u64,
+    agree: u64,
+    both_reject: u64,
+    only_tshark_reads: u64,
+    only_we_read: u64,
+    flows: u64,
+    flows_equal: u64,
+    pkts: u64,
+    pkts_equal_flows: u64,
+    /// One line per file that differs.
+    lines: Vec<String>,
+}
+
+impl Tally {
+    fn add(&mut self, name: &str, theirs: &Result<Counts, String>, ours: &Result<Counts, String>) {
         match (theirs, ours) {
             (Ok(t), Ok(o)) if t.packets > 0 || o.packets > 0 => {
-                compared += 1;
-                flows += t.flows.len() as u64;
+                self.compared += 1;
+                self.flows += t.flows.len() as u64;
                 for (k, v) in &t.flows {
-                    pkts += v.0;
+                    self.pkts += v.0;
                     if o.flows.get(k) == Some(v) {
-                        flows_equal += 1;
-                        pkts_equal_flows += v.0;
+                        self.flows_equal += 1;
+                        self.pkts_equal_flows += v.0;
                     }
                 }
                 let d = diff(o, t);
                 if d.is_empty() {
-                    agree += 1;
+                    self.agree += 1;
                 } else {
-                    lines.push(format!(
+                    self.lines.push(format!(
                         "- `{name}`: {} difference(s); first: {}",
                         d.len(),
                         d[0]
                     ));
                 }
             }
-            (Ok(_), Ok(_)) => both_reject += 1,
+            (Ok(_), Ok(_)) | (Err(_), Err(_)) => self.both_reject += 1,
             (Ok(t), Err(e)) => {
-                only_tshark_reads += 1;
-                lines.push(format!(
+                self.only_tshark_reads += 1;
+                self.lines.push(format!(
                     "- `{name}`: portflow refused ({}), tshark read {} packets",
                     e.trim(),
                     t.packets
                 ));
             }
-            (Err(_), Ok(_)) => only_we_read += 1,
-            (Err(_), Err(_)) => both_reject += 1,
+            (Err(_), Ok(_)) => self.only_we_read += 1,
         }
     }
-    let summary = format!(
-        "files: {}\ncompared (both read packets): {compared}\nfiles in full agreement: {agree}\n\
-         tshark flows: {flows}, equal in packets and bytes: {flows_equal} ({:.2}%)\n\
-         flow packets in equal flows: {pkts_equal_flows} of {pkts} ({:.2}%)\n\
-         only tshark reads: {only_tshark_reads}; only portflow reads: {only_we_read}; neither/empty: {both_reject}\n",
-        results.len(),
-        100.0 * flows_equal as f64 / flows.max(1) as f64,
-        100.0 * pkts_equal_flows as f64 / pkts.max(1) as f64,
-    );
+
+    fn summary(&self, files: usize) -> String {
+        format!(
+            "files: {files}\ncompared (both read packets): {}\nfiles in full agreement: {}\n\
+             tshark flows: {}, equal in packets and bytes: {} ({:.2}%)\n\
+             flow packets in equal flows: {} of {} ({:.2}%)\n\
+             only tshark reads: {}; only portflow reads: {}; neither/empty: {}\n",
+            self.compared,
+            self.agree,
+            self.flows,
+            self.flows_equal,
+            100.0 * self.flows_equal as f64 / self.flows.max(1) as f64,
+            self.pkts_equal_flows,
+            self.pkts,
+            100.0 * self.pkts_equal_flows as f64 / self.pkts.max(1) as f64,
+            self.only_tshark_reads,
+            self.only_we_read,
+            self.both_reject,
+        )
+    }
+}
+
+/// Agreement with tshark over a whole corpus (default `../shared/corpus`, or
+/// `PORTFLOW_CORPUS`). Not part of the test run: `scripts/tshark-agreement.sh`
+/// runs it and writes the figures to `docs/TSHARK-AGREEMENT.md`.
+#[test]
+#[ignore]
+fn corpus_agreement() {
+    let corpus = std::env::var("PORTFLOW_CORPUS")
+        .unwrap_or_else(|_| root().join("../shared/corpus").display().to_string());
+    let results = compare_all(corpus_files(&corpus));
+    let mut tally = Tally::default();
+    for (f, theirs, ours) in &results {
+        let name = f.strip_prefix(&corpus).unwrap_or(f).display().to_string();
+        tally.add(&name, theirs, ours);
+    }
+    let summary = tally.summary(results.len());
     println!("{summary}");
     if let Ok(out) = std::env::var("PORTFLOW_AGREEMENT_OUT") {
         std::fs::write(
             out,
-            format!("{summary}\nfiles that differ:\n{}\n", lines.join("\n")),
+            format!(
+                "{summary}\nfiles that differ:\n{}\n",
+                tally.lines.join("\n")
+            ),
         )
         .unwrap();
     }

@@ -110,20 +110,15 @@ pub(crate) fn ipv6(cx: &mut Cx, data: &[u8]) {
     for _ in 0..MAX_EXT_HEADERS {
         cx.out.proto = next;
         match next {
-            // Hop-by-hop, routing, destination options, HIP, shim6, experimental.
-            // (The mobility header, 135, ends the chain: it carries no payload.)
-            0 | 43 | 60 | 139 | 140 | 253 | 254 => {
-                if rest.len() < 8 {
+            // Hop-by-hop, routing, destination options, HIP, shim6,
+            // experimental, authentication (the mobility header, 135, ends
+            // the chain: it carries no payload).
+            0 | 43 | 60 | 139 | 140 | 253 | 254 | 51 => {
+                let Some(len) = ext_header_len(next, rest) else {
                     return cx
                         .out
                         .fail(DecodeError::new(Layer::Ipv6, Reason::Truncated));
-                }
-                let len = (rest[1] as usize + 1) * 8;
-                if rest.len() < len {
-                    return cx
-                        .out
-                        .fail(DecodeError::new(Layer::Ipv6, Reason::Truncated));
-                }
+                };
                 next = rest[0];
                 rest = &rest[len..];
             }
@@ -149,26 +144,27 @@ pub(crate) fn ipv6(cx: &mut Cx, data: &[u8]) {
                     return;
                 }
             }
-            // Authentication header: length in 4-byte units, plus 2.
-            51 => {
-                if rest.len() < 8 {
-                    return cx
-                        .out
-                        .fail(DecodeError::new(Layer::Ipv6, Reason::Truncated));
-                }
-                let len = (rest[1] as usize + 2) * 4;
-                if rest.len() < len {
-                    return cx
-                        .out
-                        .fail(DecodeError::new(Layer::Ipv6, Reason::Truncated));
-                }
-                next = rest[0];
-                rest = &rest[len..];
-            }
             _ => return payload_dispatch(cx, next, rest, 6),
         }
     }
     cx.out.fail(DecodeError::new(Layer::Ipv6, Reason::TooDeep))
+}
+
+/// The length of IPv6 extension header `next` at the start of `rest`, from
+/// its own length field (in 4-byte units plus 2 for the authentication
+/// header, 8-byte units plus 1 for the others); `None` when `rest` does not
+/// hold it whole.
+#[inline]
+fn ext_header_len(next: u8, rest: &[u8]) -> Option<usize> {
+    if rest.len() < 8 {
+        return None;
+    }
+    let len = if next == 51 {
+        (rest[1] as usize + 2) * 4
+    } else {
+        (rest[1] as usize + 1) * 8
+    };
+    (len <= rest.len()).then_some(len)
 }
 
 /// The payload of an IP header (first fragment or whole datagram).

@@ -88,22 +88,9 @@ pub(crate) fn decode_link(cx: &mut Cx, link: LinkType, data: &[u8]) {
         // As tshark does, by the version nibble: the corpus has IPv6 under LINKTYPE_IPV4.
         LinkType::IPV4 | LinkType::IPV6 => ip::by_version(cx, data, Layer::Link),
         LinkType::NULL | LinkType::LOOP => null_loopback(cx, link, data),
-        LinkType::LINUX_SLL => {
-            if data.len() < 16 {
-                return cx
-                    .out
-                    .fail(DecodeError::new(Layer::Link, Reason::Truncated));
-            }
-            by_ethertype(cx, be16(data, 14), &data[16..])
-        }
-        LinkType::LINUX_SLL2 => {
-            if data.len() < 20 {
-                return cx
-                    .out
-                    .fail(DecodeError::new(Layer::Link, Reason::Truncated));
-            }
-            by_ethertype(cx, be16(data, 0), &data[20..])
-        }
+        LinkType::LINUX_SLL if data.len() >= 16 => by_ethertype(cx, be16(data, 14), &data[16..]),
+        LinkType::LINUX_SLL2 if data.len() >= 20 => by_ethertype(cx, be16(data, 0), &data[20..]),
+        LinkType::LINUX_SLL | LinkType::LINUX_SLL2 => truncated(cx),
         LinkType::PPP | LinkType::PPP_HDLC | LinkType::C_HDLC => ppp_like(cx, link, data),
         LinkType::PPP_ETHER => pppoe(cx, data),
         LinkType::FDDI => match data.get(13..) {
@@ -111,72 +98,80 @@ pub(crate) fn decode_link(cx: &mut Cx, link: LinkType, data: &[u8]) {
             None => truncated(cx),
         },
         LinkType::IEEE802_11 => wifi(cx, data),
-        LinkType::IEEE802_11_RADIOTAP => {
-            if data.len() < 8 {
-                return truncated(cx);
-            }
-            let len = u16::from_le_bytes([data[2], data[3]]) as usize;
-            if data[0] != 0 {
-                return cx
-                    .out
-                    .fail(DecodeError::new(Layer::Link, Reason::BadVersion));
-            }
-            if len < 8 || data.len() < len {
-                return bad_header(cx);
-            }
-            wifi(cx, &data[len..])
-        }
-        // PPI and PKTAP: a header with its own length and the DLT of what follows.
-        LinkType::PPI | LinkType::PKTAP => {
-            if data.len() < 8 {
-                return truncated(cx);
-            }
-            let len = if link == LinkType::PPI {
-                u16::from_le_bytes([data[2], data[3]]) as usize
-            } else {
-                u32::from_le_bytes([data[0], data[1], data[2], data[3]]) as usize
-            };
-            let dlt = u32::from_le_bytes([data[4], data[5], data[6], data[7]]);
-            if len < 8 || data.len() < len || dlt == LinkType::PPI.0 || dlt == LinkType::PKTAP.0 {
-                return bad_header(cx);
-            }
-            decode_link(cx, LinkType(dlt), &data[len..])
-        }
+        LinkType::IEEE802_11_RADIOTAP => radiotap(cx, data),
+        LinkType::PPI | LinkType::PKTAP => meta_header(cx, link, data),
         LinkType::NFLOG => nflog(cx, data),
-        LinkType::PFLOG => {
-            // Header length (padded to 4), then the address family.
-            if data.len() < 4 {
-                return truncated(cx);
-            }
-            let len = (data[0] as usize).div_ceil(4) * 4;
-            if len < 4 || data.len() < len {
-                return bad_header(cx);
-            }
-            match data[1] {
-                2 => ip::ipv4(cx, &data[len..]),
-                10 | 24 | 28 | 30 => ip::ipv6(cx, &data[len..]),
-                _ => non_ip(cx, 0),
-            }
-        }
-        // IPoIB: a 4-byte header (protocol, reserved), in Linux captures after 40
-        // bytes of InfiniBand addresses.
-        LinkType::IPOIB => {
-            let at = if data.len() >= 44
-                && matches!(be16(data, 40), ethertype::IPV4 | ethertype::IPV6)
-            {
-                40
-            } else {
-                0
-            };
-            if data.len() < at + 4 {
-                return truncated(cx);
-            }
-            by_ethertype(cx, be16(data, at), &data[at + 4..])
-        }
+        LinkType::PFLOG => pflog(cx, data),
+        LinkType::IPOIB => ipoib(cx, data),
         _ => cx
             .out
             .fail(DecodeError::new(Layer::Link, Reason::UnsupportedLinkType)),
     }
+}
+
+/// A radiotap header (version 0, its own length), then an 802.11 frame.
+fn radiotap(cx: &mut Cx, data: &[u8]) {
+    if data.len() < 8 {
+        return truncated(cx);
+    }
+    let len = u16::from_le_bytes([data[2], data[3]]) as usize;
+    if data[0] != 0 {
+        return cx
+            .out
+            .fail(DecodeError::new(Layer::Link, Reason::BadVersion));
+    }
+    if len < 8 || data.len() < len {
+        return bad_header(cx);
+    }
+    wifi(cx, &data[len..])
+}
+
+/// PPI and PKTAP: a header with its own length and the link type of what
+/// follows.
+fn meta_header(cx: &mut Cx, link: LinkType, data: &[u8]) {
+    if data.len() < 8 {
+        return truncated(cx);
+    }
+    let len = if link == LinkType::PPI {
+        u16::from_le_bytes([data[2], data[3]]) as usize
+    } else {
+        u32::from_le_bytes([data[0], data[1], data[2], data[3]]) as usize
+    };
+    let dlt = u32::from_le_bytes([data[4], data[5], data[6], data[7]]);
+    if len < 8 || data.len() < len || dlt == LinkType::PPI.0 || dlt == LinkType::PKTAP.0 {
+        return bad_header(cx);
+    }
+    decode_link(cx, LinkType(dlt), &data[len..])
+}
+
+/// OpenBSD's pflog: a header length (padded to 4), then the address family.
+fn pflog(cx: &mut Cx, data: &[u8]) {
+    if data.len() < 4 {
+        return truncated(cx);
+    }
+    let len = (data[0] as usize).div_ceil(4) * 4;
+    if len < 4 || data.len() < len {
+        return bad_header(cx);
+    }
+    match data[1] {
+        2 => ip::ipv4(cx, &data[len..]),
+        10 | 24 | 28 | 30 => ip::ipv6(cx, &data[len..]),
+        _ => non_ip(cx, 0),
+    }
+}
+
+/// IPoIB: a 4-byte header (protocol, reserved), in Linux captures after 40
+/// bytes of InfiniBand addresses.
+fn ipoib(cx: &mut Cx, data: &[u8]) {
+    let at = if data.len() >= 44 && matches!(be16(data, 40), ethertype::IPV4 | ethertype::IPV6) {
+        40
+    } else {
+        0
+    };
+    if data.len() < at + 4 {
+        return truncated(cx);
+    }
+    by_ethertype(cx, be16(data, at), &data[at + 4..])
 }
 
 fn truncated(cx: &mut Cx) {

@@ -47,48 +47,48 @@ pub(crate) fn ip_in_ip(cx: &mut Cx, payload: &[u8], inner_v6: bool) {
     })
 }
 
+/// Stops decoding in the tunnel layer for `reason`.
+fn fail(cx: &mut Cx, reason: Reason) {
+    cx.out.fail(DecodeError::new(Layer::Tunnel, reason))
+}
+
 pub(crate) fn gre(cx: &mut Cx, data: &[u8]) {
     if data.len() < 4 {
-        return cx
-            .out
-            .fail(DecodeError::new(Layer::Tunnel, Reason::Truncated));
+        return fail(cx, Reason::Truncated);
     }
     let flags = be16(data, 0);
-    let version = flags & 7;
-    let proto = be16(data, 2);
+    let hlen = match gre_header_len(flags) {
+        Ok(n) => n,
+        Err(reason) => return fail(cx, reason),
+    };
+    if data.len() < hlen {
+        return fail(cx, Reason::Truncated);
+    }
+    gre_payload(cx, be16(data, 2), flags & 0x1000 != 0, &data[hlen..])
+}
+
+/// A GRE header's length from its flags: version 0 (RFC 2784/2890, with
+/// checksum, key and sequence number when flagged) or PPTP's enhanced GRE.
+fn gre_header_len(flags: u16) -> Result<usize, Reason> {
     let (c, r, k, s) = (
         flags & 0x8000 != 0,
         flags & 0x4000 != 0,
         flags & 0x2000 != 0,
         flags & 0x1000 != 0,
     );
-    let mut hlen = 4;
-    match version {
-        0 => {
-            if r {
-                // Source routing (RFC 1701) is obsolete and not decoded.
-                return cx
-                    .out
-                    .fail(DecodeError::new(Layer::Tunnel, Reason::Unsupported));
-            }
-            hlen += 4 * (c as usize + k as usize + s as usize);
-        }
-        1 => {
-            // PPTP's enhanced GRE (RFC 2637): key always present, optional ack.
-            hlen += 4 + 4 * s as usize + 4 * (flags & 0x0080 != 0) as usize;
-        }
-        _ => {
-            return cx
-                .out
-                .fail(DecodeError::new(Layer::Tunnel, Reason::BadVersion))
-        }
+    match flags & 7 {
+        // Source routing (RFC 1701) is obsolete and not decoded.
+        0 if r => Err(Reason::Unsupported),
+        0 => Ok(4 + 4 * (c as usize + k as usize + s as usize)),
+        // PPTP's enhanced GRE (RFC 2637): key always present, optional ack.
+        1 => Ok(8 + 4 * s as usize + 4 * (flags & 0x0080 != 0) as usize),
+        _ => Err(Reason::BadVersion),
     }
-    if data.len() < hlen {
-        return cx
-            .out
-            .fail(DecodeError::new(Layer::Tunnel, Reason::Truncated));
-    }
-    let rest = &data[hlen..];
+}
+
+/// What a GRE header of protocol type `proto` carries (`seq`: the sequence
+/// number flag, which tells ERSPAN type II from type I).
+fn gre_payload(cx: &mut Cx, proto: u16, seq: bool, rest: &[u8]) {
     match proto {
         ethertype::IPV4 => inner(cx, TunnelKind::Gre, |cx| ip::ipv4(cx, rest)),
         ethertype::IPV6 => inner(cx, TunnelKind::Gre, |cx| ip::ipv6(cx, rest)),
@@ -103,9 +103,7 @@ pub(crate) fn gre(cx: &mut Cx, data: &[u8]) {
         // WCCP redirect: a 4-byte header, then IPv4.
         0x883e => {
             if rest.len() < 4 {
-                return cx
-                    .out
-                    .fail(DecodeError::new(Layer::Tunnel, Reason::Truncated));
+                return fail(cx, Reason::Truncated);
             }
             let r = if rest[0] >> 4 == 4 { rest } else { &rest[4..] };
             inner(cx, TunnelKind::Gre, |cx| {
@@ -114,11 +112,9 @@ pub(crate) fn gre(cx: &mut Cx, data: &[u8]) {
         }
         // ERSPAN type I (no sequence number, no header) and type II (8-byte header).
         0x88be => {
-            let skip = if s { 8 } else { 0 };
+            let skip = if seq { 8 } else { 0 };
             if rest.len() < skip {
-                return cx
-                    .out
-                    .fail(DecodeError::new(Layer::Tunnel, Reason::Truncated));
+                return fail(cx, Reason::Truncated);
             }
             inner(cx, TunnelKind::Erspan, |cx| {
                 link::ethernet(cx, &rest[skip..])
@@ -127,15 +123,11 @@ pub(crate) fn gre(cx: &mut Cx, data: &[u8]) {
         // ERSPAN type III: 12-byte header, 8 more with the platform sub-header (O bit).
         0x22eb => {
             if rest.len() < 12 {
-                return cx
-                    .out
-                    .fail(DecodeError::new(Layer::Tunnel, Reason::Truncated));
+                return fail(cx, Reason::Truncated);
             }
             let skip = if rest[11] & 1 != 0 { 20 } else { 12 };
             if rest.len() < skip {
-                return cx
-                    .out
-                    .fail(DecodeError::new(Layer::Tunnel, Reason::Truncated));
+                return fail(cx, Reason::Truncated);
             }
             inner(cx, TunnelKind::Erspan, |cx| {
                 link::ethernet(cx, &rest[skip..])
@@ -145,8 +137,7 @@ pub(crate) fn gre(cx: &mut Cx, data: &[u8]) {
             if cx.out.tunnel.is_none() {
                 cx.out.tunnel = Some(TunnelKind::Gre);
             }
-            cx.out
-                .fail(DecodeError::new(Layer::Tunnel, Reason::Unsupported))
+            fail(cx, Reason::Unsupported)
         }
     }
 }

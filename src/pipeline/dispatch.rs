@@ -30,6 +30,23 @@ const MAX_WIRE_LEN: u32 = crate::source::MAX_SNAPLEN;
 
 type FragKey = (Addr, Addr, u32, u8);
 
+/// The length a packet counts for, and whether its record's length is
+/// bogus. That is the record's original length, as tcpdump and tshark take
+/// it, even when it is shorter than what was captured (counted as a bad
+/// length); one beyond any link's frame size is replaced by the captured
+/// length, so a corrupt record cannot add gigabytes.
+#[inline(always)]
+fn wire_length(raw: &RawPacket) -> (u32, bool) {
+    let cap = raw.data.len() as u32;
+    let bogus = raw.wire_len < cap || raw.wire_len > MAX_WIRE_LEN;
+    let wire = if raw.wire_len > MAX_WIRE_LEN {
+        cap
+    } else {
+        raw.wire_len
+    };
+    (wire, bogus)
+}
+
 /// Slots of the "first packets of a flow" table (direct-mapped by flow hash):
 /// it starts small enough to stay in cache (packet data streaming through
 /// evicts a larger one: a miss on every packet was a tenth of the reader's
@@ -263,28 +280,18 @@ impl Dispatcher {
                 return;
             }
         }
-        // The wire length is the record's original length, as tcpdump and tshark
-        // take it, even when it is shorter than what was captured (counted as a
-        // bad length); one beyond any link's frame size is replaced by the
-        // captured length, so a corrupt record cannot add gigabytes.
-        let cap = raw.data.len() as u32;
-        let bogus_len = raw.wire_len < cap || raw.wire_len > MAX_WIRE_LEN;
-        let wire = if raw.wire_len > MAX_WIRE_LEN {
-            cap
-        } else {
-            raw.wire_len
-        };
+        let (wire, bogus_len) = wire_length(raw);
         self.tick(raw.ts_ns);
         let t = &mut self.totals;
         t.packets += 1;
         t.bytes += wire as u64;
         t.seen(raw.ts_ns);
-        if cap < wire {
+        if (raw.data.len() as u32) < wire {
             t.truncated_by_snaplen += 1;
         }
-        // Decoded in place and read where it lies: copying the record out of
-        // the dispatcher after the decoder's narrow stores stalled every packet
-        // on store forwarding (half of this function's time).
+        // Decoded in place and read where it lies: a copy of the record, read
+        // right after the decoder's narrow stores, waits for them to reach the
+        // cache (a store-forwarding stall on every packet).
         let mut d = Decoded::default();
         if raw.link == crate::source::UNKNOWN_INTERFACE {
             d.fail(decode::DecodeError::new(
@@ -294,6 +301,33 @@ impl Dispatcher {
         } else {
             decode::decode_into_new(raw.link, raw.data, &mut d);
         }
+        self.count_layers(&d, bogus_len, wire);
+        if d.kind == Kind::Transport {
+            if d.frag.is_fragment {
+                self.totals.fragments += 1;
+                self.remember_first_fragment(&d, raw.ts_ns);
+            }
+            // Read at their own width: a wider load across the decoder's two
+            // separate stores cannot be served from the pending stores (the
+            // stall above); volatile reads keep the width. SAFETY: reads of
+            // two initialised fields of a local.
+            let (sp, dp) = unsafe {
+                (
+                    std::ptr::read_volatile(&d.sport),
+                    std::ptr::read_volatile(&d.dport),
+                )
+            };
+            self.dispatch(&d, sp, dp, raw.ts_ns, wire, raw.data);
+        } else {
+            self.not_transport(&d, raw, wire);
+        }
+    }
+
+    /// Counts what every decoded packet adds to the totals: decode errors,
+    /// tunnels, IP versions.
+    #[inline(always)]
+    fn count_layers(&mut self, d: &Decoded, bogus_len: bool, wire: u32) {
+        let t = &mut self.totals;
         if bogus_len {
             t.decode_errors.add(Layer::Link, Reason::BadLength);
         }
@@ -311,35 +345,26 @@ impl Dispatcher {
             6 => t.ipv6.add(wire),
             _ => {}
         }
+    }
+
+    /// A packet without ports of its own: a later fragment (given its first
+    /// fragment's ports when that was seen), ICMP, another IP protocol, a
+    /// frame that is not IP, or one that did not decode.
+    #[inline]
+    fn not_transport(&mut self, d: &Decoded, raw: &RawPacket, wire: u32) {
+        let t = &mut self.totals;
         match d.kind {
-            Kind::Transport => {
-                if d.frag.is_fragment {
-                    t.fragments += 1;
-                    self.remember_first_fragment(&d, raw.ts_ns);
-                }
-                // Read at their own width: the compiler loaded the destination
-                // port as 4 bytes, across the decoder's two separate stores,
-                // which cannot be served from the pending stores (a stall on
-                // every packet, as for `v4_mapped`). Volatile reads keep the
-                // width. SAFETY: reads of two initialised fields of a local.
-                let (sp, dp) = unsafe {
-                    (
-                        std::ptr::read_volatile(&d.sport),
-                        std::ptr::read_volatile(&d.dport),
-                    )
-                };
-                self.dispatch(&d, sp, dp, raw.ts_ns, wire, raw.data);
-            }
+            Kind::Transport => {}
             Kind::Fragment => {
                 t.fragments += 1;
                 let key = (d.src, d.dst, d.frag.id, d.proto);
                 match self.frags.get(&key) {
                     Some(&(sp, dp, _)) => {
-                        self.totals.fragments_attributed += 1;
-                        let mut d2 = d;
-                        d2.tcp_flags = 0;
-                        d2.payload_len = 0; // not the start of the transport payload
-                        self.dispatch(&d2, sp, dp, raw.ts_ns, wire, raw.data);
+                        t.fragments_attributed += 1;
+                        let mut later = *d;
+                        later.tcp_flags = 0;
+                        later.payload_len = 0; // not the start of the transport payload
+                        self.dispatch(&later, sp, dp, raw.ts_ns, wire, raw.data);
                     }
                     None => {
                         t.fragments_unattributed += 1;

@@ -379,7 +379,7 @@ fn merge<R>(ran: Ran<R>, workers: usize, started: Instant) -> (Analysis, R) {
             f.state,
         )
     };
-    flows.sort_unstable_by(|a, b| order(a).cmp(&order(b)));
+    flows.sort_unstable_by_key(order);
     timings.merge = merging.elapsed();
     let a = Analysis {
         totals,
@@ -396,6 +396,43 @@ fn merge<R>(ran: Ran<R>, workers: usize, started: Instant) -> (Analysis, R) {
         filter_warnings: warnings,
     };
     (a, fed)
+}
+
+/// Feeds every input to the dispatcher in order; returns what each file
+/// held, and the error that stopped the run (without `keep_going`).
+fn read_inputs(
+    d: &mut Dispatcher,
+    inputs: &[Input],
+    progress: &Arc<AtomicU64>,
+    keep_going: bool,
+) -> (Vec<FileReport>, Option<FileError>) {
+    let mut files = Vec::new();
+    for input in inputs {
+        let r = read_capture(input, progress.clone(), &mut |p| d.packet(p));
+        let path = input.display();
+        match r {
+            Ok(s) => files.push(FileReport {
+                path,
+                format: s.format,
+                compressed: s.compressed,
+                packets: s.packets,
+                error: None,
+            }),
+            Err(e) => {
+                files.push(FileReport {
+                    path,
+                    format: "",
+                    compressed: false,
+                    packets: e.packets_before,
+                    error: Some(e.clone()),
+                });
+                if !keep_going {
+                    return (files, Some(e));
+                }
+            }
+        }
+    }
+    (files, None)
 }
 
 /// Reads `inputs` in order as one capture and analyses it.
@@ -416,31 +453,7 @@ pub fn analyze_files(
     let inputs = inputs.to_vec();
     let keep_going = opts.keep_going;
     let ran = run_pipeline(opts, filter, false, None, move |d| {
-        let mut files = Vec::new();
-        let mut fatal = None;
-        for input in &inputs {
-            let r = read_capture(input, progress.clone(), &mut |p| d.packet(p));
-            let (summary, error) = match r {
-                Ok(s) => (Some(s), None),
-                Err(e) => (None, Some(e)),
-            };
-            let stop = error.is_some() && !keep_going;
-            files.push(FileReport {
-                path: input.display(),
-                format: summary.as_ref().map(|s| s.format).unwrap_or(""),
-                compressed: summary.as_ref().map(|s| s.compressed).unwrap_or(false),
-                packets: summary
-                    .as_ref()
-                    .map(|s| s.packets)
-                    .unwrap_or_else(|| error.as_ref().map(|e| e.packets_before).unwrap_or(0)),
-                error: error.clone(),
-            });
-            if stop {
-                fatal = error;
-                break;
-            }
-        }
-        (files, fatal)
+        read_inputs(d, &inputs, &progress, keep_going)
     })?;
     // A file error that stops the run is returned before any merging.
     if let Some(e) = &ran.fed.1 {

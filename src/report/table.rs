@@ -1,5 +1,6 @@
 //! The human table: a summary header, then the top ports by bytes, aligned.
-use super::Report;
+use super::{OpenPortReport, PortReport, Report};
+use crate::pipeline::live::{LiveSummary, StopReason};
 use std::io::{self, Write};
 
 /// `1234567` → `1,234,567`.
@@ -54,8 +55,38 @@ fn micros(v: u64) -> String {
     }
 }
 
+/// How many rows `--top` shows (0 = all).
+fn shown(top: usize) -> usize {
+    if top == 0 {
+        usize::MAX
+    } else {
+        top
+    }
+}
+
 /// Writes the table; `top` limits the port rows (0 = all).
 pub fn write_table(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> {
+    write_summary(r, w)?;
+    if let Some(l) = &r.live {
+        write_capture(l, w)?;
+    }
+    for i in &r.inputs {
+        if let Some(e) = &i.error {
+            writeln!(w, "error: {e}")?;
+        }
+    }
+    writeln!(w)?;
+    if !write_ports(r, top, w)? {
+        return Ok(());
+    }
+    write_findings(r, w)?;
+    write_open_ports(r, top, w)?;
+    write_closed(r, top, w)
+}
+
+/// The summary lines: input, packets, span; packets by kind; then what is
+/// worth a line only when it happened.
+fn write_summary(r: &Report, w: &mut dyn Write) -> io::Result<()> {
     let t = &r.totals;
     let files = r.inputs.len();
     let source = match &r.live {
@@ -88,6 +119,25 @@ pub fn write_table(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> 
         thousands(t.decode_errors),
         thousands(t.unattributed_packets),
     )?;
+    let extra = notable(r);
+    if !extra.is_empty() {
+        writeln!(w, "{}", extra.join(" | "))?;
+    }
+    if !t.decode_error_detail.is_empty() {
+        let list: Vec<String> = t
+            .decode_error_detail
+            .iter()
+            .map(|e| format!("{}/{} {}", e.layer, e.reason, thousands(e.packets)))
+            .collect();
+        writeln!(w, "decode errors by layer: {}", list.join(", "))?;
+    }
+    Ok(())
+}
+
+/// What the summary mentions only when it happened: filtering, fragments,
+/// tunnels, snaplen cuts, full tables.
+fn notable(r: &Report) -> Vec<String> {
+    let t = &r.totals;
     let mut extra = Vec::new();
     if t.filtered_out > 0 {
         extra.push(format!("filtered out {}", thousands(t.filtered_out)));
@@ -125,48 +175,38 @@ pub fn write_table(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> 
             thousands(r.flows.evicted)
         ));
     }
-    if !extra.is_empty() {
-        writeln!(w, "{}", extra.join(" | "))?;
-    }
-    if !t.decode_error_detail.is_empty() {
-        let list: Vec<String> = t
-            .decode_error_detail
-            .iter()
-            .map(|e| format!("{}/{} {}", e.layer, e.reason, thousands(e.packets)))
-            .collect();
-        writeln!(w, "decode errors by layer: {}", list.join(", "))?;
-    }
-    if let Some(l) = &r.live {
-        writeln!(
-            w,
-            "capture on {} ({}), {}: received {} | dropped by kernel {} | by interface {} | in portflow's queues {} | stopped by {}",
-            l.interface,
-            l.link_type,
-            human_duration(l.duration_s),
-            thousands(l.counters.received),
-            thousands(l.counters.dropped_kernel),
-            thousands(l.counters.dropped_interface),
-            thousands(l.dropped_queue),
-            match &l.stopped_by {
-                crate::pipeline::live::StopReason::Signal => "signal".to_string(),
-                crate::pipeline::live::StopReason::Count => "packet count (-c)".to_string(),
-                crate::pipeline::live::StopReason::Duration => "duration (-d)".to_string(),
-                crate::pipeline::live::StopReason::Aborted => "second Ctrl-C".to_string(),
-                crate::pipeline::live::StopReason::InterfaceError(m) => format!("interface error: {m}"),
-                crate::pipeline::live::StopReason::WriteError(m) => format!("write error: {m}"),
-            }
-        )?;
-        if let Some(f) = &l.written {
-            writeln!(w, "written: {f} ({} packets)", thousands(l.written_packets))?;
-        }
-    }
-    for i in &r.inputs {
-        if let Some(e) = &i.error {
-            writeln!(w, "error: {e}")?;
-        }
-    }
-    writeln!(w)?;
+    extra
+}
 
+/// A live capture's health line, and where its packets were written.
+fn write_capture(l: &LiveSummary, w: &mut dyn Write) -> io::Result<()> {
+    writeln!(
+        w,
+        "capture on {} ({}), {}: received {} | dropped by kernel {} | by interface {} | in portflow's queues {} | stopped by {}",
+        l.interface,
+        l.link_type,
+        human_duration(l.duration_s),
+        thousands(l.counters.received),
+        thousands(l.counters.dropped_kernel),
+        thousands(l.counters.dropped_interface),
+        thousands(l.dropped_queue),
+        match &l.stopped_by {
+            StopReason::Signal => "signal".to_string(),
+            StopReason::Count => "packet count (-c)".to_string(),
+            StopReason::Duration => "duration (-d)".to_string(),
+            StopReason::Aborted => "second Ctrl-C".to_string(),
+            StopReason::InterfaceError(m) => format!("interface error: {m}"),
+            StopReason::WriteError(m) => format!("write error: {m}"),
+        }
+    )?;
+    if let Some(f) = &l.written {
+        writeln!(w, "written: {f} ({} packets)", thousands(l.written_packets))?;
+    }
+    Ok(())
+}
+
+/// The port table; false when there was no port traffic (nothing follows).
+fn write_ports(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<bool> {
     let header = [
         "PROTO",
         "PORT",
@@ -182,47 +222,66 @@ pub fn write_table(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> 
         "SIZE p50/p99",
         "RTT p50/p99",
     ];
-    let rows: Vec<[String; 13]> = r
-        .ports
-        .iter()
-        .take(if top == 0 { usize::MAX } else { top })
-        .map(|p| {
-            [
-                p.proto.as_str().to_string(),
-                p.port.to_string(),
-                p.service.clone().unwrap_or_else(|| "-".into()),
-                p.class.as_str().to_string(),
-                thousands(p.packets),
-                human_bytes(p.bytes),
-                human_bytes(p.to_server.bytes),
-                human_bytes(p.to_client.bytes),
-                thousands(p.flows),
-                thousands(p.clients),
-                thousands(p.servers),
-                p.packet_size
-                    .map(|s| format!("{}/{}", s.p50, s.p99))
-                    .unwrap_or_else(|| "-".into()),
-                p.handshake_rtt_us
-                    .map(|s| format!("{}/{}", micros(s.p50), micros(s.p99)))
-                    .unwrap_or_else(|| "-".into()),
-            ]
-        })
-        .collect();
+    let rows: Vec<[String; 13]> = r.ports.iter().take(shown(top)).map(port_cells).collect();
     if rows.is_empty() {
         writeln!(w, "no port traffic")?;
-        return Ok(());
-    }
-    let mut width = header.map(|h| h.len());
-    for row in &rows {
-        for (i, c) in row.iter().enumerate() {
-            width[i] = width[i].max(c.chars().count());
-        }
+        return Ok(false);
     }
     // Text columns left-aligned, numbers right-aligned.
     let left = [
         true, false, true, true, false, false, false, false, false, false, false, false, false,
     ];
-    let line = |cells: &[String]| -> String {
+    let header = header.map(String::from);
+    for line in aligned(&header, &rows, &left) {
+        writeln!(w, "{line}")?;
+    }
+    if top != 0 && r.ports_total > top {
+        writeln!(
+            w,
+            "... {} more ports (--top 0 shows all)",
+            thousands((r.ports_total - top) as u64)
+        )?;
+    }
+    Ok(true)
+}
+
+/// One port's cells in the table.
+fn port_cells(p: &PortReport) -> [String; 13] {
+    [
+        p.proto.as_str().to_string(),
+        p.port.to_string(),
+        p.service.clone().unwrap_or_else(|| "-".into()),
+        p.class.as_str().to_string(),
+        thousands(p.packets),
+        human_bytes(p.bytes),
+        human_bytes(p.to_server.bytes),
+        human_bytes(p.to_client.bytes),
+        thousands(p.flows),
+        thousands(p.clients),
+        thousands(p.servers),
+        p.packet_size
+            .map(|s| format!("{}/{}", s.p50, s.p99))
+            .unwrap_or_else(|| "-".into()),
+        p.handshake_rtt_us
+            .map(|s| format!("{}/{}", micros(s.p50), micros(s.p99)))
+            .unwrap_or_else(|| "-".into()),
+    ]
+}
+
+/// The header and rows as lines, each column as wide as its widest cell;
+/// `left` columns are aligned left (and the last one is not padded).
+fn aligned<const N: usize>(
+    header: &[String; N],
+    rows: &[[String; N]],
+    left: &[bool; N],
+) -> Vec<String> {
+    let mut width = [0; N];
+    for row in std::iter::once(header).chain(rows) {
+        for (i, c) in row.iter().enumerate() {
+            width[i] = width[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: &[String; N]| -> String {
         let mut s = String::new();
         for (i, c) in cells.iter().enumerate() {
             if i > 0 {
@@ -231,7 +290,7 @@ pub fn write_table(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> 
             let pad = width[i] - c.chars().count();
             if left[i] {
                 s.push_str(c);
-                if i + 1 < cells.len() {
+                if i + 1 < N {
                     s.push_str(&" ".repeat(pad));
                 }
             } else {
@@ -241,76 +300,81 @@ pub fn write_table(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> 
         }
         s
     };
-    writeln!(w, "{}", line(&header.map(String::from)))?;
-    for row in &rows {
-        writeln!(w, "{}", line(row))?;
+    std::iter::once(header).chain(rows).map(line).collect()
+}
+
+fn write_findings(r: &Report, w: &mut dyn Write) -> io::Result<()> {
+    if r.findings.is_empty() {
+        return Ok(());
     }
-    if top != 0 && r.ports_total > top {
+    writeln!(w)?;
+    writeln!(w, "findings: {}", thousands(r.findings.len() as u64))?;
+    for f in &r.findings {
+        writeln!(w, "  {:<6}  {:<16} {}", f.severity, f.kind, f.detail)?;
+    }
+    Ok(())
+}
+
+/// The open ports with the most bytes, as many as the port table's rows.
+fn write_open_ports(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> {
+    if r.services.is_empty() {
+        return Ok(());
+    }
+    writeln!(w)?;
+    writeln!(
+        w,
+        "open ports seen serving: {}",
+        thousands(r.services_total as u64)
+    )?;
+    let mut by_bytes: Vec<&OpenPortReport> = r.services.iter().collect();
+    // A total order (host, proto and port name one row), so picking the
+    // shown rows before sorting them gives what a full sort would.
+    let order = |a: &&OpenPortReport, b: &&OpenPortReport| {
+        b.bytes
+            .cmp(&a.bytes)
+            .then(a.host.cmp(&b.host))
+            .then(a.port.cmp(&b.port))
+            .then(a.proto.cmp(&b.proto))
+    };
+    let shown = by_bytes.len().min(shown(top));
+    if shown > 0 && shown < by_bytes.len() {
+        by_bytes.select_nth_unstable_by(shown - 1, order);
+        by_bytes.truncate(shown);
+    }
+    by_bytes.sort_unstable_by(order);
+    let hw = by_bytes
+        .iter()
+        .map(|o| o.host.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    for o in &by_bytes {
         writeln!(
             w,
-            "... {} more ports (--top 0 shows all)",
-            thousands((r.ports_total - top) as u64)
+            "  {:<hw$}  {:>3}/{:<5}  {:<16} {:<10} {:<20} flows {:>6}  clients {:>5}  {:>9}",
+            o.host,
+            o.proto,
+            o.port,
+            o.service.as_deref().unwrap_or("-"),
+            o.detected.unwrap_or("-"),
+            o.evidence.join(","),
+            thousands(o.flows),
+            thousands(o.clients),
+            human_bytes(o.bytes),
         )?;
     }
-    if !r.findings.is_empty() {
-        writeln!(w)?;
-        writeln!(w, "findings: {}", thousands(r.findings.len() as u64))?;
-        for f in &r.findings {
-            writeln!(w, "  {:<6}  {:<16} {}", f.severity, f.kind, f.detail)?;
-        }
-    }
-    if !r.services.is_empty() {
-        writeln!(w)?;
+    if shown < r.services_total {
         writeln!(
             w,
-            "open ports seen serving: {}",
-            thousands(r.services_total as u64)
+            "  ... {} more (the JSON report lists all)",
+            thousands((r.services_total - shown) as u64)
         )?;
-        let mut by_bytes: Vec<&super::OpenPortReport> = r.services.iter().collect();
-        // A total order (host, proto and port name one row), so picking the
-        // shown rows before sorting them gives what a full sort would.
-        let order = |a: &&super::OpenPortReport, b: &&super::OpenPortReport| {
-            b.bytes
-                .cmp(&a.bytes)
-                .then(a.host.cmp(&b.host))
-                .then(a.port.cmp(&b.port))
-                .then(a.proto.cmp(&b.proto))
-        };
-        let shown = by_bytes.len().min(if top == 0 { usize::MAX } else { top });
-        if shown > 0 && shown < by_bytes.len() {
-            by_bytes.select_nth_unstable_by(shown - 1, order);
-            by_bytes.truncate(shown);
-        }
-        by_bytes.sort_unstable_by(order);
-        let hw = by_bytes
-            .iter()
-            .map(|o| o.host.len())
-            .max()
-            .unwrap_or(4)
-            .max(4);
-        for o in &by_bytes {
-            writeln!(
-                w,
-                "  {:<hw$}  {:>3}/{:<5}  {:<16} {:<10} {:<20} flows {:>6}  clients {:>5}  {:>9}",
-                o.host,
-                o.proto,
-                o.port,
-                o.service.as_deref().unwrap_or("-"),
-                o.detected.unwrap_or("-"),
-                o.evidence.join(","),
-                thousands(o.flows),
-                thousands(o.clients),
-                human_bytes(o.bytes),
-            )?;
-        }
-        if shown < r.services_total {
-            writeln!(
-                w,
-                "  ... {} more (the JSON report lists all)",
-                thousands((r.services_total - shown) as u64)
-            )?;
-        }
     }
+    Ok(())
+}
+
+/// Closed-port attempts in all, and the ports ICMP said were closed.
+fn write_closed(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> {
     if !r.closed_port_attempts.is_empty() {
         let (tcp, udp): (u64, u64) = r.closed_port_attempts.iter().fold((0, 0), |a, c| {
             (a.0 + c.tcp_rejected, a.1 + c.udp_unreachable)
@@ -323,28 +387,25 @@ pub fn write_table(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> 
             thousands(r.closed_port_attempts.len() as u64)
         )?;
     }
-    if !r.closed_ports.is_empty() {
-        writeln!(w)?;
+    if r.closed_ports.is_empty() {
+        return Ok(());
+    }
+    writeln!(w)?;
+    writeln!(
+        w,
+        "closed ports (ICMP port unreachable): {}",
+        thousands(r.closed_ports.len() as u64)
+    )?;
+    for c in r.closed_ports.iter().take(shown(top)) {
         writeln!(
             w,
-            "closed ports (ICMP port unreachable): {}",
-            thousands(r.closed_ports.len() as u64)
+            "  {}/{} on {} ({}): {}",
+            c.proto,
+            c.port,
+            c.host,
+            c.service.as_deref().unwrap_or("-"),
+            thousands(c.unreachable)
         )?;
-        for c in r
-            .closed_ports
-            .iter()
-            .take(if top == 0 { usize::MAX } else { top })
-        {
-            writeln!(
-                w,
-                "  {}/{} on {} ({}): {}",
-                c.proto,
-                c.port,
-                c.host,
-                c.service.as_deref().unwrap_or("-"),
-                thousands(c.unreachable)
-            )?;
-        }
     }
     Ok(())
 }

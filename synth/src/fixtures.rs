@@ -11,44 +11,60 @@ use super::Rng;
 /// Start of the fixtures' packet time: 2024-01-01T00:00:00Z.
 pub const T0: u64 = 1_704_067_200_000_000_000;
 
+/// Timestamped packets, written in order.
+struct Script {
+    out: Vec<(u64, Vec<u8>)>,
+    t: u64,
+    rng: Rng,
+}
+
+impl Script {
+    /// Packet `p`, `step_us` after the one before.
+    fn at(&mut self, p: Vec<u8>, step_us: u64) {
+        self.t += step_us * 1000;
+        self.out.push((self.t, p));
+    }
+
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        self.rng.bytes(n)
+    }
+}
+
 /// The base conversations as timestamped IP packets.
 pub fn conversations(seed: u64) -> Vec<(u64, Vec<u8>)> {
-    let mut rng = Rng::new(seed);
-    let mut out = Vec::new();
-    let mut t = T0;
-    let mut at = |out: &mut Vec<(u64, Vec<u8>)>, p: Vec<u8>, step_us: u64| {
-        t += step_us * 1000;
-        out.push((t, p));
+    let mut sc = Script {
+        out: Vec::new(),
+        t: T0,
+        rng: Rng::new(seed),
     };
-    let srv = v4(10, 0, 0, 1);
+    http(&mut sc);
+    tcp_oddities(&mut sc);
+    udp_v4(&mut sc);
+    ipv6(&mut sc);
+    sc.out
+}
 
-    // 1. HTTP: full handshake, request, three response segments, FIN both ways (SF).
-    let c = v4(10, 0, 0, 2);
-    at(&mut out, tcp(c, 40001, srv, 80, SYN, 1000, 0, &[]), 0);
-    at(
-        &mut out,
-        tcp(srv, 80, c, 40001, SYN | ACK, 5000, 1001, &[]),
-        850,
-    );
-    at(&mut out, tcp(c, 40001, srv, 80, ACK, 1001, 5001, &[]), 40);
+const SERVER: Ip = Ip::V4([10, 0, 0, 1]);
+const CLIENT: Ip = Ip::V4([10, 0, 0, 2]);
+
+/// 1. HTTP: full handshake, request, three response segments, FIN both ways (SF).
+fn http(sc: &mut Script) {
+    let (c, srv) = (CLIENT, SERVER);
+    sc.at(tcp(c, 40001, srv, 80, SYN, 1000, 0, &[]), 0);
+    sc.at(tcp(srv, 80, c, 40001, SYN | ACK, 5000, 1001, &[]), 850);
+    sc.at(tcp(c, 40001, srv, 80, ACK, 1001, 5001, &[]), 40);
     let req = b"GET /index.html HTTP/1.1\r\nHost: example\r\nUser-Agent: fixture\r\n\r\n";
-    at(
-        &mut out,
-        tcp(c, 40001, srv, 80, PSH | ACK, 1001, 5001, req),
-        10,
-    );
+    sc.at(tcp(c, 40001, srv, 80, PSH | ACK, 1001, 5001, req), 10);
     let mut seq = 5001;
     for n in [1400usize, 1400, 500] {
-        let body = rng.bytes(n);
-        at(
-            &mut out,
+        let body = sc.bytes(n);
+        sc.at(
             tcp(srv, 80, c, 40001, ACK, seq, 1001 + req.len() as u32, &body),
             300,
         );
         seq += n as u32;
     }
-    at(
-        &mut out,
+    sc.at(
         tcp(
             c,
             40001,
@@ -61,8 +77,7 @@ pub fn conversations(seed: u64) -> Vec<(u64, Vec<u8>)> {
         ),
         200,
     );
-    at(
-        &mut out,
+    sc.at(
         tcp(
             srv,
             80,
@@ -75,8 +90,7 @@ pub fn conversations(seed: u64) -> Vec<(u64, Vec<u8>)> {
         ),
         100,
     );
-    at(
-        &mut out,
+    sc.at(
         tcp(
             c,
             40001,
@@ -89,112 +103,82 @@ pub fn conversations(seed: u64) -> Vec<(u64, Vec<u8>)> {
         ),
         50,
     );
+}
 
+/// 2-6. A refused SYN, an unanswered one, mid-stream TLS, and a service on
+/// an unregistered high port reached with and without a handshake.
+fn tcp_oddities(sc: &mut Script) {
+    let srv = SERVER;
     // 2. SSH refused: SYN answered by RST (REJ).
     let c3 = v4(10, 0, 0, 3);
-    at(&mut out, tcp(c3, 51000, srv, 22, SYN, 77, 0, &[]), 1000);
-    at(
-        &mut out,
-        tcp(srv, 22, c3, 51000, RST | ACK, 0, 78, &[]),
-        120,
-    );
+    sc.at(tcp(c3, 51000, srv, 22, SYN, 77, 0, &[]), 1000);
+    sc.at(tcp(srv, 22, c3, 51000, RST | ACK, 0, 78, &[]), 120);
 
     // 3. Unanswered SYN and its retransmission to 8000 (S0).
     let c4 = v4(10, 0, 0, 4);
-    at(&mut out, tcp(c4, 33333, srv, 8000, SYN, 9, 0, &[]), 500);
-    at(
-        &mut out,
-        tcp(c4, 33333, srv, 8000, SYN, 9, 0, &[]),
-        1_000_000,
-    );
+    sc.at(tcp(c4, 33333, srv, 8000, SYN, 9, 0, &[]), 500);
+    sc.at(tcp(c4, 33333, srv, 8000, SYN, 9, 0, &[]), 1_000_000);
 
     // 4. Mid-stream TLS without a handshake: the well-known side is the service.
     let (s5, c6) = (v4(10, 0, 0, 5), v4(10, 0, 0, 6));
     for i in 0..3u32 {
-        at(
-            &mut out,
-            tcp(c6, 50505, s5, 443, ACK | PSH, 100 + i, 900, &rng.bytes(200)),
-            700,
-        );
-        at(
-            &mut out,
-            tcp(
-                s5,
-                443,
-                c6,
-                50505,
-                ACK | PSH,
-                900 + i,
-                103,
-                &rng.bytes(1200),
-            ),
-            300,
-        );
+        let body = sc.bytes(200);
+        sc.at(tcp(c6, 50505, s5, 443, ACK | PSH, 100 + i, 900, &body), 700);
+        let body = sc.bytes(1200);
+        sc.at(tcp(s5, 443, c6, 50505, ACK | PSH, 900 + i, 103, &body), 300);
     }
 
     // 5. A service on an unregistered high port, with a handshake.
     let c7 = v4(10, 0, 0, 7);
-    at(&mut out, tcp(c7, 55555, srv, 31337, SYN, 1, 0, &[]), 400);
-    at(
-        &mut out,
-        tcp(srv, 31337, c7, 55555, SYN | ACK, 1, 2, &[]),
-        2_000,
-    );
-    at(
-        &mut out,
-        tcp(c7, 55555, srv, 31337, ACK | PSH, 2, 2, b"hello"),
-        100,
-    );
+    sc.at(tcp(c7, 55555, srv, 31337, SYN, 1, 0, &[]), 400);
+    sc.at(tcp(srv, 31337, c7, 55555, SYN | ACK, 1, 2, &[]), 2_000);
+    sc.at(tcp(c7, 55555, srv, 31337, ACK | PSH, 2, 2, b"hello"), 100);
     // 6. A later mid-stream flow to the same service from a lower-numbered client
     //    port: the known server wins over the scored fallback.
     let c8 = v4(10, 0, 0, 8);
-    at(
-        &mut out,
-        tcp(c8, 1024, srv, 31337, ACK | PSH, 50, 60, b"again"),
-        300,
-    );
-    at(&mut out, tcp(srv, 31337, c8, 1024, ACK, 60, 55, &[]), 100);
+    sc.at(tcp(c8, 1024, srv, 31337, ACK | PSH, 50, 60, b"again"), 300);
+    sc.at(tcp(srv, 31337, c8, 1024, ACK, 60, 55, &[]), 100);
+}
 
+/// 7-8. DNS over UDP, and a UDP probe to a closed port refused by ICMP.
+fn udp_v4(sc: &mut Script) {
+    let (c, srv) = (CLIENT, SERVER);
     // 7. DNS over UDP.
     let dns = v4(10, 0, 0, 53);
-    at(&mut out, udp(c, 53000, dns, 53, &rng.bytes(40)), 900);
-    at(&mut out, udp(dns, 53, c, 53000, &rng.bytes(120)), 1_500);
+    let body = sc.bytes(40);
+    sc.at(udp(c, 53000, dns, 53, &body), 900);
+    let body = sc.bytes(120);
+    sc.at(udp(dns, 53, c, 53000, &body), 1_500);
 
     // 8. A UDP probe to a closed port, refused by ICMP.
     let probe = udp(c, 41000, srv, 9999, b"probe");
-    at(&mut out, probe.clone(), 700);
-    at(&mut out, port_unreachable(srv, &probe), 60);
+    sc.at(probe.clone(), 700);
+    sc.at(port_unreachable(srv, &probe), 60);
+}
 
+/// 9-11. IPv6: HTTPS reset by the client, NTP, a probe refused by ICMPv6.
+fn ipv6(sc: &mut Script) {
     // 9. IPv6 HTTPS: handshake, data, client RST (RSTO).
     let (c6a, s6) = (v6(2), v6(1));
-    at(&mut out, tcp(c6a, 40002, s6, 443, SYN, 10, 0, &[]), 300);
-    at(
-        &mut out,
-        tcp(s6, 443, c6a, 40002, SYN | ACK, 20, 11, &[]),
-        1_200,
-    );
-    at(
-        &mut out,
-        tcp(c6a, 40002, s6, 443, ACK | PSH, 11, 21, &rng.bytes(300)),
-        80,
-    );
-    at(
-        &mut out,
-        tcp(s6, 443, c6a, 40002, ACK | PSH, 21, 311, &rng.bytes(1000)),
-        400,
-    );
-    at(&mut out, tcp(c6a, 40002, s6, 443, RST, 311, 0, &[]), 90);
+    sc.at(tcp(c6a, 40002, s6, 443, SYN, 10, 0, &[]), 300);
+    sc.at(tcp(s6, 443, c6a, 40002, SYN | ACK, 20, 11, &[]), 1_200);
+    let body = sc.bytes(300);
+    sc.at(tcp(c6a, 40002, s6, 443, ACK | PSH, 11, 21, &body), 80);
+    let body = sc.bytes(1000);
+    sc.at(tcp(s6, 443, c6a, 40002, ACK | PSH, 21, 311, &body), 400);
+    sc.at(tcp(c6a, 40002, s6, 443, RST, 311, 0, &[]), 90);
 
     // 10. IPv6 NTP, same port on both sides.
     let ntp = v6(123);
-    at(&mut out, udp(c6a, 123, ntp, 123, &rng.bytes(48)), 2_000);
-    at(&mut out, udp(ntp, 123, c6a, 123, &rng.bytes(48)), 5_000);
+    let body = sc.bytes(48);
+    sc.at(udp(c6a, 123, ntp, 123, &body), 2_000);
+    let body = sc.bytes(48);
+    sc.at(udp(ntp, 123, c6a, 123, &body), 5_000);
 
     // 11. IPv6 UDP to a closed port, refused by ICMPv6.
     let probe6 = udp(c6a, 42000, s6, 7777, b"probe6");
-    at(&mut out, probe6.clone(), 300);
-    at(&mut out, port_unreachable(s6, &probe6), 40);
-    out
+    sc.at(probe6.clone(), 300);
+    sc.at(port_unreachable(s6, &probe6), 40);
 }
 
 pub const SEED: u64 = 0x706f_7274_666c_6f77;
@@ -317,65 +301,39 @@ fn fragments() -> Vec<(u64, Vec<u8>)> {
 /// a sweep of 30 hosts on 445, NULL/FIN/Xmas probes, and 200 clients completing
 /// handshakes with one HTTPS server (which must not look like a scan).
 pub fn scan_traffic() -> Vec<(u64, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut t = T0;
-    let mut at = |out: &mut Vec<(u64, Vec<u8>)>, p: Vec<u8>, step_us: u64| {
-        t += step_us * 1000;
-        out.push((t, p));
+    let mut sc = Script {
+        out: Vec::new(),
+        t: T0,
+        rng: Rng::new(1),
     };
     let (scanner, target) = (v4(10, 9, 9, 9), v4(10, 0, 0, 1));
     for port in 1..=100u16 {
-        at(
-            &mut out,
-            tcp(scanner, 40000, target, port, SYN, 7, 0, &[]),
-            200,
-        );
+        sc.at(tcp(scanner, 40000, target, port, SYN, 7, 0, &[]), 200);
         if port == 22 || port == 80 {
-            at(
-                &mut out,
-                tcp(target, port, scanner, 40000, SYN | ACK, 9, 8, &[]),
-                100,
-            );
-            at(
-                &mut out,
-                tcp(scanner, 40000, target, port, RST, 8, 0, &[]),
-                50,
-            );
+            sc.at(tcp(target, port, scanner, 40000, SYN | ACK, 9, 8, &[]), 100);
+            sc.at(tcp(scanner, 40000, target, port, RST, 8, 0, &[]), 50);
         } else {
-            at(
-                &mut out,
-                tcp(target, port, scanner, 40000, RST | ACK, 0, 8, &[]),
-                100,
-            );
+            sc.at(tcp(target, port, scanner, 40000, RST | ACK, 0, 8, &[]), 100);
         }
     }
     for h in 1..=30u8 {
-        at(
-            &mut out,
+        sc.at(
             tcp(scanner, 40001, v4(10, 0, 2, h), 445, SYN, 1, 0, &[]),
             300,
         );
     }
     for (port, flags) in [(22u16, 0u8), (23, FIN), (25, FIN | PSH | URG)] {
-        at(
-            &mut out,
-            tcp(scanner, 40002, target, port, flags, 1, 0, &[]),
-            400,
-        );
+        sc.at(tcp(scanner, 40002, target, port, flags, 1, 0, &[]), 400);
     }
     let web = v4(10, 0, 0, 80);
     for c in 0..200u16 {
         let client = v4(10, 1, (c >> 8) as u8, c as u8);
         let cp = 30000 + c;
-        at(&mut out, tcp(client, cp, web, 443, SYN, 1, 0, &[]), 100);
-        at(
-            &mut out,
-            tcp(web, 443, client, cp, SYN | ACK, 5, 2, &[]),
-            100,
-        );
-        at(&mut out, tcp(client, cp, web, 443, ACK, 2, 6, &[]), 50);
+        sc.at(tcp(client, cp, web, 443, SYN, 1, 0, &[]), 100);
+        sc.at(tcp(web, 443, client, cp, SYN | ACK, 5, 2, &[]), 100);
+        sc.at(tcp(client, cp, web, 443, ACK, 2, 6, &[]), 50);
     }
-    out
+    sc.out
 }
 
 /// A named fixture file and its bytes.
@@ -412,21 +370,29 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 /// Every generated fixture.
 pub fn all() -> Vec<Fixture> {
     let base = conversations(SEED);
-    let mut out = Vec::new();
     let eth = pcap_of(1, 65535, false, false, &base, eth_ip);
+    let mut out = link_types(&base, &eth);
+    out.extend(encapsulations(&base));
+    out.extend(broken(&eth));
+    out
+}
+
+/// The base conversations under every link type (and compressed).
+fn link_types(base: &[(u64, Vec<u8>)], eth: &[u8]) -> Vec<Fixture> {
+    let mut out = Vec::new();
     out.push(Fixture {
         name: "eth.pcap",
-        bytes: eth.clone(),
+        bytes: eth.to_vec(),
         note: "Ethernet, little-endian, microseconds",
     });
     out.push(Fixture {
         name: "eth-be-ns.pcap",
-        bytes: pcap_of(1, 65535, true, true, &base, eth_ip),
+        bytes: pcap_of(1, 65535, true, true, base, eth_ip),
         note: "Ethernet, big-endian, nanoseconds",
     });
     out.push(Fixture {
         name: "eth.pcap.gz",
-        bytes: gzip(&eth),
+        bytes: gzip(eth),
         note: "eth.pcap, gzip-compressed",
     });
     let vlan = |p: &[u8]| {
@@ -438,49 +404,56 @@ pub fn all() -> Vec<Fixture> {
     };
     out.push(Fixture {
         name: "vlan.pcap",
-        bytes: pcap_of(1, 65535, false, false, &base, vlan),
+        bytes: pcap_of(1, 65535, false, false, base, vlan),
         note: "802.1Q tags, and stacked 802.1ad + 802.1Q tags on odd-length packets",
     });
     out.push(Fixture {
         name: "sll.pcap",
-        bytes: pcap_of(113, 65535, false, false, &base, sll),
+        bytes: pcap_of(113, 65535, false, false, base, sll),
         note: "Linux SLL",
     });
     out.push(Fixture {
         name: "sll2.pcap",
-        bytes: pcap_of(276, 65535, false, false, &base, sll2),
+        bytes: pcap_of(276, 65535, false, false, base, sll2),
         note: "Linux SLL2",
     });
     out.push(Fixture {
         name: "null-le.pcap",
-        bytes: pcap_of(0, 65535, false, false, &base, |p| null(p, false)),
+        bytes: pcap_of(0, 65535, false, false, base, |p| null(p, false)),
         note: "BSD null, family in little-endian order",
     });
     out.push(Fixture {
         name: "null-be.pcap",
-        bytes: pcap_of(0, 65535, true, false, &base, |p| null(p, true)),
+        bytes: pcap_of(0, 65535, true, false, base, |p| null(p, true)),
         note: "BSD null from a big-endian host",
     });
     out.push(Fixture {
         name: "loop.pcap",
-        bytes: pcap_of(108, 65535, false, false, &base, |p| null(p, true)),
+        bytes: pcap_of(108, 65535, false, false, base, |p| null(p, true)),
         note: "OpenBSD loop (family in network order)",
     });
     out.push(Fixture {
         name: "raw.pcap",
-        bytes: pcap_of(101, 65535, false, false, &base, |p| p.to_vec()),
+        bytes: pcap_of(101, 65535, false, false, base, |p| p.to_vec()),
         note: "raw IP",
     });
     out.push(Fixture {
         name: "pppoe.pcap",
-        bytes: pcap_of(1, 65535, false, false, &base, pppoe),
+        bytes: pcap_of(1, 65535, false, false, base, pppoe),
         note: "PPPoE sessions",
     });
     out.push(Fixture {
         name: "snaplen64.pcap",
-        bytes: pcap_of(1, 64, false, false, &base, eth_ip),
+        bytes: pcap_of(1, 64, false, false, base, eth_ip),
         note: "Ethernet cut to 64 bytes per packet",
     });
+    out
+}
+
+/// The base conversations in tunnels and in pcapng; IP options and
+/// extension headers, fragments, and scan traffic.
+fn encapsulations(base: &[(u64, Vec<u8>)]) -> Vec<Fixture> {
+    let mut out = Vec::new();
     let mut tun = Pcap::new(1, 65535, false, false);
     for (i, (t, p)) in base.iter().enumerate() {
         let v6 = p[0] >> 4 == 6;
@@ -531,14 +504,19 @@ pub fn all() -> Vec<Fixture> {
         bytes: pcap_of(1, 65535, false, false, &scan_traffic(), eth_ip),
         note: "a SYN scan of 100 ports (22 and 80 open), a 30-host sweep on 445, NULL/FIN/Xmas probes, and a busy HTTPS server with 200 clients",
     });
-    // Broken files.
+    out
+}
+
+/// Broken files, made from `eth` (eth.pcap).
+fn broken(eth: &[u8]) -> Vec<Fixture> {
+    let mut out = Vec::new();
     let cut = eth.len() - 700;
     out.push(Fixture {
         name: "bad-truncated.pcap",
         bytes: eth[..cut].to_vec(),
         note: "eth.pcap cut inside a record",
     });
-    let mut bad = eth.clone();
+    let mut bad = eth.to_vec();
     bad[0..4].copy_from_slice(b"NOPE");
     out.push(Fixture {
         name: "bad-magic.pcap",

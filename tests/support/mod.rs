@@ -119,12 +119,9 @@ pub const TSHARK_FIELDS: &[&str] = &[
     "ipv6.fraghdr.offset",
 ];
 
-/// tshark's view (pcapng custom blocks left out: they are not packets): every packet's length; for TCP/UDP packets, the innermost
-/// IP addresses and ports. Later IP fragments are given the ports of their
-/// first fragment when it was seen (as portflow does; tshark with
-/// defragmentation off shows no ports on them). ICMP packets, which quote a
-/// transport header, are not flow packets.
-pub fn tshark_counts(file: &Path) -> Result<Counts, String> {
+/// tshark's fields of every packet of `file` (pcapng custom blocks left out:
+/// they are records to tshark but carry no packet), one line each.
+fn tshark_fields(file: &Path) -> Result<String, String> {
     let mut cmd = Command::new("tshark");
     cmd.args(["-n", "-r"]).arg(file);
     cmd.args([
@@ -135,7 +132,6 @@ pub fn tshark_counts(file: &Path) -> Result<Counts, String> {
         "-T",
         "fields",
     ]);
-    // pcapng custom blocks are records to tshark but carry no packet.
     cmd.args(["-Y", "!frame.cb_pen"]);
     cmd.args([
         "-E",
@@ -157,75 +153,122 @@ pub fn tshark_counts(file: &Path) -> Result<Counts, String> {
             String::from_utf8_lossy(&o.stderr)
         ));
     }
-    let mut c = Counts::default();
-    let mut frags: BTreeMap<(String, String, String), (String, String, String)> = BTreeMap::new();
-    for line in String::from_utf8_lossy(&o.stdout).lines() {
-        let f: Vec<&str> = line.split('\t').collect();
-        let get = |i: usize| -> Vec<&str> {
-            f.get(i)
-                .map(|s| s.split('|').filter(|x| !x.is_empty()).collect())
-                .unwrap_or_default()
+    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+/// (transport, source port, destination port).
+type Ports = (String, String, String);
+
+/// What tshark shows of an IP packet: its innermost addresses, its transport
+/// ports if it has any, and which datagram it is a fragment of at which
+/// offset.
+struct IpPacket {
+    src: String,
+    dst: String,
+    ports: Option<Ports>,
+    frag: Option<(String, u64)>,
+}
+
+/// One packet as tshark shows it: its length, and what it shows of it as an
+/// IP packet (`None` for packets that are no flow's: ICMP, non-IP).
+fn tshark_packet(line: &str) -> (u64, Option<IpPacket>) {
+    let f: Vec<&str> = line.split('\t').collect();
+    let get = |i: usize| -> Vec<&str> {
+        f.get(i)
+            .map(|s| s.split('|').filter(|x| !x.is_empty()).collect())
+            .unwrap_or_default()
+    };
+    let len: u64 = f[0].parse().unwrap_or(0);
+    let protos: Vec<&str> = f.get(1).map(|s| s.split(':').collect()).unwrap_or_default();
+    if protos.iter().any(|p| *p == "icmp" || *p == "icmpv6") {
+        return (len, None);
+    }
+    let Some(ip_at) = protos.iter().rposition(|p| *p == "ip" || *p == "ipv6") else {
+        return (len, None);
+    };
+    let v6 = protos[ip_at] == "ipv6";
+    let (src, dst) = if v6 {
+        (get(4), get(5))
+    } else {
+        (get(2), get(3))
+    };
+    let (Some(src), Some(dst)) = (src.last(), dst.last()) else {
+        return (len, None);
+    };
+    let transport = protos[ip_at..]
+        .iter()
+        .rposition(|p| matches!(*p, "tcp" | "udp" | "sctp" | "dccp"))
+        .map(|i| protos[ip_at + i]);
+    let (ident, offset) = if v6 {
+        (get(16), get(17))
+    } else {
+        (get(14), get(15))
+    };
+    let frag = ident.last().map(|id| {
+        let offset = offset.last().and_then(|s| s.parse().ok()).unwrap_or(0);
+        (id.to_string(), offset)
+    });
+    let ports = transport.and_then(|t| {
+        let (sp, dp) = match t {
+            "tcp" => (get(6), get(7)),
+            "udp" => (get(8), get(9)),
+            "sctp" => (get(10), get(11)),
+            _ => (get(12), get(13)),
         };
-        let len: u64 = f[0].parse().unwrap_or(0);
+        Some((
+            t.to_string(),
+            sp.last()?.to_string(),
+            dp.last()?.to_string(),
+        ))
+    });
+    let (src, dst) = (src.to_string(), dst.to_string());
+    (
+        len,
+        Some(IpPacket {
+            src,
+            dst,
+            ports,
+            frag,
+        }),
+    )
+}
+
+/// tshark's view: every packet's length; for TCP/UDP packets, the innermost
+/// IP addresses and ports. Later IP fragments are given the ports of their
+/// first fragment when it was seen (as portflow does; tshark with
+/// defragmentation off shows no ports on them). ICMP packets, which quote a
+/// transport header, are not flow packets.
+pub fn tshark_counts(file: &Path) -> Result<Counts, String> {
+    let text = tshark_fields(file)?;
+    let mut c = Counts::default();
+    let mut frags: BTreeMap<(String, String, String), Ports> = BTreeMap::new();
+    for line in text.lines() {
+        let (len, packet) = tshark_packet(line);
         c.packets += 1;
         c.bytes += len;
-        let protos: Vec<&str> = f.get(1).map(|s| s.split(':').collect()).unwrap_or_default();
-        if protos.iter().any(|p| *p == "icmp" || *p == "icmpv6") {
-            continue;
-        }
-        let Some(ip_at) = protos.iter().rposition(|p| *p == "ip" || *p == "ipv6") else {
-            continue;
-        };
-        let v6 = protos[ip_at] == "ipv6";
-        let (src, dst) = if v6 {
-            (get(4), get(5))
-        } else {
-            (get(2), get(3))
-        };
-        let (Some(src), Some(dst)) = (src.last(), dst.last()) else {
+        let Some(IpPacket {
+            src,
+            dst,
+            ports,
+            frag,
+        }) = packet
+        else {
             continue;
         };
-        let transport = protos[ip_at..]
-            .iter()
-            .rposition(|p| matches!(*p, "tcp" | "udp" | "sctp" | "dccp"))
-            .map(|i| protos[ip_at + i]);
-        let (ident, offset) = if v6 {
-            (get(16), get(17))
-        } else {
-            (get(14), get(15))
-        };
-        let frag_key = ident
-            .last()
-            .map(|id| (src.to_string(), dst.to_string(), id.to_string()));
-        let offset: u64 = offset.last().and_then(|s| s.parse().ok()).unwrap_or(0);
-        let ports = match transport {
-            Some(t) => {
-                let (sp, dp) = match t {
-                    "tcp" => (get(6), get(7)),
-                    "udp" => (get(8), get(9)),
-                    "sctp" => (get(10), get(11)),
-                    _ => (get(12), get(13)),
-                };
-                match (sp.last(), dp.last()) {
-                    (Some(a), Some(b)) => Some((t.to_string(), a.to_string(), b.to_string())),
-                    _ => None,
-                }
-            }
-            None => None,
-        };
-        let ports = match (ports, frag_key) {
-            (Some(p), Some(k)) if offset == 0 => {
-                frags.insert(k, p.clone());
+        let key = |id: String| (src.clone(), dst.clone(), id);
+        let ports = match (ports, frag) {
+            (Some(p), Some((id, 0))) => {
+                frags.insert(key(id), p.clone());
                 Some(p)
             }
             (Some(p), _) => Some(p),
-            (None, Some(k)) if offset > 0 => frags.get(&k).cloned(),
+            (None, Some((id, offset))) if offset > 0 => frags.get(&key(id)).cloned(),
             (None, _) => None,
         };
         let Some((t, sp, dp)) = ports else { continue };
         let e = c
             .flows
-            .entry(flow_id(&t, endpoint(src, &sp), endpoint(dst, &dp)))
+            .entry(flow_id(&t, endpoint(&src, &sp), endpoint(&dst, &dp)))
             .or_default();
         e.0 += 1;
         e.1 += len;
