@@ -1,6 +1,6 @@
 # The two commands of README.md.
 #   make run   install what is missing, build, analyse the bundled captures
-#   make test  install what the tests need, run every test, fuzz each target for 20 s
+#   make test  install what the tests need, lint, run every test, fuzz each target for 20 s
 CARGO ?= cargo
 
 .PHONY: run test build fixtures bench lint
@@ -12,6 +12,7 @@ run:
 
 test:
 	@scripts/setup-debian.sh test
+	$(MAKE) --no-print-directory lint
 	$(CARGO) test --release --locked --workspace
 	scripts/fuzz.sh 20
 
@@ -26,4 +27,4 @@ bench:
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings

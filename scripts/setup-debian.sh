@@ -20,8 +20,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The one Rust version the project states: Cargo.toml's rust-version.
+need=$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' "$(dirname "$0")/../Cargo.toml")
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "setup: cargo not found; install Rust with rustup (https://rustup.rs), then run this again" >&2
+  echo "setup: cargo not found; install Rust $need or newer with rustup (https://rustup.rs), then run this again" >&2
+  exit 1
+fi
+have=$(rustc --version | awk '{print $2}')
+if [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -1)" != "$need" ]; then
+  echo "setup: portflow needs Rust $need or newer (Cargo.toml rust-version); this is $have: rustup update" >&2
   exit 1
 fi
 if [ "${1:-build}" = test ] && ! cargo fuzz --version >/dev/null 2>&1; then

@@ -9,17 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::*;
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 macro_rules! require_root {
     () => {
-        if !is_root() {
-            eprintln!("skipped: this test captures packets and needs root (CI runs it as root)");
-            return;
-        }
+        require!(is_root(), "this test captures packets and needs root");
     };
 }
 

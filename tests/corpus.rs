@@ -13,13 +13,8 @@ fn whole_corpus_reads_without_panic_or_hang() {
     let corpus = std::env::var("PORTFLOW_CORPUS")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| root().join("../shared/corpus"));
-    if !corpus.is_dir() {
-        eprintln!(
-            "skipped: no corpus at {} (set PORTFLOW_CORPUS)",
-            corpus.display()
-        );
-        return;
-    }
+    let why = format!("no corpus at {} (set PORTFLOW_CORPUS)", corpus.display());
+    require!(corpus.is_dir(), &why);
     let mut files = Vec::new();
     let mut stack = vec![corpus.clone()];
     while let Some(d) = stack.pop() {

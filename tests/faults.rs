@@ -24,11 +24,6 @@ fn one_line_error(o: &std::process::Output, path: &Path, what: &str) {
     assert!(e.contains(what), "{e}");
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// A tmpfs of `size` mounted on a fresh folder (mode 1777: a capture writes as
 /// the user it switched to), unmounted and removed on drop.
 struct SmallDisk {
@@ -75,10 +70,7 @@ impl Drop for SmallDisk {
 
 #[test]
 fn report_on_a_full_disk_is_a_clear_error_and_leaves_nothing_needs_root() {
-    if !is_root() {
-        eprintln!("skipped: mounting a small tmpfs needs root (CI runs it as root)");
-        return;
-    }
+    require!(is_root(), "mounting a small tmpfs needs root");
     // The JSON report of the scan fixture (87 KB) to `dest`.
     let report_to = |dest: &Path| {
         let input = fixture("generated/scan.pcap");
@@ -104,10 +96,7 @@ fn report_on_a_full_disk_is_a_clear_error_and_leaves_nothing_needs_root() {
 
 #[test]
 fn pcap_on_a_full_disk_keeps_every_whole_packet_needs_root() {
-    if !is_root() {
-        eprintln!("skipped: capturing and mounting a tmpfs need root (CI runs it as root)");
-        return;
-    }
+    require!(is_root(), "capturing and mounting a tmpfs need root");
     let disk = SmallDisk::new("pcap", "256k");
     let dest = disk.dir.join("evidence.pcap");
     let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -1,5 +1,5 @@
 //! Floods: memory stays under the documented ceiling (256 MiB at default
-//! settings, docs/BENCHMARKS.md#memory) whatever the number of flows or ports,
+//! settings, docs/BENCHMARKS.md) whatever the number of flows or ports,
 //! with evictions counted and no finding invented. Inputs come from the seeded
 //! generator and are streamed through standard input (nothing written to
 //! disk); peak RSS is the child's own (wait4).
@@ -68,7 +68,7 @@ fn syn_flood_of_ten_million_flows_stays_under_the_ceiling_and_hides_no_scan() {
     let (r, rss) = read_stream(|sink| {
         let (server, scanner) = (v4(172, 16, 0, 1), v4(192, 0, 2, 66));
         let scan = |i: u64, t: u64, w: &mut Pcap| {
-            if i % 20_000 == 0 {
+            if i.is_multiple_of(20_000) {
                 let port = 1000 + (i / 20_000) as u16;
                 let syn = tcp(scanner, 50_000, server, port, 0x02, 1, 0, &[]);
                 w.packet(t, &eth_ip(&syn));

@@ -6,19 +6,12 @@ mod support;
 use std::process::Command;
 use support::*;
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 #[test]
 fn nmap_scan_and_banner_servers_needs_root() {
-    if !is_root() {
-        eprintln!(
-            "skipped: the scenario builds network namespaces and needs root (CI runs it as root)"
-        );
-        return;
-    }
+    require!(
+        is_root(),
+        "the scenario builds network namespaces and needs root"
+    );
     let dir = std::env::temp_dir().join(format!("portflow-scenario-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let pcap = dir.join("scenario.pcap");

@@ -8,6 +8,43 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// Whether this process runs as root (live captures, namespaces, mounts).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Whether command `name` can be run here.
+pub fn tool(name: &str) -> bool {
+    Command::new(name).arg("--version").output().is_ok()
+}
+
+/// Whether a test can run here (`ok`). When it cannot: in CI (the `CI`
+/// variable is set, as `.ci/run` sets it) the test fails, since CI provides
+/// root, every tool and the corpus; elsewhere it says why on stderr and
+/// returns false, and the test returns without checking anything
+/// (`make test`, as root, runs everything).
+pub fn can_run(ok: bool, why: &str) -> bool {
+    if ok {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{why}, and CI must run every test (the CI variable is set)");
+    }
+    eprintln!("skipped: {why} (make test as root runs it)");
+    false
+}
+
+/// Returns from the test unless it can run here ([`can_run`]).
+#[macro_export]
+macro_rules! require {
+    ($ok:expr, $why:expr) => {
+        if !$crate::support::can_run($ok, $why) {
+            return;
+        }
+    };
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
