@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Measures `portflow read` against tcpdump, tshark and bare record walks on one
-# input, in one go, and appends the figures to docs/BENCHMARKS.md. Two walks
+# input, in one go, and writes the figures to docs/benchmarks/compare.md (the
+# last run; docs/BENCHMARKS.md holds the status against the targets). Two walks
 # decode nothing: portflow's own file reader (the ceiling this project holds
 # itself to) and pcap-parser's frame parser over a memory map (the walk the
 # speed issue names); libpcap's walk is there for reference.
@@ -127,6 +128,9 @@ PY
 )
 
 {
+  echo "# Last compare run"
+  echo
+  echo "Written by \`benches/compare.sh\`; earlier runs are in git's history of this file and in docs/benchmarks/archive/."
   echo
   echo "## Run $(date -u +%Y-%m-%dT%H:%MZ) — commit $commit"
   echo
@@ -141,5 +145,5 @@ PY
   echo "Where portflow's time went (\`portflow read -q --timings\`, the run with the median total of five more):"
   echo
   printf '%s\n' "$timings" | tr '\t' '\n' | sed 's/^portflow: /- /'
-} | tee -a docs/BENCHMARKS.md
+} | tee docs/benchmarks/compare.md
 rm -f "$results"

@@ -2,7 +2,8 @@
 # Live capture without loss: replays a real capture into a veth pair between two
 # network namespaces (made here, removed on exit) at increasing rates, then at
 # top speed, and captures the far end with portflow and, under the same load,
-# with tcpdump -w /dev/null. Appends the figures to docs/BENCHMARKS.md.
+# with tcpdump -w /dev/null. Writes the figures to docs/benchmarks/live.md (the
+# last run).
 #
 #   benches/live-capture.sh [PCAP] [RATES...]     (PORTFLOW_ARGS adds flags to portflow capture)
 #
@@ -86,6 +87,9 @@ for rate in "${rates[@]}"; do
 done
 commit=$(git rev-parse --short HEAD)$(git diff --quiet || echo +dirty)
 {
+  echo "# Last live-capture run"
+  echo
+  echo "Written by \`benches/live-capture.sh\`; earlier runs are in git's history of this file and in docs/benchmarks/archive/."
   echo
   echo "## Live capture run $(date -u +%Y-%m-%dT%H:%MZ) — commit $commit"
   echo
@@ -95,4 +99,4 @@ commit=$(git rev-parse --short HEAD)$(git diff --quiet || echo +dirty)
   echo "- CPU: $(lscpu | awk -F: '/Model name/ {gsub(/^ +/,"",$2); print $2; exit}'), $(nproc) cores"
   echo
   echo "$table"
-} | tee -a docs/BENCHMARKS.md
+} | tee docs/benchmarks/live.md

@@ -10,7 +10,7 @@
 # large folios (2 MiB here: Linux 6.18, ext4). Memory-mapped readers such as
 # `portflow read` and the bare walk map a large folio with one page-table entry
 # and pay 2.5× less to touch every byte; read(2)-based readers (tcpdump, tshark)
-# barely notice (docs/BENCHMARKS.md, round 5). The benchmark scripts
+# barely notice. The benchmark scripts
 # call this before measuring, so every tool reads the same, reproducible state
 # that a capture read from disk would be in, whatever wrote the file last.
 # Prints the kernel's FileHugePages before and after, as a record of the state.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Cost per packet and memory as the number of flows and ports grows, and under a
-# SYN flood; appends tables to docs/BENCHMARKS.md.
+# SYN flood; writes the tables to docs/benchmarks/scale.md (the last run).
 #
 #   benches/scale.sh [PACKETS] [RUNS]
 #
@@ -101,6 +101,9 @@ done
 
 commit=$(git rev-parse --short HEAD)$(git diff --quiet || echo "+dirty")
 {
+  echo "# Last scale run"
+  echo
+  echo "Written by \`benches/scale.sh\`; earlier runs are in git's history of this file and in docs/benchmarks/archive/."
   echo
   echo "## Scale run $(date -u +%Y-%m-%dT%H:%MZ) — commit $commit"
   echo
@@ -121,4 +124,4 @@ commit=$(git rev-parse --short HEAD)$(git diff --quiet || echo "+dirty")
   echo "| input | packets | distinct flows | server ports | median s | ns/packet | peak RSS MiB | flows evicted |"
   echo "|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${rows[@]}"
-} | tee -a docs/BENCHMARKS.md
+} | tee docs/benchmarks/scale.md

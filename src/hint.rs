@@ -39,8 +39,8 @@ pub fn prefetch_lines(at: *const u8, len: usize) {
 /// and then updated), the shared zero page is mapped, and the first write then
 /// replaces it, which flushes the old mapping from every core running the
 /// process: an interrupt to the other core (on a VM, an exit on both sides).
-/// perf put 2% of a run's samples there, from the flow tables' control bytes,
-/// the first-packets table and histogram buckets.
+/// For the flow tables' control bytes, the first-packets table and histogram
+/// buckets.
 pub fn zeroed_written<T: Copy + Default>(n: usize) -> Vec<T> {
     let mut v = vec![T::default(); n];
     let step = (PAGE / std::mem::size_of::<T>().max(1)).max(1);

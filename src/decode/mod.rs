@@ -208,10 +208,10 @@ pub type Addr = [u8; 16];
 /// `b` starts with.
 ///
 /// On x86-64 the address is built in one vector register, so the decoder
-/// stores it with one 16-byte write: built byte by byte it was stored in three
+/// stores it with one 16-byte write: built byte by byte it would be stored in
 /// parts, and the flow key's 16-byte load of it a few instructions later
-/// could not be served from the pending stores (a store-forwarding stall:
-/// it waited for them to reach the cache). 1.5-2% of a benchmark run.
+/// could not be served from the pending stores (a store-forwarding stall: it
+/// waits for them to reach the cache).
 #[inline]
 pub fn v4_mapped(b: &[u8]) -> Addr {
     let v4: [u8; 4] = [b[0], b[1], b[2], b[3]];
@@ -365,8 +365,8 @@ pub fn decode(link: LinkType, data: &[u8], out: &mut Decoded) {
     decode_into_new(link, data, out);
 }
 
-/// [`decode`] into a `Decoded` made for this frame (`Decoded::default()`):
-/// resetting it again cost the reader 9 instructions a packet.
+/// [`decode`] into a `Decoded` made for this frame (`Decoded::default()`),
+/// which need not be reset again.
 #[inline]
 pub(crate) fn decode_into_new(link: LinkType, data: &[u8], out: &mut Decoded) {
     let base = data.as_ptr() as usize;

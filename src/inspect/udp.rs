@@ -153,7 +153,7 @@ fn quic(p: &[u8]) -> Option<Guess> {
     }
     if negotiation {
         let rest = p.len() - scid_at - 1 - scid;
-        return (rest >= 4 && rest % 4 == 0).then_some((Protocol::Quic, false));
+        return (rest >= 4 && rest.is_multiple_of(4)).then_some((Protocol::Quic, false));
     }
     Some((Protocol::Quic, true))
 }
@@ -179,7 +179,7 @@ fn ntp(p: &[u8]) -> Option<Guess> {
         return None;
     }
     match mode {
-        1..=5 if p.len() >= 48 && (p.len() - 48) % 4 == 0 && p.len() <= 48 + 4 * 64 => {
+        1..=5 if p.len() >= 48 && (p.len() - 48).is_multiple_of(4) && p.len() <= 48 + 4 * 64 => {
             let (stratum, poll) = (p[1], p[2] as i8);
             let transmit = be32(p, 40) | be32(p, 44);
             // Root delay and dispersion are seconds in 16.16 fixed point: a
@@ -192,7 +192,7 @@ fn ntp(p: &[u8]) -> Option<Guess> {
                 && dispersion < 0x0010_0000)
                 .then_some((Protocol::Ntp, true))
         }
-        6 if p.len() >= 12 && p[1] & 0x1f != 0 && (p.len() - 12) % 4 == 0 => {
+        6 if p.len() >= 12 && p[1] & 0x1f != 0 && (p.len() - 12).is_multiple_of(4) => {
             Some((Protocol::Ntp, false))
         }
         7 if p.len() >= 8 && matches!(p[2], 0..=3) => Some((Protocol::Ntp, false)),

@@ -49,8 +49,8 @@ fn wire_length(raw: &RawPacket) -> (u32, bool) {
 
 /// Slots of the "first packets of a flow" table (direct-mapped by flow hash):
 /// it starts small enough to stay in cache (packet data streaming through
-/// evicts a larger one: a miss on every packet was a tenth of the reader's
-/// time) and doubles while slots are often taken over by other flows.
+/// evicts a larger one, and the reader would miss on every packet) and
+/// doubles while slots are often taken over by other flows.
 const FIRST_SLOTS_MIN: usize = 1 << 12;
 const FIRST_SLOTS_MAX: usize = 1 << 16;
 /// Look-ups between growth checks; the table doubles when more than one in
@@ -409,10 +409,11 @@ impl Dispatcher {
             .insert((d.src, d.dst, d.frag.id, d.proto), (d.sport, d.dport, ts));
     }
 
-    /// Always inlined into [`Self::packet`] (twice: whole datagrams and
-    /// attributed fragments): as a call, its prologue, epilogue and the
-    /// `Decoded` passed by reference were 33 of the reader's 580 instructions
-    /// a packet on the real captures of the benchmark input (callgrind).
+    /// Hands one packet with ports to its worker's batch, with the reader's
+    /// hints (known server, a flow's first packet) and, for a flow's first
+    /// payload packets, a payload prefix for inspection. Always inlined (at
+    /// two call sites: whole datagrams and attributed fragments): it runs for
+    /// nearly every packet, and a call costs a noticeable part of it.
     #[inline(always)]
     fn dispatch(&mut self, d: &Decoded, sport: u16, dport: u16, ts: u64, wire: u32, data: &[u8]) {
         let Some(tr) = Transport::from_ip_proto(d.proto) else {

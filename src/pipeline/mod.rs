@@ -49,15 +49,13 @@ const LIVE_QUEUE_DEPTH: usize = 64;
 /// A thread blocked on a channel is woken by the sender: a futex call and an
 /// interrupt to the other core (on a VM, an exit on both sides), paid by the
 /// thread that is sending, which is the busy one. The worker keeps ahead of
-/// the reader over most captures, so it emptied its queue and blocked after
-/// nearly every batch, and the reader paid a wake-up per batch; over a
-/// worker-bound stretch the worker paid one per batch for the reader waiting
-/// for a free batch. A thread that sleeps and looks again is woken by its own
-/// timer, on its own core. Blocking after a while keeps a slow source (a pipe,
-/// a gzip stream) from costing an idle thread thousands of wake-ups a second.
-/// On the benchmark input: 0.228 -> 0.206-0.211 s. With more threads than
-/// cores the looks take the CPU from a busy thread (`--workers 8` on two
-/// cores: 0.300 -> 0.338 s), so then a thread blocks at once, as before.
+/// the reader over most captures, so it would empty its queue and block after
+/// nearly every batch, and the reader would pay a wake-up per batch. A thread
+/// that sleeps and looks again is woken by its own timer, on its own core.
+/// Blocking after a while keeps a slow source (a pipe, a gzip stream) from
+/// costing an idle thread thousands of wake-ups a second. With more threads
+/// than cores the looks would take the CPU from a busy thread, so then a
+/// thread blocks at once.
 const POLL_SLEEP: Duration = Duration::from_micros(50);
 const POLLS: u32 = 20;
 
@@ -90,8 +88,8 @@ pub(crate) fn recv_polling<T>(
 }
 
 /// Flows held at once by default, over all workers. A flow costs about 97
-/// bytes in its worker's table (key, state, hash-table overhead); tables grow
-/// with their flows up to ~100 MiB in all (docs/BENCHMARKS.md#memory).
+/// bytes in its worker's table (a 96-byte slot and a control byte); tables
+/// grow with their flows up to about 85 MiB in all.
 pub const DEFAULT_FLOW_CAP: usize = 900_000;
 
 /// How an analysis runs.

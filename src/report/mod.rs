@@ -61,7 +61,7 @@ pub enum Rows {
     /// The first `n` port rows and open ports in the order the human table
     /// shows them (0: all): the table shows no more, and a large capture has
     /// tens of thousands of open ports whose rows (addresses and timestamps as
-    /// text) took a tenth of a run to build. Counts and totals stay whole.
+    /// text) are not worth building to drop. Counts and totals stay whole.
     Top(usize),
 }
 

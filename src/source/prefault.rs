@@ -1,11 +1,12 @@
 //! Mapping a file's pages ahead of the reader, and releasing the pages behind
 //! it, on a core that would idle.
 //!
-//! Reading a mapped capture, the reader thread spent about a third of its time
-//! in the kernel: mapping page-cache pages into the process, one fault-around
-//! window at a time, and unmapping the pages it had parsed so that resident
-//! memory does not grow with the file (docs/BENCHMARKS.md). While it parses, a
-//! worker core often waits for the next batch. A helper thread at `SCHED_IDLE`
+//! Reading a mapped capture costs the reader time in the kernel: mapping
+//! page-cache pages into the process, one fault-around window at a time (a
+//! file cached in 4 KiB pages, as one just written is, maps page by page), and
+//! unmapping the pages it has parsed so that resident memory does not grow
+//! with the file. While it parses, a worker core often waits for the next
+//! batch. A helper thread at `SCHED_IDLE`
 //! priority (it runs only when a core has nothing else to do) maps the next
 //! pages with `MADV_POPULATE_READ`, staying at most [`WINDOW`] bytes ahead of
 //! what the reader has consumed, and drops the pages the reader has passed with

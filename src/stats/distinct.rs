@@ -62,8 +62,8 @@ fn add_to_sketch(r: &mut [u8; REGISTERS], a: &Addr) {
 /// 4 bytes: a port's client set is a quarter of the size in memory (it is
 /// hashed into on every new flow, mostly as a cache miss) and hashes one word.
 /// Boxed, and absent until the first address: most sets never leave the
-/// sample, and two empty hash sets inline were 64 of the 96 bytes of every
-/// [`Distinct`] (three per port's statistics, one or two per inventory entry).
+/// sample, and [`Distinct`] stays 40 bytes (three per port's statistics, one
+/// or two per inventory entry).
 #[derive(Debug, Clone, Default)]
 struct Exact(Option<Box<ExactSets>>);
 
@@ -76,10 +76,8 @@ struct ExactSets {
 /// IPv4 addresses: open addressing with linear probing, at most three
 /// quarters full, 4 bytes a slot. Simpler than std's set for 4-byte keys (no
 /// control bytes, no group probe; a probe of these small sets stays in one
-/// cache line): over 100,000 new flows on 5,000 ports, each adding a client
-/// and a server to its port's sets, the synthetic tail of the benchmark input
-/// took 1-3 ms less (docs/BENCHMARKS.md, round 14). 0 marks an empty slot, so
-/// 0.0.0.0 (a DHCP client's source) is kept apart.
+/// cache line). 0 marks an empty slot, so 0.0.0.0 (a DHCP client's source) is
+/// kept apart.
 #[derive(Debug, Clone, Default)]
 struct V4Set {
     /// A power of two long, or empty.
@@ -228,8 +226,8 @@ impl Distinct {
             }
             None => {
                 // The lowest addresses are picked from the set when asked
-                // for: keeping them sorted as addresses arrived was most of
-                // what an insert cost (callgrind: 120 of 200 instructions).
+                // for: keeping them sorted as addresses arrive would cost
+                // more than the insert itself.
                 if self.exact.insert(a) && self.exact.len() > EXACT_MAX {
                     self.switch_to_sketch();
                 }

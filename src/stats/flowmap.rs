@@ -4,10 +4,10 @@
 //!
 //! `std`'s table (hashbrown) leaves tombstones where flows are removed; once
 //! they use up its spare room it rehashes into a table twice the size, so a
-//! table held at its cap by evictions doubles (measured: 110 MiB per worker for
-//! 450,000 flows, plus the old table during the copy). Here: open addressing
-//! with linear probing and backward-shift deletion (Knuth's algorithm R), which
-//! leaves no tombstones, at most 7/8 full. One control byte per slot (0 = empty,
+//! table held at its cap by evictions would double past the memory the cap
+//! promises. Here: open addressing with linear probing and backward-shift
+//! deletion (Knuth's algorithm R), which leaves no tombstones, at most 7/8
+//! full. One control byte per slot (0 = empty,
 //! else 0x80 | 7 bits of the hash, to skip most key comparisons); slots are
 //! allocated uninitialised. Growing (rather than allocating the largest table
 //! at once and letting pages become resident as flows land on them) keeps the
@@ -20,9 +20,9 @@ use std::ops::{Deref, DerefMut};
 
 /// A table's memory, mapped from the kernel for it alone and given back the
 /// moment it is dropped, whatever the process's allocator does with freed
-/// memory. A table that doubles frees the old half-size one at once: mimalloc
-/// (the binary's allocator) kept those for a while, and a capture of 800,000
-/// flows peaked at 267 MiB instead of 198 (docs/BENCHMARKS.md, round 10).
+/// memory. A table that doubles frees the old half-size one at once (the
+/// binary's allocator, mimalloc, keeps freed memory for reuse, which would
+/// raise the peak of a growing table by a third).
 struct Pages<T> {
     map: memmap2::MmapMut,
     len: usize,
@@ -134,8 +134,8 @@ impl<V: Copy> FlowMap<V> {
         let ctrl = std::mem::replace(&mut self.ctrl, empty_ctrl(n));
         let slots = std::mem::replace(&mut self.slots, uninit_slots(n));
         // About half of the new slots are written right below, spread over
-        // the whole table: mapping its pages in one call saved 2-3 of the
-        // 15-19 ms the doublings took on 100,000 new flows.
+        // the whole table: its pages are mapped in one call rather than one
+        // fault at a time.
         populate_for_write(&mut self.slots);
         self.mask = n - 1;
         for (i, &c) in ctrl.iter().enumerate() {
@@ -221,9 +221,9 @@ impl<V: Copy> FlowMap<V> {
     /// will end at (stage 2 of 2, once the control bytes are in cache): the
     /// first one whose control byte carries the key's tag (nearly always the
     /// key's own slot) or is empty (where the key would be inserted). Probes
-    /// often end a slot or more past the home slot, whose lines alone were a
-    /// cache miss on most look-ups of a large table. Scans at most
-    /// eight control bytes.
+    /// often end a slot or more past the home slot, so fetching the home
+    /// slot's lines alone would leave a cache miss. Scans at most eight
+    /// control bytes.
     #[inline]
     pub fn prefetch_slot(&self, h: u32) {
         const SCAN: usize = 8;
@@ -323,7 +323,7 @@ impl<V: Copy> FlowMap<V> {
             let i = (start + step) & self.mask;
             // Skip empty stretches eight slots at a time (tables are mostly empty
             // between sweeps of a small capture).
-            if i % 8 == 0 && step + 8 <= n + 1 {
+            if i.is_multiple_of(8) && step + 8 <= n + 1 {
                 let w = u64::from_ne_bytes(self.ctrl[i..i + 8].try_into().expect("8 bytes"));
                 if w == 0 {
                     holes = false;

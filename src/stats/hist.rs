@@ -1,16 +1,17 @@
 //! A histogram that stays small until it needs to be big.
 //!
 //! A port scan touches thousands of ports once each, and many ports see only a
-//! few distinct packet sizes; a full `hdrhistogram` per port costs 10-20 KiB
-//! (measured: 1.8 GB for 60,000 ports on two workers). Up to [`SPARSE`]
-//! distinct values are kept exactly, as sorted (value, count) pairs, so those
-//! percentiles are exact; past that all samples move into buckets of two
-//! significant digits (values within 1%): the buckets of an `hdrhistogram`
-//! with those settings, counted here in a plain array (recording is a few
-//! shifts instead of the crate's ~100 instructions, on every packet of a busy
-//! port); `hdrhistogram` computes the percentiles from the same counts. Which form a histogram has
-//! depends only on the multiset of samples, so merging per-worker histograms
-//! gives the same result for any number of workers.
+//! few distinct packet sizes; a full `hdrhistogram` per port costs 10-20 KiB.
+//! Up to [`SPARSE`] distinct values are kept exactly, as sorted (value, count)
+//! pairs, so those percentiles are exact; past that all samples move into
+//! buckets of two significant digits (values within 1%): the buckets of an
+//! `hdrhistogram` with those settings, counted here in a plain array
+//! (recording is a leading-zero count and two shifts, on every packet of a
+//! busy port); `hdrhistogram` computes the percentiles from the same counts.
+//! In front of both, a cache of the four values recorded last takes most
+//! samples. Which form a histogram has depends only on the multiset of
+//! samples, so merging per-worker histograms gives the same result for any
+//! number of workers.
 use hdrhistogram::Histogram;
 use serde::Serialize;
 

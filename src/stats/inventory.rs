@@ -131,8 +131,8 @@ impl Detected {
 
 /// Adds `from` to `to`: entries `to` lacks are moved, the others merged
 /// (`merge` must not depend on which side is which: the smaller map is added to
-/// the larger, into room made for it at once rather than by repeated doubling;
-/// entries are a few hundred bytes, and rehashing them was most of the cost).
+/// the larger, into room made for it at once rather than by repeated doubling,
+/// since entries are a few hundred bytes and rehashing them costs most).
 fn merge_map<K: std::hash::Hash + Eq, V>(
     to: &mut FxHashMap<K, V>,
     mut from: FxHashMap<K, V>,
@@ -158,8 +158,8 @@ pub struct Inventory {
     /// Open ports ([`Self::open_ports`] lists them all): `open` takes new
     /// observations; `apart` holds maps whose keys are in no other map, added
     /// whole by [`Self::join_apart`] (ending the last flows on two threads
-    /// makes two such maps, and merging them cost as much as the second
-    /// thread saved).
+    /// makes two such maps, and merging them would cost as much as the second
+    /// thread saves).
     open: FxHashMap<OpenPortKey, OpenPort>,
     apart: Vec<FxHashMap<OpenPortKey, OpenPort>>,
     /// TCP connection attempts refused with a RST, per server host.
@@ -333,8 +333,8 @@ mod tests {
                 bytes: 90,
             },
             evidence: HANDSHAKE,
-            rejected: client % 5 == 0,
-            detected: (client % 3 == 0).then_some(Protocol::Http),
+            rejected: client.is_multiple_of(5),
+            detected: client.is_multiple_of(3).then_some(Protocol::Http),
             cleartext: 0,
             confirmed: true,
         }

@@ -81,9 +81,8 @@ const PER_FLOW_TO: usize =
 pub struct PortTable {
     slots: Vec<Option<Box<PortStats>>>,
     /// The slots in use, in the order they were first used: the report, the
-    /// merge and live snapshots visit these rather than all 262,144 slots
-    /// (two passes over 2 MiB of mostly empty slots were a millisecond of the
-    /// serial end of every run).
+    /// merge and live snapshots visit these rather than all 262,144 slots,
+    /// mostly empty, on the serial end of every run.
     used: Vec<u32>,
 }
 

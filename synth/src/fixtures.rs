@@ -396,7 +396,7 @@ fn link_types(base: &[(u64, Vec<u8>)], eth: &[u8]) -> Vec<Fixture> {
         note: "eth.pcap, gzip-compressed",
     });
     let vlan = |p: &[u8]| {
-        if p.len() % 2 == 0 {
+        if p.len().is_multiple_of(2) {
             ethernet(ethertype_of(p), &[(0x8100, 100)], p)
         } else {
             ethernet(ethertype_of(p), &[(0x88a8, 200), (0x8100, 100)], p)

@@ -160,7 +160,7 @@ impl Readahead {
     }
 
     /// Asks for every line up to [`Self::DISTANCE`] past `at`, four at a time
-    /// (a loop test per line was an eighth of the walk's instructions); the
+    /// (a loop test per line would cost as much as the walk's own work); the
     /// last four may reach past the data, which a prefetch may.
     #[inline(always)]
     fn advance(&mut self, data: &[u8], at: usize) {

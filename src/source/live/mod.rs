@@ -163,15 +163,15 @@ pub const BLOCK_TIMEOUT: Duration = Duration::from_millis(10);
 /// Opens a capture as tcpdump would: promiscuous unless told otherwise, a large
 /// kernel buffer, the filter compiled in the kernel.
 ///
-/// Not in immediate mode: libpcap then uses the kernel's TPACKET_V2 ring,
-/// whose slots are all sized for the largest packet the interface can hand
-/// over (about 64 KiB on an Ethernet interface with receive offloads, as veth
-/// and most NICs have), so a 64 MiB buffer held about a thousand packets of any
-/// size, a millisecond and a half at 700,000 packets/s, and the capture
-/// dropped packets whenever its thread waited that long for a core. Without
-/// immediate mode libpcap uses TPACKET_V3, which packs packets into blocks by
-/// their real size (a 64 MiB buffer holds about 190,000 packets of 350 bytes);
-/// a block is handed over when full or after [`BLOCK_TIMEOUT`].
+/// Not in immediate mode: in immediate mode libpcap uses the kernel's
+/// TPACKET_V2 ring, whose slots are all sized for the largest packet the
+/// interface can hand over (about 64 KiB with receive offloads, as veth and
+/// most NICs have), so a 64 MiB buffer holds about a thousand packets of any
+/// size and a busy link overflows it whenever the capture thread waits a
+/// millisecond for a core. Without it libpcap uses TPACKET_V3, which packs
+/// packets into blocks by their real size (a 64 MiB buffer holds about
+/// 190,000 packets of 350 bytes); a block is handed over when full or after
+/// [`BLOCK_TIMEOUT`].
 pub fn open(o: &LiveOptions) -> Result<Live, LiveError> {
     let name = match &o.interface {
         Some(n) => n.clone(),
