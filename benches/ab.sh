@@ -50,7 +50,7 @@ for _ in $(seq "$runs"); do
   ta+=("$(run "$pa")")
   tb+=("$(run "$pb")")
 done
-stats() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {printf "%.4f %.4f %.4f", v[int((NR+3)/4)], v[int((NR+1)/2)], v[int((3*NR+1)/4)]}'; }
+stats() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {printf "%.4f %.4f %.4f\n", v[int((NR+3)/4)], v[int((NR+1)/2)], v[int((3*NR+1)/4)]}'; }
 read -r a1 am a3 < <(stats "${ta[@]}")
 read -r b1 bm b3 < <(stats "${tb[@]}")
 echo "input: $file, $runs interleaved rounds, args: ${args[*]:-(none)}"
