@@ -25,6 +25,12 @@ if [ "$sanitizer" != none ]; then export RUSTC_BOOTSTRAP=1; fi
 seeds=target/fuzz-seeds
 rm -rf "$seeds"
 cargo run --release --locked -q --example fuzz_seeds -- "$seeds"
+# cargo fuzz has no --locked: the lock file is checked first (cargo metadata
+# fails if it would have to change it), and must be the same afterwards.
+lock_before=$(sha256sum fuzz/Cargo.lock)
+host=$(rustc -vV | sed -n 's/^host: //p')
+cargo metadata --locked --format-version 1 --filter-platform "$host" \
+  --manifest-path fuzz/Cargo.toml >/dev/null
 cargo fuzz build -O -s "$sanitizer"
 for t in "${targets[@]}"; do
   corpus=target/fuzz-corpus/$t
@@ -41,3 +47,7 @@ for t in "${targets[@]}"; do
     exit 1
   fi
 done
+if [ "$(sha256sum fuzz/Cargo.lock)" != "$lock_before" ]; then
+  echo "fuzz: fuzz/Cargo.lock changed during the run; it must be complete (commit the update)" >&2
+  exit 1
+fi
