@@ -46,26 +46,19 @@ impl fmt::Display for PolicyError {
 
 impl std::error::Error for PolicyError {}
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum PortSpec {
-    One(u16),
-    Range(String),
-}
-
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RuleFile {
     #[serde(rename = "match")]
     matches: Option<Spanned<String>>,
     #[serde(default)]
-    tcp: Vec<Spanned<PortSpec>>,
+    tcp: Vec<Spanned<toml::Value>>,
     #[serde(default)]
-    udp: Vec<Spanned<PortSpec>>,
+    udp: Vec<Spanned<toml::Value>>,
     #[serde(default)]
-    sctp: Vec<Spanned<PortSpec>>,
+    sctp: Vec<Spanned<toml::Value>>,
     #[serde(default)]
-    dccp: Vec<Spanned<PortSpec>>,
+    dccp: Vec<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -183,12 +176,7 @@ impl Policy {
                 (Transport::Dccp, &r.dccp),
             ] {
                 for s in specs {
-                    let range = match s.get_ref() {
-                        PortSpec::One(p) => (*p, *p),
-                        PortSpec::Range(text) => {
-                            parse_range(text).map_err(|m| at(s.span().start, m))?
-                        }
-                    };
+                    let range = port_spec(s.get_ref()).map_err(|m| at(s.span().start, m))?;
                     a.ranges[t as usize].push(range);
                 }
                 a.ranges[t as usize].sort_unstable();
@@ -221,6 +209,25 @@ impl Policy {
             });
         }
         Ok(Policy { default, hosts })
+    }
+}
+
+/// One entry of a transport's list: a port (`22`) or a range in quotes
+/// (`"8000-8099"`, or `"22"`).
+fn port_spec(v: &toml::Value) -> Result<(u16, u16), String> {
+    const WHAT: &str =
+        "a port is a whole number from 0 to 65535 (22), or a range in quotes (\"8000-8099\")";
+    match v {
+        toml::Value::Integer(i) => match u16::try_from(*i) {
+            Ok(p) => Ok((p, p)),
+            Err(_) => Err(format!("{i} is not a port: {WHAT}")),
+        },
+        toml::Value::Float(f) => Err(format!("{f} is not a port: {WHAT}")),
+        toml::Value::String(s) => match s.trim().parse::<u16>() {
+            Ok(p) => Ok((p, p)),
+            Err(_) => parse_range(s),
+        },
+        other => Err(format!("{other} is not a port: {WHAT}")),
     }
 }
 
@@ -350,5 +357,27 @@ tcp = []
         assert_eq!(e.line, 2, "{e}");
         let e = Policy::parse("p.toml", "[default\n").unwrap_err();
         assert_eq!(e.line, 1, "{e}");
+    }
+
+    #[test]
+    fn ports_out_of_range_or_not_whole_say_where_and_why() {
+        for (text, col, what) in [
+            ("tcp = [22, 70000]", 12, "70000 is not a port"),
+            ("tcp = [-1]", 8, "-1 is not a port"),
+            ("udp = [22.5]", 8, "22.5 is not a port"),
+            ("tcp = [true]", 8, "true is not a port"),
+            ("tcp = [\"80\", \"7-x\"]", 14, "'x' is not a port (0-65535)"),
+        ] {
+            let e = Policy::parse("p.toml", &format!("[default]\n{text}\n")).unwrap_err();
+            assert_eq!((e.line, e.column), (2, col), "{text}: {e}");
+            assert!(e.message.contains(what), "{text}: {e}");
+            assert!(
+                e.to_string().starts_with(&format!("p.toml:2:{col}: ")),
+                "{e}"
+            );
+        }
+        let p = Policy::parse("p.toml", "[default]\ntcp = [\"22\", 65535, 0]\n").unwrap();
+        assert!(!denied(&p, [1, 1, 1, 1], Transport::Tcp, 22));
+        assert!(!denied(&p, [1, 1, 1, 1], Transport::Tcp, 0));
     }
 }

@@ -11,15 +11,114 @@ pub struct FilterError {
     pub expression: String,
     /// What libpcap said.
     pub message: String,
+    /// Where a syntax error is, found by compiling parts of the expression
+    /// (libpcap itself says only "syntax error").
+    pub place: Option<Place>,
+}
+
+/// Where in an expression libpcap's parser gave up, in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// Word `index` (from 1) is the first that no expression can continue
+    /// with; `word` is that word.
+    Word { index: usize, word: String },
+    /// Every word could begin a valid expression, which then stops short
+    /// (an unclosed parenthesis or bracket, an operator or keyword missing
+    /// its operand).
+    End,
+}
+
+impl FilterError {
+    /// The error for `expression`, which libpcap refused with `message` when
+    /// compiling for `link`; syntax errors are located.
+    pub fn new(expression: &str, link: LinkType, message: String) -> FilterError {
+        // The header line already says the expression is bad.
+        let message = match message.strip_prefix("can't parse filter expression: ") {
+            Some(rest) => rest.to_string(),
+            None => message,
+        };
+        let place = if message.contains("syntax error") {
+            locate(expression, link)
+        } else {
+            None
+        };
+        FilterError {
+            expression: expression.to_string(),
+            message,
+            place,
+        }
+    }
 }
 
 impl std::fmt::Display for FilterError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "bad filter expression: {}", self.message)
+        write!(
+            f,
+            "bad filter expression '{}': {}",
+            self.expression, self.message
+        )?;
+        match &self.place {
+            Some(Place::Word { index, word }) => {
+                write!(f, " at word {index}, '{word}'")?;
+                let before = words(&self.expression)
+                    .take(index - 1)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                if !before.is_empty() {
+                    write!(f, " (what comes before it, '{before}', is fine)")?;
+                }
+                Ok(())
+            }
+            Some(Place::End) => write!(
+                f,
+                " at the end: the expression stops before it is complete \
+                 (an unclosed '(' or '[', or an operator without its operand?)"
+            ),
+            None => Ok(()),
+        }
     }
 }
 
 impl std::error::Error for FilterError {}
+
+fn words(expression: &str) -> impl Iterator<Item = &str> {
+    expression.split_whitespace()
+}
+
+/// Endings that complete most unfinished filters: a primitive after an
+/// operator, a value after a keyword or comparison, a closing bracket or
+/// parenthesis. A prefix that compiles with one of them is one some valid
+/// expression starts with.
+const ENDINGS: &[&str] = &[
+    "", " tcp", " 1", " 1)", ")", " 1))", "))", " 1] = 0", "] = 0", " = 0", " 0 = 0",
+];
+
+/// Longest expressions looked at; past this the error is left unlocated
+/// rather than compiling hundreds of prefixes.
+const MAX_WORDS: usize = 64;
+
+/// Finds the first word after which no ending in [`ENDINGS`] compiles.
+fn locate(expression: &str, link: LinkType) -> Option<Place> {
+    let all: Vec<&str> = words(expression).collect();
+    if all.len() > MAX_WORDS {
+        return None;
+    }
+    let viable = |n: usize| {
+        let prefix = all[..n].join(" ");
+        ENDINGS
+            .iter()
+            .any(|end| compile(&format!("{prefix}{end}"), link).is_ok())
+    };
+    for n in 1..=all.len() {
+        if !viable(n) {
+            return Some(Place::Word {
+                index: n,
+                word: all[n - 1].to_string(),
+            });
+        }
+    }
+    Some(Place::End)
+}
 
 /// libpcap's `struct pcap_pkthdr`.
 #[repr(C)]
@@ -67,10 +166,8 @@ impl Filter {
             programs: Vec::new(),
             failed: Vec::new(),
         };
-        let prog = compile(expr, LinkType::ETHERNET).map_err(|message| FilterError {
-            expression: expr.to_string(),
-            message,
-        })?;
+        let prog = compile(expr, LinkType::ETHERNET)
+            .map_err(|message| FilterError::new(expr, LinkType::ETHERNET, message))?;
         f.programs.push((LinkType::ETHERNET, Some(prog)));
         Ok(f)
     }
@@ -101,7 +198,8 @@ impl Filter {
     }
 }
 
-fn compile(expr: &str, link: LinkType) -> Result<pcap::BpfProgram, String> {
+/// Compiles `expr` for packets of `link`, or gives libpcap's message.
+pub fn compile(expr: &str, link: LinkType) -> Result<pcap::BpfProgram, String> {
     // pcap files carry LINKTYPE_ values; libpcap compiles for DLT_ values, which
     // differ for raw IP (LINKTYPE_RAW 101 is DLT_RAW 12).
     let dlt = match link {
@@ -124,6 +222,44 @@ mod tests {
         let e = Filter::new("tcp and and").err().expect("must fail");
         assert!(e.message.contains("syntax"), "{e}");
         assert_eq!(e.expression, "tcp and and");
+    }
+
+    fn place(expr: &str) -> Option<Place> {
+        Filter::new(expr).err().expect("must fail").place
+    }
+
+    fn word(index: usize, word: &str) -> Option<Place> {
+        Some(Place::Word {
+            index,
+            word: word.to_string(),
+        })
+    }
+
+    #[test]
+    fn syntax_errors_are_located_by_word() {
+        assert_eq!(place("tcp and and"), word(3, "and"));
+        assert_eq!(place("tcpp"), word(1, "tcpp"));
+        assert_eq!(place("vlan and tcp port 80 and or udp"), word(7, "or"));
+        assert_eq!(place("ip and udp[100 = 0"), word(4, "="));
+        assert_eq!(place("tcp port http and"), Some(Place::End));
+        assert_eq!(place("tcp and (port 80"), Some(Place::End));
+        assert_eq!(place("tcp port"), Some(Place::End));
+        let e = Filter::new("tcp and and").err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "bad filter expression 'tcp and and': syntax error at word 3, 'and' \
+             (what comes before it, 'tcp and', is fine)"
+        );
+    }
+
+    #[test]
+    fn other_errors_keep_libpcaps_words() {
+        let e = Filter::new("port 99999").err().expect("must fail");
+        assert_eq!(e.place, None);
+        assert_eq!(
+            e.to_string(),
+            "bad filter expression 'port 99999': illegal port number 99999 > 65535"
+        );
     }
 
     #[test]

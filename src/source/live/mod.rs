@@ -152,6 +152,9 @@ pub struct Live {
     pub link: LinkType,
     pub snaplen: u32,
     pub poll: Duration,
+    /// A loopback interface: the kernel counts each packet twice in
+    /// `received` (going out and coming in); libpcap hands over one.
+    pub loopback: bool,
 }
 
 /// How long the kernel fills a block of the capture ring before handing it
@@ -180,9 +183,11 @@ pub fn open(o: &LiveOptions) -> Result<Live, LiveError> {
             _ => return Err(LiveError::NoDefault),
         },
     };
-    let available = pcap::Device::list()
-        .map(|l| l.into_iter().map(|d| d.name).collect::<Vec<_>>())
-        .unwrap_or_default();
+    let devices = pcap::Device::list().unwrap_or_default();
+    let loopback = devices
+        .iter()
+        .any(|d| d.name == name && d.flags.is_loopback());
+    let available: Vec<String> = devices.into_iter().map(|d| d.name).collect();
     if !available.is_empty() && !available.contains(&name) {
         return Err(LiveError::NoSuchInterface { name, available });
     }
@@ -216,10 +221,8 @@ pub fn open(o: &LiveOptions) -> Result<Live, LiveError> {
         .map_err(err)?;
     if let Some(f) = &o.filter {
         cap.filter(f, true).map_err(|e| {
-            LiveError::Filter(FilterError {
-                expression: f.clone(),
-                message: pcap_message(&e),
-            })
+            let link = LinkType(cap.get_datalink().0 as u32);
+            LiveError::Filter(FilterError::new(f, link, pcap_message(&e)))
         })?;
     }
     // Read without blocking and wait with poll(2), which returns when the kernel
@@ -239,5 +242,6 @@ pub fn open(o: &LiveOptions) -> Result<Live, LiveError> {
         link,
         snaplen: o.snaplen.max(0) as u32,
         poll: o.poll,
+        loopback,
     })
 }
