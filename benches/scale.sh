@@ -40,7 +40,7 @@ trap 'rm -f "$f" "$f2"' EXIT
 run() { # file -> "seconds rss_kb" (wall time to the microsecond, from bash's clock)
   local tf s e; tf=$(mktemp)
   s=$EPOCHREALTIME
-  /usr/bin/time -o "$tf" -f "%M" "$pf" read -q -o /dev/null "$1" >/dev/null 2>&1
+  /usr/bin/time -o "$tf" -f "%M" "$pf" read -q "$1" >/dev/null 2>&1
   e=$EPOCHREALTIME
   awk -v s="$s" -v e="$e" -v m="$(cat "$tf")" 'BEGIN {printf "%.4f %d\n", e - s, m}'
   rm -f "$tf"

@@ -38,10 +38,31 @@ pub struct WriteOutcome {
 }
 
 impl PcapWriter {
-    /// Creates the file (under its temporary name) with the header for
-    /// packets of `link` cut to `snaplen`.
+    /// Creates the file (under its temporary name, or in place for a device
+    /// or a FIFO: [`OutputFile::create`]) with the header for packets of
+    /// `link` cut to `snaplen`.
     pub fn create(dest: &Path, link: LinkType, snaplen: u32) -> std::io::Result<PcapWriter> {
-        let mut out = OutputFile::create(dest)?;
+        PcapWriter::new(OutputFile::create(dest)?, link, snaplen)
+    }
+
+    /// [`Self::create`] straight under its name, handed to user `uid` and
+    /// group `gid`: for a capture that gives up root and could not create a
+    /// file in that folder afterwards. The file holds whole records whenever
+    /// the capture stops; only a capture killed outright can leave a last
+    /// record cut short (which `portflow read` reports and reads past).
+    pub fn create_for(
+        dest: &Path,
+        link: LinkType,
+        snaplen: u32,
+        uid: u32,
+        gid: u32,
+    ) -> std::io::Result<PcapWriter> {
+        let out = OutputFile::create_in_place(dest)?;
+        out.give_to(uid, gid)?;
+        PcapWriter::new(out, link, snaplen)
+    }
+
+    fn new(mut out: OutputFile, link: LinkType, snaplen: u32) -> std::io::Result<PcapWriter> {
         let h = PcapFormat::CLASSIC.header(link, snaplen.max(1));
         out.file().write_all(&h)?;
         Ok(PcapWriter {
@@ -112,7 +133,9 @@ impl PcapWriter {
         self.packets_on_disk += whole;
         self.packets = self.packets_on_disk;
         self.buf.clear();
-        let _ = self.out.file().set_len(self.on_disk);
+        if self.out.is_regular() {
+            let _ = self.out.file().set_len(self.on_disk);
+        }
         let err = std::io::Error::new(e.kind(), e.to_string());
         self.failed = Some(e);
         Err(err)
