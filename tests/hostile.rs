@@ -199,13 +199,14 @@ fn pcapng_block_lengths_that_loop_or_overrun_are_refused() {
             o.stderr
         );
     }
-    // A block claiming 2 GB ends the file as truncated, at that block.
+    // A block claiming 2 GB past the end is a damaged length, not a file cut
+    // short (no block is that long).
     let mut f = base.clone();
     f.extend(pcapng_epb(0x7fff_fff0, p.len() as u32, &p));
     refused(
         "ng-len-2g.pcapng",
         &f,
-        &format!("file ends inside a record (truncated capture) at byte offset {at} (packet 2)"),
+        &format!("corrupt block (a block cannot be 2147483632 bytes long) at byte offset {at} (packet 2)"),
     );
     // A captured length past its own block.
     let mut f = base.clone();

@@ -62,9 +62,7 @@ pub(super) fn read_slice<F: FnMut(&RawPacket)>(
                     rest = r;
                     report(offset_of(rest));
                 }
-                Err(nom::Err::Incomplete(_)) => {
-                    return Err(w.error(FileErrorKind::Truncated, pos, TRUNCATED.into()));
-                }
+                Err(nom::Err::Incomplete(_)) => return Err(cut_block(&w, rest, pos)),
                 Err(nom::Err::Error(e)) | Err(nom::Err::Failure(e)) => {
                     let m = format!("corrupt block ({})", nom_kind(&e));
                     return Err(w.error(FileErrorKind::Corrupt, pos, m));
@@ -104,6 +102,30 @@ pub(super) fn read_slice<F: FnMut(&RawPacket)>(
     Ok(w.summary)
 }
 
+/// The largest pcapng block taken as cut short rather than damaged (libpcap's
+/// limit on a block).
+const MAX_BLOCK: u32 = 16 << 20;
+
+/// The error for a pcapng block at `pos` (`rest` from there to the end) that
+/// pcap-parser found incomplete: the file was cut short there when the block
+/// runs past the end with a length a block can have (a multiple of 4, 12 to
+/// 16 MiB, or the length not there yet); a block that is all there but whose
+/// inner lengths run past it, or an impossible length, is damage.
+fn cut_block(w: &Walker, rest: &[u8], pos: u64) -> FileError {
+    if rest.len() >= 8 {
+        let len = u32_at(rest, 4, w.big_endian);
+        if !(12..=MAX_BLOCK).contains(&len) || !len.is_multiple_of(4) {
+            let m = format!("corrupt block (a block cannot be {len} bytes long)");
+            return w.error(FileErrorKind::Corrupt, pos, m);
+        }
+        if len as usize <= rest.len() {
+            let m = "corrupt block (lengths inside the block run past its end)".into();
+            return w.error(FileErrorKind::Corrupt, pos, m);
+        }
+    }
+    w.error(FileErrorKind::Truncated, pos, TRUNCATED.into())
+}
+
 /// Walks the records of a legacy pcap file held in memory from byte `at`,
 /// calling `report` with the offset after each record. A record is a fixed
 /// header (`header_len` bytes: seconds, fraction, captured and original
@@ -132,7 +154,8 @@ fn legacy_records<F: FnMut(&RawPacket)>(
         w.check_caplen(caplen, pos)?;
         let end = header_len + caplen as usize;
         let Some(bytes) = rest.get(header_len..end) else {
-            return Err(w.error(FileErrorKind::Truncated, pos, TRUNCATED.into()));
+            let left = rest.len() - header_len;
+            return Err(w.cut_record(pos, caplen, word(rest, 12), left));
         };
         w.legacy_packet(word(rest, 0), word(rest, 4), bytes, word(rest, 12), sink);
         at += end;

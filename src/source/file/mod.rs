@@ -64,7 +64,9 @@ pub enum FileErrorKind {
     Io,
     /// Neither pcap nor pcapng magic.
     NotACapture,
-    /// The file ends inside a record.
+    /// The file ends inside its last record, whose header is plausible: a
+    /// capture cut short (killed while writing). Everything before the cut
+    /// was read.
     Truncated,
     /// A record or block header is inconsistent (impossible length, bad magic).
     Corrupt,
@@ -81,6 +83,8 @@ pub struct FileError {
     pub packets_before: u64,
     pub message: String,
     pub compressed: bool,
+    /// The file's format as far as it was read (see [`FileSummary::format`]).
+    pub format: &'static str,
 }
 
 impl fmt::Display for FileError {
@@ -130,6 +134,7 @@ fn open_error(path: &str, e: io::Error) -> FileError {
         packets_before: 0,
         message: e.to_string(),
         compressed: false,
+        format: "",
     }
 }
 

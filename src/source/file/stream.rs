@@ -8,12 +8,16 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Counts bytes read (for progress) and keeps the last I/O error, which
-/// `pcap-parser` reports only as "read error".
+/// The last I/O error a stream met (which `pcap-parser` reports only as
+/// "read error"), with the bytes it had delivered by then.
+type LastError = Arc<Mutex<Option<(io::ErrorKind, String, u64)>>>;
+
+/// Counts bytes read (for progress) and keeps the last I/O error.
 struct Tracked<R> {
     inner: R,
     progress: Arc<AtomicU64>,
-    last_error: Arc<Mutex<Option<String>>>,
+    delivered: u64,
+    last_error: LastError,
 }
 
 impl<R: Read> Read for Tracked<R> {
@@ -22,12 +26,20 @@ impl<R: Read> Read for Tracked<R> {
             match self.inner.read(buf) {
                 Ok(n) => {
                     self.progress.fetch_add(n as u64, Ordering::Relaxed);
+                    self.delivered += n as u64;
                     return Ok(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
+                    let kind = e.kind();
                     if let Ok(mut slot) = self.last_error.lock() {
-                        *slot = Some(e.to_string());
+                        *slot = Some((kind, e.to_string(), self.delivered));
+                    }
+                    // Compressed data that ends early ends the stream here
+                    // (the decoder would say so again on every read); the
+                    // file is reported as cut short where its data stops.
+                    if kind == io::ErrorKind::UnexpectedEof {
+                        return Ok(0);
                     }
                     return Err(e);
                 }
@@ -79,27 +91,48 @@ pub(super) fn read_from_with(
     } else {
         Box::new(buffered)
     };
-    let last_error = Arc::new(Mutex::new(None));
+    let last_error: LastError = Arc::new(Mutex::new(None));
     let tracked = Tracked {
         inner: stream,
         progress,
+        delivered: 0,
         last_error: last_error.clone(),
     };
-    read_stream(
+    let read = read_stream(
         &path,
         compressed,
         FillFirst { inner: tracked },
         buffer,
         sink,
-    )
-    .map_err(|mut e| {
-        if e.kind == FileErrorKind::Io {
-            if let Some(msg) = last_error.lock().ok().and_then(|m| m.clone()) {
-                e.message = format!("read error: {msg}");
-            }
+    );
+    let last = last_error.lock().ok().and_then(|m| m.clone());
+    let ended_at = match last {
+        Some((io::ErrorKind::UnexpectedEof, _, at)) => Some(at),
+        _ => None,
+    };
+    match read {
+        // The records ended on a boundary, but the compressed data did not.
+        Ok(s) if ended_at.is_some() => {
+            let mut w = Walker::new(&path, compressed);
+            w.summary = s;
+            let m = "compressed data ends early (truncated file)".into();
+            Err(w.error(FileErrorKind::Truncated, ended_at.unwrap_or(0), m))
         }
-        e
-    })
+        Ok(s) => Ok(s),
+        Err(mut e) => {
+            match last {
+                Some((io::ErrorKind::UnexpectedEof, _, _)) => {
+                    e.kind = FileErrorKind::Truncated;
+                    e.message = "compressed data ends early (truncated file)".into();
+                }
+                Some((_, msg, _)) if e.kind == FileErrorKind::Io => {
+                    e.message = format!("read error: {msg}");
+                }
+                _ => {}
+            }
+            Err(e)
+        }
+    }
 }
 
 /// Parses a capture arriving as a stream, through pcap-parser's buffered reader.

@@ -94,6 +94,8 @@ pub(super) struct Walker<'s> {
     pub(super) summary: FileSummary,
     legacy_link: LinkType,
     legacy_res: u64,
+    /// The legacy file header's snapshot length.
+    legacy_snaplen: u32,
     ifaces: Vec<Iface>,
     /// The current pcapng section's byte order.
     pub(super) big_endian: bool,
@@ -109,6 +111,7 @@ impl<'s> Walker<'s> {
             },
             legacy_link: LinkType(0),
             legacy_res: 1_000_000,
+            legacy_snaplen: 0,
             ifaces: Vec::new(),
             big_endian: false,
         }
@@ -122,7 +125,31 @@ impl<'s> Walker<'s> {
             packets_before: self.summary.packets,
             message,
             compressed: self.summary.compressed,
+            format: self.summary.format,
         }
+    }
+
+    /// The error for a record of `caplen` captured bytes (and `wire_len` on
+    /// the wire) at `pos` that runs past the end of the file: the file was cut
+    /// short there when the record is plausible (no longer than the file's
+    /// snapshot length, nor than the packet), else the length is damaged.
+    pub(super) fn cut_record(
+        &self,
+        pos: u64,
+        caplen: u32,
+        wire_len: u32,
+        left: usize,
+    ) -> FileError {
+        let fits = self.legacy_snaplen == 0 || caplen <= self.legacy_snaplen;
+        if fits && caplen <= wire_len {
+            return self.error(FileErrorKind::Truncated, pos, super::TRUNCATED.into());
+        }
+        let m = format!(
+            "record claims {caplen} captured bytes ({wire_len} on the wire, snapshot length {}) \
+             but only {left} follow its header: a damaged length",
+            self.legacy_snaplen
+        );
+        self.error(FileErrorKind::Corrupt, pos, m)
     }
 
     /// Takes a pcap file header; versions libpcap refuses are refused here too
@@ -136,6 +163,7 @@ impl<'s> Walker<'s> {
             return Err(self.error(FileErrorKind::NotACapture, 0, m));
         }
         self.legacy_link = LinkType::from_header_field(h.network.0 as u32);
+        self.legacy_snaplen = h.snaplen;
         self.summary.format = if h.is_modified_format() {
             "pcap-modified"
         } else if h.is_nanosecond_precision() {
