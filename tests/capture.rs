@@ -532,7 +532,7 @@ fn bad_filter_is_a_clear_error_needs_root() {
     let o = run(&["capture", "lo", "-f", "tcp and and", "-d", "1s"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("bad filter expression"),
+        stderr(&o).contains("bad filter expression 'tcp and and': syntax error at word 3, 'and'"),
         "{}",
         stderr(&o)
     );
@@ -661,22 +661,6 @@ fn root_capture_runs_as_an_unprivileged_user_after_open_needs_root() {
     assert_eq!(credentials(child.id())["Uid"], "0 0 0 0");
     let (code, _) = finish(child, Duration::from_secs(10));
     assert_eq!(code, Some(0));
-    // An output folder the user cannot write: refused before capturing.
-    let closed = std::env::temp_dir().join(format!("portflow-root-only-{}", std::process::id()));
-    std::fs::create_dir_all(&closed).unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_portflow"))
-        .args(["capture", "lo", "-d", "1s", "-Z", "nobody", "-w"])
-        .arg(closed.join("x.pcap"))
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    let e = stderr(&o);
-    assert!(
-        e.contains("user nobody cannot create files in that folder"),
-        "{e}"
-    );
-    assert!(e.contains("-Z root"), "{e}");
-    assert!(!closed.join("x.pcap").exists());
     let o = run(&["capture", "lo", "-d", "1s", "-Z", "no-such-user-pf"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
@@ -684,8 +668,84 @@ fn root_capture_runs_as_an_unprivileged_user_after_open_needs_root() {
         "{}",
         stderr(&o)
     );
-    std::fs::remove_dir_all(&closed).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Sends `n` UDP datagrams to 127.0.0.1:`port`, 1 ms apart.
+fn udp_to_loopback(port: u16, n: usize) {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..n {
+        s.send_to(&[i as u8; 32], ("127.0.0.1", port)).unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// As root in a folder only root may write (the README's own `-w` example,
+/// run from /root): the `-w` file is made before the capture gives up root,
+/// handed to the user it goes on as, and holds every packet; `-o` there is
+/// refused before anything starts, with what works instead.
+#[test]
+fn w_in_a_root_only_folder_is_made_before_privileges_drop_needs_root() {
+    require_root!();
+    let closed = std::env::temp_dir().join(format!("portflow-root-only-{}", std::process::id()));
+    std::fs::create_dir_all(&closed).unwrap();
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let pcap = closed.join("evidence.pcap");
+    let cap = start_capture(
+        None,
+        &[
+            "lo",
+            "-f",
+            "udp port 9",
+            "-d",
+            "2s",
+            "-Z",
+            "nobody",
+            "-w",
+            pcap.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    udp_to_loopback(9, 20);
+    let (code, out) = finish(cap, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{out}");
+    let live: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(live["totals"]["packets"], 20, "{out}");
+    let m = std::fs::metadata(&pcap).expect("the -w file");
+    assert_eq!(
+        m.uid(),
+        uid_of("nobody"),
+        "handed to the user the capture ran as"
+    );
+    let read = json_report(&[&pcap], &[]);
+    assert_eq!(read["totals"]["packets"], 20);
+    assert_eq!(
+        std::fs::read_dir(&closed).unwrap().count(),
+        1,
+        "nothing else"
+    );
+    let o = run(&[
+        "capture",
+        "lo",
+        "-d",
+        "1s",
+        "-Z",
+        "nobody",
+        "-o",
+        closed.join("r.json").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("user nobody cannot create files in that folder")
+            && e.contains("-o /tmp/r.json")
+            && e.contains("-Z root"),
+        "{e}"
+    );
+    assert!(!closed.join("r.json").exists());
+    std::fs::remove_dir_all(&closed).unwrap();
 }
 
 #[test]
@@ -801,4 +861,129 @@ fn view_keeps_updating_and_drops_are_counted_under_a_syn_flood_needs_root() {
         report["findings"]
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// NDJSON lines of a finished capture: the intervals, and the report last.
+fn intervals_and_report(out: &str) -> (Vec<Value>, Value) {
+    let mut lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let report = lines.pop().expect("a report");
+    assert_eq!(report["schema"], "portflow.report/1");
+    assert!(lines.iter().all(|i| i["schema"] == "portflow.interval/1"));
+    (lines, report)
+}
+
+#[test]
+fn not_on_a_terminal_the_stream_is_ndjson_and_rows_match_the_header_needs_root() {
+    require_root!();
+    let http = Http::start();
+    // No --format: stdout is a pipe here.
+    let cap = start_capture(
+        None,
+        &[
+            "lo",
+            "-f",
+            &format!("tcp port {}", http.port),
+            "--interval",
+            "200ms",
+            "-d",
+            "2s",
+        ],
+    );
+    for _ in 0..4 {
+        http.get(1);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let (code, out) = finish(cap, Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+    let (intervals, report) = intervals_and_report(&out);
+    assert!(intervals.len() >= 5, "{} intervals", intervals.len());
+    // Every packet is on the one port: in each interval its row counts what
+    // the header counts, at the same moment.
+    for i in &intervals {
+        let rows: u64 = i["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["packets"].as_u64().unwrap())
+            .sum();
+        assert_eq!(rows, i["totals"]["packets"].as_u64().unwrap(), "{i}");
+        assert_eq!(i["loopback"], true);
+    }
+    // The last interval is the report's moment.
+    let last = intervals.last().unwrap();
+    assert_eq!(last["totals"]["packets"], report["totals"]["packets"]);
+    assert_eq!(last["ports"][0]["packets"], report["ports"][0]["packets"]);
+    assert_eq!(last["ports"][0]["flows"], report["ports"][0]["flows"]);
+    assert_eq!(report["live"]["loopback"], true);
+    // Loopback: the kernel counted each packet twice.
+    assert_eq!(
+        report["live"]["received"].as_u64().unwrap(),
+        2 * report["totals"]["packets"].as_u64().unwrap()
+    );
+}
+
+#[test]
+fn format_table_gives_the_table_alone_with_the_loopback_note_needs_root() {
+    require_root!();
+    let http = Http::start();
+    let cap = start_capture(
+        None,
+        &[
+            "lo",
+            "-f",
+            &format!("tcp port {}", http.port),
+            "--format",
+            "table",
+            "-d",
+            "1s",
+        ],
+    );
+    http.get(1);
+    let (code, out) = finish(cap, Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+    assert!(
+        !out.lines().any(|l| l.starts_with('{')),
+        "no JSON in a table stream: {out}"
+    );
+    assert!(out.starts_with("portflow "), "{out}");
+    let capture = out
+        .lines()
+        .find(|l| l.starts_with("capture on lo"))
+        .expect("the capture line");
+    assert!(
+        capture.contains("(loopback: the kernel counts each packet going out and coming in)"),
+        "{capture}"
+    );
+}
+
+#[test]
+fn w_to_dev_null_stays_a_device_needs_root() {
+    use std::os::unix::fs::FileTypeExt;
+    require_root!();
+    let http = Http::start();
+    let cap = start_capture(
+        None,
+        &[
+            "lo",
+            "-f",
+            &format!("tcp port {}", http.port),
+            "-w",
+            "/dev/null",
+            "-c",
+            "5",
+            "--format",
+            "json",
+        ],
+    );
+    http.get(2);
+    let (code, out) = finish(cap, Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["live"]["written"], "/dev/null");
+    assert_eq!(r["live"]["written_packets"], 5);
+    let m = std::fs::symlink_metadata("/dev/null").unwrap();
+    assert!(m.file_type().is_char_device(), "/dev/null was replaced");
 }

@@ -2,48 +2,75 @@
 //! objects), then the same report as `read`.
 use super::{add_findings, load_policy, load_services, options, report_rows, write_report};
 use super::{AppError, Output};
-use crate::cli::{CaptureArgs, Format};
+use crate::cli::{CaptureArgs, CaptureFormat, Format};
+use portflow::detect::policy::Policy;
 use portflow::pipeline::live::{self, CaptureSpec, LiveSummary, Snapshot, StopReason};
-use portflow::report::live::{draw, LiveState, Screen};
+use portflow::pipeline::Analysis;
+use portflow::report::live::{draw, Interval, LiveState, Screen};
 use portflow::report::Report;
 use portflow::services::Services;
 use portflow::source::live::{Live, LiveOptions, PcapWriter};
 use portflow::source::privileges::{self, Dropped};
-use portflow::source::MAX_SNAPLEN;
 use std::io::{self, IsTerminal, Write};
+use std::path::Path;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
+
+/// How the capture shows itself and writes its report, from `--format` and
+/// whether standard output is a terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shape {
+    /// The refreshing view on the terminal.
+    view: bool,
+    /// One JSON object per interval on standard output.
+    intervals: bool,
+    /// How the final report is written.
+    report: Format,
+}
+
+impl Shape {
+    /// One stream, one format: on a terminal the view and the table; not on
+    /// a terminal NDJSON throughout (interval objects, the report last)
+    /// unless a format was asked for.
+    fn of(format: Option<CaptureFormat>, tty: bool) -> Shape {
+        match format.unwrap_or(if tty {
+            CaptureFormat::Table
+        } else {
+            CaptureFormat::Ndjson
+        }) {
+            CaptureFormat::Table => Shape {
+                view: tty,
+                intervals: false,
+                report: Format::Table,
+            },
+            CaptureFormat::Json => Shape {
+                view: false,
+                intervals: false,
+                report: Format::Json,
+            },
+            CaptureFormat::Ndjson => Shape {
+                view: false,
+                intervals: true,
+                report: Format::Ndjson,
+            },
+        }
+    }
+}
 
 /// `portflow capture`.
 pub fn run(args: CaptureArgs) -> Result<u8, AppError> {
     let services = Arc::new(load_services(&args.analysis.services)?);
     let policy = load_policy(&args.analysis)?;
-    let opts = options(&args.analysis, services.clone())?;
+    let opts = options(&args.analysis, services.clone());
     if args.interval.is_zero() {
         return Err(AppError::Usage("--interval must be more than 0".into()));
     }
-    let handle = portflow::source::live::open(&live_options(&args))?;
-    // Before any other thread starts and before any output file exists.
-    let who = privileges::drop_after_open(args.user.as_deref())?;
-    check_output_folders(&args, &who)?;
-    let write = match &args.write {
-        Some(path) => Some(
-            PcapWriter::create(path, handle.link, handle.snaplen).map_err(|error| {
-                AppError::Output {
-                    path: path.clone(),
-                    error,
-                }
-            })?,
-        ),
-        None => None,
-    };
+    let (handle, who, write) = open(&args)?;
     let level = install_stop_signals()?;
     announce(&args, &handle, &who);
-    let interface = handle.interface.clone();
-    let tty = io::stdout().is_terminal() && args.output.is_none();
-    let view = args.format == Format::Table && tty;
-    let intervals = args.format == Format::Ndjson || (args.format == Format::Table && !tty);
-    let (tx, rx) = crossbeam_channel::bounded(256);
+    let shape = Shape::of(args.format, io::stdout().is_terminal());
+    let (interface, loopback) = (handle.interface.clone(), handle.loopback);
+    let workers = live::flow_workers(opts.workers);
     let spec = CaptureSpec {
         live: handle,
         count: args.count,
@@ -51,13 +78,15 @@ pub fn run(args: CaptureArgs) -> Result<u8, AppError> {
         write,
         interval: args.interval,
     };
-    let publish = (view || intervals).then_some(tx);
+    let (tx, rx) = crossbeam_channel::bounded(256);
+    let publish = (shape.view || shape.intervals).then_some(tx);
     let worker = std::thread::Builder::new()
         .name("portflow-capture".into())
         .spawn(move || live::capture(&opts, spec, level, publish))
         .map_err(|e| AppError::Usage(format!("cannot start the capture thread: {e}")))?;
-    let mut screen = view.then(Screen::enter);
-    show(rx, &interface, &services, &args, view)?;
+    let mut screen = shape.view.then(Screen::enter);
+    let mut state = LiveState::new(&interface, loopback, workers);
+    show(rx, &mut state, &services, args.analysis.top as usize, shape)?;
     let result = worker
         .join()
         .map_err(|_| AppError::Usage("capture thread panicked".into()))?;
@@ -69,52 +98,84 @@ pub fn run(args: CaptureArgs) -> Result<u8, AppError> {
         return Ok(aborted(&summary));
     }
     let failed = say_why_it_stopped(&interface, &summary);
-    let mut report = Report::build(
-        &analysis,
-        &services,
-        report_rows(args.format, &args.analysis),
-    );
-    report.live = Some(summary);
-    let status = add_findings(
-        &mut report,
+    let status = report(
+        &args,
+        shape,
         &mut analysis,
-        policy.as_ref(),
+        summary,
         &services,
-        &args.analysis,
-    );
-    let out = Output::open(args.output.as_deref())?;
-    out.write_and_commit(|o| write_report(&report, args.format, args.analysis.top, o))?;
+        policy.as_ref(),
+    )?;
     Ok(if failed { 2 } else { status })
+}
+
+/// Opens the interface, gives up the privileges opening needed, and makes
+/// the `-w` file: before the drop when the user the capture goes on as could
+/// not create it in its folder, else after.
+fn open(args: &CaptureArgs) -> Result<(Live, Dropped, Option<PcapWriter>), AppError> {
+    let handle = portflow::source::live::open(&live_options(args))?;
+    let target = privileges::plan(args.user.as_deref())?;
+    let early = match (&args.write, target.switches_to()) {
+        (Some(path), Some((uid, gid))) if !privileges::target_can_write_beside(path, &target) => {
+            let w = PcapWriter::create_for(path, handle.link, handle.snaplen, uid, gid)
+                .map_err(|error| output_error(path, error))?;
+            Some(w)
+        }
+        _ => None,
+    };
+    // Before any other thread starts and before any other output file exists.
+    let who = privileges::drop_to(&target)?;
+    check_output_folders(args, &who, early.is_some())?;
+    let write = match (early, &args.write) {
+        (Some(w), _) => Some(w),
+        (None, Some(path)) => Some(
+            PcapWriter::create(path, handle.link, handle.snaplen)
+                .map_err(|error| output_error(path, error))?,
+        ),
+        (None, None) => None,
+    };
+    Ok((handle, who, write))
+}
+
+fn output_error(path: &Path, error: std::io::Error) -> AppError {
+    AppError::Output {
+        path: path.to_path_buf(),
+        error,
+    }
 }
 
 /// How to open the interface, from the flags.
 fn live_options(args: &CaptureArgs) -> LiveOptions {
     LiveOptions {
         interface: args.interface.clone().or(args.interface_flag.clone()),
-        snaplen: args.snaplen.clamp(1, MAX_SNAPLEN as i32),
-        buffer_kib: args.buffer_kib.max(1),
+        snaplen: args.snaplen as i32,
+        buffer_kib: args.buffer_kib as i32,
         promisc: !args.no_promisc,
         filter: args.filter.clone(),
         ..LiveOptions::default()
     }
 }
 
-/// Refuses, before the capture starts, output folders the user the capture
-/// runs as cannot create files in.
-fn check_output_folders(args: &CaptureArgs, who: &Dropped) -> Result<(), AppError> {
-    for path in [args.write.as_deref(), args.output.as_deref()]
-        .into_iter()
-        .flatten()
-    {
-        if !privileges::can_write_beside(path) {
-            return Err(AppError::Usage(format!(
-                "{}: user {} cannot create files in that folder (output is written after \
-                 privileges are dropped; choose a folder {} can write, or -Z root)",
-                path.display(),
-                who.user,
-                who.user
-            )));
+/// Refuses, before the capture starts, a folder the user the capture runs as
+/// cannot create the report (or a `-w` file not made yet) in, saying what
+/// works instead.
+fn check_output_folders(args: &CaptureArgs, who: &Dropped, written: bool) -> Result<(), AppError> {
+    let write = args.write.as_deref().filter(|_| !written);
+    for (path, flag) in [(write, "-w"), (args.output.as_deref(), "-o")] {
+        let Some(path) = path else { continue };
+        if privileges::can_write_beside(path) {
+            continue;
         }
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        return Err(AppError::Usage(format!(
+            "{}: user {} cannot create files in that folder, and {flag} is written after \
+             the capture gives up its privileges: use {flag} /tmp/{}, a folder {} can write, \
+             or keep root with -Z root",
+            path.display(),
+            who.user,
+            name.unwrap_or_else(|| "report".into()),
+            who.user
+        )));
     }
     Ok(())
 }
@@ -138,12 +199,13 @@ fn announce(args: &CaptureArgs, handle: &Live, who: &Dropped) {
     );
 }
 
-/// Ctrl-C and SIGTERM: the first stops the capture (report follows), a second
-/// Ctrl-C aborts at once.
+/// Ctrl-C, SIGTERM and SIGHUP (the terminal went away): the first stops the
+/// capture (the `-w` file is finished, the report follows), a second Ctrl-C
+/// aborts at once (the `-w` file is still finished).
 fn install_stop_signals() -> Result<Arc<AtomicU8>, AppError> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let level = Arc::new(AtomicU8::new(live::RUN));
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
         .map_err(|e| AppError::Usage(format!("cannot install signal handlers: {e}")))?;
     let l = level.clone();
     std::thread::Builder::new()
@@ -162,29 +224,34 @@ fn install_stop_signals() -> Result<Arc<AtomicU8>, AppError> {
     Ok(level)
 }
 
-/// Draws the view (`view`) or writes interval objects from the capture's
-/// snapshots until the capture ends.
+/// Draws the view or writes interval objects, one per completed tick, until
+/// the capture ends.
 fn show(
     rx: crossbeam_channel::Receiver<Snapshot>,
-    interface: &str,
+    state: &mut LiveState,
     services: &Services,
-    args: &CaptureArgs,
-    view: bool,
+    top: usize,
+    shape: Shape,
 ) -> Result<(), AppError> {
-    let mut state = LiveState::new(interface);
     let rows = terminal_rows();
     let mut stdout = io::stdout().lock();
     for snap in rx.iter() {
-        if let Some(i) = state.update(snap, services, args.analysis.top) {
-            if view {
-                let _ = draw(i, rows, &mut stdout);
-            } else {
-                serde_json::to_writer(&mut stdout, i).map_err(io::Error::from)?;
-                stdout.write_all(b"\n")?;
-                stdout.flush()?;
-            }
+        let Some(i) = state.update(snap, services, top) else {
+            continue;
+        };
+        if shape.view {
+            let _ = draw(&i, rows, &mut stdout);
+        } else {
+            write_interval(&i, &mut stdout)?;
         }
     }
+    Ok(())
+}
+
+fn write_interval(i: &Interval, out: &mut impl Write) -> Result<(), AppError> {
+    serde_json::to_writer(&mut *out, i).map_err(io::Error::from)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
     Ok(())
 }
 
@@ -220,4 +287,26 @@ fn say_why_it_stopped(interface: &str, summary: &LiveSummary) -> bool {
         );
     }
     summary.stopped_by.is_error()
+}
+
+/// Builds the report, adds the findings and writes it where it goes; the
+/// status the findings give.
+fn report(
+    args: &CaptureArgs,
+    shape: Shape,
+    analysis: &mut Analysis,
+    summary: LiveSummary,
+    services: &Services,
+    policy: Option<&Policy>,
+) -> Result<u8, AppError> {
+    let mut report = Report::build(
+        analysis,
+        services,
+        report_rows(shape.report, &args.analysis),
+    );
+    report.live = Some(summary);
+    let status = add_findings(&mut report, analysis, policy, services, &args.analysis);
+    let out = Output::open(args.output.as_deref())?;
+    out.write_and_commit(|o| write_report(&report, shape.report, args.analysis.top, o))?;
+    Ok(status)
 }

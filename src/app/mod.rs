@@ -105,14 +105,25 @@ fn load_policy(a: &AnalysisArgs) -> Result<Option<Policy>, AppError> {
     Ok(a.policy.as_deref().map(Policy::load).transpose()?)
 }
 
-/// Pipeline options from the shared analysis flags.
-fn options(a: &AnalysisArgs, services: Arc<Services>) -> Result<Options, AppError> {
-    if a.workers == Some(0) {
-        return Err(AppError::Usage("--workers must be at least 1".into()));
+/// Pipeline options from the shared analysis flags. The flow cap is shared
+/// by the flow tables: one per flow worker, or the reader's own with one
+/// thread.
+fn options(a: &AnalysisArgs, services: Arc<Services>) -> Options {
+    let workers = a
+        .workers
+        .map_or_else(|| Options::default().workers, |w| w as usize);
+    let flow_workers = workers.saturating_sub(1).max(1);
+    let flow_cap = a.flow_cap as usize;
+    if flow_cap / flow_workers < MIN_FLOWS_PER_WORKER {
+        eprintln!(
+            "portflow: note: --flow-cap {flow_cap} over {flow_workers} flow workers holds {MIN_FLOWS_PER_WORKER} \
+             flows in each, {} in all",
+            MIN_FLOWS_PER_WORKER * flow_workers
+        );
     }
-    Ok(Options {
-        workers: a.workers.unwrap_or_else(|| Options::default().workers),
-        flow_cap: a.flow_cap.max(1),
+    Options {
+        workers,
+        flow_cap,
         timeouts: Timeouts {
             tcp: a.tcp_timeout.saturating_mul(1_000_000_000),
             udp: a.udp_timeout.saturating_mul(1_000_000_000),
@@ -120,8 +131,11 @@ fn options(a: &AnalysisArgs, services: Arc<Services>) -> Result<Options, AppErro
         },
         services,
         ..Options::default()
-    })
+    }
 }
+
+/// The fewest flows a flow table holds ([`portflow::stats::flow::FlowTable::new`]).
+const MIN_FLOWS_PER_WORKER: usize = 16;
 
 /// Adds the findings to a report; returns 1 when one reaches `--fail-on`.
 fn add_findings(
@@ -132,8 +146,8 @@ fn add_findings(
     args: &AnalysisArgs,
 ) -> u8 {
     let th = detect::Thresholds {
-        ports: args.scan_ports.max(1),
-        hosts: args.sweep_hosts.max(1),
+        ports: args.scan_ports as usize,
+        hosts: args.sweep_hosts as usize,
         window: args.scan_window,
     };
     let found = detect::findings(&a.inventory, &mut a.attempts.list, policy, services, th);
@@ -147,7 +161,7 @@ fn add_findings(
 /// The rows a report in `format` shows: the table, its `--top`; JSON, all.
 fn report_rows(format: Format, a: &AnalysisArgs) -> Rows {
     match format {
-        Format::Table => Rows::Top(a.top),
+        Format::Table => Rows::Top(a.top as usize),
         Format::Json | Format::Ndjson => Rows::All,
     }
 }
@@ -156,11 +170,11 @@ fn report_rows(format: Format, a: &AnalysisArgs) -> Rows {
 fn write_report(
     report: &Report,
     format: Format,
-    top: usize,
+    top: u64,
     out: &mut Output,
 ) -> Result<(), AppError> {
     match format {
-        Format::Table => write_table(report, top, out.writer())?,
+        Format::Table => write_table(report, top as usize, out.writer())?,
         Format::Json => {
             serde_json::to_writer_pretty(out.writer(), report).map_err(io::Error::from)?;
             out.writer().write_all(b"\n")?;

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 /// once.
 pub fn run(args: ReadArgs) -> Result<u8, AppError> {
     let started = Instant::now();
+    remove_unfinished_on_signals()?;
     let services = Arc::new(load_services(&args.analysis.services)?);
     let policy = load_policy(&args.analysis)?;
     let inputs = expand_inputs(&args.files)?;
@@ -27,7 +28,7 @@ pub fn run(args: ReadArgs) -> Result<u8, AppError> {
         keep_flows: args.flows,
         filter: args.filter.clone(),
         keep_going: args.keep_going,
-        ..options(&args.analysis, services.clone())?
+        ..options(&args.analysis, services.clone())
     };
     // Opened first, so an unwritable -o fails before the reading.
     let out = Output::open(args.output.as_deref())?;
@@ -43,9 +44,14 @@ pub fn run(args: ReadArgs) -> Result<u8, AppError> {
         eprintln!("portflow: warning: {w}");
     }
     let mut failed = false;
-    for e in analysis.files.iter().filter_map(|f| f.error.as_ref()) {
-        eprintln!("portflow: {e}");
-        failed = true;
+    for f in &analysis.files {
+        if let Some(e) = &f.error {
+            eprintln!("portflow: {e}");
+            failed = true;
+        }
+        if let Some(e) = &f.cut_short {
+            eprintln!("portflow: warning: {}", portflow::report::cut_short(e));
+        }
     }
     let building = Instant::now();
     let (status, built, _report) = write(&args, &mut analysis, &services, policy.as_ref(), out)?;
@@ -70,11 +76,12 @@ fn write(
         out.write_and_commit(|o| Ok(write_flows(flows, services, o.writer())?))?;
         return Ok((0, Instant::now(), None));
     }
-    let rows = report_rows(args.format, &args.analysis);
+    let format = args.format.into();
+    let rows = report_rows(format, &args.analysis);
     let mut report = Report::build(analysis, services, rows);
     let status = add_findings(&mut report, analysis, policy, services, &args.analysis);
     let built = Instant::now();
-    out.write_and_commit(|o| write_report(&report, args.format, args.analysis.top, o))?;
+    out.write_and_commit(|o| write_report(&report, format, args.analysis.top, o))?;
     Ok((status, built, Some(report)))
 }
 
@@ -86,6 +93,25 @@ fn print_timings(a: &Analysis, report: Duration, write: Duration, total: Duratio
     for l in lines {
         eprintln!("portflow: {l}");
     }
+}
+
+/// Ctrl-C, SIGTERM or SIGHUP while reading: the temporary file of `-o` is
+/// removed, then the process ends as the signal would have ended it.
+fn remove_unfinished_on_signals() -> Result<(), AppError> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .map_err(|e| AppError::Usage(format!("cannot install signal handlers: {e}")))?;
+    std::thread::Builder::new()
+        .name("portflow-signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                portflow::output::remove_unfinished();
+                let _ = signal_hook::low_level::emulate_default_handler(sig);
+                std::process::exit(128 + sig);
+            }
+        })
+        .map_err(|e| AppError::Usage(format!("cannot start the signal thread: {e}")))?;
+    Ok(())
 }
 
 /// Ends the process with `status`, once standard output is flushed; what is

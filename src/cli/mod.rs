@@ -1,14 +1,26 @@
-//! Command-line definitions (clap) and the checked configuration built from them.
-//! Every flag is defined once here, with its help beside it.
+//! Command-line definitions (clap). Every flag is defined once here, with its
+//! help beside it; values are checked as they are parsed, so a bad one is
+//! refused with one plain line (never silently changed).
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+
+mod values;
+
+pub use values::parse_duration;
+use values::{at_least, count, in_range, seconds};
+
+/// The most threads `--workers` may ask for.
+pub const MAX_WORKERS: u64 = 256;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "portflow",
     version,
     about = "Which ports are open, who uses them, how much, how fast: from pcap/pcapng files or live traffic.",
-    after_help = "Exit status: 0 success, 1 a finding at or above --fail-on, 2 error (bad input, bad flags, unreadable file, capture failure),\n130 a capture quit by a second Ctrl-C."
+    after_help = "Exit status: 0 success (also when a file ends inside its last record: a warning says where), \
+                  1 a finding at or above --fail-on, 2 error (bad flags, an unreadable or damaged file, capture \
+                  failure), 130 a capture quit by a second Ctrl-C; a run ended by a signal ends as the signal \
+                  does (130 for Ctrl-C, 143 for SIGTERM)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -27,14 +39,53 @@ pub enum Command {
     Services(ServicesArgs),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// How a report is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// Aligned human-readable table.
+    Table,
+    /// The versioned JSON report (docs/SCHEMA.md), indented.
+    Json,
+    /// The same report on one line, after one line per interval.
+    Ndjson,
+}
+
+/// `read --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReadFormat {
     /// Aligned human-readable table.
     Table,
     /// The versioned JSON report (docs/SCHEMA.md).
     Json,
-    /// `capture` only: one JSON object per interval, then the report on one line.
+}
+
+impl From<ReadFormat> for Format {
+    fn from(f: ReadFormat) -> Format {
+        match f {
+            ReadFormat::Table => Format::Table,
+            ReadFormat::Json => Format::Json,
+        }
+    }
+}
+
+/// `capture --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CaptureFormat {
+    /// The live view on a terminal, then the table.
+    Table,
+    /// The final report as JSON only.
+    Json,
+    /// One JSON object per interval, then the report as the last object.
     Ndjson,
+}
+
+/// `interfaces --format` and `services --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    /// Aligned columns with a header.
+    Table,
+    /// A JSON array.
+    Json,
 }
 
 /// A finding's severity, as `--fail-on` names it.
@@ -58,54 +109,38 @@ impl From<FailOn> for portflow::detect::Severity {
     }
 }
 
-/// `60`, `60s`, `500ms`, `5m`, `1h`.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration (e.g. 30s, 5m, 500ms)"))?;
-    let secs = match unit {
-        "ms" => v / 1000.0,
-        "s" | "" => v,
-        "m" => v * 60.0,
-        "h" => v * 3600.0,
-        _ => return Err(format!("'{s}': unknown unit '{unit}' (ms, s, m, h)")),
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("'{s}' is not a duration"));
-    }
-    Ok(std::time::Duration::from_secs_f64(secs))
-}
-
 /// Options shared by `read` and `capture`: analysis and report.
 #[derive(Debug, Args)]
 pub struct AnalysisArgs {
-    /// Ports shown in the table (0 for all). The JSON report always has all.
-    #[arg(long, default_value_t = 20, value_name = "N")]
-    pub top: usize,
+    /// Rows of each list shown in the table (0 for all). The JSON report always has all.
+    #[arg(long, default_value_t = 20, value_name = "N", allow_negative_numbers = true,
+          value_parser = |s: &str| count(s, "rows"))]
+    pub top: u64,
 
-    /// Threads that analyse packets: the reader and N-1 flow workers; 1 analyses a file in one thread (default: the number of CPU cores).
-    #[arg(long, value_name = "N")]
-    pub workers: Option<usize>,
+    /// Threads that analyse packets: the reader and N-1 flow workers; 1 analyses a file in one
+    /// thread (1 to 256; default: the number of CPU cores).
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = |s: &str| in_range(s, 1, MAX_WORKERS, "workers"))]
+    pub workers: Option<u64>,
 
     /// A services(5) file whose names override or add to the IANA registry.
     #[arg(long, value_name = "FILE")]
     pub services: Option<PathBuf>,
 
-    /// Most flows held in memory at once (about 97 bytes each); beyond it the least recently seen are ended (and counted).
-    #[arg(long, default_value_t = portflow::pipeline::DEFAULT_FLOW_CAP, value_name = "N")]
-    pub flow_cap: usize,
+    /// Most flows held in memory at once, at least 16 per flow worker (about 97 bytes each); beyond
+    /// it the least recently seen are ended (and counted).
+    #[arg(long, default_value_t = portflow::pipeline::DEFAULT_FLOW_CAP as u64, value_name = "N",
+          allow_negative_numbers = true, value_parser = |s: &str| at_least(s, 16, "flows"))]
+    pub flow_cap: u64,
 
-    /// TCP idle timeout in seconds (packet time).
-    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    /// TCP idle timeout (packet time): seconds, or a duration (5m).
+    #[arg(long, default_value_t = 300, value_name = "SECONDS", allow_hyphen_values = true,
+          value_parser = seconds)]
     pub tcp_timeout: u64,
 
-    /// UDP (and SCTP, DCCP) idle timeout in seconds (packet time).
-    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    /// UDP (and SCTP, DCCP) idle timeout (packet time): seconds, or a duration (1m).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS", allow_hyphen_values = true,
+          value_parser = seconds)]
     pub udp_timeout: u64,
 
     /// A TOML file saying which ports each host or network may serve (docs/POLICY.md);
@@ -118,15 +153,18 @@ pub struct AnalysisArgs {
     pub fail_on: Option<FailOn>,
 
     /// port-scan: distinct ports of one host a source must fail to reach within --scan-window (Zeek's default).
-    #[arg(long, default_value_t = 15, value_name = "N")]
-    pub scan_ports: usize,
+    #[arg(long, default_value_t = 15, value_name = "N", allow_negative_numbers = true,
+          value_parser = |s: &str| at_least(s, 1, "ports"))]
+    pub scan_ports: u64,
 
     /// host-sweep: distinct hosts a source must fail to reach on one port within --scan-window (Zeek's default).
-    #[arg(long, default_value_t = 25, value_name = "N")]
-    pub sweep_hosts: usize,
+    #[arg(long, default_value_t = 25, value_name = "N", allow_negative_numbers = true,
+          value_parser = |s: &str| at_least(s, 1, "hosts"))]
+    pub sweep_hosts: u64,
 
     /// The window for --scan-ports and --sweep-hosts.
-    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, default_value = "5m", value_name = "DURATION", allow_hyphen_values = true,
+          value_parser = parse_duration)]
     pub scan_window: std::time::Duration,
 }
 
@@ -150,50 +188,55 @@ pub struct CaptureArgs {
     pub filter: Option<String>,
 
     /// Stop after this long (30s, 5m, 1h).
-    #[arg(short = 'd', long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(short = 'd', long, value_name = "DURATION", allow_hyphen_values = true,
+          value_parser = parse_duration)]
     pub duration: Option<std::time::Duration>,
 
     /// Stop after this many packets.
-    #[arg(short = 'c', long, value_name = "N")]
+    #[arg(short = 'c', long, value_name = "N", allow_negative_numbers = true,
+          value_parser = |s: &str| at_least(s, 1, "packets"))]
     pub count: Option<u64>,
 
-    /// Also write the packets to a pcap file (complete and readable whenever the capture stops).
+    /// Also write the packets to a pcap file (complete and readable whenever the capture stops;
+    /// a device or FIFO is written in place).
     #[arg(short = 'w', long, value_name = "FILE")]
     pub write: Option<PathBuf>,
 
-    /// Bytes kept per packet (tcpdump -s).
-    #[arg(short = 's', long, default_value_t = portflow::source::MAX_SNAPLEN as i32, value_name = "BYTES")]
-    pub snaplen: i32,
+    /// Bytes kept per packet (tcpdump -s; 1 to 262144).
+    #[arg(short = 's', long, default_value_t = portflow::source::MAX_SNAPLEN as u64,
+          value_name = "BYTES", allow_negative_numbers = true,
+          value_parser = |s: &str| in_range(s, 1, portflow::source::MAX_SNAPLEN as u64, "bytes"))]
+    pub snaplen: u64,
 
     /// Kernel capture buffer in KiB (tcpdump -B).
-    #[arg(
-        short = 'B',
-        long = "buffer-size",
-        default_value_t = 65_536,
-        value_name = "KIB"
-    )]
-    pub buffer_kib: i32,
+    #[arg(short = 'B', long = "buffer-size", default_value_t = 65_536, value_name = "KIB",
+          allow_negative_numbers = true,
+          value_parser = |s: &str| in_range(s, 1, i32::MAX as u64 / 1024, "KiB"))]
+    pub buffer_kib: u64,
 
     /// Do not put the interface into promiscuous mode (tcpdump -p).
     #[arg(short = 'p', long = "no-promisc")]
     pub no_promisc: bool,
 
     /// Once the capture is open, run as USER (tcpdump -Z). As root the default is the
-    /// user who ran sudo, else `nobody`; `-Z root` keeps root. -w and -o files are
-    /// created as that user. Without root, capabilities are cleared instead.
+    /// user who ran sudo, else `nobody`; `-Z root` keeps root. A -w file in a folder
+    /// USER cannot write is created before, as root, and handed to USER; -o files are
+    /// created as USER. Without root, capabilities are cleared instead.
     #[arg(short = 'Z', long = "user", value_name = "USER")]
     pub user: Option<String>,
 
     /// How often the view refreshes (and interval objects are written).
-    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, default_value = "1s", value_name = "DURATION", allow_hyphen_values = true,
+          value_parser = parse_duration)]
     pub interval: std::time::Duration,
 
-    /// `table`: the live view on a terminal (interval objects otherwise), then the table;
-    /// `json`: the final report as JSON; `ndjson`: one JSON object per interval, then the report on one line.
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
+    /// `table`: the live view on a terminal, then the table (not on a terminal: the table only);
+    /// `json`: the final report as JSON; `ndjson`: one JSON object per interval, then the report
+    /// as the last object. Default: `table` on a terminal, `ndjson` otherwise.
+    #[arg(long, value_enum)]
+    pub format: Option<CaptureFormat>,
 
-    /// Write the final report to FILE (written to a temporary name, then renamed).
+    /// Write the final report to FILE (complete when it appears; a device or FIFO is written in place).
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
@@ -205,7 +248,7 @@ pub struct CaptureArgs {
 pub struct InterfacesArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
+    pub format: ListFormat,
 }
 
 #[derive(Debug, Args)]
@@ -220,7 +263,7 @@ pub struct ReadArgs {
 
     /// Report format.
     #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
+    pub format: ReadFormat,
 
     /// Print one JSON object per flow (NDJSON) instead of the port report.
     #[arg(long)]
@@ -233,7 +276,7 @@ pub struct ReadArgs {
     #[arg(long)]
     pub keep_going: bool,
 
-    /// Write the report to FILE (written to a temporary name, then renamed).
+    /// Write the report to FILE (complete when it appears; a device or FIFO is written in place).
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
@@ -259,5 +302,5 @@ pub struct ServicesArgs {
 
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
+    pub format: ListFormat,
 }

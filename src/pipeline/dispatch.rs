@@ -2,6 +2,7 @@
 //! attribute later IP fragments, remember answered handshakes, and hand
 //! [`FlowPacket`]s to workers in batches, sharded by a symmetric flow hash.
 use super::batch::{Batch, BATCH};
+use super::workers::Workers;
 use crate::decode::{self, tcp_flags as F, Addr, Decoded, Kind, Layer, Reason};
 use crate::hint::zeroed_written;
 use crate::inspect::{INSPECT_BYTES, INSPECT_PACKETS};
@@ -9,10 +10,9 @@ use crate::services::Transport;
 use crate::source::bpf::Filter;
 use crate::source::RawPacket;
 use crate::stats::flow::{
-    FlowKey, FlowPacket, FlowTable, Timeouts, HINT_FRESH, HINT_HI_SERVER, HINT_LO_SERVER, SWEEP,
+    FlowKey, FlowPacket, FlowTable, Timeouts, HINT_FRESH, HINT_HI_SERVER, HINT_LO_SERVER,
 };
 use crate::stats::Totals;
-use crossbeam_channel::{Receiver, Sender};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 /// Sweeps for idle flows run every this much packet time.
@@ -179,11 +179,11 @@ pub(crate) struct Dispatcher {
     /// in the first-packets table's units.
     idle: [u64; 2],
     batches: Vec<Batch>,
-    senders: Vec<Sender<Batch>>,
+    /// The flow workers, started as packets come for them.
+    workers: Workers,
     /// With no worker threads, the reader keeps the flow table itself and
     /// accounts each batch when it fills.
     inline: Option<FlowTable>,
-    recycle: Receiver<Batch>,
     filter: Option<Filter>,
     /// Live capture: never wait for a busy worker; drop the batch and count it.
     lossy: bool,
@@ -204,17 +204,16 @@ const SWEEP_MIN_PACKETS: u64 = 1 << 17;
 
 impl Dispatcher {
     pub fn new(
-        senders: Vec<Sender<Batch>>,
-        recycle: Receiver<Batch>,
+        workers: Workers,
         filter: Option<Filter>,
         inline: Option<FlowTable>,
         timeouts: Timeouts,
     ) -> Self {
         assert!(
-            senders.is_empty() == inline.is_some(),
+            (workers.len() == 0) == inline.is_some(),
             "either worker channels or an inline flow table"
         );
-        let batches = (0..senders.len().max(1))
+        let batches = (0..workers.len().max(1))
             .map(|_| Batch::with_capacity(BATCH))
             .collect();
         Dispatcher {
@@ -224,9 +223,8 @@ impl Dispatcher {
             first: FirstPackets::new(),
             idle: [idle_units(timeouts.tcp), idle_units(timeouts.udp)],
             batches,
-            senders,
+            workers,
             inline,
-            recycle,
             filter,
             lossy: false,
             clock: 0,
@@ -503,27 +501,50 @@ impl Dispatcher {
             self.batches[shard].clear();
             return;
         }
-        // Files wait for a batch to come back (all of them were made up front);
-        // a live capture never waits, and makes one if none is back yet.
+        if !self.workers.is_started(shard) {
+            // A worker with no flows has nothing to sweep or end: it starts
+            // with its first packet.
+            if !self.batches[shard].pkts.iter().any(|p| p.is_packet()) {
+                self.batches[shard].clear();
+                return;
+            }
+            self.workers.start(shard);
+        }
+        // Files wait for a batch to come back (a worker's were made when it
+        // started); a live capture never waits, and makes one if none is back yet.
         let back = if self.lossy {
-            self.recycle.try_recv().ok()
+            self.workers.recycle.try_recv().ok()
         } else {
-            super::recv_polling(&self.recycle, self.polls).ok()
+            super::recv_polling(&self.workers.recycle, self.polls).ok()
         };
         let fresh = back.unwrap_or_else(|| Batch::with_capacity(BATCH));
         let full = std::mem::replace(&mut self.batches[shard], fresh);
         if self.lossy {
-            if let Err(e) = self.senders[shard].try_send(full) {
+            if let Err(e) = self.workers.senders[shard].try_send(full) {
+                // The packets are lost (and counted); sweeps and marks go
+                // with the next batch, so every worker still sees them.
                 let mut lost = e.into_inner();
                 self.totals.queue_dropped +=
-                    lost.pkts.iter().filter(|p| p.hints & SWEEP == 0).count() as u64;
-                lost.clear();
+                    lost.pkts.iter().filter(|p| p.is_packet()).count() as u64;
+                lost.pkts.retain(|p| !p.is_packet());
+                lost.bytes.clear();
                 self.batches[shard] = lost;
             }
         } else {
             // A worker only goes away when it panicked; the join reports that.
-            let _ = self.senders[shard].send(full);
+            let _ = self.workers.senders[shard].send(full);
         }
+    }
+
+    /// Puts a mark carrying `tick` into every worker's stream, after every
+    /// packet dispatched so far, and sends the batches: each worker reports
+    /// its counters when it reaches the mark, so all reports of one tick
+    /// count the same packets.
+    pub fn mark(&mut self, tick: u64) {
+        for b in &mut self.batches {
+            b.pkts.push(FlowPacket::mark(tick));
+        }
+        self.flush_all();
     }
 
     /// Sends every partial batch.
@@ -550,16 +571,15 @@ impl Dispatcher {
         &self.totals
     }
 
-    /// Flushes and closes the worker channels; returns the totals, and the
-    /// flow table when the reader kept it (all flows ended).
-    pub fn finish(mut self) -> (Totals, Option<FlowTable>) {
+    /// Flushes every batch; returns the totals, the workers (to be joined)
+    /// and the flow table when the reader kept it (all flows ended).
+    pub fn finish(mut self) -> (Totals, Workers, Option<FlowTable>) {
         self.flush_all();
-        self.senders.clear();
         let table = self.inline.take().map(|mut t| {
             t.finish_all();
             t
         });
-        (self.totals, table)
+        (self.totals, self.workers, table)
     }
 }
 

@@ -5,9 +5,11 @@
 //! took before the stop),
 //! writes `-w` records, and feeds the dispatcher in lossy mode: a worker that
 //! falls behind loses batches, counted as queue drops, instead of stalling the
-//! capture. Every interval it reads libpcap's counters once and publishes them;
-//! workers publish their per-port counters on their own timer. Nothing on this
-//! path waits for the display.
+//! capture. Every interval it reads libpcap's counters once, publishes them
+//! with the interval's tick, and puts the tick as a mark into every worker's
+//! stream; each worker publishes its per-port counters when it reaches the
+//! mark, so the view's totals and rows describe the same packets. Nothing on
+//! this path waits for the display.
 use super::dispatch::Dispatcher;
 use super::Batch;
 use super::{merge, run_pipeline, Analysis, Options, Publish, RunError};
@@ -18,9 +20,9 @@ use crate::source::live::{
     BLOCK_TIMEOUT,
 };
 use crate::source::RawPacket;
-use crate::stats::flow::FlowTable;
+use crate::stats::flow::{FlowTable, MARK};
 use crate::stats::{Count, PortKey};
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 use serde::Serialize;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -33,6 +35,12 @@ const CHECK_EVERY: u32 = 256;
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// How often an idle capture asks whether its interface is still up.
 const LINK_CHECK_EVERY: Duration = Duration::from_millis(200);
+
+/// Flow workers a live capture with `--workers n` runs: its capture thread
+/// keeps apart, so at least one.
+pub fn flow_workers(n: usize) -> usize {
+    super::workers::flow_workers(n, true)
+}
 
 /// Stop levels set by signal handlers: run, stop and report, abort now.
 pub const RUN: u8 = 0;
@@ -66,16 +74,27 @@ pub struct CaptureSnapshot {
     pub decode_errors: u64,
 }
 
-/// Messages to whoever shows the live view.
+/// Messages to whoever shows the live view. Every interval's tick is a mark
+/// in the packet stream ([`Dispatcher::mark`]): the capture thread's totals
+/// and every worker's counters carry the tick they were taken at, and all of
+/// one tick count the same packets.
 #[derive(Debug, Clone)]
 pub enum Snapshot {
-    /// A worker's cumulative per-port counters.
-    Ports { worker: usize, ports: Vec<PortLive> },
-    /// The capture thread's totals and libpcap counters.
-    Capture(CaptureSnapshot),
+    /// A worker's cumulative per-port counters at `tick`.
+    Ports {
+        worker: usize,
+        tick: u64,
+        ports: Vec<PortLive>,
+    },
+    /// The capture thread's totals and libpcap's counters at `tick`.
+    Capture {
+        tick: u64,
+        snapshot: CaptureSnapshot,
+    },
 }
 
-/// Worker loop in live mode: account batches, publish counters on a timer.
+/// Worker loop in live mode: accounts batches, and reports its counters
+/// when a batch ends with a tick's mark.
 pub(crate) fn worker_loop(
     index: usize,
     rx: &Receiver<Batch>,
@@ -83,19 +102,17 @@ pub(crate) fn worker_loop(
     table: &mut FlowTable,
     publish: &Publish,
 ) {
-    let mut next = Instant::now() + publish.every;
-    loop {
-        match rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
-            Ok(mut batch) => {
-                table.account_batch(&batch.pkts, &batch.bytes);
-                batch.clear();
-                let _ = recycle.try_send(batch);
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
-        }
-        let now = Instant::now();
-        if now >= next {
+    while let Ok(mut batch) = rx.recv() {
+        table.account_batch(&batch.pkts, &batch.bytes);
+        let ticks: Vec<u64> = batch
+            .pkts
+            .iter()
+            .filter(|p| p.hints & MARK != 0)
+            .map(|p| p.ts)
+            .collect();
+        batch.clear();
+        let _ = recycle.try_send(batch);
+        for tick in ticks {
             let ports = table
                 .ports
                 .iter()
@@ -108,9 +125,9 @@ pub(crate) fn worker_loop(
                 .collect();
             let _ = publish.to.try_send(Snapshot::Ports {
                 worker: index,
+                tick,
                 ports,
             });
-            next = (next + publish.every).max(now);
         }
     }
 }
@@ -156,6 +173,8 @@ pub struct CaptureSpec {
 #[derive(Debug, Clone, Serialize)]
 pub struct LiveSummary {
     pub interface: String,
+    /// A loopback interface, whose `received` counts each packet twice.
+    pub loopback: bool,
     pub link_type: String,
     pub duration_s: f64,
     #[serde(flatten)]
@@ -219,14 +238,15 @@ pub fn capture(
     snapshots: Option<Sender<Snapshot>>,
 ) -> Result<(Analysis, LiveSummary), RunError> {
     let started = Instant::now();
-    let publish = snapshots.clone().map(|to| Publish {
-        to,
-        every: spec.interval,
-    });
+    let publish = snapshots.clone().map(|to| Publish { to });
     let mut run = CaptureLoop::new(spec, control, snapshots, started);
     let ran = run_pipeline(opts, None, true, publish, move |d| {
         let stop = run.until_stopped(d);
         let stop = run.read_what_came_before(d, stop);
+        if stop != StopReason::Aborted {
+            // The last stretch, shown before the report.
+            run.tick(d, Instant::now());
+        }
         run.finish(d, stop)
     })?;
     Ok(merge(ran, opts.workers.max(1), started))
@@ -236,6 +256,7 @@ pub fn capture(
 struct CaptureLoop {
     cap: pcap::Capture<pcap::Active>,
     interface: String,
+    loopback: bool,
     link: LinkType,
     poll: Duration,
     count: Option<u64>,
@@ -249,6 +270,8 @@ struct CaptureLoop {
     widen: CounterWidener,
     counters: CaptureCounters,
     next_tick: Instant,
+    /// Ticks so far (each interval's number).
+    ticks: u64,
     last_flush: Instant,
     last_link_check: Instant,
 }
@@ -265,11 +288,13 @@ impl CaptureLoop {
             interface,
             link,
             poll,
+            loopback,
             ..
         } = spec.live;
         CaptureLoop {
             cap,
             interface,
+            loopback,
             link,
             poll,
             count: spec.count,
@@ -283,6 +308,7 @@ impl CaptureLoop {
             widen: CounterWidener::default(),
             counters: CaptureCounters::default(),
             next_tick: started + spec.interval,
+            ticks: 0,
             last_flush: Instant::now(),
             last_link_check: Instant::now(),
         }
@@ -348,18 +374,31 @@ impl CaptureLoop {
             return Some(StopReason::Duration);
         }
         if now >= self.next_tick {
-            if let Ok(s) = self.cap.stats() {
-                self.counters = self.widen.update(&s);
-            }
-            d.flush_all();
-            self.last_flush = now;
-            if let Some(tx) = &self.snapshots {
-                let snap = snapshot(d, self.started, self.counters);
-                let _ = tx.try_send(Snapshot::Capture(snap));
-            }
+            self.tick(d, now);
             self.next_tick = (self.next_tick + self.interval).max(now);
         }
         None
+    }
+
+    /// An interval's tick: libpcap's counters, partial batches sent on and,
+    /// when someone shows the capture, the tick's mark in every worker's
+    /// stream and the capture thread's snapshot.
+    fn tick(&mut self, d: &mut Dispatcher, now: Instant) {
+        if let Ok(s) = self.cap.stats() {
+            self.counters = self.widen.update(&s);
+        }
+        self.last_flush = now;
+        let Some(tx) = &self.snapshots else {
+            d.flush_all();
+            return;
+        };
+        self.ticks += 1;
+        d.mark(self.ticks);
+        let snapshot = snapshot(d, self.started, self.counters);
+        let _ = tx.try_send(Snapshot::Capture {
+            tick: self.ticks,
+            snapshot,
+        });
     }
 
     /// Nothing to read: hands partial batches on now and then (not on every
@@ -434,6 +473,7 @@ impl CaptureLoop {
         }
         LiveSummary {
             interface: self.interface,
+            loopback: self.loopback,
             link_type: self.link.name(),
             duration_s: self.started.elapsed().as_secs_f64(),
             counters: self.counters,

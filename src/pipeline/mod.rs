@@ -19,6 +19,7 @@ mod batch;
 mod dispatch;
 pub mod live;
 pub mod timings;
+mod workers;
 
 pub use batch::{Batch, BATCH};
 
@@ -28,18 +29,13 @@ use crate::source::{read_capture, FileError, Input};
 use crate::stats::flow::{FlowRecord, FlowTable, Timeouts};
 use crate::stats::inventory::Inventory;
 use crate::stats::{PortTable, Totals};
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender};
 use dispatch::Dispatcher;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timings::{thread_cpu, Timings};
-
-/// Batches queued per worker before the reader waits (files) or drops (live).
-const QUEUE_DEPTH: usize = 8;
-/// Live capture queues more: a worker descheduled for a few milliseconds on a
-/// busy machine must not cost packets (64 batches are 64 Ki packets, 3.5 MiB).
-const LIVE_QUEUE_DEPTH: usize = 64;
+use workers::{flow_workers, Workers};
 
 /// How a thread waits for a batch (a worker for the next one, the reader of a
 /// file for one to come back): it looks every [`POLL_SLEEP`] for up to
@@ -143,7 +139,19 @@ pub struct FileReport {
     pub format: &'static str,
     pub compressed: bool,
     pub packets: u64,
+    /// What stopped the file (with `keep_going`, the run went on).
     pub error: Option<FileError>,
+    /// The file ends inside its last record (a capture cut short): every
+    /// packet before the cut was read, and the run went on.
+    pub cut_short: Option<FileError>,
+}
+
+impl FileReport {
+    /// Whether a file error only says the file was cut short inside its
+    /// last record, after its header: a warning, not a reason to stop.
+    pub fn is_cut_short(e: &FileError) -> bool {
+        e.kind == crate::source::FileErrorKind::Truncated && e.offset > 0
+    }
 }
 
 /// Everything an analysis produced, merged over workers.
@@ -179,8 +187,9 @@ impl Analysis {
 pub enum RunError {
     /// The BPF expression does not compile.
     Filter(FilterError),
-    /// A file error, when not going on after one.
-    File(FileError),
+    /// A file error, when not going on after one; `unread` more inputs were
+    /// not read.
+    File { error: FileError, unread: usize },
     /// A worker thread panicked (a bug).
     Worker(String),
 }
@@ -189,7 +198,12 @@ impl std::fmt::Display for RunError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RunError::Filter(e) => write!(f, "{e}"),
-            RunError::File(e) => write!(f, "{e}"),
+            RunError::File { error, unread: 0 } => write!(f, "{error}"),
+            RunError::File { error, unread } => write!(
+                f,
+                "{error} ({unread} more input{} not read; --keep-going reads past a damaged file)",
+                if *unread == 1 { "" } else { "s" }
+            ),
             RunError::Worker(m) => write!(f, "internal error: {m}"),
         }
     }
@@ -197,74 +211,10 @@ impl std::fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
-/// The reader's ends of the worker channels, the batch return channel, and the
-/// workers (each returns its table and the CPU time it used).
-type Workers = (
-    Vec<Sender<Batch>>,
-    Receiver<Batch>,
-    Vec<std::thread::JoinHandle<(FlowTable, timings::Cpu)>>,
-);
-
-/// Where live workers publish their per-port counters, and how often.
+/// Where live workers publish their per-port counters (at each tick's mark).
 #[derive(Clone)]
 pub(crate) struct Publish {
     pub to: Sender<live::Snapshot>,
-    pub every: Duration,
-}
-
-/// Flow worker threads besides the reader for `--workers n`: none when one
-/// thread reads a file alone (it keeps the flow table itself).
-fn flow_workers(n: usize, lossy: bool) -> usize {
-    if lossy {
-        n.saturating_sub(1).max(1)
-    } else {
-        n.saturating_sub(1)
-    }
-}
-
-/// `polls`: how many times a worker looks for a batch before it blocks
-/// ([`recv_polling`]).
-fn spawn_workers(opts: &Options, lossy: bool, publish: Option<Publish>, polls: u32) -> Workers {
-    let n = flow_workers(opts.workers, lossy);
-    let depth = if lossy { LIVE_QUEUE_DEPTH } else { QUEUE_DEPTH };
-    // Every batch a worker's queue and hands can hold is made here, before the
-    // first packet: reading allocates none, whatever the timing (a batch's
-    // payload buffer is reserved at its largest and only touched as used).
-    let pool = n * (depth + 2);
-    let (recycle_tx, recycle_rx) = bounded::<Batch>(pool);
-    for _ in 0..pool {
-        let _ = recycle_tx.try_send(Batch::with_capacity(BATCH));
-    }
-    let mut senders = Vec::with_capacity(n);
-    let mut handles = Vec::with_capacity(n);
-    for i in 0..n {
-        let (tx, rx) = bounded::<Batch>(depth);
-        senders.push(tx);
-        let recycle = recycle_tx.clone();
-        let mut table = opts.flow_table(n);
-        let publish = publish.clone();
-        let h = std::thread::Builder::new()
-            .name(format!("portflow-worker-{i}"))
-            .spawn(move || {
-                match publish {
-                    None => {
-                        while let Ok(mut batch) = recv_polling(&rx, polls) {
-                            table.account_batch(&batch.pkts, &batch.bytes);
-                            batch.clear();
-                            let _ = recycle.try_send(batch);
-                        }
-                    }
-                    Some(p) => live::worker_loop(i, &rx, &recycle, &mut table, &p),
-                }
-                // The reader's core is free by now; with one worker, ending
-                // the flows still open can use it.
-                table.finish_all_on(if n == 1 { 2 } else { 1 });
-                (table, thread_cpu())
-            })
-            .expect("spawn worker thread");
-        handles.push(h);
-    }
-    (senders, recycle_rx, handles)
 }
 
 /// What the pipeline hands back when its threads are done.
@@ -290,34 +240,32 @@ fn run_pipeline<R: Send + 'static>(
     let started = Instant::now();
     // The reader and the flow workers: one wait policy for all of them.
     let polls = polls_for(flow_workers(opts.workers, lossy) + 1);
-    let (senders, recycle, handles) = spawn_workers(opts, lossy, publish, polls);
-    let inline = handles.is_empty().then(|| opts.flow_table(1));
+    let mut workers = Workers::new(opts, lossy, publish, polls);
+    if lossy {
+        // Every live worker answers every tick.
+        workers.start_all();
+    }
+    let inline = (workers.len() == 0).then(|| opts.flow_table(1));
     let timeouts = opts.timeouts;
     let reader = std::thread::Builder::new()
         .name("portflow-reader".into())
         .spawn(move || {
-            let mut d = Dispatcher::new(senders, recycle, filter, inline, timeouts);
+            let mut d = Dispatcher::new(workers, filter, inline, timeouts);
             d.set_lossy(lossy);
             d.set_polls(polls);
             let r = feed(&mut d);
             let warnings = d.filter_warnings();
-            let (totals, table) = d.finish();
-            (r, totals, table, warnings, thread_cpu())
+            let (totals, workers, table) = d.finish();
+            (r, totals, workers, table, warnings, thread_cpu())
         })
         .expect("spawn reader thread");
-    let (fed, totals, inline, warnings, reader_cpu) = reader
+    let (fed, totals, workers, inline, warnings, reader_cpu) = reader
         .join()
         .map_err(|_| RunError::Worker("reader thread panicked".into()))?;
     let read = Instant::now();
+    let (started_tables, worker_cpu) = workers.join()?;
     let mut tables: Vec<FlowTable> = inline.into_iter().collect();
-    let mut worker_cpu = Vec::with_capacity(handles.len());
-    for h in handles {
-        let (table, cpu) = h
-            .join()
-            .map_err(|_| RunError::Worker("worker thread panicked".into()))?;
-        tables.push(table);
-        worker_cpu.push(cpu);
-    }
+    tables.extend(started_tables);
     let timings = Timings {
         reading: read - started,
         ending: read.elapsed(),
@@ -397,38 +345,48 @@ fn merge<R>(ran: Ran<R>, workers: usize, started: Instant) -> (Analysis, R) {
 }
 
 /// Feeds every input to the dispatcher in order; returns what each file
-/// held, and the error that stopped the run (without `keep_going`).
+/// held, and the error that stopped the run (without `keep_going`) with how
+/// many inputs were left unread. A file cut short inside its last record is
+/// read up to the cut and does not stop the run.
 fn read_inputs(
     d: &mut Dispatcher,
     inputs: &[Input],
     progress: &Arc<AtomicU64>,
     keep_going: bool,
-) -> (Vec<FileReport>, Option<FileError>) {
+) -> (Vec<FileReport>, Option<(FileError, usize)>) {
     let mut files = Vec::new();
-    for input in inputs {
+    for (i, input) in inputs.iter().enumerate() {
         let r = read_capture(input, progress.clone(), &mut |p| d.packet(p));
-        let path = input.display();
+        let mut report = FileReport {
+            path: input.display(),
+            format: "",
+            compressed: false,
+            packets: 0,
+            error: None,
+            cut_short: None,
+        };
         match r {
-            Ok(s) => files.push(FileReport {
-                path,
-                format: s.format,
-                compressed: s.compressed,
-                packets: s.packets,
-                error: None,
-            }),
+            Ok(s) => {
+                report.format = s.format;
+                report.compressed = s.compressed;
+                report.packets = s.packets;
+            }
             Err(e) => {
-                files.push(FileReport {
-                    path,
-                    format: "",
-                    compressed: false,
-                    packets: e.packets_before,
-                    error: Some(e.clone()),
-                });
-                if !keep_going {
-                    return (files, Some(e));
+                report.format = e.format;
+                report.compressed = e.compressed;
+                report.packets = e.packets_before;
+                if FileReport::is_cut_short(&e) {
+                    report.cut_short = Some(e);
+                } else {
+                    report.error = Some(e.clone());
+                    if !keep_going {
+                        files.push(report);
+                        return (files, Some((e, inputs.len() - i - 1)));
+                    }
                 }
             }
         }
+        files.push(report);
     }
     (files, None)
 }
@@ -454,8 +412,11 @@ pub fn analyze_files(
         read_inputs(d, &inputs, &progress, keep_going)
     })?;
     // A file error that stops the run is returned before any merging.
-    if let Some(e) = &ran.fed.1 {
-        return Err(RunError::File(e.clone()));
+    if let Some((error, unread)) = &ran.fed.1 {
+        return Err(RunError::File {
+            error: error.clone(),
+            unread: *unread,
+        });
     }
     let (a, (files, _)) = merge(ran, opts.workers.max(1), started);
     Ok(Analysis { files, ..a })
@@ -464,6 +425,34 @@ pub fn analyze_files(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crossbeam_channel::bounded;
+
+    fn eth(workers: usize) -> Analysis {
+        let f =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/generated/eth.pcap");
+        let opts = Options {
+            workers,
+            ..Options::default()
+        };
+        analyze_files(&[Input::Path(f)], &opts, Arc::default()).expect("eth.pcap reads")
+    }
+
+    #[test]
+    fn workers_start_only_when_packets_come_for_them() {
+        // 11 flows: at most 11 of 255 flow workers have anything to do.
+        let many = eth(256);
+        let started = many.timings.worker_cpu.len();
+        assert!((1..=11).contains(&started), "{started} workers started");
+        let two = eth(2);
+        assert_eq!(two.timings.worker_cpu.len(), 1);
+        assert_eq!(many.totals.packets, two.totals.packets);
+        let rows = |a: &Analysis| {
+            let mut v: Vec<_> = a.ports.iter().map(|(k, p)| (k, p.flows)).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(rows(&many), rows(&two));
+    }
 
     #[test]
     fn a_polling_receiver_gets_every_message_in_order_then_sees_the_end() {

@@ -1,5 +1,6 @@
 //! Findings as the reports show them: one row each, with a sentence that
 //! says what was seen (`docs/SCHEMA.md`, `findings`).
+use super::table::thousands;
 use super::time::rfc3339;
 use crate::decode::{ip_text, to_ip};
 use crate::detect::{Evidence, Exposure, Finding, Kind, Severity};
@@ -98,7 +99,7 @@ impl FindingRow {
 /// The sentence that says what a finding saw.
 pub fn detail(f: &Finding, services: &Services) -> String {
     let e = &f.evidence;
-    let n = |v: Option<u64>| v.unwrap_or(0);
+    let n = |v: Option<u64>| thousands(v.unwrap_or(0));
     let ip = |a: &Option<_>| {
         a.as_ref()
             .map(to_ip)
@@ -119,6 +120,10 @@ pub fn detail(f: &Finding, services: &Services) -> String {
         ),
         Kind::ServiceMismatch { registered } => {
             let registered = match (name, registered) {
+                // "registered for ftp", not "for ftp (ftp)".
+                (Some(n), Some(q)) if q.as_str().eq_ignore_ascii_case(n) => {
+                    format!("registered for {n}")
+                }
                 (Some(n), Some(q)) => format!("registered for {n} ({q})"),
                 (Some(n), None) => format!("registered for {n}"),
                 (None, _) => "not registered to any service".to_string(),
@@ -141,20 +146,26 @@ pub fn detail(f: &Finding, services: &Services) -> String {
             window,
             refused,
         } => format!(
-            "{src} tried {distinct} distinct {t} ports on {host} within {}s ({} ports in all; {} attempts, {refused} refused, {} unanswered)",
+            "{src} tried {} distinct {t} ports on {host} within {}s ({} ports in all; {} attempts, {} refused, {} unanswered)",
+            thousands(*distinct),
             window.as_secs(),
             n(e.ports),
             n(e.attempts),
-            n(e.attempts).saturating_sub(*refused)
+            thousands(*refused),
+            thousands(e.attempts.unwrap_or(0).saturating_sub(*refused))
         ),
         Kind::HostSweep { distinct, window } => format!(
-            "{src} tried {t}/{port} on {distinct} distinct hosts within {}s ({} hosts in all, {} attempts failed or unanswered)",
+            "{src} tried {t}/{port} on {} distinct hosts within {}s ({} hosts in all, {} attempts failed or unanswered)",
+            thousands(*distinct),
             window.as_secs(),
             n(e.hosts),
             n(e.attempts)
         ),
         Kind::OddFlags { null, fin, xmas } => format!(
-            "{src} sent {null} NULL, {fin} FIN and {xmas} Xmas probes (TCP packets no normal stack opens with) to {} port(s) on {} host(s)",
+            "{src} sent {} NULL, {} FIN and {} Xmas probes (TCP packets no normal stack opens with) to {} port(s) on {} host(s)",
+            thousands(*null),
+            thousands(*fin),
+            thousands(*xmas),
             n(e.ports),
             n(e.hosts)
         ),
@@ -271,5 +282,29 @@ mod tests {
             &s,
         );
         assert_eq!(sweep.service, None, "a scan names no service");
+    }
+
+    #[test]
+    fn a_mismatch_names_the_registered_service_once() {
+        let s = Services::iana();
+        let ftp = Finding {
+            detected: Some(Protocol::Smtp),
+            port: Some(21),
+            ..finding(
+                Kind::ServiceMismatch {
+                    registered: Some(Protocol::Ftp),
+                },
+                Evidence {
+                    flows: Some(6000),
+                    clients: Some(2),
+                    ..Evidence::default()
+                },
+            )
+        };
+        assert_eq!(
+            detail(&ftp, &s),
+            "10.0.1.1 speaks smtp on tcp/21, registered for ftp; 6,000 flow(s) from 2 client(s)",
+            "the name said once, numbers with separators"
+        );
     }
 }

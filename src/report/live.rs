@@ -5,19 +5,31 @@ use crate::pipeline::live::{CaptureSnapshot, PortLive, Snapshot};
 use crate::services::{PortClass, Services, Transport};
 use crate::stats::PortKey;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 
 /// Schema name of the interval objects.
 pub const INTERVAL_SCHEMA: &str = "portflow.interval/1";
 
-/// Keeps the latest counters of every worker and turns them into rates.
+/// Puts each tick's snapshots together (the capture thread's and every
+/// worker's) and turns them into an interval with rates.
 pub struct LiveState {
     interface: String,
-    latest: HashMap<usize, Vec<PortLive>>,
+    /// The interface is loopback: the kernel counts each packet twice.
+    loopback: bool,
+    /// Flow workers, each of which reports every tick.
+    workers: usize,
+    /// Ticks not yet complete, by number.
+    pending: BTreeMap<u64, Pending>,
     previous: HashMap<PortKey, (u64, u64)>,
     previous_capture: CaptureSnapshot,
-    pub last: Option<Interval>,
+}
+
+/// What has come of one tick so far.
+#[derive(Default)]
+struct Pending {
+    capture: Option<CaptureSnapshot>,
+    ports: HashMap<usize, Vec<PortLive>>,
 }
 
 /// One port's line in an interval.
@@ -39,6 +51,9 @@ pub struct PortRate {
 pub struct Interval {
     pub schema: &'static str,
     pub interface: String,
+    /// The kernel counts each packet on loopback twice (going out and
+    /// coming in), so `totals.counters.received` is twice what is analysed.
+    pub loopback: bool,
     pub elapsed_s: f64,
     pub interval_s: f64,
     pub packets_per_s: f64,
@@ -48,77 +63,106 @@ pub struct Interval {
 }
 
 impl LiveState {
-    pub fn new(interface: &str) -> LiveState {
+    pub fn new(interface: &str, loopback: bool, workers: usize) -> LiveState {
         LiveState {
             interface: interface.to_string(),
-            latest: HashMap::new(),
+            loopback,
+            workers: workers.max(1),
+            pending: BTreeMap::new(),
             previous: HashMap::new(),
             previous_capture: CaptureSnapshot::default(),
-            last: None,
         }
     }
 
-    /// Takes a snapshot; returns an interval when the capture thread's tick arrives.
-    pub fn update(&mut self, s: Snapshot, services: &Services, top: usize) -> Option<&Interval> {
-        match s {
-            Snapshot::Ports { worker, ports } => {
-                self.latest.insert(worker, ports);
-                None
+    /// Takes a snapshot; returns the interval of its tick once every part of
+    /// the tick has come (an older tick still missing a part is given up).
+    pub fn update(&mut self, s: Snapshot, services: &Services, top: usize) -> Option<Interval> {
+        let tick = match s {
+            Snapshot::Ports {
+                worker,
+                tick,
+                ports,
+            } => {
+                self.pending
+                    .entry(tick)
+                    .or_default()
+                    .ports
+                    .insert(worker, ports);
+                tick
             }
-            Snapshot::Capture(c) => {
-                let dt = c
-                    .elapsed
-                    .saturating_sub(self.previous_capture.elapsed)
-                    .as_secs_f64()
-                    .max(1e-3);
-                let mut now: HashMap<PortKey, (u64, u64, u64)> = HashMap::new();
-                for ports in self.latest.values() {
-                    for p in ports {
-                        let e = now.entry(p.key).or_default();
-                        e.0 += p.to_server.packets + p.to_client.packets;
-                        e.1 += p.to_server.bytes + p.to_client.bytes;
-                        e.2 += p.flows;
-                    }
+            Snapshot::Capture { tick, snapshot } => {
+                self.pending.entry(tick).or_default().capture = Some(snapshot);
+                tick
+            }
+        };
+        let p = self.pending.get(&tick)?;
+        if p.capture.is_none() || p.ports.len() < self.workers {
+            return None;
+        }
+        let later = self.pending.split_off(&(tick + 1));
+        let done = std::mem::replace(&mut self.pending, later)
+            .remove(&tick)
+            .expect("the tick just completed");
+        let capture = done.capture.expect("complete");
+        Some(self.interval(capture, done.ports, services, top))
+    }
+
+    /// The interval that ends at `c`, with every worker's counters.
+    fn interval(
+        &mut self,
+        c: CaptureSnapshot,
+        workers: HashMap<usize, Vec<PortLive>>,
+        services: &Services,
+        top: usize,
+    ) -> Interval {
+        let dt = c
+            .elapsed
+            .saturating_sub(self.previous_capture.elapsed)
+            .as_secs_f64()
+            .max(1e-3);
+        let mut now: HashMap<PortKey, (u64, u64, u64)> = HashMap::new();
+        for p in workers.values().flatten() {
+            let e = now.entry(p.key).or_default();
+            e.0 += p.to_server.packets + p.to_client.packets;
+            e.1 += p.to_server.bytes + p.to_client.bytes;
+            e.2 += p.flows;
+        }
+        let mut rows: Vec<PortRate> = now
+            .iter()
+            .map(|(k, &(pk, by, fl))| {
+                let (ppk, pby) = self.previous.get(k).copied().unwrap_or((0, 0));
+                PortRate {
+                    proto: k.transport,
+                    port: k.port,
+                    service: services.name(k.transport, k.port).map(str::to_string),
+                    class: PortClass::of(k.port),
+                    packets_per_s: round1(pk.saturating_sub(ppk) as f64 / dt),
+                    bits_per_s: round1(by.saturating_sub(pby) as f64 * 8.0 / dt),
+                    packets: pk,
+                    bytes: by,
+                    flows: fl,
                 }
-                let mut rows: Vec<PortRate> = now
-                    .iter()
-                    .map(|(k, &(pk, by, fl))| {
-                        let (ppk, pby) = self.previous.get(k).copied().unwrap_or((0, 0));
-                        PortRate {
-                            proto: k.transport,
-                            port: k.port,
-                            service: services.name(k.transport, k.port).map(str::to_string),
-                            class: PortClass::of(k.port),
-                            packets_per_s: round1(pk.saturating_sub(ppk) as f64 / dt),
-                            bits_per_s: round1(by.saturating_sub(pby) as f64 * 8.0 / dt),
-                            packets: pk,
-                            bytes: by,
-                            flows: fl,
-                        }
-                    })
-                    .collect();
-                rows.sort_by(|a, b| {
-                    b.bits_per_s
-                        .total_cmp(&a.bits_per_s)
-                        .then(b.bytes.cmp(&a.bytes))
-                        .then((a.proto, a.port).cmp(&(b.proto, b.port)))
-                });
-                rows.truncate(if top == 0 { usize::MAX } else { top });
-                self.previous = now.into_iter().map(|(k, v)| (k, (v.0, v.1))).collect();
-                let prev = self.previous_capture;
-                self.previous_capture = c;
-                self.last = Some(Interval {
-                    schema: INTERVAL_SCHEMA,
-                    interface: self.interface.clone(),
-                    elapsed_s: (c.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
-                    interval_s: (dt * 1000.0).round() / 1000.0,
-                    packets_per_s: round1(c.packets.saturating_sub(prev.packets) as f64 / dt),
-                    bits_per_s: round1(c.bytes.saturating_sub(prev.bytes) as f64 * 8.0 / dt),
-                    totals: c,
-                    ports: rows,
-                });
-                self.last.as_ref()
-            }
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            b.bits_per_s
+                .total_cmp(&a.bits_per_s)
+                .then(b.bytes.cmp(&a.bytes))
+                .then((a.proto, a.port).cmp(&(b.proto, b.port)))
+        });
+        rows.truncate(if top == 0 { usize::MAX } else { top });
+        self.previous = now.into_iter().map(|(k, v)| (k, (v.0, v.1))).collect();
+        let prev = std::mem::replace(&mut self.previous_capture, c);
+        Interval {
+            schema: INTERVAL_SCHEMA,
+            interface: self.interface.clone(),
+            loopback: self.loopback,
+            elapsed_s: (c.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+            interval_s: (dt * 1000.0).round() / 1000.0,
+            packets_per_s: round1(c.packets.saturating_sub(prev.packets) as f64 / dt),
+            bits_per_s: round1(c.bytes.saturating_sub(prev.bytes) as f64 * 8.0 / dt),
+            totals: c,
+            ports: rows,
         }
     }
 }
@@ -126,6 +170,10 @@ impl LiveState {
 fn round1(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
 }
+
+/// Said beside `received` on loopback, where it is twice the packets seen.
+pub const LOOPBACK_NOTE: &str =
+    " (loopback: the kernel counts each packet going out and coming in)";
 
 /// Bits per second in SI units: `12.3 Mbit/s`.
 pub fn human_bits(bps: f64) -> String {
@@ -170,8 +218,9 @@ pub fn draw(i: &Interval, rows_available: usize, w: &mut dyn Write) -> io::Resul
     ));
     let drops = t.counters.dropped_kernel + t.counters.dropped_interface + t.dropped_queue;
     out.push_str(&format!(
-        "capture health: received {} | dropped by kernel {} | by interface {} | in portflow's queues {}{}\r\n\r\n",
+        "capture health: received {}{} | dropped by kernel {} | by interface {} | in portflow's queues {}{}\r\n\r\n",
         thousands(t.counters.received),
+        if i.loopback { LOOPBACK_NOTE } else { "" },
         thousands(t.counters.dropped_kernel),
         thousands(t.counters.dropped_interface),
         thousands(t.dropped_queue),
@@ -228,5 +277,84 @@ impl Screen {
 impl Drop for Screen {
     fn drop(&mut self) {
         self.leave();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Count;
+    use std::time::Duration;
+
+    fn ports(port: u16, packets: u64) -> Vec<PortLive> {
+        vec![PortLive {
+            key: PortKey {
+                transport: Transport::Tcp,
+                port,
+            },
+            to_server: Count {
+                packets,
+                bytes: packets * 100,
+            },
+            to_client: Count::default(),
+            flows: 1,
+        }]
+    }
+
+    fn capture(tick: u64, packets: u64) -> Snapshot {
+        Snapshot::Capture {
+            tick,
+            snapshot: CaptureSnapshot {
+                elapsed: Duration::from_secs(tick),
+                packets,
+                bytes: packets * 100,
+                ..CaptureSnapshot::default()
+            },
+        }
+    }
+
+    fn worker(worker: usize, tick: u64, port: u16, packets: u64) -> Snapshot {
+        Snapshot::Ports {
+            worker,
+            tick,
+            ports: ports(port, packets),
+        }
+    }
+
+    #[test]
+    fn an_interval_waits_for_every_part_of_its_tick() {
+        let services = Services::iana();
+        let mut s = LiveState::new("lo", true, 2);
+        assert!(s.update(capture(1, 30), &services, 10).is_none());
+        assert!(s.update(worker(1, 1, 443, 10), &services, 10).is_none());
+        // A part of the next tick comes before the last part of this one.
+        assert!(s.update(worker(1, 2, 443, 15), &services, 10).is_none());
+        let i = s
+            .update(worker(0, 1, 80, 20), &services, 10)
+            .expect("tick 1 complete");
+        // The rows count the same packets as the header.
+        assert_eq!(i.totals.packets, 30);
+        assert_eq!(i.ports.iter().map(|p| p.packets).sum::<u64>(), 30);
+        assert!(i.loopback);
+        assert!(s.update(capture(2, 40), &services, 10).is_none());
+        let i = s
+            .update(worker(0, 2, 80, 25), &services, 10)
+            .expect("tick 2 complete");
+        assert_eq!(i.ports.iter().map(|p| p.packets).sum::<u64>(), 40);
+        assert_eq!(i.packets_per_s, 10.0);
+        let https = i.ports.iter().find(|p| p.port == 443).unwrap();
+        assert_eq!(https.packets_per_s, 5.0);
+    }
+
+    #[test]
+    fn a_tick_that_completes_gives_up_older_incomplete_ones() {
+        let services = Services::iana();
+        let mut s = LiveState::new("eth0", false, 1);
+        assert!(s.update(capture(1, 5), &services, 10).is_none());
+        assert!(s.update(capture(2, 9), &services, 10).is_none());
+        let i = s.update(worker(0, 2, 22, 9), &services, 10).unwrap();
+        assert_eq!(i.totals.packets, 9);
+        // Tick 1's late part completes nothing.
+        assert!(s.update(worker(0, 1, 22, 5), &services, 10).is_none());
     }
 }

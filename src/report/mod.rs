@@ -17,9 +17,9 @@ use crate::stats::{PortKey, PortStats};
 use serde::Serialize;
 
 pub use rows::{
-    closed_port_attempts, closed_ports, open_port_report, port_report, CaptureSpan, ClosedAttempts,
-    ClosedPort, DecodeErrorRow, EthertypeRow, FlowsSummary, Fragments, Generator, InputReport,
-    OpenPortReport, PortReport, ProtoRow, TcpReport, TotalsReport,
+    closed_port_attempts, closed_ports, cut_short, open_port_report, port_report, CaptureSpan,
+    ClosedAttempts, ClosedPort, DecodeErrorRow, EthertypeRow, FlowsSummary, Fragments, Generator,
+    InputReport, OpenPortReport, PortReport, ProtoRow, TcpReport, TotalsReport,
 };
 
 /// The JSON report's schema name and version.

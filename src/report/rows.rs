@@ -29,6 +29,10 @@ pub struct InputReport {
     pub compressed: bool,
     pub packets: u64,
     pub error: Option<String>,
+    /// The file ends inside its last record (a capture cut short): where,
+    /// and that the packets before it are all in the report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -197,8 +201,18 @@ impl InputReport {
                 compressed: f.compressed,
                 packets: f.packets,
                 error: f.error.as_ref().map(|e| e.to_string()),
+                warning: f.cut_short.as_ref().map(cut_short),
             })
             .collect()
+    }
+}
+
+/// What a file cut short inside its last record says.
+pub fn cut_short(e: &crate::source::FileError) -> String {
+    match e.packets_before {
+        0 => format!("{e}; no whole packet came before it"),
+        1 => format!("{e}; the one whole packet before it is in the report"),
+        n => format!("{e}; the {n} whole packets before it are in the report"),
     }
 }
 

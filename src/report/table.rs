@@ -32,16 +32,23 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-/// Seconds as `1h 02m 03s`, `4m 05s` or `6.789s`.
+/// Seconds as `6.789s`, `4m 05s`, `1h 02m 03s`, `3d 04h 05m` or, past a year
+/// (365 days), `36y 238d 02h`.
 pub fn human_duration(s: f64) -> String {
+    const DAY: u64 = 86_400;
+    const YEAR: u64 = 365 * DAY;
     if s < 60.0 {
         return format!("{s:.3}s");
     }
     let t = s.round() as u64;
     if t < 3600 {
         format!("{}m {:02}s", t / 60, t % 60)
-    } else {
+    } else if t < DAY {
         format!("{}h {:02}m {:02}s", t / 3600, t / 60 % 60, t % 60)
+    } else if t < YEAR {
+        format!("{}d {:02}h {:02}m", t / DAY, t / 3600 % 24, t / 60 % 60)
+    } else {
+        format!("{}y {}d {:02}h", t / YEAR, t % YEAR / DAY, t / 3600 % 24)
     }
 }
 
@@ -74,6 +81,9 @@ pub fn write_table(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> 
         if let Some(e) = &i.error {
             writeln!(w, "error: {e}")?;
         }
+        if let Some(e) = &i.warning {
+            writeln!(w, "warning: {e}")?;
+        }
     }
     writeln!(w)?;
     if !write_ports(r, top, w)? {
@@ -81,7 +91,37 @@ pub fn write_table(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> 
     }
     write_findings(r, w)?;
     write_open_ports(r, top, w)?;
-    write_closed(r, top, w)
+    write_closed(r, top, w)?;
+    write_key(r, w)
+}
+
+/// What the words of this table mean, for those it used.
+fn write_key(r: &Report, w: &mut dyn Write) -> io::Result<()> {
+    let mut key = Vec::new();
+    if r.ports.iter().any(|p| p.handshake_rtt_us.is_some()) {
+        key.push("HANDSHAKE RTT = from a client's SYN to the server's SYN-ACK, seen here");
+    }
+    if !r.services.is_empty() {
+        key.push(
+            "EVIDENCE: handshake = the server answered a SYN; answered = it answered a UDP, \
+             SCTP or DCCP datagram; midstream = a TCP flow already under way showed traffic \
+             from its side",
+        );
+    }
+    if r.totals.unattributed_packets > 0 {
+        key.push(
+            "unattributed = packets that reached no port: a link or transport header cut \
+             short or not decoded, a later IP fragment whose first fragment was not seen",
+        );
+    }
+    if key.is_empty() {
+        return Ok(());
+    }
+    writeln!(w)?;
+    for k in key {
+        writeln!(w, "key: {k}")?;
+    }
+    Ok(())
 }
 
 /// The summary lines: input, packets, span; packets by kind; then what is
@@ -182,11 +222,12 @@ fn notable(r: &Report) -> Vec<String> {
 fn write_capture(l: &LiveSummary, w: &mut dyn Write) -> io::Result<()> {
     writeln!(
         w,
-        "capture on {} ({}), {}: received {} | dropped by kernel {} | by interface {} | in portflow's queues {} | stopped by {}",
+        "capture on {} ({}), {}: received {}{} | dropped by kernel {} | by interface {} | in portflow's queues {} | stopped by {}",
         l.interface,
         l.link_type,
         human_duration(l.duration_s),
         thousands(l.counters.received),
+        if l.loopback { super::live::LOOPBACK_NOTE } else { "" },
         thousands(l.counters.dropped_kernel),
         thousands(l.counters.dropped_interface),
         thousands(l.dropped_queue),
@@ -220,7 +261,7 @@ fn write_ports(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<bool> {
         "CLIENTS",
         "SERVERS",
         "SIZE p50/p99",
-        "RTT p50/p99",
+        "HANDSHAKE RTT p50/p99",
     ];
     let rows: Vec<[String; 13]> = r.ports.iter().take(shown(top)).map(port_cells).collect();
     if rows.is_empty() {
@@ -270,7 +311,7 @@ fn port_cells(p: &PortReport) -> [String; 13] {
 
 /// The header and rows as lines, each column as wide as its widest cell;
 /// `left` columns are aligned left (and the last one is not padded).
-fn aligned<const N: usize>(
+pub fn aligned<const N: usize>(
     header: &[String; N],
     rows: &[[String; N]],
     left: &[bool; N],
@@ -342,26 +383,28 @@ fn write_open_ports(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()>
         by_bytes.truncate(shown);
     }
     by_bytes.sort_unstable_by(order);
-    let hw = by_bytes
+    let header = [
+        "HOST", "PORT", "SERVICE", "DETECTED", "EVIDENCE", "FLOWS", "CLIENTS", "BYTES",
+    ]
+    .map(String::from);
+    let rows: Vec<[String; 8]> = by_bytes
         .iter()
-        .map(|o| o.host.len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
-    for o in &by_bytes {
-        writeln!(
-            w,
-            "  {:<hw$}  {:>3}/{:<5}  {:<16} {:<10} {:<20} flows {:>6}  clients {:>5}  {:>9}",
-            o.host,
-            o.proto,
-            o.port,
-            o.service.as_deref().unwrap_or("-"),
-            o.detected.unwrap_or("-"),
-            o.evidence.join(","),
-            thousands(o.flows),
-            thousands(o.clients),
-            human_bytes(o.bytes),
-        )?;
+        .map(|o| {
+            [
+                o.host.clone(),
+                format!("{}/{}", o.proto, o.port),
+                o.service.clone().unwrap_or_else(|| "-".into()),
+                o.detected.unwrap_or("-").to_string(),
+                o.evidence.join(","),
+                thousands(o.flows),
+                thousands(o.clients),
+                human_bytes(o.bytes),
+            ]
+        })
+        .collect();
+    let left = [true, true, true, true, true, false, false, false];
+    for line in aligned(&header, &rows, &left) {
+        writeln!(w, "  {line}")?;
     }
     if shown < r.services_total {
         writeln!(
@@ -423,5 +466,15 @@ mod tests {
         assert_eq!(human_bytes(2_000_000_000), "2.0 GB");
         assert_eq!(human_duration(61.0), "1m 01s");
         assert_eq!(human_duration(3723.0), "1h 02m 03s");
+        assert_eq!(human_duration(86_399.0), "23h 59m 59s");
+        assert_eq!(
+            human_duration(3.0 * 86_400.0 + 4.0 * 3600.0 + 5.0 * 60.0),
+            "3d 04h 05m"
+        );
+        // The 36-year span that printed as "321266h 56m 54s".
+        assert_eq!(
+            human_duration(321_266.0 * 3600.0 + 56.0 * 60.0 + 54.0),
+            "36y 246d 02h"
+        );
     }
 }

@@ -151,12 +151,28 @@ fn current_user() -> (u32, String) {
     (uid, name)
 }
 
-/// Gives up what opening the capture needed. `user` is `-Z`: as root the
-/// process becomes that user (default [`default_user`]; `root` keeps root);
-/// as anyone else `-Z` must name that same user, and capabilities are cleared.
-/// Call it before any other thread starts: the kernel changes credentials per
-/// thread (glibc broadcasts set*id calls, but capset is per thread).
-pub fn drop_after_open(user: Option<&str>) -> Result<Dropped, PrivilegeError> {
+/// Who a capture will run as once it gives up what opening needed
+/// ([`plan`]), before anything is given up.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Switch to this user (`None`: stay who we are and clear capabilities,
+    /// or keep root when `-Z root`).
+    switch: Option<(u32, u32, CString)>,
+    /// The user named in messages.
+    pub user: String,
+}
+
+impl Target {
+    /// The uid and gid the process will switch to, when it switches.
+    pub fn switches_to(&self) -> Option<(u32, u32)> {
+        self.switch.as_ref().map(|(u, g, _)| (*u, *g))
+    }
+}
+
+/// Who the process will run as after [`drop_to`]: as root, `user` (`-Z`;
+/// default [`default_user`]; `root` keeps root); as anyone else, itself, and
+/// `-Z` must name that same user.
+pub fn plan(user: Option<&str>) -> Result<Target, PrivilegeError> {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
     if euid != 0 {
@@ -170,53 +186,139 @@ pub fn drop_after_open(user: Option<&str>) -> Result<Dropped, PrivilegeError> {
                 });
             }
         }
-        clear_capabilities()?;
-        no_new_privs()?;
-        return Ok(Dropped {
+        return Ok(Target {
+            switch: None,
             user: name,
-            changed: false,
         });
     }
     let user = user.map(str::to_string).unwrap_or_else(default_user);
     let (uid, gid, name) = lookup(&user)?;
     if uid == 0 {
-        return Ok(Dropped {
+        return Ok(Target {
+            switch: None,
             user: "root".into(),
-            changed: false,
         });
     }
+    Ok(Target {
+        user: name.to_string_lossy().into_owned(),
+        switch: Some((uid, gid, name)),
+    })
+}
+
+/// Gives up what opening the capture needed, as planned: switches to the
+/// target user with its groups (root's capabilities go with uid 0), or
+/// clears the capability sets; either way sets `no_new_privs`. Call it before
+/// any other thread starts: the kernel changes credentials per thread (glibc
+/// broadcasts set*id calls, but capset is per thread).
+pub fn drop_to(t: &Target) -> Result<Dropped, PrivilegeError> {
+    let Some((uid, gid, name)) = &t.switch else {
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        if !root {
+            clear_capabilities()?;
+            no_new_privs()?;
+        }
+        return Ok(Dropped {
+            user: t.user.clone(),
+            changed: false,
+        });
+    };
+    let user = &t.user;
     // SAFETY: plain system calls on integers and a valid C string.
     unsafe {
-        if libc::initgroups(name.as_ptr(), gid) != 0 {
+        if libc::initgroups(name.as_ptr(), *gid) != 0 {
             return Err(os_err(format!("cannot take the groups of {user}")));
         }
-        if libc::setresgid(gid, gid, gid) != 0 {
+        if libc::setresgid(*gid, *gid, *gid) != 0 {
             return Err(os_err(format!("cannot switch to the group of {user}")));
         }
-        if libc::setresuid(uid, uid, uid) != 0 {
+        if libc::setresuid(*uid, *uid, *uid) != 0 {
             return Err(os_err(format!("cannot switch to user {user}")));
         }
         // Leaving uid 0 clears the capability sets; check that root is gone
         // for good before going on.
         if libc::setuid(0) == 0 || libc::geteuid() == 0 {
-            return Err(PrivilegeError::RootRegained(user));
+            return Err(PrivilegeError::RootRegained(user.clone()));
         }
     }
     clear_capabilities()?;
     no_new_privs()?;
     Ok(Dropped {
-        user: name.to_string_lossy().into_owned(),
+        user: user.clone(),
         changed: true,
     })
 }
 
-/// Whether the current user may create files in the folder of `path`.
-pub fn can_write_beside(path: &std::path::Path) -> bool {
-    let dir = match path.parent() {
+/// [`plan`] and [`drop_to`] in one go.
+pub fn drop_after_open(user: Option<&str>) -> Result<Dropped, PrivilegeError> {
+    drop_to(&plan(user)?)
+}
+
+/// The folder a file at `path` is created in.
+fn folder_of(path: &std::path::Path) -> &std::path::Path {
+    match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => std::path::Path::new("."),
+    }
+}
+
+/// The groups of user `name` whose login group is `gid`.
+fn groups_of(name: &CString, gid: u32) -> Vec<libc::gid_t> {
+    let mut n: libc::c_int = 64;
+    loop {
+        let mut groups = vec![0 as libc::gid_t; n as usize];
+        let want = n;
+        // SAFETY: `groups` holds `n` entries; getgrouplist writes at most that
+        // many and sets `n` to how many there are.
+        let r = unsafe { libc::getgrouplist(name.as_ptr(), gid, groups.as_mut_ptr(), &mut n) };
+        if r >= 0 {
+            groups.truncate(n as usize);
+            return groups;
+        }
+        if n <= want {
+            return vec![gid];
+        }
+    }
+}
+
+/// Whether the user `t` switches to could create files in the folder of
+/// `path`, asked before switching: a child process takes that user's
+/// credentials and asks the kernel (`access`), so permission bits, groups and
+/// ACLs all count. Without a switch, whether this process can.
+pub fn target_can_write_beside(path: &std::path::Path, t: &Target) -> bool {
+    let Some((uid, gid, name)) = &t.switch else {
+        return can_write_beside(path);
     };
-    let Ok(c) = CString::new(dir.as_os_str().as_encoded_bytes()) else {
+    let Ok(dir) = CString::new(folder_of(path).as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    let groups = groups_of(name, *gid);
+    // SAFETY: the child makes system calls only (no allocation, no lock) on
+    // values prepared before the fork, and leaves with _exit; the parent
+    // waits for it.
+    unsafe {
+        match libc::fork() {
+            0 => {
+                let ok = libc::setgroups(groups.len(), groups.as_ptr()) == 0
+                    && libc::setresgid(*gid, *gid, *gid) == 0
+                    && libc::setresuid(*uid, *uid, *uid) == 0
+                    && libc::access(dir.as_ptr(), libc::W_OK | libc::X_OK) == 0;
+                libc::_exit(if ok { 0 } else { 1 })
+            }
+            -1 => false,
+            child => {
+                let mut status = 0;
+                libc::waitpid(child, &mut status, 0) == child
+                    && libc::WIFEXITED(status)
+                    && libc::WEXITSTATUS(status) == 0
+            }
+        }
+    }
+}
+
+/// Whether the current user may create files in the folder of `path`.
+pub fn can_write_beside(path: &std::path::Path) -> bool {
+    let Ok(c) = CString::new(folder_of(path).as_os_str().as_encoded_bytes()) else {
         return false;
     };
     // SAFETY: access reads a valid C string; it checks the real uid, which
@@ -237,6 +339,25 @@ mod tests {
         assert_eq!(name.to_str().unwrap(), "root");
         assert!(lookup("no-such-user-portflow").is_err());
         assert!(lookup("bad\0name").is_err());
+    }
+
+    #[test]
+    fn nobody_cannot_write_where_only_root_may_and_can_where_anyone_may() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return; // the check switches users, which needs root
+        }
+        let nobody = plan(Some("nobody")).expect("nobody exists");
+        assert!(nobody.switches_to().is_some());
+        let dir = std::env::temp_dir().join(format!("portflow-priv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a folder");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("mode");
+        assert!(!target_can_write_beside(&dir.join("f"), &nobody));
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).expect("mode");
+        assert!(target_can_write_beside(&dir.join("f"), &nobody));
+        std::fs::remove_dir_all(&dir).expect("removed");
+        assert!(plan(Some("root")).expect("root").switches_to().is_none());
     }
 
     #[test]

@@ -25,14 +25,26 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// What breaks the guarantees (exit 0 with a report, or exit 2 with one
-    /// line naming the file), if anything.
+    /// What breaks the guarantees (exit 0 with a report and at most warnings
+    /// naming the file, or exit 2 with one line naming the file), if anything.
     pub fn problem(&self) -> Option<String> {
         let name = self.file.display().to_string();
         if self.timed_out {
             return Some(format!("{name}: still running after {TIME_LIMIT:?}"));
         }
+        let warning = format!("portflow: warning: {name}: ");
         match self.code {
+            // A file cut short inside its last record: read to the cut, with
+            // one warning naming the file.
+            Some(0)
+                if self.report.is_some()
+                    && !self.stderr.lines().all(|l| l.starts_with(&warning)) =>
+            {
+                Some(format!(
+                    "{name}: exit 0 with more than a warning naming the file: {}",
+                    self.stderr
+                ))
+            }
             Some(0) if self.report.is_some() => None,
             Some(0) => Some(format!("{name}: exit 0 without a JSON report")),
             Some(2) => {
@@ -145,11 +157,26 @@ fn digits_as_n(msg: &str) -> String {
     out
 }
 
+/// The kind of the message that is part `nth` of `line` split at ": ": up
+/// to "at byte offset", digits as N.
+fn kind(line: &str, nth: usize) -> String {
+    let msg = line
+        .split(": ")
+        .nth(nth)
+        .unwrap_or("")
+        .split(" at byte offset")
+        .next()
+        .unwrap_or("")
+        .trim();
+    digits_as_n(msg)
+}
+
 /// Files, exit codes and decode errors by layer and reason, as Markdown.
 pub fn summary(title: &str, outcomes: &[Outcome]) -> String {
     let mut codes: BTreeMap<String, usize> = BTreeMap::new();
     let mut errors: BTreeMap<(String, String), (u64, usize)> = BTreeMap::new();
     let mut file_errors: BTreeMap<String, usize> = BTreeMap::new();
+    let mut warnings: BTreeMap<String, usize> = BTreeMap::new();
     let (mut packets, mut error_packets) = (0u64, 0u64);
     for o in outcomes {
         let code = match (o.timed_out, o.code) {
@@ -159,21 +186,17 @@ pub fn summary(title: &str, outcomes: &[Outcome]) -> String {
         };
         *codes.entry(code).or_default() += 1;
         if o.code == Some(2) {
-            // "portflow: FILE: MESSAGE at byte offset ..." -> the message's kind.
-            let msg = o
-                .stderr
-                .split(": ")
-                .nth(2)
-                .unwrap_or("")
-                .split(" at byte offset")
-                .next()
-                .unwrap_or("")
-                .split(" (")
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string();
-            *file_errors.entry(digits_as_n(&msg)).or_default() += 1;
+            // "portflow: FILE: MESSAGE at byte offset ..."
+            let msg = kind(&o.stderr, 2);
+            *file_errors
+                .entry(msg.split(" (").next().unwrap_or("").to_string())
+                .or_default() += 1;
+        }
+        if o.code == Some(0) {
+            // "portflow: warning: FILE: MESSAGE at byte offset ..."
+            for line in o.stderr.lines() {
+                *warnings.entry(kind(line, 3)).or_default() += 1;
+            }
         }
         let Some(r) = &o.report else { continue };
         packets += r["totals"]["packets"].as_u64().unwrap_or(0);
@@ -206,6 +229,13 @@ pub fn summary(title: &str, outcomes: &[Outcome]) -> String {
     if !file_errors.is_empty() {
         s += "\nFile errors (exit 2), by message:\n\n| message | files |\n|---|---|\n";
         for (m, n) in &file_errors {
+            s += &format!("| {m} | {n} |\n");
+        }
+    }
+    if !warnings.is_empty() {
+        s += "\nFiles cut short inside their last record (exit 0: read to the cut, with a warning), \
+              by message:\n\n| message | files |\n|---|---|\n";
+        for (m, n) in &warnings {
             s += &format!("| {m} | {n} |\n");
         }
     }

@@ -27,7 +27,7 @@ mod tests;
 
 pub use ending::FlowRecord;
 pub use key::FlowKey;
-pub use packet::{FlowPacket, HINT_FRESH, HINT_HI_SERVER, HINT_LO_SERVER, SWEEP};
+pub use packet::{FlowPacket, CONTROL, HINT_FRESH, HINT_HI_SERVER, HINT_LO_SERVER, MARK, SWEEP};
 pub use server::{lo_is_server, server_score};
 pub use state::{ConnState, Timeouts, CONN_STATES};
 pub use table::FlowTable;

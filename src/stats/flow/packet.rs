@@ -36,6 +36,11 @@ pub const HINT_FRESH: u8 = 4;
 /// worker at the same point of the packet sequence, so which flows end does
 /// not depend on how flows are spread over workers).
 pub const SWEEP: u8 = 0x80;
+/// Not a packet: a mark in the stream (a live capture's interval tick, in
+/// `ts`) at which the worker reports its counters; the table skips it.
+pub const MARK: u8 = 0x40;
+/// The records that are not packets.
+pub const CONTROL: u8 = SWEEP | MARK;
 
 impl FlowPacket {
     /// A packet record with its hash filled in (for tests and benchmarks; the
@@ -58,6 +63,21 @@ impl FlowPacket {
     pub fn payload<'a>(&self, bytes: &'a [u8]) -> &'a [u8] {
         let at = self.payload_at as usize;
         bytes.get(at..at + self.payload_len as usize).unwrap_or(&[])
+    }
+
+    /// A mark in the stream, carrying `tick` ([`MARK`]).
+    pub fn mark(tick: u64) -> FlowPacket {
+        FlowPacket {
+            ts: tick,
+            hints: MARK,
+            ..FlowPacket::default()
+        }
+    }
+
+    /// Whether this record is a packet (not a sweep or a mark).
+    #[inline]
+    pub fn is_packet(&self) -> bool {
+        self.hints & CONTROL == 0
     }
 
     /// A marker that ends the flows idle at packet time `ts`.

@@ -3,7 +3,7 @@ use super::ending::{ending, Ending};
 use super::evict::Carried;
 use super::server::lo_is_server;
 use super::state::{update, Flow};
-use super::{FlowKey, FlowPacket, FlowRecord, Timeouts, HINT_FRESH, SWEEP};
+use super::{FlowKey, FlowPacket, FlowRecord, Timeouts, CONTROL, HINT_FRESH, SWEEP};
 use crate::decode::tcp_flags as F;
 use crate::hint::prefetch;
 use crate::services::{Services, Transport};
@@ -130,8 +130,11 @@ impl FlowTable {
     #[inline]
     pub fn account(&mut self, p: &FlowPacket, payload: &[u8]) {
         let now = p.ts;
-        if p.hints & SWEEP != 0 {
-            return self.sweep(now);
+        if p.hints & CONTROL != 0 {
+            if p.hints & SWEEP != 0 {
+                self.sweep(now);
+            }
+            return;
         }
         let t = p.key.transport;
         let syn_only = p.tcp_flags & (F::SYN | F::ACK) == F::SYN && t == Transport::Tcp;
