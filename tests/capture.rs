@@ -300,6 +300,18 @@ impl Drop for Http {
     }
 }
 
+/// `portflow capture lo -f 'tcp port P' ARGS` while `traffic` talks to an
+/// HTTP server on port P; the capture's status and standard output.
+fn capture_http_on_lo(args: &[&str], traffic: impl FnOnce(&Http)) -> (Option<i32>, String) {
+    let http = Http::start();
+    let filter = format!("tcp port {}", http.port);
+    let mut all = vec!["lo", "-f", &filter];
+    all.extend_from_slice(args);
+    let cap = start_capture(None, &all);
+    traffic(&http);
+    finish(cap, Duration::from_secs(10))
+}
+
 #[test]
 fn veth_replay_counts_equal_the_fixture_needs_root() {
     require_root!();
@@ -456,21 +468,7 @@ fn second_sigint_aborts_at_once_with_a_complete_pcap_needs_root() {
 #[test]
 fn count_and_duration_stop_needs_root() {
     require_root!();
-    let http = Http::start();
-    let cap = start_capture(
-        None,
-        &[
-            "lo",
-            "-f",
-            &format!("tcp port {}", http.port),
-            "-c",
-            "3",
-            "--format",
-            "json",
-        ],
-    );
-    http.get(1);
-    let (code, out) = finish(cap, Duration::from_secs(10));
+    let (code, out) = capture_http_on_lo(&["-c", "3", "--format", "json"], |h| h.get(1));
     assert_eq!(code, Some(0));
     let r: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(r["totals"]["packets"], 3);
@@ -491,23 +489,10 @@ fn count_and_duration_stop_needs_root() {
 #[test]
 fn ndjson_gives_one_object_per_interval_then_the_report_needs_root() {
     require_root!();
-    let http = Http::start();
-    let cap = start_capture(
-        None,
-        &[
-            "lo",
-            "-f",
-            &format!("tcp port {}", http.port),
-            "--format",
-            "ndjson",
-            "--interval",
-            "200ms",
-            "-d",
-            "1500ms",
-        ],
+    let (code, out) = capture_http_on_lo(
+        &["--format", "ndjson", "--interval", "200ms", "-d", "1500ms"],
+        |h| h.get(2),
     );
-    http.get(2);
-    let (code, out) = finish(cap, Duration::from_secs(10));
     assert_eq!(code, Some(0));
     let lines: Vec<Value> = out
         .lines()
@@ -878,25 +863,13 @@ fn intervals_and_report(out: &str) -> (Vec<Value>, Value) {
 #[test]
 fn not_on_a_terminal_the_stream_is_ndjson_and_rows_match_the_header_needs_root() {
     require_root!();
-    let http = Http::start();
     // No --format: stdout is a pipe here.
-    let cap = start_capture(
-        None,
-        &[
-            "lo",
-            "-f",
-            &format!("tcp port {}", http.port),
-            "--interval",
-            "200ms",
-            "-d",
-            "2s",
-        ],
-    );
-    for _ in 0..4 {
-        http.get(1);
-        std::thread::sleep(Duration::from_millis(150));
-    }
-    let (code, out) = finish(cap, Duration::from_secs(10));
+    let (code, out) = capture_http_on_lo(&["--interval", "200ms", "-d", "2s"], |h| {
+        for _ in 0..4 {
+            h.get(1);
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    });
     assert_eq!(code, Some(0));
     let (intervals, report) = intervals_and_report(&out);
     assert!(intervals.len() >= 5, "{} intervals", intervals.len());
@@ -928,21 +901,7 @@ fn not_on_a_terminal_the_stream_is_ndjson_and_rows_match_the_header_needs_root()
 #[test]
 fn format_table_gives_the_table_alone_with_the_loopback_note_needs_root() {
     require_root!();
-    let http = Http::start();
-    let cap = start_capture(
-        None,
-        &[
-            "lo",
-            "-f",
-            &format!("tcp port {}", http.port),
-            "--format",
-            "table",
-            "-d",
-            "1s",
-        ],
-    );
-    http.get(1);
-    let (code, out) = finish(cap, Duration::from_secs(10));
+    let (code, out) = capture_http_on_lo(&["--format", "table", "-d", "1s"], |h| h.get(1));
     assert_eq!(code, Some(0));
     assert!(
         !out.lines().any(|l| l.starts_with('{')),
@@ -963,23 +922,10 @@ fn format_table_gives_the_table_alone_with_the_loopback_note_needs_root() {
 fn w_to_dev_null_stays_a_device_needs_root() {
     use std::os::unix::fs::FileTypeExt;
     require_root!();
-    let http = Http::start();
-    let cap = start_capture(
-        None,
-        &[
-            "lo",
-            "-f",
-            &format!("tcp port {}", http.port),
-            "-w",
-            "/dev/null",
-            "-c",
-            "5",
-            "--format",
-            "json",
-        ],
-    );
-    http.get(2);
-    let (code, out) = finish(cap, Duration::from_secs(10));
+    let (code, out) =
+        capture_http_on_lo(&["-w", "/dev/null", "-c", "5", "--format", "json"], |h| {
+            h.get(2)
+        });
     assert_eq!(code, Some(0));
     let r: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(r["live"]["written"], "/dev/null");
