@@ -2,7 +2,8 @@
 //!
 //!   cargo run --release --example fuzz_seeds -- OUT_DIR
 //!
-//! OUT_DIR/read_file: every capture of fixtures/ up to 64 KiB, as it is.
+//! OUT_DIR/read_file and OUT_DIR/split: every capture of fixtures/ up to
+//! 64 KiB, as it is.
 //! OUT_DIR/decode: the first 20 packets of each, as the decode target takes
 //! them: the link type (2 bytes, little-endian), then the frame.
 use portflow::source::{read_capture, Input};
@@ -32,13 +33,16 @@ fn main() {
     captures(&root, &mut files);
     files.sort();
     let (files_dir, decode_dir) = (out.join("read_file"), out.join("decode"));
+    let split_dir = out.join("split");
     std::fs::create_dir_all(&files_dir).expect("create seed folder");
+    std::fs::create_dir_all(&split_dir).expect("create seed folder");
     std::fs::create_dir_all(&decode_dir).expect("create seed folder");
     let (mut nf, mut np) = (0, 0);
     for (i, f) in files.iter().enumerate() {
         let bytes = std::fs::read(f).expect("read fixture");
         if bytes.len() <= 64 * 1024 {
             std::fs::write(files_dir.join(format!("{i:03}")), &bytes).expect("write seed");
+            std::fs::write(split_dir.join(format!("{i:03}")), &bytes).expect("write seed");
             nf += 1;
         }
         let mut k = 0;

@@ -10,24 +10,10 @@ use support::*;
 
 #[test]
 fn whole_corpus_reads_without_panic_or_hang() {
-    let corpus = std::env::var("PORTFLOW_CORPUS")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| root().join("../shared/corpus"));
+    let corpus = corpus_dir();
     let why = format!("no corpus at {} (set PORTFLOW_CORPUS)", corpus.display());
     require!(corpus.is_dir(), &why);
-    let mut files = Vec::new();
-    let mut stack = vec![corpus.clone()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if !p.extension().is_some_and(|x| x == "md" || x == "tsv") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
+    let files = files_under(&corpus);
     assert!(
         files.len() > 100,
         "corpus at {} looks empty",

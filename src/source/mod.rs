@@ -18,6 +18,7 @@ mod pcap_format;
 mod prefault;
 pub mod privileges;
 
+pub use file::split;
 pub use file::{
     read_bytes, read_capture, read_from, read_stream_bytes, FileError, FileErrorKind, FileSummary,
     RawPacket, UNKNOWN_INTERFACE,

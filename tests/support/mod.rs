@@ -49,6 +49,31 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The shared corpus: `PORTFLOW_CORPUS`, or `../shared/corpus`.
+pub fn corpus_dir() -> PathBuf {
+    std::env::var("PORTFLOW_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join("../shared/corpus"))
+}
+
+/// Every file below `dir` but notes (`.md`, `.tsv`), sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if !p.extension().is_some_and(|x| x == "md" || x == "tsv") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
 pub fn fixture(name: &str) -> PathBuf {
     root().join("fixtures").join(name)
 }
