@@ -93,8 +93,9 @@ pub enum Snapshot {
     },
 }
 
-/// Worker loop in live mode: accounts batches, and reports its counters
-/// when a batch ends with a tick's mark.
+/// Worker loop in live mode: accounts batches, and reports its counters at
+/// each tick's mark, counting exactly the packets before the mark (a batch
+/// kept back by a full queue can carry a mark with packets after it).
 pub(crate) fn worker_loop(
     index: usize,
     rx: &Receiver<Batch>,
@@ -103,33 +104,36 @@ pub(crate) fn worker_loop(
     publish: &Publish,
 ) {
     while let Ok(mut batch) = rx.recv() {
-        table.account_batch(&batch.pkts, &batch.bytes);
-        let ticks: Vec<u64> = batch
-            .pkts
-            .iter()
-            .filter(|p| p.hints & MARK != 0)
-            .map(|p| p.ts)
-            .collect();
+        let mut from = 0;
+        while let Some(i) = batch.pkts[from..].iter().position(|p| p.hints & MARK != 0) {
+            let at = from + i;
+            table.account_batch(&batch.pkts[from..at], &batch.bytes);
+            publish_ports(index, batch.pkts[at].ts, table, publish);
+            from = at + 1;
+        }
+        table.account_batch(&batch.pkts[from..], &batch.bytes);
         batch.clear();
         let _ = recycle.try_send(batch);
-        for tick in ticks {
-            let ports = table
-                .ports
-                .iter()
-                .map(|(key, p)| PortLive {
-                    key,
-                    to_server: p.to_server,
-                    to_client: p.to_client,
-                    flows: p.flows,
-                })
-                .collect();
-            let _ = publish.to.try_send(Snapshot::Ports {
-                worker: index,
-                tick,
-                ports,
-            });
-        }
     }
+}
+
+/// A worker's per-port counters at `tick`, to whoever shows the capture.
+fn publish_ports(worker: usize, tick: u64, table: &FlowTable, publish: &Publish) {
+    let ports = table
+        .ports
+        .iter()
+        .map(|(key, p)| PortLive {
+            key,
+            to_server: p.to_server,
+            to_client: p.to_client,
+            flows: p.flows,
+        })
+        .collect();
+    let _ = publish.to.try_send(Snapshot::Ports {
+        worker,
+        tick,
+        ports,
+    });
 }
 
 /// Why a capture ended.
