@@ -20,7 +20,7 @@ use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 
@@ -97,7 +97,8 @@ fn plan(dest: &Path) -> io::Result<Plan> {
             return Err(io::Error::new(io::ErrorKind::IsADirectory, "is a folder"));
         } else if t.is_file() {
             return Ok(Plan::Replace { target: at });
-        } else if t.is_fifo() || t.is_char_device() || t.is_block_device() || t.is_socket() {
+        } else {
+            // A FIFO, a device or a socket.
             return Ok(Plan::InPlace);
         }
     }
@@ -136,14 +137,7 @@ impl OutputFile {
         let target = match plan(dest)? {
             Plan::InPlace => {
                 let file = OpenOptions::new().write(true).truncate(true).open(dest)?;
-                let regular = file.metadata()?.is_file();
-                return Ok(OutputFile {
-                    file,
-                    tmp: None,
-                    target: dest.to_path_buf(),
-                    dest: dest.to_path_buf(),
-                    regular,
-                });
+                return OutputFile::in_place(file, dest);
             }
             Plan::Replace { target } => target,
         };
@@ -195,6 +189,11 @@ impl OutputFile {
             .create(true)
             .truncate(true)
             .open(dest)?;
+        OutputFile::in_place(file, dest)
+    }
+
+    /// `file`, opened at `dest` and written there.
+    fn in_place(file: File, dest: &Path) -> io::Result<OutputFile> {
         let regular = file.metadata()?.is_file();
         Ok(OutputFile {
             file,
@@ -227,11 +226,19 @@ impl OutputFile {
         self.regular
     }
 
+    /// Syncs the file when it is a regular one (devices and FIFOs cannot be).
+    fn sync_if_regular(&self) -> io::Result<()> {
+        if self.regular {
+            self.file.sync_all()?;
+        }
+        Ok(())
+    }
+
     /// Syncs the file and renames it into place (written in place: syncs a
     /// regular file). On an error the temporary file is removed.
     pub fn commit(mut self) -> io::Result<()> {
         let Some(tmp) = self.tmp.clone() else {
-            return sync_if_regular(&self.file);
+            return self.sync_if_regular();
         };
         self.file.sync_all()?;
         std::fs::rename(&tmp, &self.target)?;
@@ -246,7 +253,7 @@ impl OutputFile {
     /// and the first error.
     pub fn commit_or_keep(mut self) -> (PathBuf, Option<io::Error>) {
         let Some(tmp) = self.tmp.take() else {
-            return (self.dest.clone(), sync_if_regular(&self.file).err());
+            return (self.dest.clone(), self.sync_if_regular().err());
         };
         forget_unfinished(&tmp);
         let synced = self.file.sync_all().err();
@@ -265,14 +272,6 @@ impl OutputFile {
             }
         }
     }
-}
-
-/// Syncs `f` when it is a regular file (devices and FIFOs cannot be).
-fn sync_if_regular(f: &File) -> io::Result<()> {
-    if f.metadata()?.is_file() {
-        f.sync_all()?;
-    }
-    Ok(())
 }
 
 impl io::Write for OutputFile {
@@ -298,7 +297,7 @@ impl Drop for OutputFile {
 mod tests {
     use super::*;
     use std::io::Write;
-    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
     fn folder(tag: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("portflow-out-{tag}-{}", std::process::id()));

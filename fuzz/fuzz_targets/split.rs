@@ -9,7 +9,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use portflow::decode::LinkType;
-use portflow::source::split::{stitch, Landing, PcapLayout};
+use portflow::source::split::{stitch, PcapLayout};
 use portflow::source::PcapFormat;
 
 fn check(data: &[u8]) {
@@ -18,10 +18,7 @@ fn check(data: &[u8]) {
     };
     let mut all = Vec::new();
     let landing = layout.walk(data, layout.first, data.len(), &mut |at| all.push(at));
-    let stopped = match landing {
-        Landing::Stopped(at) => Some(at),
-        Landing::At(_) => None,
-    };
+    let stopped = landing.stopped();
     for n in 2..=5 {
         let ranges = layout.plan(data, n);
         let walk_range = |start: usize, end: usize| {

@@ -15,7 +15,7 @@ use portflow::services::{Services, ServicesFileError};
 use portflow::source::live::LiveError;
 use portflow::source::privileges::PrivilegeError;
 use portflow::source::{FileError, InputError};
-use portflow::stats::flow::Timeouts;
+use portflow::stats::flow::{Timeouts, MIN_FLOWS};
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
@@ -112,13 +112,13 @@ fn options(a: &AnalysisArgs, services: Arc<Services>) -> Options {
     let workers = a
         .workers
         .map_or_else(|| Options::default().workers, |w| w as usize);
-    let flow_workers = workers.saturating_sub(1).max(1);
+    let tables = portflow::pipeline::flow_tables(workers);
     let flow_cap = a.flow_cap as usize;
-    if flow_cap / flow_workers < MIN_FLOWS_PER_WORKER {
+    if flow_cap / tables < MIN_FLOWS {
         eprintln!(
-            "portflow: note: --flow-cap {flow_cap} over {flow_workers} flow workers holds {MIN_FLOWS_PER_WORKER} \
+            "portflow: note: --flow-cap {flow_cap} over {tables} flow workers holds {MIN_FLOWS} \
              flows in each, {} in all",
-            MIN_FLOWS_PER_WORKER * flow_workers
+            MIN_FLOWS * tables
         );
     }
     Options {
@@ -133,9 +133,6 @@ fn options(a: &AnalysisArgs, services: Arc<Services>) -> Options {
         ..Options::default()
     }
 }
-
-/// The fewest flows a flow table holds ([`portflow::stats::flow::FlowTable::new`]).
-const MIN_FLOWS_PER_WORKER: usize = 16;
 
 /// Adds the findings to a report; returns 1 when one reaches `--fail-on`.
 fn add_findings(

@@ -2,6 +2,7 @@
 //! help beside it; values are checked as they are parsed, so a bad one is
 //! refused with one plain line (never silently changed).
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use portflow::stats::flow::MIN_FLOWS;
 use std::path::PathBuf;
 
 mod values;
@@ -130,7 +131,7 @@ pub struct AnalysisArgs {
     /// Most flows held in memory at once, at least 16 per flow worker (about 97 bytes each); beyond
     /// it the least recently seen are ended (and counted).
     #[arg(long, default_value_t = portflow::pipeline::DEFAULT_FLOW_CAP as u64, value_name = "N",
-          allow_negative_numbers = true, value_parser = |s: &str| at_least(s, 16, "flows"))]
+          allow_negative_numbers = true, value_parser = |s: &str| at_least(s, MIN_FLOWS as u64, "flows"))]
     pub flow_cap: u64,
 
     /// TCP idle timeout (packet time): seconds, or a duration (5m).

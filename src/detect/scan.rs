@@ -197,20 +197,8 @@ fn odd_flags(attempts: &mut [Attempt]) -> Vec<Finding> {
 mod tests {
     use super::*;
     use crate::decode::v4_mapped;
-    use crate::stats::attempts::{Attempts, NULL_PROBE, XMAS_PROBE};
+    use crate::stats::attempts::{refused_tcp as at, Attempts, NULL_PROBE, XMAS_PROBE};
     use std::time::Duration;
-
-    fn at(src: u8, dst: u8, port: u16, s: u64) -> Attempt {
-        Attempt {
-            src: v4_mapped(&[10, 0, 0, src]),
-            dst: v4_mapped(&[10, 0, 1, dst]),
-            ts: s * 1_000_000_000,
-            port,
-            transport: Transport::Tcp,
-            odd: 0,
-            refused: true,
-        }
-    }
 
     #[test]
     fn vertical_scan_at_the_threshold_not_below() {

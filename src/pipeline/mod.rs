@@ -211,6 +211,12 @@ impl std::fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
+/// The flow tables `--workers n` shares the flow cap over: one per flow
+/// worker, or the reader's own when it reads alone.
+pub fn flow_tables(n: usize) -> usize {
+    flow_workers(n, false).max(1)
+}
+
 /// Where live workers publish their per-port counters (at each tick's mark).
 #[derive(Clone)]
 pub(crate) struct Publish {

@@ -140,22 +140,26 @@ impl Attempts {
     }
 }
 
+/// A refused TCP attempt from 10.0.0.`src` to 10.0.1.`dst`, `port`, at
+/// `s` seconds (for tests, here and in `detect`).
+#[cfg(test)]
+pub(crate) fn refused_tcp(src: u8, dst: u8, port: u16, s: u64) -> Attempt {
+    use crate::decode::v4_mapped;
+    Attempt {
+        src: v4_mapped(&[10, 0, 0, src]),
+        dst: v4_mapped(&[10, 0, 1, dst]),
+        ts: s * 1_000_000_000,
+        port,
+        transport: Transport::Tcp,
+        odd: 0,
+        refused: true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::refused_tcp as at;
     use super::*;
-    use crate::decode::v4_mapped;
-
-    fn at(src: u8, dst: u8, port: u16, s: u64) -> Attempt {
-        Attempt {
-            src: v4_mapped(&[10, 0, 0, src]),
-            dst: v4_mapped(&[10, 0, 1, dst]),
-            ts: s * 1_000_000_000,
-            port,
-            transport: Transport::Tcp,
-            odd: 0,
-            refused: true,
-        }
-    }
 
     #[test]
     fn attempts_past_the_cap_are_counted() {

@@ -57,6 +57,16 @@ pub enum Landing {
     Stopped(usize),
 }
 
+impl Landing {
+    /// Where a walk stopped at a damaged or cut record, if it did.
+    pub fn stopped(self) -> Option<usize> {
+        match self {
+            Landing::Stopped(at) => Some(at),
+            Landing::At(_) => None,
+        }
+    }
+}
+
 impl PcapLayout {
     /// The layout of `data` when it is a legacy pcap file (either byte
     /// order, micro- or nanosecond, or the "modified" format); `None` for

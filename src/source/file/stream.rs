@@ -105,33 +105,26 @@ pub(super) fn read_from_with(
         buffer,
         sink,
     );
+    const CUT: &str = "compressed data ends early (truncated file)";
     let last = last_error.lock().ok().and_then(|m| m.clone());
-    let ended_at = match last {
-        Some((io::ErrorKind::UnexpectedEof, _, at)) => Some(at),
-        _ => None,
-    };
-    match read {
+    match (read, last) {
         // The records ended on a boundary, but the compressed data did not.
-        Ok(s) if ended_at.is_some() => {
+        (Ok(s), Some((io::ErrorKind::UnexpectedEof, _, at))) => {
             let mut w = Walker::new(&path, compressed);
             w.summary = s;
-            let m = "compressed data ends early (truncated file)".into();
-            Err(w.error(FileErrorKind::Truncated, ended_at.unwrap_or(0), m))
+            Err(w.error(FileErrorKind::Truncated, at, CUT.into()))
         }
-        Ok(s) => Ok(s),
-        Err(mut e) => {
-            match last {
-                Some((io::ErrorKind::UnexpectedEof, _, _)) => {
-                    e.kind = FileErrorKind::Truncated;
-                    e.message = "compressed data ends early (truncated file)".into();
-                }
-                Some((_, msg, _)) if e.kind == FileErrorKind::Io => {
-                    e.message = format!("read error: {msg}");
-                }
-                _ => {}
-            }
+        (Ok(s), _) => Ok(s),
+        (Err(mut e), Some((io::ErrorKind::UnexpectedEof, _, _))) => {
+            e.kind = FileErrorKind::Truncated;
+            e.message = CUT.into();
             Err(e)
         }
+        (Err(mut e), Some((_, msg, _))) if e.kind == FileErrorKind::Io => {
+            e.message = format!("read error: {msg}");
+            Err(e)
+        }
+        (Err(e), _) => Err(e),
     }
 }
 

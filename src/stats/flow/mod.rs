@@ -30,4 +30,4 @@ pub use key::FlowKey;
 pub use packet::{FlowPacket, CONTROL, HINT_FRESH, HINT_HI_SERVER, HINT_LO_SERVER, MARK, SWEEP};
 pub use server::{lo_is_server, server_score};
 pub use state::{ConnState, Timeouts, CONN_STATES};
-pub use table::FlowTable;
+pub use table::{FlowTable, MIN_FLOWS};

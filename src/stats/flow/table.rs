@@ -40,8 +40,12 @@ pub struct FlowTable {
     pub(super) carried: Option<Carried>,
 }
 
+/// The fewest flows a table holds, whatever share of `--flow-cap` it gets.
+pub const MIN_FLOWS: usize = 16;
+
 impl FlowTable {
-    /// An empty table that holds at most `cap` flows (at least 16), keeping
+    /// An empty table that holds at most `cap` flows (at least
+    /// [`MIN_FLOWS`]), keeping
     /// a record of each finished flow when `keep_records` (`--flows`).
     pub fn new(
         services: Arc<Services>,
@@ -49,7 +53,7 @@ impl FlowTable {
         cap: usize,
         keep_records: bool,
     ) -> Self {
-        let cap = cap.max(16);
+        let cap = cap.max(MIN_FLOWS);
         FlowTable {
             flows: FlowMap::with_capacity(cap),
             ports: PortTable::default(),
