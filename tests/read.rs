@@ -989,12 +989,39 @@ fn timings_go_to_stderr_and_leave_the_report_alone() {
             "{phases}"
         );
         let total = figure(phases, "; ");
-        let parts: f64 = ["reading ", "open flows ", "merge ", "report ", "writing "]
+        let parts: f64 = ["reading ", "merge ", "report ", "writing "]
             .iter()
             .map(|l| figure(phases, l))
             .sum();
         // Phases one after the other, within the command's time (each rounded
         // to 0.1 ms).
+        assert!(parts <= total + 0.3, "{phases}");
+        if workers == "1" {
+            // A legacy pcap file of one chunk is read on one thread that
+            // reads and accounts.
+            assert!(
+                phases.contains(" on 1 thread (1 chunk, 0 read again)"),
+                "{phases}"
+            );
+            assert!(cpu.starts_with("portflow: CPU: thread 0 "), "{cpu}");
+            assert!(!cpu.contains("thread 1 "), "{cpu}");
+            assert!(figure(cpu, "; ") >= figure(cpu, "thread 0 "), "{cpu}");
+        }
+    }
+    // A stream: one reader and N-1 flow workers.
+    let f = gen("eth.pcap.gz").display().to_string();
+    for workers in ["1", "2", "3"] {
+        let timed = run(&["read", "-q", "--timings", "--workers", workers, &f]);
+        assert!(timed.status.success());
+        let err = stderr(&timed);
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 2, "{err}");
+        let (phases, cpu) = (lines[0], lines[1]);
+        let total = figure(phases, "; ");
+        let parts: f64 = ["reading ", "open flows ", "merge ", "report ", "writing "]
+            .iter()
+            .map(|l| figure(phases, l))
+            .sum();
         assert!(parts <= total + 0.3, "{phases}");
         assert!(cpu.starts_with("portflow: CPU: reader "), "{cpu}");
         let flow_workers = workers.parse::<usize>().unwrap() - 1;

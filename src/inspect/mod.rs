@@ -2,10 +2,11 @@
 //! first bytes of each direction whatever port it runs on, and whether its
 //! client sends credentials or sessions in cleartext.
 //!
-//! Contract: the pipeline's reader copies at most [`INSPECT_BYTES`] of the first
+//! Contract: the flow's worker looks at most at [`INSPECT_BYTES`] of the first
 //! [`INSPECT_PACKETS`] payload-carrying packets of each direction of a flow
-//! (after the first, only those that start like text); the flow's worker runs
-//! [`FlowInspect::inspect`] on them, which calls [`identify`] on the first of
+//! (after the first, only those that start like text,
+//! [`FlowInspect::worth_a_look`]), counted by the flow itself
+//! ([`FlowInspect::next_payload`]); it runs [`FlowInspect::inspect`] on them, which calls [`identify`] on the first of
 //! each direction and [`scan_credentials`] on the client's, and keeps the
 //! verdict in four bytes. Nothing else of a packet's payload is looked at, so
 //! the cost does not grow with the traffic. Every check is bounds-checked on a
@@ -70,7 +71,8 @@ pub struct FlowInspect {
     pub client: u8,
     /// [`clear`] bits.
     pub clear: u8,
-    /// Payload packets inspected so far.
+    /// Payload packets seen so far from the client (low four bits) and from
+    /// the server (high four), counted up to [`INSPECT_PACKETS`] each.
     pub packets: u8,
 }
 
@@ -78,20 +80,44 @@ const STRONG: u8 = 0x80;
 /// The direction's first payload packet has been looked at.
 const EXAMINED: u8 = 0x40;
 const PROTO: u8 = 0x3f;
-/// Most packets a worker inspects per flow (both directions).
-const MAX_INSPECTED: u8 = 2 * INSPECT_PACKETS;
 
 impl FlowInspect {
+    /// Counts a payload packet of the flow sent to the server side
+    /// (`to_server`) or from it; says which of its direction's payload
+    /// packets it is (0 for the first) while that is one of the first
+    /// [`INSPECT_PACKETS`], `None` after.
+    #[inline]
+    pub fn next_payload(&mut self, to_server: bool) -> Option<u8> {
+        let shift = 4 * !to_server as u32;
+        let n = (self.packets >> shift) & 0xf;
+        if n >= INSPECT_PACKETS {
+            return None;
+        }
+        self.packets += 1 << shift;
+        Some(n)
+    }
+
+    /// Whether the `nth` payload packet of a direction ([`Self::next_payload`])
+    /// is worth a look: the first always (it names the protocol), later ones
+    /// only when they start like text (credentials in a text protocol);
+    /// binary ones (TLS records, encrypted SSH, file data) are not.
+    #[inline]
+    pub fn worth_a_look(nth: u8, payload: &[u8]) -> bool {
+        nth == 0
+            || payload
+                .first()
+                .is_some_and(|&c| c.is_ascii_graphic() || c == b' ')
+    }
+
     /// Looks at one payload prefix of the flow. The protocol is identified on
     /// the first payload packet of each direction only (a banner, a request, a
     /// hello): what follows may be anything, TLS after a STARTTLS included. The
     /// later packets are scanned for cleartext credentials.
     #[inline]
     pub fn inspect(&mut self, t: Transport, to_server: bool, payload: &[u8]) {
-        if payload.is_empty() || self.packets >= MAX_INSPECTED {
+        if payload.is_empty() {
             return;
         }
-        self.packets += 1;
         let slot = if to_server {
             &mut self.client
         } else {

@@ -1,51 +1,23 @@
 //! The reader side of the pipeline: decode, count what is not port traffic,
-//! attribute later IP fragments, remember answered handshakes, and hand
-//! [`FlowPacket`]s to workers in batches, sharded by a symmetric flow hash.
+//! attribute later IP fragments, tell every worker of answered handshakes,
+//! and hand [`FlowPacket`]s to workers in batches, sharded by a symmetric
+//! flow hash.
 use super::batch::{Batch, BATCH};
+use super::count::{
+    count_layers, count_portless, wire_length, Fragments, SWEEP_EVERY_NS, SWEEP_MIN_PACKETS,
+};
 use super::workers::Workers;
-use crate::decode::{self, tcp_flags as F, Addr, Decoded, Kind, Layer, Reason};
+use crate::decode::{self, tcp_flags as F, Decoded, Kind, Layer, Reason};
 use crate::hint::zeroed_written;
+use crate::inspect::FlowInspect;
 use crate::inspect::{INSPECT_BYTES, INSPECT_PACKETS};
 use crate::services::Transport;
 use crate::source::bpf::Filter;
 use crate::source::RawPacket;
 use crate::stats::flow::{
-    FlowKey, FlowPacket, FlowTable, Timeouts, HINT_FRESH, HINT_HI_SERVER, HINT_LO_SERVER,
+    FlowKey, FlowPacket, FlowTable, KnownServers, Timeouts, HINT_FRESH, SERVER,
 };
 use crate::stats::Totals;
-use rustc_hash::{FxHashMap, FxHashSet};
-
-/// Sweeps for idle flows run every this much packet time.
-const SWEEP_EVERY_NS: u64 = 10_000_000_000;
-/// First fragments remembered at once, and how long (packet time).
-const FRAG_CAP: usize = 65_536;
-const FRAG_TTL_NS: u64 = 60_000_000_000;
-/// TCP endpoints remembered as servers (host:port that answered a SYN).
-const SERVERS_CAP: usize = 1 << 18;
-
-/// Largest believable original length: libpcap's largest snapshot length
-/// (256 KiB) covers jumbo frames and segmentation-offload super-packets;
-/// beyond it the record is corrupt.
-const MAX_WIRE_LEN: u32 = crate::source::MAX_SNAPLEN;
-
-type FragKey = (Addr, Addr, u32, u8);
-
-/// The length a packet counts for, and whether its record's length is
-/// bogus. That is the record's original length, as tcpdump and tshark take
-/// it, even when it is shorter than what was captured (counted as a bad
-/// length); one beyond any link's frame size is replaced by the captured
-/// length, so a corrupt record cannot add gigabytes.
-#[inline(always)]
-fn wire_length(raw: &RawPacket) -> (u32, bool) {
-    let cap = raw.data.len() as u32;
-    let bogus = raw.wire_len < cap || raw.wire_len > MAX_WIRE_LEN;
-    let wire = if raw.wire_len > MAX_WIRE_LEN {
-        cap
-    } else {
-        raw.wire_len
-    };
-    (wire, bogus)
-}
 
 /// Slots of the "first packets of a flow" table (direct-mapped by flow hash):
 /// it starts small enough to stay in cache (packet data streaming through
@@ -172,8 +144,9 @@ impl FirstPackets {
 
 pub(crate) struct Dispatcher {
     pub totals: Totals,
-    frags: FxHashMap<FragKey, (u16, u16, u64)>,
-    servers: FxHashSet<(Addr, u16)>,
+    frags: Fragments,
+    /// The servers every worker has been told of ([`crate::stats::flow::SERVER`]).
+    servers: KnownServers,
     first: FirstPackets,
     /// Idle times (TCP, other transports) after which a worker ends a flow,
     /// in the first-packets table's units.
@@ -195,13 +168,6 @@ pub(crate) struct Dispatcher {
     polls: u32,
 }
 
-/// A sweep scans a worker's whole flow table, so markers go out only when at
-/// least this many packets were dispatched since the last one: a long, sparse
-/// capture (a few packets per 10 s) would otherwise pay a table scan for a
-/// handful of packets. Idle flows found later end the same way (a late sweep,
-/// or the flow's next packet, ends them with the same state).
-const SWEEP_MIN_PACKETS: u64 = 1 << 17;
-
 impl Dispatcher {
     pub fn new(
         workers: Workers,
@@ -218,8 +184,8 @@ impl Dispatcher {
             .collect();
         Dispatcher {
             totals: Totals::default(),
-            frags: FxHashMap::default(),
-            servers: FxHashSet::default(),
+            frags: Fragments::default(),
+            servers: KnownServers::default(),
             first: FirstPackets::new(),
             idle: [idle_units(timeouts.tcp), idle_units(timeouts.udp)],
             batches,
@@ -299,11 +265,11 @@ impl Dispatcher {
         } else {
             decode::decode_into_new(raw.link, raw.data, &mut d);
         }
-        self.count_layers(&d, bogus_len, wire);
+        count_layers(&mut self.totals, &d, bogus_len, wire);
         if d.kind == Kind::Transport {
             if d.frag.is_fragment {
                 self.totals.fragments += 1;
-                self.remember_first_fragment(&d, raw.ts_ns);
+                self.frags.remember(&d, raw.ts_ns);
             }
             // Read at their own width: a wider load across the decoder's two
             // separate stores cannot be served from the pending stores (the
@@ -321,95 +287,34 @@ impl Dispatcher {
         }
     }
 
-    /// Counts what every decoded packet adds to the totals: decode errors,
-    /// tunnels, IP versions.
-    #[inline(always)]
-    fn count_layers(&mut self, d: &Decoded, bogus_len: bool, wire: u32) {
-        let t = &mut self.totals;
-        if bogus_len {
-            t.decode_errors.add(Layer::Link, Reason::BadLength);
-        }
-        if let Some(e) = d.error {
-            t.decode_errors.add(e.layer, e.reason);
-        }
-        if bogus_len || d.error.is_some() {
-            t.decode_error_packets += 1;
-        }
-        if let Some(k) = d.tunnel {
-            t.tunnels[k as usize] += 1;
-        }
-        match d.ip_version {
-            4 => t.ipv4.add(wire),
-            6 => t.ipv6.add(wire),
-            _ => {}
-        }
-    }
-
     /// A packet without ports of its own: a later fragment (given its first
-    /// fragment's ports when that was seen), ICMP, another IP protocol, a
-    /// frame that is not IP, or one that did not decode.
+    /// fragment's ports when that was seen), or what [`count_portless`] counts.
     #[inline]
     fn not_transport(&mut self, d: &Decoded, raw: &RawPacket, wire: u32) {
+        if d.kind != Kind::Fragment {
+            count_portless(&mut self.totals, d, wire);
+            return;
+        }
         let t = &mut self.totals;
-        match d.kind {
-            Kind::Transport => {}
-            Kind::Fragment => {
-                t.fragments += 1;
-                let key = (d.src, d.dst, d.frag.id, d.proto);
-                match self.frags.get(&key) {
-                    Some(&(sp, dp, _)) => {
-                        t.fragments_attributed += 1;
-                        let mut later = *d;
-                        later.tcp_flags = 0;
-                        later.payload_len = 0; // not the start of the transport payload
-                        self.dispatch(&later, sp, dp, raw.ts_ns, wire, raw.data);
-                    }
-                    None => {
-                        t.fragments_unattributed += 1;
-                        t.unattributed.add(wire);
-                    }
-                }
+        t.fragments += 1;
+        match self.frags.ports(&Fragments::key(d)) {
+            Some((sp, dp)) => {
+                t.fragments_attributed += 1;
+                let mut later = *d;
+                later.tcp_flags = 0;
+                later.payload_len = 0; // not the start of the transport payload
+                self.dispatch(&later, sp, dp, raw.ts_ns, wire, raw.data);
             }
-            Kind::Icmp => {
-                t.icmp.add(wire);
-                let u = d.unreachable;
-                if u.valid {
-                    if let Some(tr) = Transport::from_ip_proto(u.proto) {
-                        *t.unreachable.entry((tr, u.host, u.port)).or_default() += 1;
-                    }
-                }
-            }
-            Kind::OtherIp => {
-                if Transport::from_ip_proto(d.proto).is_some() {
-                    // A transport cut short before its ports.
-                    t.unattributed.add(wire);
-                } else {
-                    t.other_ip.entry(d.proto).or_default().add(wire);
-                }
-            }
-            Kind::NonIp => {
-                t.non_ip.add(wire);
-                *t.non_ip_by_ethertype.entry(d.ethertype).or_default() += 1;
-            }
-            Kind::Undecoded => t.unattributed.add(wire),
-        }
-    }
-
-    fn remember_first_fragment(&mut self, d: &Decoded, ts: u64) {
-        if self.frags.len() >= FRAG_CAP {
-            self.frags
-                .retain(|_, v| ts.saturating_sub(v.2) <= FRAG_TTL_NS);
-            if self.frags.len() >= FRAG_CAP {
-                self.frags.clear();
+            None => {
+                t.fragments_unattributed += 1;
+                t.unattributed.add(wire);
             }
         }
-        self.frags
-            .insert((d.src, d.dst, d.frag.id, d.proto), (d.sport, d.dport, ts));
     }
 
     /// Hands one packet with ports to its worker's batch, with the reader's
-    /// hints (known server, a flow's first packet) and, for a flow's first
-    /// payload packets, a payload prefix for inspection. Always inlined (at
+    /// hint (a flow's first packet) and, for a flow's first payload packets,
+    /// a payload prefix for inspection. Always inlined (at
     /// two call sites: whole datagrams and attributed fragments): it runs for
     /// nearly every packet, and a call costs a noticeable part of it.
     #[inline(always)]
@@ -422,24 +327,20 @@ impl Dispatcher {
         let hash = key.shard_hash();
         let idle = self.idle[(tr != Transport::Tcp) as usize];
         let fresh = self.first.touch(hash, ts, idle);
-        let mut hints = if fresh { HINT_FRESH } else { 0 };
+        let hints = if fresh { HINT_FRESH } else { 0 };
         let syn_only = tr == Transport::Tcp && d.tcp_flags & (F::SYN | F::ACK) == F::SYN;
-        if tr == Transport::Tcp {
-            let fl = d.tcp_flags;
-            if fl & (F::SYN | F::ACK) == F::SYN | F::ACK {
-                if self.servers.len() < SERVERS_CAP {
-                    self.servers.insert((d.src, sport));
-                }
-            } else if fl & F::SYN == 0 && fresh && !self.servers.is_empty() {
-                // Known-server hints matter when a worker starts a flow without a
-                // handshake; they are looked up on the reader's first packet of a flow.
-                if self.servers.contains(&(key.lo, key.lo_port)) {
-                    hints |= HINT_LO_SERVER;
-                }
-                if self.servers.contains(&(key.hi, key.hi_port)) {
-                    hints |= HINT_HI_SERVER;
-                }
-            }
+        let n = self.batches.len();
+        let shard = if n == 1 {
+            0
+        } else {
+            ((hash as u128 * n as u128) >> 64) as usize
+        };
+        if tr == Transport::Tcp
+            && d.tcp_flags & (F::SYN | F::ACK) == F::SYN | F::ACK
+            && n > 1
+            && self.servers.learn(d.src, sport)
+        {
+            self.tell_others(shard, FlowPacket::server(d.src, sport));
         }
         let mut p = FlowPacket {
             key,
@@ -452,13 +353,7 @@ impl Dispatcher {
             payload_len: 0,
             hash: hash as u32,
         };
-        let n = self.batches.len();
         let inspect = d.payload_len > 0 && matches!(tr, Transport::Tcp | Transport::Udp);
-        let shard = if n == 1 {
-            0
-        } else {
-            ((hash as u128 * n as u128) >> 64) as usize
-        };
         if syn_only {
             self.first.restart(hash);
         }
@@ -471,14 +366,9 @@ impl Dispatcher {
         if let Some(nth) = nth {
             let at = d.payload_offset as usize;
             let len = (d.payload_len as usize).min(INSPECT_BYTES);
-            // The first payload packet of a direction names the protocol; later
-            // ones matter only for credentials in text protocols, so binary ones
-            // (TLS records, encrypted SSH, file data) are not copied.
-            let wanted = |b: &[u8]| {
-                nth == 0
-                    || b.first()
-                        .is_some_and(|&c| c.is_ascii_graphic() || c == b' ')
-            };
+            // Only what the flow may look at is copied: the flow itself
+            // counts its payload packets and decides.
+            let wanted = |b: &[u8]| FlowInspect::worth_a_look(nth, b);
             if let Some(bytes) = data.get(at..at + len).filter(|b| wanted(b)) {
                 p.payload_at = b.bytes.len() as u32;
                 p.payload_len = len as u16;
@@ -489,6 +379,19 @@ impl Dispatcher {
         self.since_sweep += 1;
         if b.pkts.len() >= BATCH {
             self.flush(shard);
+        }
+    }
+
+    /// Puts `record` (not a packet) into every worker's stream but `shard`'s.
+    #[cold]
+    fn tell_others(&mut self, shard: usize, record: FlowPacket) {
+        for other in 0..self.batches.len() {
+            if other != shard {
+                self.batches[other].pkts.push(record);
+                if self.batches[other].len() >= BATCH {
+                    self.flush(other);
+                }
+            }
         }
     }
 
@@ -503,10 +406,14 @@ impl Dispatcher {
         }
         if !self.workers.is_started(shard) {
             // A worker with no flows has nothing to sweep or end: it starts
-            // with its first packet.
-            if !self.batches[shard].pkts.iter().any(|p| p.is_packet()) {
-                self.batches[shard].clear();
-                return;
+            // with its first packet, or when the servers it must learn
+            // before that fill a batch.
+            let b = &mut self.batches[shard];
+            if !b.pkts.iter().any(|p| p.is_packet()) {
+                b.pkts.retain(|p| p.hints & SERVER != 0);
+                if b.len() < BATCH {
+                    return;
+                }
             }
             self.workers.start(shard);
         }

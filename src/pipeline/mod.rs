@@ -16,8 +16,10 @@
 //! (unless the flow cap forces evictions, which are counted and reported).
 
 mod batch;
+mod count;
 mod dispatch;
 pub mod live;
+mod parallel;
 pub mod timings;
 mod workers;
 
@@ -278,6 +280,7 @@ fn run_pipeline<R: Send + 'static>(
         merge: Duration::ZERO,
         reader_cpu,
         worker_cpu,
+        parallel: None,
     };
     Ok(Ran {
         fed,
@@ -412,6 +415,9 @@ pub fn analyze_files(
         .map(Filter::new)
         .transpose()
         .map_err(RunError::Filter)?;
+    if let Some(files) = parallel::open_all(inputs) {
+        return parallel::analyze_parallel(files, opts, progress);
+    }
     let inputs = inputs.to_vec();
     let keep_going = opts.keep_going;
     let ran = run_pipeline(opts, filter, false, None, move |d| {

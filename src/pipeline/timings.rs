@@ -92,8 +92,21 @@ pub struct Timings {
     /// flow table itself, the whole analysis but the end).
     pub reader_cpu: Cpu,
     /// CPU time of each flow worker thread, the flows it ended at the end
-    /// included.
+    /// included (reading on every thread: of each thread).
     pub worker_cpu: Vec<Cpu>,
+    /// Reading on every thread ([`super::parallel`]): how it went.
+    pub parallel: Option<Parallel>,
+}
+
+/// How reading on every thread went.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Parallel {
+    /// Wall time in which at most one thread worked (the serial part).
+    pub serial: Duration,
+    /// Chunks read, and those read again because their guessed first record
+    /// was not where the chunk before ended.
+    pub chunks: usize,
+    pub redone: usize,
 }
 
 /// Milliseconds with one decimal.
@@ -130,6 +143,40 @@ impl Timings {
             ms(total),
         );
         let workers: Cpu = self.worker_cpu.iter().copied().sum();
+        if let Some(p) = self.parallel {
+            let serial = p.serial + self.merge + report + write;
+            let run = self.reading + self.merge + report + write;
+            let threads = self.worker_cpu.len();
+            let phases = format!(
+                "timings: reading {} ms on {threads} thread{} ({} chunk{}, {} read again), merge {} ms, \
+                 report {} ms, writing {} ms; {} ms since the command started, {} ms of them \
+                 ({:.1}%) with at most one thread working",
+                ms(self.reading),
+                if threads == 1 { "" } else { "s" },
+                p.chunks,
+                if p.chunks == 1 { "" } else { "s" },
+                p.redone,
+                ms(self.merge),
+                ms(report),
+                ms(write),
+                ms(total),
+                ms(serial),
+                100.0 * serial.as_secs_f64() / run.as_secs_f64().max(1e-9),
+            );
+            let mut cpu = String::from("CPU:");
+            for (i, w) in self.worker_cpu.iter().enumerate() {
+                let sep = if i == 0 { " " } else { ", " };
+                cpu.push_str(&format!("{sep}thread {i} {}", cpu_ms(*w)));
+            }
+            let other = process - (workers + main);
+            cpu.push_str(&format!(
+                ", main {}, other threads {}; {} in all",
+                cpu_ms(main),
+                cpu_ms(other),
+                cpu_ms(process),
+            ));
+            return [phases, cpu];
+        }
         let mut cpu = format!("CPU: reader {}", cpu_ms(self.reader_cpu));
         if self.worker_cpu.is_empty() {
             cpu.push_str(", which kept the flow table itself");
@@ -189,6 +236,7 @@ mod tests {
             merge: Duration::from_micros(40),
             reader_cpu: c(120, 8),
             worker_cpu: vec![c(94, 1)],
+            parallel: None,
         };
         let [phases, cpu] = t.lines(
             Duration::from_micros(2_300),

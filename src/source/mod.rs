@@ -15,7 +15,7 @@ mod file;
 mod inputs;
 pub mod live;
 mod pcap_format;
-mod prefault;
+pub mod prefault;
 pub mod privileges;
 
 pub use file::split;

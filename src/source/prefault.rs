@@ -89,6 +89,42 @@ pub fn with_prefault<R>(data: &[u8], read: impl FnOnce(&MapCursor) -> R) -> R {
     })
 }
 
+/// Maps the pages of `range` of `data` (a read-only file mapping) into the
+/// process in one call, where the kernel can (Linux 5.14): cheaper than a
+/// fault per few pages. A failure changes nothing but speed.
+pub fn populate(data: &[u8], range: std::ops::Range<usize>) {
+    advise(data, range, libc::MADV_POPULATE_READ);
+}
+
+/// Drops this process's view of the whole pages inside `range` of `data` (a
+/// read-only file mapping): resident memory does not grow with the file. A
+/// later access reads the file again; nothing is lost.
+pub fn release(data: &[u8], range: std::ops::Range<usize>) {
+    const PAGE: usize = 4096;
+    let from = range.start.next_multiple_of(PAGE);
+    let to = range.end.min(data.len()) & !(PAGE - 1);
+    if from < to {
+        advise(data, from..to, libc::MADV_DONTNEED);
+    }
+}
+
+fn advise(data: &[u8], range: std::ops::Range<usize>, advice: libc::c_int) {
+    let to = range.end.min(data.len());
+    if range.start >= to {
+        return;
+    }
+    // SAFETY: the range lies inside `data`, a live read-only file mapping
+    // (the caller's); both advices only map or unmap this process's view of
+    // the file's pages, and fail rather than signal where the file shrank.
+    unsafe {
+        libc::madvise(
+            data.as_ptr().add(range.start) as *mut libc::c_void,
+            to - range.start,
+            advice,
+        );
+    }
+}
+
 struct StopOnDrop<'a>(&'a AtomicBool);
 
 impl Drop for StopOnDrop<'_> {

@@ -95,8 +95,8 @@ pub(super) fn read_slice<F: FnMut(&RawPacket)>(
         } else {
             (16, header.is_bigendian())
         };
-        let at = data.len() - rest.len();
-        legacy_records(&mut w, data, at, header_len, be, &mut report, sink)?;
+        let all = data.len() - rest.len()..data.len();
+        legacy_records(&mut w, data, all, header_len, be, &mut report, sink)?;
     }
     progress.fetch_add(data.len() as u64 - last_progress, Ordering::Relaxed);
     Ok(w.summary)
@@ -126,24 +126,28 @@ fn cut_block(w: &Walker, rest: &[u8], pos: u64) -> FileError {
     w.error(FileErrorKind::Truncated, pos, TRUNCATED.into())
 }
 
-/// Walks the records of a legacy pcap file held in memory from byte `at`,
-/// calling `report` with the offset after each record. A record is a fixed
-/// header (`header_len` bytes: seconds, fraction, captured and original
-/// length) and the captured bytes: the layout pcap-parser's frame parsers
-/// read, without a parser call per record.
+/// Walks the records of a legacy pcap file held in memory from byte
+/// `span.start` (a record boundary) while they begin before `span.end`, calling `report` with
+/// the offset after each record; returns where it stopped (the first record
+/// at or after `end`, or the end of the data), or the error the file gives
+/// at a damaged or cut record. A record is a fixed header (`header_len`
+/// bytes: seconds, fraction, captured and original length) and the captured
+/// bytes: the layout pcap-parser's frame parsers read, without a parser call
+/// per record.
 #[inline]
-fn legacy_records<F: FnMut(&RawPacket)>(
+pub(super) fn legacy_records<F: FnMut(&RawPacket)>(
     w: &mut Walker,
     data: &[u8],
-    mut at: usize,
+    span: std::ops::Range<usize>,
     header_len: usize,
     be: bool,
     report: &mut impl FnMut(u64),
     sink: &mut F,
-) -> Result<(), FileError> {
+) -> Result<usize, FileError> {
     let word = |b: &[u8], o: usize| u32_at(b, o, be);
+    let (mut at, end) = (span.start, span.end);
     let mut ahead = Readahead::new(at);
-    while at < data.len() {
+    while at < end && at < data.len() {
         ahead.advance(data, at);
         let pos = at as u64;
         let rest = &data[at..];
@@ -152,16 +156,16 @@ fn legacy_records<F: FnMut(&RawPacket)>(
         }
         let caplen = word(rest, 8);
         w.check_caplen(caplen, pos)?;
-        let end = header_len + caplen as usize;
-        let Some(bytes) = rest.get(header_len..end) else {
+        let stop = header_len + caplen as usize;
+        let Some(bytes) = rest.get(header_len..stop) else {
             let left = rest.len() - header_len;
             return Err(w.cut_record(pos, caplen, word(rest, 12), left));
         };
         w.legacy_packet(word(rest, 0), word(rest, 4), bytes, word(rest, 12), sink);
-        at += end;
+        at += stop;
         report(at as u64);
     }
-    Ok(())
+    Ok(at)
 }
 
 /// Keeps the CPU loading the lines of a capture held in memory a few KiB ahead

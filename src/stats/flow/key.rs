@@ -72,6 +72,16 @@ impl FlowKey {
         }
     }
 
+    /// The (address, port) a packet comes from: the `lo` side when `from_lo`.
+    #[inline]
+    pub fn source(&self, from_lo: bool) -> (Addr, u16) {
+        if from_lo {
+            (self.lo, self.lo_port)
+        } else {
+            (self.hi, self.hi_port)
+        }
+    }
+
     /// A hash that is the same for both directions (the key is canonical) and
     /// independent of the process, for sharding.
     #[inline]

@@ -7,8 +7,8 @@
 //! so both directions of a flow meet in one table.
 //!
 //! - `key`: the canonical flow key and its hash;
-//! - `packet`: the per-packet record and the reader's hints;
-//! - `server`: which side is the service;
+//! - `packet`: the per-packet record, and the records that are not packets;
+//! - `server`: which side is the service, and the servers seen answering;
 //! - `state`: one flow's counters, TCP history, Zeek state and timeouts;
 //! - `table`: accounting packets into flows and ports;
 //! - `evict`: making room in a full table;
@@ -27,7 +27,10 @@ mod tests;
 
 pub use ending::FlowRecord;
 pub use key::FlowKey;
-pub use packet::{FlowPacket, CONTROL, HINT_FRESH, HINT_HI_SERVER, HINT_LO_SERVER, MARK, SWEEP};
-pub use server::{lo_is_server, server_score};
+pub use packet::{
+    FlowPacket, CONTROL, HINT_FRESH, KNOWN_HI_SERVER, KNOWN_LO_SERVER, LATER_FRAGMENT, MARK,
+    SERVER, SWEEP,
+};
+pub use server::{lo_is_server, server_score, KnownServers, SERVERS_CAP};
 pub use state::{ConnState, Timeouts, CONN_STATES};
 pub use table::{FlowTable, MIN_FLOWS};

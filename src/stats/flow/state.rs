@@ -215,8 +215,8 @@ impl Timeouts {
     }
 }
 
-/// Accounts packet `p` (with the payload prefix the reader attached, if any)
-/// to its flow `f` and to the service port's statistics. Always inlined: it
+/// Accounts packet `p` (with its payload prefix, if it has one; the flow
+/// decides whether to look at it) to its flow `f` and to the service port's statistics. Always inlined: it
 /// runs for every packet, at two call sites, and a call costs more than a
 /// tenth of it.
 #[inline(always)]
@@ -224,7 +224,11 @@ pub(super) fn update(f: &mut Flow, ports: &mut PortTable, p: &FlowPacket, payloa
     let (now, t) = (p.ts, p.key.transport);
     let to_server = p.from_lo != f.server_is_lo;
     if !payload.is_empty() {
-        f.inspect.inspect(t, to_server, payload);
+        if let Some(nth) = f.inspect.next_payload(to_server) {
+            if FlowInspect::worth_a_look(nth, payload) {
+                f.inspect.inspect(t, to_server, payload);
+            }
+        }
     }
     let sport = p.key.sides(f.server_is_lo).0 .1;
     f.last = f.last.max(now);

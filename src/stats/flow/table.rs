@@ -1,9 +1,9 @@
 //! A worker's flows: the table it accounts packets into, ports included.
 use super::ending::{ending, Ending};
 use super::evict::Carried;
-use super::server::lo_is_server;
+use super::server::{lo_is_server, KnownServers};
 use super::state::{update, Flow};
-use super::{FlowKey, FlowPacket, FlowRecord, Timeouts, CONTROL, HINT_FRESH, SWEEP};
+use super::{FlowKey, FlowPacket, FlowRecord, Timeouts, CONTROL, HINT_FRESH, SERVER, SWEEP};
 use crate::decode::tcp_flags as F;
 use crate::hint::prefetch;
 use crate::services::{Services, Transport};
@@ -38,6 +38,8 @@ pub struct FlowTable {
     /// What payload inspection found in flows evicted while still open, for
     /// their continuation (made when the first eviction happens).
     pub(super) carried: Option<Carried>,
+    /// Endpoints seen answering a handshake, for flows that start without one.
+    pub servers: KnownServers,
 }
 
 /// The fewest flows a table holds, whatever share of `--flow-cap` it gets.
@@ -67,6 +69,7 @@ impl FlowTable {
             inventory: Inventory::default(),
             attempts: Attempts::with_cap(ATTEMPTS_CAP),
             carried: None,
+            servers: KnownServers::default(),
         }
     }
 
@@ -85,9 +88,10 @@ impl FlowTable {
     /// reader's core); 8 ahead the flow table's control bytes and the port
     /// table's entries for both ports (which one is the service is known only
     /// from the flow); 4 ahead, those being in cache, the slot the flow's
-    /// probe ends at, the per-port counters the entries point to, the payload
-    /// prefix and, for a packet the reader marked [`HINT_FRESH`], the per-flow
-    /// fields of both ports' statistics.
+    /// probe ends at, the per-port counters the entries point to and, for a
+    /// packet the reader marked [`HINT_FRESH`], the per-flow fields of both
+    /// ports' statistics. (A payload is looked at for a flow's first few
+    /// packets only, which the flow decides: it is not fetched ahead.)
     pub fn account_batch(&mut self, pkts: &[FlowPacket], payload: &[u8]) {
         const AHEAD: usize = 4;
         let first = |me: &Self, p: &FlowPacket| {
@@ -97,10 +101,6 @@ impl FlowTable {
         };
         let second = |me: &Self, p: &FlowPacket| {
             me.flows.prefetch_slot(p.hash);
-            if p.payload_len > 0 {
-                // The reader wrote it on its own core.
-                prefetch(payload.as_ptr().wrapping_add(p.payload_at as usize));
-            }
             if p.hints & HINT_FRESH != 0 {
                 me.ports.prefetch_per_flow(p.key.transport, p.key.lo_port);
                 me.ports.prefetch_per_flow(p.key.transport, p.key.hi_port);
@@ -129,19 +129,28 @@ impl FlowTable {
         }
     }
 
-    /// Accounts one packet (or runs a sweep marker); `payload` is the prefix
-    /// the reader attached to it ([`FlowPacket::payload`]), usually empty.
+    /// Accounts one packet (or takes a record that is not one: a sweep, a
+    /// server learned); `payload` is the packet's payload prefix
+    /// ([`FlowPacket::payload`]), empty when it has none or it was not
+    /// handed over.
     #[inline]
     pub fn account(&mut self, p: &FlowPacket, payload: &[u8]) {
         let now = p.ts;
         if p.hints & CONTROL != 0 {
             if p.hints & SWEEP != 0 {
                 self.sweep(now);
+            } else if p.hints & SERVER != 0 {
+                self.servers.learn(p.key.lo, p.key.lo_port);
             }
             return;
         }
         let t = p.key.transport;
-        let syn_only = p.tcp_flags & (F::SYN | F::ACK) == F::SYN && t == Transport::Tcp;
+        let syn_ack = p.tcp_flags & (F::SYN | F::ACK);
+        let syn_only = syn_ack == F::SYN && t == Transport::Tcp;
+        if syn_ack == F::SYN | F::ACK && t == Transport::Tcp {
+            let (addr, port) = p.key.source(p.from_lo);
+            self.servers.learn(addr, port);
+        }
         // Fast path, one hash look-up: a packet of a live flow.
         let timeouts = self.timeouts;
         let restart = match self.flows.get_mut(&p.key, p.hash) {
@@ -162,7 +171,12 @@ impl FlowTable {
         if self.flows.len() >= self.cap {
             self.make_room(now);
         }
-        let server_is_lo = lo_is_server(&self.services, p);
+        let known = if t == Transport::Tcp && p.tcp_flags & F::SYN == 0 {
+            self.servers.known(&p.key)
+        } else {
+            0
+        };
+        let server_is_lo = lo_is_server(&self.services, p, known);
         let mut f = Flow::starting(p, server_is_lo);
         if !syn_only {
             if let Some(c) = self.carried.as_mut() {

@@ -60,16 +60,37 @@ fn midstream_falls_back_to_the_well_known_port() {
 }
 
 #[test]
-fn known_server_hint_beats_score() {
+fn a_known_server_beats_the_score() {
+    // 10.0.0.1:50123 answered a handshake in a flow another worker owns;
+    // a later flow that starts mid-connection is served from there.
     let mut t = table();
-    let mut p = pkt([10, 0, 0, 1], 50123, [10, 0, 0, 2], 80, F::ACK, 1);
-    p.hints = if p.key.lo_port == 50123 {
-        HINT_LO_SERVER
-    } else {
-        HINT_HI_SERVER
-    };
-    t.account(&p, &[]);
+    let learned = FlowPacket::server(v4_mapped(&[10, 0, 0, 1]), 50123);
+    t.account(&learned, &[]);
+    t.account(
+        &pkt([10, 0, 0, 1], 50123, [10, 0, 0, 2], 80, F::ACK, 2),
+        &[],
+    );
     assert_eq!(t.ports.iter().next().unwrap().0.port, 50123);
+    // Its own SYN-ACKs teach a table too.
+    let mut t = table();
+    t.account(
+        &pkt(
+            [10, 0, 0, 3],
+            40000,
+            [10, 0, 0, 4],
+            5555,
+            F::SYN | F::ACK,
+            1,
+        ),
+        &[],
+    );
+    t.account(
+        &pkt([10, 0, 0, 4], 6666, [10, 0, 0, 3], 40000, F::ACK, 2),
+        &[],
+    );
+    let ports: Vec<u16> = t.ports.iter().map(|(k, _)| k.port).collect();
+    assert!(ports.contains(&40000), "{ports:?}");
+    assert!(!ports.contains(&6666), "{ports:?}");
 }
 
 #[test]

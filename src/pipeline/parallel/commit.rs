@@ -1,0 +1,262 @@
+//! Committing chunks in file order: each must begin where the one before
+//! landed, and what depends on every packet before it is done here, in
+//! packet order.
+use super::super::count::{Fragments, SWEEP_EVERY_NS, SWEEP_MIN_PACKETS};
+use super::super::FileReport;
+use super::chunk::{shard_of, Chunk, ChunkReader, Entry, FragEvent, Span};
+use super::{Shared, State};
+use crate::services::Transport;
+use crate::source::split::Landing;
+use crate::source::FileError;
+use crate::stats::flow::{FlowKey, FlowPacket};
+use crate::stats::Totals;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, MutexGuard};
+
+/// What committing needs to know across chunks, in packet order.
+pub(super) struct Order {
+    /// Chunks committed so far.
+    pub(super) committed: usize,
+    /// Where the last committed chunk's walk landed in its file.
+    pub(super) landed: usize,
+    pub(super) frags: Fragments,
+    pub(super) clock: u64,
+    pub(super) next_sweep: u64,
+    pub(super) since_sweep: u64,
+    pub(super) totals: Totals,
+    pub(super) files: Vec<FileReport>,
+    /// Packets of each file in the chunks committed.
+    pub(super) file_packets: Vec<u64>,
+    /// Each file's walk stopped at a damaged or cut record.
+    pub(super) file_stopped: Vec<bool>,
+    /// The error that stops the run (without `--keep-going`), with the
+    /// inputs after it.
+    pub(super) failed: Option<(FileError, usize)>,
+    /// Inputs before this one whose failure was looked at.
+    pub(super) failed_before: usize,
+    pub(super) redone: usize,
+}
+
+impl Order {
+    /// Nothing committed yet, over `files`.
+    pub(super) fn new(files: &[Entry]) -> Order {
+        let report = |f: &Entry| match f {
+            Entry::Mapped(m) => FileReport {
+                path: m.path().to_string(),
+                format: m.format(),
+                compressed: false,
+                packets: 0,
+                error: None,
+                cut_short: None,
+            },
+            Entry::Failed(e) => FileReport {
+                path: e.path.clone(),
+                format: e.format,
+                compressed: e.compressed,
+                packets: 0,
+                error: Some(e.clone()),
+                cut_short: None,
+            },
+        };
+        Order {
+            committed: 0,
+            landed: 0,
+            frags: Fragments::default(),
+            clock: 0,
+            next_sweep: 0,
+            since_sweep: 0,
+            totals: Totals::default(),
+            files: files.iter().map(report).collect(),
+            failed_before: 0,
+            file_packets: vec![0; files.len()],
+            file_stopped: vec![false; files.len()],
+            failed: None,
+            redone: 0,
+        }
+    }
+}
+
+/// Commits the chunks read, in order, as far as they go.
+pub(super) fn commit_ready(sh: &Shared, g: &mut MutexGuard<State>, reader: &mut ChunkReader) {
+    loop {
+        let k = g.order.committed;
+        if k >= g.end {
+            return;
+        }
+        let st: &mut State = g;
+        let w = st.slots.len();
+        // The slot may still hold the chunk read `w` chunks before, which
+        // some thread has yet to account.
+        let Some(slot) = st.slots[k % w].as_mut().filter(|c| c.index == k) else {
+            return;
+        };
+        let c = Arc::get_mut(slot).expect("an uncommitted chunk is held by nobody");
+        commit(sh, sh.spans[k], c, &mut st.order, reader);
+        st.order.committed += 1;
+        if let Some((_, _)) = &st.order.failed {
+            // The run stops here: nothing after this chunk is accounted.
+            st.end = st.order.committed;
+        }
+    }
+}
+
+/// Commits chunk `span` (`c`, read): checks that it begins where the chunk
+/// before landed (reading it again from there if not), then does in packet
+/// order what depends on every packet before it.
+pub(super) fn commit(
+    sh: &Shared,
+    span: Span,
+    c: &mut Chunk,
+    o: &mut Order,
+    reader: &mut ChunkReader,
+) {
+    let f = span.file;
+    let layout = sh.files[f].mapped().layout();
+    let first_of_file = span.from == layout.first;
+    if first_of_file && failed_inputs(sh.files, sh.keep_going, o, f) {
+        c.skip = true;
+        return;
+    }
+    if o.file_stopped[f] {
+        c.skip = true;
+        return;
+    }
+    let expected = if first_of_file {
+        layout.first
+    } else {
+        o.landed
+    };
+    if c.start != Some(expected) {
+        o.redone += 1;
+        read_span(sh, span, Some(expected), reader, c);
+    }
+    sh.progress
+        .fetch_add((span.to - span.from) as u64, Ordering::Relaxed);
+    // Idle flows are swept before the chunk, as of the packets before it.
+    if o.clock >= o.next_sweep {
+        if o.next_sweep != 0 && o.since_sweep >= SWEEP_MIN_PACKETS {
+            o.since_sweep = 0;
+            c.sweep = Some(o.clock);
+        }
+        o.next_sweep = o.clock.saturating_add(SWEEP_EVERY_NS);
+    }
+    resolve_fragments(c, o, sh.threads);
+    o.clock = o.clock.max(c.clock);
+    o.since_sweep += c.dispatched;
+    o.totals.merge(&c.totals);
+    let report = &mut o.files[f];
+    report.packets += c.packets;
+    match c.landing {
+        Some(Landing::At(at)) => o.landed = at,
+        Some(Landing::Stopped(_)) | None => {
+            o.file_stopped[f] = true;
+            let Some(mut e) = c.error.take() else {
+                return;
+            };
+            e.packets_before += o.file_packets[f];
+            if FileReport::is_cut_short(&e) {
+                report.cut_short = Some(e);
+            } else {
+                report.error = Some(e.clone());
+                if !sh.keep_going {
+                    o.failed = Some((e, sh.files.len() - f - 1));
+                }
+            }
+        }
+    }
+    o.file_packets[f] += c.packets;
+}
+
+/// Takes the inputs before input `upto` that failed before their first
+/// packet, in order; whether one of them stops the run.
+pub(super) fn failed_inputs(files: &[Entry], keep_going: bool, o: &mut Order, upto: usize) -> bool {
+    while o.failed_before < upto {
+        let i = o.failed_before;
+        o.failed_before += 1;
+        if let Entry::Failed(e) = &files[i] {
+            if !keep_going {
+                o.failed = Some((e.clone(), files.len() - i - 1));
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Gives the chunk's later fragments the ports of their datagram's first
+/// fragment, in packet order, as the sequential reader does.
+pub(super) fn resolve_fragments(c: &mut Chunk, o: &mut Order, shards: usize) {
+    if c.frag_events.is_empty() {
+        return;
+    }
+    c.resolved.resize(c.later.len(), None);
+    for ev in &c.frag_events {
+        match *ev {
+            FragEvent::First {
+                key,
+                sport,
+                dport,
+                ts,
+            } => o.frags.insert(key, sport, dport, ts),
+            FragEvent::Later(i) => {
+                let l = c.later[i as usize];
+                let t = &mut c.totals;
+                let (src, dst, _, proto) = l.key;
+                match (o.frags.ports(&l.key), Transport::from_ip_proto(proto)) {
+                    (Some((sp, dp)), Some(tr)) => {
+                        t.fragments_attributed += 1;
+                        t.transport[tr as usize].add(l.wire);
+                        let (key, from_lo) = FlowKey::new(tr, src, sp, dst, dp);
+                        let hash = key.shard_hash();
+                        let p = FlowPacket {
+                            key,
+                            ts: l.ts,
+                            wire_len: l.wire,
+                            from_lo,
+                            hash: hash as u32,
+                            ..FlowPacket::default()
+                        };
+                        c.resolved[i as usize] = Some((shard_of(hash, shards), p));
+                        c.dispatched += 1;
+                    }
+                    (Some(_), None) => t.fragments_attributed += 1,
+                    (None, _) => {
+                        t.fragments_unattributed += 1;
+                        t.unattributed.add(l.wire);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads chunk `span` into `c`: from `from` (where the chunk before landed,
+/// when committing found the guess wrong), else from the file's first record
+/// or a guessed boundary.
+pub(super) fn read_span(
+    sh: &Shared,
+    span: Span,
+    from: Option<usize>,
+    reader: &mut ChunkReader,
+    c: &mut Chunk,
+) {
+    let file = sh.files[span.file].mapped();
+    c.reset(sh.threads, span.file, span.to - span.from);
+    let first = file.layout().first;
+    let start = match from {
+        Some(at) => Some(at),
+        None if span.from == first => Some(first),
+        None => file.layout().guess_boundary(file.data(), span.from),
+    };
+    match start {
+        Some(at) if at < span.to => reader.read(file, at, span.to, c),
+        // The chunk before ran past this one's end: nothing begins here.
+        Some(at) if from.is_some() => {
+            c.start = Some(at);
+            c.landing = Some(Landing::At(at));
+        }
+        // No record boundary found in the chunk's bytes: committing reads
+        // it again from where the chunk before landed.
+        _ => {}
+    }
+}
