@@ -160,7 +160,7 @@ fn the_corpus_read_as_one_capture_gives_one_report_for_1_to_4_threads() {
         64 << 10,
     );
     assert!(
-        stderr(&timed).contains("reading on 3 threads"),
+        stderr(&timed).contains(" on 3 threads ("),
         "{}",
         stderr(&timed)
     );
