@@ -278,6 +278,7 @@ fn run_pipeline<R: Send + 'static>(
         reading: read - started,
         ending: read.elapsed(),
         merge: Duration::ZERO,
+        merge_alongside: Duration::ZERO,
         reader_cpu,
         worker_cpu,
         parallel: None,
@@ -303,24 +304,44 @@ fn merge<R>(ran: Ran<R>, workers: usize, started: Instant) -> (Analysis, R) {
     } = ran;
     let merging = Instant::now();
     // The first worker's tables are the base the others are merged into, so
-    // what only one worker saw is moved, not copied.
-    let mut ports: Option<PortTable> = None;
-    let mut inventory = Inventory::default();
+    // what only one worker saw is moved, not copied. Ports and the inventory
+    // are merged on two threads at once (the largest parts of the merge).
+    let (mut port_tables, mut inventories) = (Vec::new(), Vec::new());
     let mut attempts = crate::stats::attempts::Attempts::default();
     let mut flows = Vec::new();
     let (mut evicted, mut peak) = (0, 0);
     for mut t in tables {
-        let theirs = t.ports.take();
-        match ports.as_mut() {
-            Some(p) => p.merge(theirs),
-            None => ports = Some(theirs),
-        }
-        inventory.merge(std::mem::take(&mut t.inventory));
+        port_tables.push(t.ports.take());
+        inventories.push(std::mem::take(&mut t.inventory));
         attempts.merge(&mut t.attempts);
         flows.append(&mut t.records);
         evicted += t.evicted;
         peak += t.peak_flows;
     }
+    let merge_ports = move || {
+        let started = Instant::now();
+        let mut all = port_tables.into_iter();
+        let mut ports = all.next().unwrap_or_default();
+        for p in all {
+            ports.merge(p);
+        }
+        (ports, started.elapsed())
+    };
+    let (ports, inventory) = std::thread::scope(|s| {
+        let ports = std::thread::Builder::new()
+            .name("portflow-merge".into())
+            .spawn_scoped(s, merge_ports);
+        let mut inventory = Inventory::default();
+        for i in inventories {
+            inventory.merge(i);
+        }
+        let (ports, alongside) = ports
+            .expect("spawn merge thread")
+            .join()
+            .expect("merging ports panicked");
+        timings.merge_alongside = alongside;
+        (ports, inventory)
+    });
     // A total order, so the output does not depend on which worker ended a flow.
     let order = |f: &FlowRecord| {
         (
@@ -338,7 +359,7 @@ fn merge<R>(ran: Ran<R>, workers: usize, started: Instant) -> (Analysis, R) {
     timings.merge = merging.elapsed();
     let a = Analysis {
         totals,
-        ports: ports.unwrap_or_default(),
+        ports,
         inventory,
         attempts,
         flows,

@@ -88,6 +88,8 @@ pub struct Timings {
     pub ending: Duration,
     /// Merging the workers' tables into one analysis.
     pub merge: Duration,
+    /// Of that, the time a second thread merged alongside (the ports).
+    pub merge_alongside: Duration,
     /// CPU time of the reader thread (with `--workers 1`, which keeps the
     /// flow table itself, the whole analysis but the end).
     pub reader_cpu: Cpu,
@@ -144,19 +146,21 @@ impl Timings {
         );
         let workers: Cpu = self.worker_cpu.iter().copied().sum();
         if let Some(p) = self.parallel {
-            let serial = p.serial + self.merge + report + write;
+            let merge_alone = self.merge.saturating_sub(self.merge_alongside);
+            let serial = p.serial + merge_alone + report + write;
             let run = self.reading + self.merge + report + write;
             let threads = self.worker_cpu.len();
             let phases = format!(
-                "timings: reading {} ms on {threads} thread{} ({} chunk{}, {} read again), merge {} ms, \
-                 report {} ms, writing {} ms; {} ms since the command started, {} ms of them \
-                 ({:.1}%) with at most one thread working",
+                "timings: reading {} ms on {threads} thread{} ({} chunk{}, {} read again), merge {} ms \
+                 ({} on two threads), report {} ms, writing {} ms; {} ms since the command started, \
+                 {} ms of them ({:.1}%) with at most one thread working",
                 ms(self.reading),
                 if threads == 1 { "" } else { "s" },
                 p.chunks,
                 if p.chunks == 1 { "" } else { "s" },
                 p.redone,
                 ms(self.merge),
+                ms(self.merge.min(self.merge_alongside)),
                 ms(report),
                 ms(write),
                 ms(total),
@@ -234,6 +238,7 @@ mod tests {
             reading: Duration::from_micros(131_800),
             ending: Duration::from_micros(8_400),
             merge: Duration::from_micros(40),
+            merge_alongside: Duration::ZERO,
             reader_cpu: c(120, 8),
             worker_cpu: vec![c(94, 1)],
             parallel: None,

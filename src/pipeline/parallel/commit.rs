@@ -6,7 +6,7 @@ use super::super::FileReport;
 use super::chunk::{shard_of, Chunk, ChunkReader, Entry, FragEvent, Span};
 use super::{Shared, State};
 use crate::services::Transport;
-use crate::source::split::Landing;
+use crate::source::split::{Landing, MappedPcap};
 use crate::source::FileError;
 use crate::stats::flow::{FlowKey, FlowPacket};
 use crate::stats::Totals;
@@ -91,7 +91,7 @@ pub(super) fn commit_ready(sh: &Shared, g: &mut MutexGuard<State>, reader: &mut 
             return;
         };
         let c = Arc::get_mut(slot).expect("an uncommitted chunk is held by nobody");
-        commit(sh, sh.spans[k], c, &mut st.order, reader);
+        commit(sh, k, c, &mut st.order, reader);
         st.order.committed += 1;
         if let Some((_, _)) = &st.order.failed {
             // The run stops here: nothing after this chunk is accounted.
@@ -105,11 +105,12 @@ pub(super) fn commit_ready(sh: &Shared, g: &mut MutexGuard<State>, reader: &mut 
 /// order what depends on every packet before it.
 pub(super) fn commit(
     sh: &Shared,
-    span: Span,
+    k: usize,
     c: &mut Chunk,
     o: &mut Order,
     reader: &mut ChunkReader,
 ) {
+    let span = sh.spans[k];
     let f = span.file;
     let layout = sh.files[f].mapped().layout();
     let first_of_file = span.from == layout.first;
@@ -128,7 +129,7 @@ pub(super) fn commit(
     };
     if c.start != Some(expected) {
         o.redone += 1;
-        read_span(sh, span, Some(expected), reader, c);
+        read_span(sh, k, Some(expected), reader, c);
     }
     sh.progress
         .fetch_add((span.to - span.from) as u64, Ordering::Relaxed);
@@ -230,27 +231,42 @@ pub(super) fn resolve_fragments(c: &mut Chunk, o: &mut Order, shards: usize) {
     }
 }
 
-/// Reads chunk `span` into `c`: from `from` (where the chunk before landed,
-/// when committing found the guess wrong), else from the file's first record
-/// or a guessed boundary.
+/// Where chunk `span` of `file` starts when nothing says otherwise: at the
+/// file's first record, or at a guessed boundary inside the chunk.
+fn guessed_start(file: &MappedPcap, span: Span) -> Option<usize> {
+    let first = file.layout().first;
+    if span.from == first {
+        return Some(first);
+    }
+    file.layout()
+        .guess_boundary(file.data(), span.from)
+        .filter(|&g| g < span.to)
+}
+
+/// Reads chunk `k` into `c`: from `from` (where the chunk before landed,
+/// when committing found its guess wrong), else from its guessed start; up
+/// to where the next chunk of the file will guess it starts (so a guess
+/// that passed over true boundaries costs nothing: this chunk reads up to
+/// it), else to its end.
 pub(super) fn read_span(
     sh: &Shared,
-    span: Span,
+    k: usize,
     from: Option<usize>,
     reader: &mut ChunkReader,
     c: &mut Chunk,
 ) {
+    let span = sh.spans[k];
     let file = sh.files[span.file].mapped();
     c.reset(sh.threads, span.file, span.to - span.from);
-    let first = file.layout().first;
-    let start = match from {
-        Some(at) => Some(at),
-        None if span.from == first => Some(first),
-        None => file.layout().guess_boundary(file.data(), span.from),
-    };
-    match start {
-        Some(at) if at < span.to => reader.read(file, at, span.to, c),
-        // The chunk before ran past this one's end: nothing begins here.
+    let end = sh
+        .spans
+        .get(k + 1)
+        .filter(|n| n.file == span.file)
+        .and_then(|n| guessed_start(file, *n))
+        .unwrap_or(span.to);
+    match from.or_else(|| guessed_start(file, span)) {
+        Some(at) if at < end => reader.read(file, at, end, c),
+        // The chunk before ran past where this one ends: nothing begins here.
         Some(at) if from.is_some() => {
             c.start = Some(at);
             c.landing = Some(Landing::At(at));

@@ -25,9 +25,9 @@
 //! depend on it.
 //!
 //! Each thread accounts what is committed for it first, then reads the
-//! next chunk, at most [`AHEAD`] chunks per thread past the slowest
-//! thread's accounting; the mapped pages of chunks every thread has passed
-//! are released.
+//! next chunk, at most [`WINDOW`] chunks past the slowest thread's
+//! accounting; the mapped pages of chunks every thread has passed are
+//! released, [`RELEASE_EVERY`] bytes at a time.
 mod chunk;
 mod commit;
 
@@ -51,8 +51,14 @@ pub(super) use chunk::Entry;
 /// does not depend on the number of threads.
 pub const CHUNK_BYTES: usize = 2 << 20;
 
-/// Chunks read ahead of the slowest thread's accounting, per thread.
-pub const AHEAD: usize = 4;
+/// Chunks in flight (read and not yet accounted by every thread) at most,
+/// or 2 per thread when there are more than 4 threads: what the mapped pages
+/// and the records held in memory grow with (a 10 M-flow flood on 2 threads
+/// stays under 256 MiB).
+pub const WINDOW: usize = 8;
+
+/// Accounted bytes of a file whose pages are dropped at once.
+const RELEASE_EVERY: usize = 8 << 20;
 
 /// What the threads share, behind one lock taken a few times per chunk.
 struct State {
@@ -68,6 +74,8 @@ struct State {
     accounted: Vec<usize>,
     /// Chunks every thread has accounted (their pages were released).
     released: usize,
+    /// The file and offset from which accounted pages are still mapped.
+    unreleased: Option<(usize, usize)>,
     order: Order,
     /// Threads working (not waiting), and the wall time during which at
     /// most one was.
@@ -138,7 +146,7 @@ pub(super) fn analyze_parallel(
     // No more threads than chunks: a run never starts a thread it gives
     // nothing to (the report does not depend on the count).
     let threads = opts.workers.clamp(1, spans.len().max(1));
-    let window = (AHEAD * threads).max(2);
+    let window = WINDOW.max(2 * threads);
     let order = Order::new(&files);
     let shared = Shared {
         files: &files,
@@ -152,6 +160,7 @@ pub(super) fn analyze_parallel(
             spare: Vec::new(),
             accounted: vec![0; threads],
             released: 0,
+            unreleased: None,
             order,
             busy: threads,
             since: Instant::now(),
@@ -187,6 +196,7 @@ pub(super) fn analyze_parallel(
         reading: read - started,
         ending: Duration::ZERO,
         merge: Duration::ZERO,
+        merge_alongside: Duration::ZERO,
         reader_cpu: Cpu::default(),
         worker_cpu: cpu,
         parallel: Some(super::timings::Parallel {
@@ -297,20 +307,23 @@ fn run_thread(sh: &Shared, me: usize, reader: &mut ChunkReader, table: &mut Flow
                 g = sh.lock();
                 g.accounted[me] = k + 1;
                 release_passed(sh, &mut g);
-                sh.changed.notify_all();
+                if g.busy < sh.threads {
+                    sh.changed.notify_all();
+                }
             }
             Work::Read(k) => {
                 let mut c = g.spare.pop().unwrap_or_else(|| Arc::new(Chunk::default()));
                 drop(g);
-                let span = sh.spans[k];
                 let chunk = Arc::get_mut(&mut c).expect("a spare chunk is held by nobody");
-                read_span(sh, span, None, reader, chunk);
+                read_span(sh, k, None, reader, chunk);
                 chunk.index = k;
                 g = sh.lock();
                 let w = g.slots.len();
                 g.slots[k % w] = Some(c);
                 commit_ready(sh, &mut g, reader);
-                sh.changed.notify_all();
+                if g.busy < sh.threads {
+                    sh.changed.notify_all();
+                }
             }
             Work::Finished => return,
         }
@@ -392,9 +405,25 @@ fn release_passed(sh: &Shared, g: &mut MutexGuard<State>) {
         let k = g.released;
         let w = g.slots.len();
         if let Some(c) = g.slots[k % w].take() {
-            let span = sh.spans[k];
-            prefault::release(sh.files[span.file].mapped().data(), span.from..span.to);
             g.spare.push(c);
+        }
+        // Pages go back RELEASE_EVERY bytes at a time: dropping a mapping's
+        // pages interrupts every core running one of the threads.
+        let span = sh.spans[k];
+        let pending = match g.unreleased {
+            Some((file, from)) if file == span.file => (file, from),
+            Some((file, from)) => {
+                let data = sh.files[file].mapped().data();
+                prefault::release(data, from..data.len());
+                (span.file, span.from)
+            }
+            None => (span.file, span.from),
+        };
+        if span.to - pending.1 >= RELEASE_EVERY {
+            prefault::release(sh.files[span.file].mapped().data(), pending.1..span.to);
+            g.unreleased = Some((span.file, span.to));
+        } else {
+            g.unreleased = Some(pending);
         }
         g.released += 1;
     }

@@ -9,8 +9,9 @@
 //! [`CHAIN`] record headers in a row are plausible — lengths within the
 //! file's snapshot length, a captured length no larger than the original
 //! one, a fraction of a second below one second, each timestamp within a
-//! day of the one before — or from which plausible records reach the end of
-//! the data exactly.
+//! day of the one before but once (captures joined end to end), the first
+//! record not empty — or from which plausible records reach the end of the
+//! data exactly.
 //!
 //! A guess can be wrong (a capture of a pcap file being copied holds record
 //! headers in its payloads). It is never kept wrong: the walk of the range
@@ -31,8 +32,11 @@ pub const CHAIN: usize = 8;
 /// few records of the largest size.
 pub const SEARCH: usize = 4 * (MAX_SNAPLEN as usize + 24);
 
-/// Largest step between the timestamps of neighbouring records in a chain.
+/// Largest step between the timestamps of neighbouring records in a chain,
+/// but for [`MAX_JUMPS`] of them: captures joined end to end (`mergecap -a`)
+/// jump in time where one ends.
 const MAX_GAP_S: u32 = 86_400;
+const MAX_JUMPS: usize = 1;
 
 /// How a legacy pcap file's records are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,6 +153,7 @@ impl PcapLayout {
     fn chain_at(&self, data: &[u8], at: usize) -> bool {
         let mut pos = at;
         let mut before: Option<u32> = None;
+        let mut jumps = 0;
         for _ in 0..CHAIN {
             if pos == data.len() {
                 return before.is_some();
@@ -156,8 +161,16 @@ impl PcapLayout {
             let Some((next, secs)) = self.plausible(data, pos) else {
                 return false;
             };
-            if before.is_some_and(|b| b.abs_diff(secs) > MAX_GAP_S) {
+            if before.is_none() && next == pos + self.header_len {
+                // A guess does not start with an empty record: 16 bytes of a
+                // payload that look like one lead into the real chain.
                 return false;
+            }
+            if before.is_some_and(|b| b.abs_diff(secs) > MAX_GAP_S) {
+                jumps += 1;
+                if jumps > MAX_JUMPS {
+                    return false;
+                }
             }
             before = Some(secs);
             pos = next;
@@ -486,6 +499,45 @@ mod tests {
         });
         assert_eq!(w.stopped, Some(at));
         assert_eq!(w.parts.concat(), before);
+    }
+
+    #[test]
+    fn captures_joined_end_to_end_still_split_where_records_begin() {
+        // Captures of 8 to 12 records, years apart, one after the other
+        // (mergecap -a): a chain of 8 from any record crosses at most one
+        // jump in time, so every guess is the first record at or after
+        // where it looks.
+        let mut data = pcap(0, |_| vec![]);
+        for (n, capture) in (0..120).map(|c| (8 + c % 5, c)) {
+            for i in 0..n {
+                let p = vec![capture as u8; 60 + 7 * i];
+                let ts = (1_000_000_000 + capture as u64 * 40_000_000) * 1_000_000_000 + i as u64;
+                PcapFormat::CLASSIC.record(&mut data, ts, &p, p.len() as u32);
+            }
+        }
+        let l = PcapLayout::of(&data).expect("pcap");
+        let (all, _) = sequential(&l, &data);
+        for from in (24..data.len()).step_by(97) {
+            let first = all.iter().copied().find(|&r| r >= from);
+            assert_eq!(l.guess_boundary(&data, from), first, "from {from}");
+        }
+    }
+
+    #[test]
+    fn an_empty_record_does_not_start_a_guess() {
+        // 16 bytes of a payload that read as a record of no bytes, right
+        // before a real record: the guess is the real one.
+        let mut data = pcap(1, |_| {
+            let mut p = vec![0x11; 200];
+            let fake = [0x15, 1, 0, 0x0f, 0x0f, 0, 0, 0, 0, 0, 0, 0, 0x72, 2, 0, 0];
+            p[184..].copy_from_slice(&fake);
+            p
+        });
+        let more = pcap(20, |i| vec![3; 80 + i]);
+        data.extend_from_slice(&more[24..]);
+        let l = PcapLayout::of(&data).expect("pcap");
+        let (all, _) = sequential(&l, &data);
+        assert_eq!(l.guess_boundary(&data, 24 + 16 + 150), Some(all[1]));
     }
 
     #[test]
