@@ -18,7 +18,7 @@ mod pcap_format;
 pub mod prefault;
 pub mod privileges;
 
-pub use file::split;
+pub use file::{ranges, split};
 pub use file::{
     read_bytes, read_capture, read_from, read_stream_bytes, FileError, FileErrorKind, FileSummary,
     RawPacket, UNKNOWN_INTERFACE,

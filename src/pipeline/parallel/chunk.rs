@@ -6,7 +6,8 @@ use crate::inspect::INSPECT_BYTES;
 use crate::services::Transport;
 use crate::source::bpf::Filter;
 use crate::source::prefault;
-use crate::source::split::{Landing, MappedPcap};
+use crate::source::ranges::{MappedPcap, Section};
+use crate::source::split::Landing;
 use crate::source::{FileError, RawPacket};
 use crate::stats::flow::{FlowKey, FlowPacket, LATER_FRAGMENT};
 use crate::stats::Totals;
@@ -51,7 +52,7 @@ pub(super) fn chunks(files: &[Entry], size: usize) -> Vec<Span> {
     let mut v = Vec::new();
     for (i, f) in files.iter().enumerate() {
         let Entry::Mapped(f) = f else { continue };
-        let (first, len) = (f.layout().first, f.data().len());
+        let (first, len) = (f.first(), f.data().len());
         let mut from = first;
         loop {
             let to = (from + size).min(len);
@@ -90,6 +91,10 @@ pub(super) struct Later {
 pub(super) struct Chunk {
     /// Its place in the run's chunks.
     pub(super) index: usize,
+    /// pcapng: what the section was taken to have said at the chunk's start,
+    /// and what it had said at its end.
+    pub(super) assumed: Option<Section>,
+    pub(super) section: Option<Section>,
     /// Where its walk began (`None`: no record boundary was found in it)
     /// and where it landed.
     pub(super) start: Option<usize>,
@@ -120,6 +125,8 @@ impl Chunk {
     /// each part gets room for its share of the records (of 64 bytes or
     /// more) once, so that chunks read into again do not grow.
     pub(super) fn reset(&mut self, shards: usize, file: usize, bytes: usize) {
+        self.assumed = None;
+        self.section = None;
         self.start = None;
         self.landing = None;
         self.error = None;
@@ -151,12 +158,23 @@ pub(super) struct ChunkReader {
 
 impl ChunkReader {
     /// Reads `file`'s records from `start` that begin before `end` into `c`.
-    pub(super) fn read(&mut self, file: &MappedPcap, start: usize, end: usize, c: &mut Chunk) {
+    pub(super) fn read(
+        &mut self,
+        file: &MappedPcap,
+        start: usize,
+        end: usize,
+        section: Option<Section>,
+        c: &mut Chunk,
+    ) {
         self.told.clear();
         prefault::populate(file.data(), start..end);
         c.start = Some(start);
         let base = file.data().as_ptr() as usize + start;
-        let r = file.read_range(start, end, &mut |raw| self.packet(raw, base, c));
+        let r = file.read_range(start, end, section.as_ref(), &mut |raw| {
+            self.packet(raw, base, c)
+        });
+        c.assumed = section;
+        c.section = r.section;
         c.landing = Some(r.landing);
         c.error = r.error;
         c.packets = r.packets;

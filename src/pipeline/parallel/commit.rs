@@ -6,7 +6,8 @@ use super::super::FileReport;
 use super::chunk::{shard_of, Chunk, ChunkReader, Entry, FragEvent, Span};
 use super::{Shared, State};
 use crate::services::Transport;
-use crate::source::split::{Landing, MappedPcap};
+use crate::source::ranges::{MappedPcap, Section};
+use crate::source::split::Landing;
 use crate::source::FileError;
 use crate::stats::flow::{FlowKey, FlowPacket};
 use crate::stats::Totals;
@@ -17,8 +18,10 @@ use std::sync::{Arc, MutexGuard};
 pub(super) struct Order {
     /// Chunks committed so far.
     pub(super) committed: usize,
-    /// Where the last committed chunk's walk landed in its file.
+    /// Where the last committed chunk's walk landed in its file, and
+    /// (pcapng) what the section had said there.
     pub(super) landed: usize,
+    pub(super) section: Option<Section>,
     pub(super) frags: Fragments,
     pub(super) clock: u64,
     pub(super) next_sweep: u64,
@@ -61,6 +64,7 @@ impl Order {
         Order {
             committed: 0,
             landed: 0,
+            section: None,
             frags: Fragments::default(),
             clock: 0,
             next_sweep: 0,
@@ -112,8 +116,8 @@ pub(super) fn commit(
 ) {
     let span = sh.spans[k];
     let f = span.file;
-    let layout = sh.files[f].mapped().layout();
-    let first_of_file = span.from == layout.first;
+    let file = sh.files[f].mapped();
+    let first_of_file = span.from == file.first();
     if first_of_file && failed_inputs(sh.files, sh.keep_going, o, f) {
         c.skip = true;
         return;
@@ -122,14 +126,16 @@ pub(super) fn commit(
         c.skip = true;
         return;
     }
-    let expected = if first_of_file {
-        layout.first
+    let (expected, section) = if first_of_file {
+        (file.first(), None)
     } else {
-        o.landed
+        (o.landed, o.section.take())
     };
-    if c.start != Some(expected) {
+    // Read from the wrong place, or (pcapng) as if the section had said
+    // what it had not: read again.
+    if c.start != Some(expected) || c.assumed != section {
         o.redone += 1;
-        read_span(sh, k, Some(expected), reader, c);
+        read_span(sh, k, Some((expected, section)), reader, c);
     }
     sh.progress
         .fetch_add((span.to - span.from) as u64, Ordering::Relaxed);
@@ -148,7 +154,10 @@ pub(super) fn commit(
     let report = &mut o.files[f];
     report.packets += c.packets;
     match c.landing {
-        Some(Landing::At(at)) => o.landed = at,
+        Some(Landing::At(at)) => {
+            o.landed = at;
+            o.section = c.section.take();
+        }
         Some(Landing::Stopped(_)) | None => {
             o.file_stopped[f] = true;
             let Some(mut e) = c.error.take() else {
@@ -234,24 +243,22 @@ pub(super) fn resolve_fragments(c: &mut Chunk, o: &mut Order, shards: usize) {
 /// Where chunk `span` of `file` starts when nothing says otherwise: at the
 /// file's first record, or at a guessed boundary inside the chunk.
 fn guessed_start(file: &MappedPcap, span: Span) -> Option<usize> {
-    let first = file.layout().first;
-    if span.from == first {
-        return Some(first);
+    if span.from == file.first() {
+        return Some(span.from);
     }
-    file.layout()
-        .guess_boundary(file.data(), span.from)
-        .filter(|&g| g < span.to)
+    file.guess(span.from).filter(|&g| g < span.to)
 }
 
 /// Reads chunk `k` into `c`: from `from` (where the chunk before landed,
-/// when committing found its guess wrong), else from its guessed start; up
-/// to where the next chunk of the file will guess it starts (so a guess
-/// that passed over true boundaries costs nothing: this chunk reads up to
-/// it), else to its end.
+/// and what its pcapng section had said there, when committing found the
+/// chunk read from the wrong place), else from its guessed start; up to
+/// where the next chunk of the file will guess it starts (so a guess that
+/// passed over true boundaries costs nothing: this chunk reads up to it),
+/// else to its end.
 pub(super) fn read_span(
     sh: &Shared,
     k: usize,
-    from: Option<usize>,
+    from: Option<(usize, Option<Section>)>,
     reader: &mut ChunkReader,
     c: &mut Chunk,
 ) {
@@ -264,12 +271,19 @@ pub(super) fn read_span(
         .filter(|n| n.file == span.file)
         .and_then(|n| guessed_start(file, *n))
         .unwrap_or(span.to);
-    match from.or_else(|| guessed_start(file, span)) {
-        Some(at) if at < end => reader.read(file, at, end, c),
+    let given = from.is_some();
+    let start = match from {
+        Some((at, section)) => Some((at, section)),
+        None => guessed_start(file, span).map(|at| (at, file.assumed(at))),
+    };
+    match start {
+        Some((at, section)) if at < end => reader.read(file, at, end, section, c),
         // The chunk before ran past where this one ends: nothing begins here.
-        Some(at) if from.is_some() => {
+        Some((at, section)) if given => {
             c.start = Some(at);
             c.landing = Some(Landing::At(at));
+            c.assumed = section.clone();
+            c.section = section;
         }
         // No record boundary found in the chunk's bytes: committing reads
         // it again from where the chunk before landed.

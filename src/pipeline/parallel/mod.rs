@@ -35,7 +35,7 @@ use super::timings::{thread_cpu, Cpu};
 use super::{Analysis, Options, RunError};
 use crate::source::bpf::Filter;
 use crate::source::prefault;
-use crate::source::split::MappedPcap;
+use crate::source::ranges::MappedPcap;
 use crate::stats::flow::{FlowTable, LATER_FRAGMENT};
 use chunk::{chunk_bytes, chunks, Chunk, ChunkReader, Span};
 use commit::{commit_ready, failed_inputs, read_span, Order};
@@ -115,14 +115,14 @@ pub(super) fn open_all(inputs: &[crate::source::Input]) -> Option<Vec<Entry>> {
             let crate::source::Input::Path(p) = input else {
                 return None;
             };
-            // pcapng and gzip are read sequentially; anything else that
-            // cannot be mapped as pcap fails at its header.
-            let mut head = [0u8; 4];
+            // gzip is read sequentially; anything else that cannot be
+            // mapped fails at its header.
+            let mut head = [0u8; 2];
             if let Ok(mut f) = std::fs::File::open(p) {
                 use std::io::Read;
                 let _ = f.read(&mut head);
             }
-            if head == [0x0a, 0x0d, 0x0d, 0x0a] || head[..2] == [0x1f, 0x8b] {
+            if head == [0x1f, 0x8b] {
                 return None;
             }
             let mut packets = 0u64;

@@ -24,7 +24,6 @@ pub(super) fn read_slice<F: FnMut(&RawPacket)>(
 ) -> Result<FileSummary, FileError> {
     const PUBLISH_EVERY: u64 = 16 << 20;
     let mut w = Walker::new(path, false);
-    let offset_of = |rest: &[u8]| (data.len() - rest.len()) as u64;
     let mut last_progress = 0u64;
     // `at`: bytes parsed so far, after each block or record.
     let mut report = |at: u64| {
@@ -38,37 +37,7 @@ pub(super) fn read_slice<F: FnMut(&RawPacket)>(
     };
     let magic = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
     if magic == 0x0a0d_0d0a {
-        let mut rest = data;
-        let mut ahead = Readahead::new(0);
-        while !rest.is_empty() {
-            let pos = offset_of(rest);
-            ahead.advance(data, pos as usize);
-            // A section header comes first (the magic number above), so the
-            // byte order is known before any packet block.
-            if let Some(epb) = enhanced_packet(rest, w.big_endian) {
-                w.enhanced(&epb, sink);
-                rest = &rest[epb.len..];
-                report(offset_of(rest));
-                continue;
-            }
-            let parsed = if w.big_endian {
-                pcapng::parse_block_be(rest)
-            } else {
-                pcapng::parse_block_le(rest)
-            };
-            match parsed {
-                Ok((r, block)) => {
-                    w.block(PcapBlockOwned::NG(block), pos, sink)?;
-                    rest = r;
-                    report(offset_of(rest));
-                }
-                Err(nom::Err::Incomplete(_)) => return Err(cut_block(&w, rest, pos)),
-                Err(nom::Err::Error(e)) | Err(nom::Err::Failure(e)) => {
-                    let m = format!("corrupt block ({})", nom_kind(&e));
-                    return Err(w.error(FileErrorKind::Corrupt, pos, m));
-                }
-            }
-        }
+        ng_blocks(&mut w, data, 0..data.len(), &mut report, sink)?;
     } else {
         let (rest, header) = match pcap_parser::parse_pcap_header(data) {
             Ok(v) => v,
@@ -102,9 +71,56 @@ pub(super) fn read_slice<F: FnMut(&RawPacket)>(
     Ok(w.summary)
 }
 
+/// Walks the blocks of a pcapng file held in memory from byte `span.start`
+/// (a block boundary; `w` knows the section so far) while they begin before
+/// `span.end`, calling `report` with the offset after each block; returns
+/// where it stopped (the first block at or after `span.end`, or the end of
+/// the data), or the error the file gives at a damaged or cut block.
+pub(super) fn ng_blocks<F: FnMut(&RawPacket)>(
+    w: &mut Walker,
+    data: &[u8],
+    span: std::ops::Range<usize>,
+    report: &mut impl FnMut(u64),
+    sink: &mut F,
+) -> Result<usize, FileError> {
+    let mut at = span.start;
+    let mut ahead = Readahead::new(at);
+    while at < span.end && at < data.len() {
+        let rest = &data[at..];
+        let pos = at as u64;
+        ahead.advance(data, at);
+        // A section header comes first, so the byte order is known before
+        // any packet block.
+        if let Some(epb) = enhanced_packet(rest, w.big_endian) {
+            w.enhanced(&epb, sink);
+            at += epb.len;
+            report(at as u64);
+            continue;
+        }
+        let parsed = if w.big_endian {
+            pcapng::parse_block_be(rest)
+        } else {
+            pcapng::parse_block_le(rest)
+        };
+        match parsed {
+            Ok((r, block)) => {
+                w.block(PcapBlockOwned::NG(block), pos, sink)?;
+                at = data.len() - r.len();
+                report(at as u64);
+            }
+            Err(nom::Err::Incomplete(_)) => return Err(cut_block(w, rest, pos)),
+            Err(nom::Err::Error(e)) | Err(nom::Err::Failure(e)) => {
+                let m = format!("corrupt block ({})", nom_kind(&e));
+                return Err(w.error(FileErrorKind::Corrupt, pos, m));
+            }
+        }
+    }
+    Ok(at)
+}
+
 /// The largest pcapng block taken as cut short rather than damaged (libpcap's
 /// limit on a block).
-const MAX_BLOCK: u32 = 16 << 20;
+pub(super) const MAX_BLOCK: u32 = 16 << 20;
 
 /// The error for a pcapng block at `pos` (`rest` from there to the end) that
 /// pcap-parser found incomplete: the file was cut short there when the block

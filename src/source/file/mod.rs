@@ -18,6 +18,7 @@
 //! the packet number.
 
 mod mapped;
+pub mod ranges;
 pub mod split;
 mod stream;
 mod walker;

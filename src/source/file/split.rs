@@ -19,10 +19,8 @@
 //! exactly on the next range's start; where it does not, the next range is
 //! walked again from where it landed ([`walk_split`], which counts the
 //! ranges redone). The records walked are then exactly the sequential walk's.
-use super::mapped::legacy_records;
-use super::walker::{u32_at, Walker};
-use super::{is_gzip, FileError, RawPacket};
-use crate::source::{Input, MAX_SNAPLEN};
+use super::walker::u32_at;
+use crate::source::MAX_SNAPLEN;
 use std::ops::Range;
 
 /// Plausible record headers in a row that make a guessed boundary.
@@ -44,8 +42,8 @@ pub struct PcapLayout {
     /// The first record's offset (after the file header).
     pub first: usize,
     /// 16 bytes, or 24 in the "modified" format.
-    header_len: usize,
-    big_endian: bool,
+    pub(super) header_len: usize,
+    pub(super) big_endian: bool,
     /// The file header's snapshot length, where it is one a record can obey.
     snaplen: u32,
     /// The fraction of a second is below this (10^6 or 10^9).
@@ -231,116 +229,6 @@ impl PcapLayout {
             at = next;
         }
         Landing::At(at)
-    }
-}
-
-/// A legacy pcap file mapped in memory, read range by range (on as many
-/// threads as there are ranges) with what the sequential reader gives: the
-/// same packets, and the same error at a damaged or cut record.
-pub struct MappedPcap {
-    path: String,
-    map: memmap2::Mmap,
-    layout: PcapLayout,
-    format: &'static str,
-}
-
-/// What reading one range of a [`MappedPcap`] found.
-#[derive(Debug)]
-pub struct RangeRead {
-    /// Where the walk stopped.
-    pub landing: Landing,
-    /// The error at a [`Landing::Stopped`], counting the packets before it
-    /// from the range's start (add the packets of the ranges before).
-    pub error: Option<FileError>,
-    /// Records read.
-    pub packets: u64,
-}
-
-impl MappedPcap {
-    /// `input` mapped, when it is a regular, uncompressed legacy pcap file
-    /// whose header the sequential reader takes; `None` for anything else
-    /// (a stream, pcapng, gzip, a file that cannot be opened), which the
-    /// sequential reader reads (and reports the errors of).
-    pub fn open(input: &Input) -> Option<MappedPcap> {
-        let Input::Path(p) = input else { return None };
-        let file = std::fs::File::open(p).ok()?;
-        let md = file.metadata().ok()?;
-        if !md.is_file() || md.len() < 24 {
-            return None;
-        }
-        // SAFETY: as `read_capture`'s map: read-only and private; a file
-        // truncated by another process while it is read raises SIGBUS.
-        let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
-        if is_gzip(&map) {
-            return None;
-        }
-        let layout = PcapLayout::of(&map)?;
-        let path = input.display();
-        let (_, header) = pcap_parser::parse_pcap_header(&map).ok()?;
-        let mut w = Walker::new(&path, false);
-        w.header(&header).ok()?;
-        let format = w.summary.format;
-        Some(MappedPcap {
-            path,
-            map,
-            layout,
-            format,
-        })
-    }
-
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
-    /// The whole file.
-    pub fn data(&self) -> &[u8] {
-        &self.map
-    }
-
-    pub fn layout(&self) -> &PcapLayout {
-        &self.layout
-    }
-
-    /// The file's format, as [`super::FileSummary::format`] names it.
-    pub fn format(&self) -> &'static str {
-        self.format
-    }
-
-    /// Reads the records from `start` (a record boundary) that begin before
-    /// `end`, calling `sink` for each packet.
-    pub fn read_range(
-        &self,
-        start: usize,
-        end: usize,
-        sink: &mut impl FnMut(&RawPacket),
-    ) -> RangeRead {
-        let mut w = Walker::new(&self.path, false);
-        if let Ok((_, h)) = pcap_parser::parse_pcap_header(&self.map) {
-            let _ = w.header(&h);
-        }
-        let l = &self.layout;
-        let landing = legacy_records(
-            &mut w,
-            &self.map,
-            start.max(l.first)..end,
-            l.header_len,
-            l.big_endian,
-            &mut |_| {},
-            sink,
-        );
-        let packets = w.summary.packets;
-        match landing {
-            Ok(at) => RangeRead {
-                landing: Landing::At(at),
-                error: None,
-                packets,
-            },
-            Err(e) => RangeRead {
-                landing: Landing::Stopped(e.offset as usize),
-                error: Some(e),
-                packets,
-            },
-        }
     }
 }
 

@@ -9,6 +9,7 @@ use pcap_parser::pcapng::Block;
 use pcap_parser::{PcapBlockOwned, PcapError};
 
 /// A pcapng interface, as its description block says.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Iface {
     link: LinkType,
     /// Timestamp units per second.
@@ -88,6 +89,25 @@ pub(super) fn enhanced_packet(b: &[u8], big_endian: bool) -> Option<Epb<'_>> {
     })
 }
 
+/// What a pcapng section has said so far: its byte order and interfaces.
+/// Reading from the middle of a file starts from one ([`Walker::resume`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Section {
+    big_endian: bool,
+    ifaces: Vec<Iface>,
+}
+
+impl Section {
+    pub(super) fn big_endian(&self) -> bool {
+        self.big_endian
+    }
+
+    /// Interfaces described.
+    pub(super) fn interfaces(&self) -> usize {
+        self.ifaces.len()
+    }
+}
+
 /// Turns pcap-parser blocks into [`RawPacket`]s, whichever way the bytes arrive.
 pub(super) struct Walker<'s> {
     path: &'s str,
@@ -114,6 +134,22 @@ impl<'s> Walker<'s> {
             legacy_snaplen: 0,
             ifaces: Vec::new(),
             big_endian: false,
+        }
+    }
+
+    /// Goes on reading a pcapng file from the middle of a section that has
+    /// said `s` so far.
+    pub(super) fn resume(&mut self, s: &Section) {
+        self.summary.format = "pcapng";
+        self.big_endian = s.big_endian;
+        self.ifaces = s.ifaces.clone();
+    }
+
+    /// What the current pcapng section has said so far.
+    pub(super) fn section(&self) -> Section {
+        Section {
+            big_endian: self.big_endian,
+            ifaces: self.ifaces.clone(),
         }
     }
 
