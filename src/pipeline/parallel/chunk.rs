@@ -121,6 +121,16 @@ pub(super) struct Chunk {
 }
 
 impl Chunk {
+    /// A chunk with room for the records of `bytes` of file (of 64 bytes or
+    /// more each, shared over `shards` parts): reserved, not touched, so
+    /// only what a chunk holds becomes resident, and reading allocates
+    /// nothing per chunk.
+    pub(super) fn with_room(shards: usize, bytes: usize) -> Chunk {
+        let mut c = Chunk::default();
+        c.reset(shards, 0, bytes);
+        c
+    }
+
     /// Empties the chunk for `file`'s next `bytes`, over `shards` shards:
     /// each part gets room for its share of the records (of 64 bytes or
     /// more) once, so that chunks read into again do not grow.

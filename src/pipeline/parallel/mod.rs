@@ -142,7 +142,8 @@ pub(super) fn analyze_parallel(
     progress: Arc<AtomicU64>,
 ) -> Result<Analysis, RunError> {
     let started = Instant::now();
-    let spans = chunks(&files, chunk_bytes());
+    let chunk = chunk_bytes();
+    let spans = chunks(&files, chunk);
     // No more threads than chunks: a run never starts a thread it gives
     // nothing to (the report does not depend on the count).
     let threads = opts.workers.clamp(1, spans.len().max(1));
@@ -157,7 +158,9 @@ pub(super) fn analyze_parallel(
             next: 0,
             end: spans.len(),
             slots: (0..window).map(|_| None).collect(),
-            spare: Vec::new(),
+            spare: (0..window)
+                .map(|_| Arc::new(Chunk::with_room(threads, chunk)))
+                .collect(),
             accounted: vec![0; threads],
             released: 0,
             unreleased: None,

@@ -7,6 +7,7 @@ use crate::source::MAX_SNAPLEN;
 use pcap_parser::nom;
 use pcap_parser::pcapng::Block;
 use pcap_parser::{PcapBlockOwned, PcapError};
+use std::sync::Arc;
 
 /// A pcapng interface, as its description block says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +95,8 @@ pub(super) fn enhanced_packet(b: &[u8], big_endian: bool) -> Option<Epb<'_>> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Section {
     big_endian: bool,
-    ifaces: Vec<Iface>,
+    /// Shared with the walkers that resume it: resuming copies nothing.
+    ifaces: Arc<Vec<Iface>>,
 }
 
 impl Section {
@@ -117,6 +119,9 @@ pub(super) struct Walker<'s> {
     /// The legacy file header's snapshot length.
     legacy_snaplen: u32,
     ifaces: Vec<Iface>,
+    /// The interfaces of a section resumed ([`Self::resume`]) and not
+    /// changed since: used instead of `ifaces`, without a copy.
+    resumed: Option<Arc<Vec<Iface>>>,
     /// The current pcapng section's byte order.
     pub(super) big_endian: bool,
 }
@@ -133,6 +138,7 @@ impl<'s> Walker<'s> {
             legacy_res: 1_000_000,
             legacy_snaplen: 0,
             ifaces: Vec::new(),
+            resumed: None,
             big_endian: false,
         }
     }
@@ -142,14 +148,34 @@ impl<'s> Walker<'s> {
     pub(super) fn resume(&mut self, s: &Section) {
         self.summary.format = "pcapng";
         self.big_endian = s.big_endian;
-        self.ifaces = s.ifaces.clone();
+        self.resumed = Some(s.ifaces.clone());
+    }
+
+    /// The interfaces described so far in the current section.
+    #[inline]
+    fn ifaces(&self) -> &[Iface] {
+        match &self.resumed {
+            Some(shared) => shared,
+            None => &self.ifaces,
+        }
+    }
+
+    /// The interfaces, to change (copied from a resumed section first).
+    fn ifaces_mut(&mut self) -> &mut Vec<Iface> {
+        if let Some(shared) = self.resumed.take() {
+            self.ifaces = shared.as_ref().clone();
+        }
+        &mut self.ifaces
     }
 
     /// What the current pcapng section has said so far.
     pub(super) fn section(&self) -> Section {
         Section {
             big_endian: self.big_endian,
-            ifaces: self.ifaces.clone(),
+            ifaces: match &self.resumed {
+                Some(shared) => shared.clone(),
+                None => Arc::new(self.ifaces.clone()),
+            },
         }
     }
 
@@ -246,7 +272,7 @@ impl<'s> Walker<'s> {
     #[inline]
     pub(super) fn enhanced<F: FnMut(&RawPacket) + ?Sized>(&mut self, epb: &Epb, sink: &mut F) {
         self.summary.packets += 1;
-        let (link, ts_ns) = match self.ifaces.get(epb.if_id as usize) {
+        let (link, ts_ns) = match self.ifaces().get(epb.if_id as usize) {
             Some(i) => {
                 let units = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
                 let ts = units_to_ns(units, i.resolution)
@@ -292,10 +318,10 @@ impl<'s> Walker<'s> {
                 }
                 self.summary.format = "pcapng";
                 self.big_endian = shb.big_endian();
-                self.ifaces.clear();
+                self.ifaces_mut().clear();
             }
             PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
-                self.ifaces.push(Iface {
+                self.ifaces_mut().push(Iface {
                     link: LinkType(idb.linktype.0 as u32),
                     resolution: idb.ts_resolution().unwrap_or(1_000_000),
                     offset_s: idb.ts_offset(),
@@ -318,7 +344,7 @@ impl<'s> Walker<'s> {
             PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
                 self.summary.packets += 1;
                 let data = &spb.data[..(spb.origlen as usize).min(spb.data.len())];
-                let link = match self.ifaces.first() {
+                let link = match self.ifaces().first() {
                     Some(i) => i.link,
                     None => {
                         self.summary.unknown_interface += 1;
