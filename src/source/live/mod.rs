@@ -1,8 +1,10 @@
 //! Live capture through libpcap (the `pcap` crate): the interfaces there are,
-//! opening a handle with tcpdump's settings, whether the interface is still
-//! up, the kernel's drop counters, and the `-w` pcap writer.
+//! opening a handle with tcpdump's settings (and several in a fanout group,
+//! [`fanout`]), whether the interface is still up, the kernel's drop
+//! counters, and the `-w` pcap writer.
 
 mod counters;
+pub mod fanout;
 mod link;
 mod writer;
 
