@@ -238,7 +238,9 @@ fn run_threads(shared: &Shared, opts: &Options) -> Vec<std::thread::Result<Done>
                             shards: threads,
                             told: FxHashSet::default(),
                         };
+                        let guard = StopOthersOnPanic(shared);
                         run_thread(shared, t, &mut reader, &mut table);
+                        drop(guard);
                         let warnings = filter_warnings(&reader.filter);
                         // Every thread ends its own open flows.
                         table.finish_all();
@@ -265,6 +267,20 @@ fn filter_warnings(f: &Option<Filter>) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Ends the run for every thread when the thread holding it panics: the
+/// chunk it was reading would never be committed, and the others would
+/// wait for it forever; the join then reports the panic.
+struct StopOthersOnPanic<'a, 'b>(&'a Shared<'b>);
+
+impl Drop for StopOthersOnPanic<'_, '_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.lock().end = 0;
+            self.0.changed.notify_all();
+        }
+    }
 }
 
 /// What a thread does next.
