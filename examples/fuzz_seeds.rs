@@ -2,8 +2,8 @@
 //!
 //!   cargo run --release --example fuzz_seeds -- OUT_DIR
 //!
-//! OUT_DIR/read_file and OUT_DIR/split: every capture of fixtures/ up to
-//! 64 KiB, as it is.
+//! OUT_DIR/read_file, OUT_DIR/split and OUT_DIR/chunks: every capture of
+//! fixtures/ up to 64 KiB, as it is.
 //! OUT_DIR/decode: the first 20 packets of each, as the decode target takes
 //! them: the link type (2 bytes, little-endian), then the frame.
 use portflow::source::{read_capture, Input};
@@ -33,9 +33,10 @@ fn main() {
     captures(&root, &mut files);
     files.sort();
     let (files_dir, decode_dir) = (out.join("read_file"), out.join("decode"));
-    let split_dir = out.join("split");
+    let (split_dir, chunks_dir) = (out.join("split"), out.join("chunks"));
     std::fs::create_dir_all(&files_dir).expect("create seed folder");
     std::fs::create_dir_all(&split_dir).expect("create seed folder");
+    std::fs::create_dir_all(&chunks_dir).expect("create seed folder");
     std::fs::create_dir_all(&decode_dir).expect("create seed folder");
     let (mut nf, mut np) = (0, 0);
     for (i, f) in files.iter().enumerate() {
@@ -43,6 +44,7 @@ fn main() {
         if bytes.len() <= 64 * 1024 {
             std::fs::write(files_dir.join(format!("{i:03}")), &bytes).expect("write seed");
             std::fs::write(split_dir.join(format!("{i:03}")), &bytes).expect("write seed");
+            std::fs::write(chunks_dir.join(format!("{i:03}")), &bytes).expect("write seed");
             nf += 1;
         }
         let mut k = 0;

@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 secs="${1:-30}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(decode read_file split)
+[ ${#targets[@]} -gt 0 ] || targets=(decode read_file split chunks)
 sanitizer="${FUZZ_SANITIZER:-none}"
 if [ "$sanitizer" != none ]; then export RUSTC_BOOTSTRAP=1; fi
 seeds=target/fuzz-seeds
