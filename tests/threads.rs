@@ -322,28 +322,8 @@ fn chunks_that_begin_at_a_wrong_guess_are_read_again_and_change_nothing() {
         f
     };
     let data = pcap(400, frame);
-    let dir = std::env::temp_dir().join(format!("portflow-threads-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("nested.pcap");
-    std::fs::write(&file, &data).unwrap();
-    let files = [file.clone()];
-    let (status, json, _) = same_for_1_to_4(&files, &["--format", "json"], 4096);
-    assert_eq!(status, Some(0));
-    // What the sequential reader makes of the same bytes on standard input.
-    let piped = portflow()
-        .args(["read", "-q", "--format", "json", "-"])
-        .stdin(std::fs::File::open(&file).unwrap())
-        .output()
-        .unwrap();
-    let mut a: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let mut b: serde_json::Value = serde_json::from_slice(&piped.stdout).unwrap();
-    for v in [&mut a, &mut b] {
-        v["generator"] = serde_json::Value::Null;
-        v["inputs"] = serde_json::Value::Null;
-    }
-    assert_eq!(a, b, "parallel and sequential reading");
-    assert_eq!(a["totals"]["packets"], 400);
+    let r = chunked_as_sequential("nested.pcap", &data, 4096);
+    assert_eq!(r["totals"]["packets"], 400);
     // Some chunks were read again, and --timings says how many.
-    assert!(read_again(&files, 4096) > 0);
-    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(r["read_again"].as_u64().unwrap() > 0, "{}", r["read_again"]);
 }

@@ -7,11 +7,12 @@
 //! read as if the section said what it had not yet). Chunks are 4 KiB, so a
 //! few KiB of input make several.
 #![no_main]
+mod common;
+
 use libfuzzer_sys::fuzz_target;
-use portflow::decode::LinkType;
 use portflow::pipeline::FileReport;
 use portflow::pipeline::{analyze_files, Options};
-use portflow::source::{read_bytes, Input, PcapFormat};
+use portflow::source::{read_bytes, Input};
 use std::sync::Arc;
 
 fn check(data: &[u8]) {
@@ -86,18 +87,11 @@ impl Pcapng {
 }
 
 fuzz_target!(|data: &[u8]| {
-    // SAFETY: set before any thread of this process reads the environment
-    // (the fuzzer runs inputs one at a time, on this thread).
+    // Read when a run starts, on this thread: no other thread runs between
+    // inputs.
     std::env::set_var("PORTFLOW_CHUNK_BYTES", "4096");
     check(data);
-    let mut wrapped = PcapFormat::CLASSIC
-        .header(LinkType::ETHERNET, 262_144)
-        .to_vec();
-    for i in 0..3u64 {
-        let ts = 1_700_000_000_000_000_000 + i * 1_000;
-        PcapFormat::CLASSIC.record(&mut wrapped, ts, data, data.len() as u32);
-    }
-    check(&wrapped);
+    check(&common::wrapped_in_pcap(data));
     let mut ng = Pcapng::default();
     ng.block(
         0x0a0d_0d0a,

@@ -7,10 +7,10 @@
 //! file (a capture of a pcap file being copied), where record headers inside
 //! payloads make wrong boundaries look valid.
 #![no_main]
+mod common;
+
 use libfuzzer_sys::fuzz_target;
-use portflow::decode::LinkType;
 use portflow::source::split::{stitch, PcapLayout};
-use portflow::source::PcapFormat;
 
 fn check(data: &[u8]) {
     let Some(layout) = PcapLayout::of(data) else {
@@ -35,12 +35,5 @@ fn check(data: &[u8]) {
 
 fuzz_target!(|data: &[u8]| {
     check(data);
-    let mut wrapped = PcapFormat::CLASSIC
-        .header(LinkType::ETHERNET, 262_144)
-        .to_vec();
-    for i in 0..3u64 {
-        let ts = 1_700_000_000_000_000_000 + i * 1_000;
-        PcapFormat::CLASSIC.record(&mut wrapped, ts, data, data.len() as u32);
-    }
-    check(&wrapped);
+    check(&common::wrapped_in_pcap(data));
 });

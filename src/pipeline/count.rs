@@ -2,14 +2,14 @@
 //! it counts for, its layers (decode errors, tunnels, IP versions), what has
 //! no ports, and the first fragments' ports for later ones; and how often
 //! idle flows are swept.
-use crate::decode::{Addr, Decoded, Kind, Layer, Reason};
+use crate::decode::{self, Addr, Decoded, Kind, Layer, Reason};
 use crate::services::Transport;
 use crate::source::RawPacket;
 use crate::stats::Totals;
 use rustc_hash::FxHashMap;
 
 /// Sweeps for idle flows run every this much packet time.
-pub(super) const SWEEP_EVERY_NS: u64 = 10_000_000_000;
+const SWEEP_EVERY_NS: u64 = 10_000_000_000;
 /// First fragments remembered at once, and how long (packet time).
 const FRAG_CAP: usize = 65_536;
 const FRAG_TTL_NS: u64 = 60_000_000_000;
@@ -27,7 +27,7 @@ pub(super) type FragKey = (Addr, Addr, u32, u8);
 /// length); one beyond any link's frame size is replaced by the captured
 /// length, so a corrupt record cannot add gigabytes.
 #[inline(always)]
-pub(super) fn wire_length(raw: &RawPacket) -> (u32, bool) {
+fn wire_length(raw: &RawPacket) -> (u32, bool) {
     let cap = raw.data.len() as u32;
     let bogus = raw.wire_len < cap || raw.wire_len > MAX_WIRE_LEN;
     let wire = if raw.wire_len > MAX_WIRE_LEN {
@@ -36,6 +36,38 @@ pub(super) fn wire_length(raw: &RawPacket) -> (u32, bool) {
         raw.wire_len
     };
     (wire, bogus)
+}
+
+/// Counts a packet that passed the filter: its length (returned, with
+/// whether its record's length is bogus, [`wire_length`]), its time, and
+/// whether the snapshot length cut it.
+#[inline(always)]
+pub(super) fn count_packet(t: &mut Totals, raw: &RawPacket) -> (u32, bool) {
+    let (wire, bogus_len) = wire_length(raw);
+    t.packets += 1;
+    t.bytes += wire as u64;
+    t.seen(raw.ts_ns);
+    if (raw.data.len() as u32) < wire {
+        t.truncated_by_snaplen += 1;
+    }
+    (wire, bogus_len)
+}
+
+/// Decodes `raw` into `d`, a new record; a packet of a pcapng interface no
+/// block described fails at the link layer. Decoded in place and read where
+/// it lies: a copy of the record, read right after the decoder's narrow
+/// stores, waits for them to reach the cache (a store-forwarding stall on
+/// every packet).
+#[inline(always)]
+pub(super) fn decode_raw(raw: &RawPacket, d: &mut Decoded) {
+    if raw.link == crate::source::UNKNOWN_INTERFACE {
+        d.fail(decode::DecodeError::new(
+            Layer::Link,
+            Reason::UnknownInterface,
+        ));
+    } else {
+        decode::decode_into_new(raw.link, raw.data, d);
+    }
 }
 
 /// Counts what every decoded packet adds to the totals: decode errors,
@@ -137,4 +169,35 @@ impl Fragments {
 /// capture (a few packets per 10 s) would otherwise pay a table scan for a
 /// handful of packets. Idle flows found later end the same way (a late sweep,
 /// or the flow's next packet, ends them with the same state).
-pub(super) const SWEEP_MIN_PACKETS: u64 = 1 << 17;
+const SWEEP_MIN_PACKETS: u64 = 1 << 17;
+
+/// When idle flows are swept, by packet time: every [`SWEEP_EVERY_NS`], once
+/// at least [`SWEEP_MIN_PACKETS`] went to the flow tables since the last
+/// sweep. Its answers depend on the packet sequence alone.
+#[derive(Debug, Default)]
+pub(super) struct SweepClock {
+    next: u64,
+    since: u64,
+}
+
+impl SweepClock {
+    /// The packet clock reached `now`: whether to sweep there.
+    #[inline]
+    pub(super) fn due(&mut self, now: u64) -> bool {
+        if now < self.next {
+            return false;
+        }
+        let due = self.next != 0 && self.since >= SWEEP_MIN_PACKETS;
+        if due {
+            self.since = 0;
+        }
+        self.next = now.saturating_add(SWEEP_EVERY_NS);
+        due
+    }
+
+    /// `packets` more went to the flow tables.
+    #[inline]
+    pub(super) fn sent(&mut self, packets: u64) {
+        self.since += packets;
+    }
+}

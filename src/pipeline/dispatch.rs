@@ -3,11 +3,9 @@
 //! and hand [`FlowPacket`]s to workers in batches, sharded by a symmetric
 //! flow hash.
 use super::batch::{Batch, BATCH};
-use super::count::{
-    count_layers, count_portless, wire_length, Fragments, SWEEP_EVERY_NS, SWEEP_MIN_PACKETS,
-};
+use super::count::{count_layers, count_packet, count_portless, decode_raw, Fragments, SweepClock};
 use super::workers::Workers;
-use crate::decode::{self, tcp_flags as F, Decoded, Kind, Layer, Reason};
+use crate::decode::{tcp_flags as F, Decoded, Kind};
 use crate::hint::zeroed_written;
 use crate::inspect::FlowInspect;
 use crate::inspect::{INSPECT_BYTES, INSPECT_PACKETS};
@@ -162,9 +160,7 @@ pub(crate) struct Dispatcher {
     lossy: bool,
     /// Packet clock (latest timestamp seen) and when the next sweep is due.
     clock: u64,
-    next_sweep: u64,
-    /// Packets dispatched since the last sweep marker.
-    since_sweep: u64,
+    sweeps: SweepClock,
     polls: u32,
 }
 
@@ -194,8 +190,7 @@ impl Dispatcher {
             filter,
             lossy: false,
             clock: 0,
-            next_sweep: 0,
-            since_sweep: 0,
+            sweeps: SweepClock::default(),
             polls: 0,
         }
     }
@@ -212,26 +207,21 @@ impl Dispatcher {
         self.lossy = lossy;
     }
 
-    /// Advances the packet clock; every `SWEEP_EVERY_NS` (once at least
-    /// `SWEEP_MIN_PACKETS` were dispatched) it puts a sweep marker into every
-    /// worker's stream.
+    /// Advances the packet clock; when a sweep is due ([`SweepClock`]) it
+    /// puts a sweep marker into every worker's stream.
     #[inline]
     fn tick(&mut self, ts: u64) {
         if ts <= self.clock {
             return;
         }
         self.clock = ts;
-        if ts >= self.next_sweep {
-            if self.next_sweep != 0 && self.since_sweep >= SWEEP_MIN_PACKETS {
-                self.since_sweep = 0;
-                for shard in 0..self.batches.len() {
-                    self.batches[shard].pkts.push(FlowPacket::sweep_marker(ts));
-                    if self.batches[shard].len() >= BATCH {
-                        self.flush(shard);
-                    }
+        if self.sweeps.due(ts) {
+            for shard in 0..self.batches.len() {
+                self.batches[shard].pkts.push(FlowPacket::sweep_marker(ts));
+                if self.batches[shard].len() >= BATCH {
+                    self.flush(shard);
                 }
             }
-            self.next_sweep = ts.saturating_add(SWEEP_EVERY_NS);
         }
     }
 
@@ -244,27 +234,10 @@ impl Dispatcher {
                 return;
             }
         }
-        let (wire, bogus_len) = wire_length(raw);
         self.tick(raw.ts_ns);
-        let t = &mut self.totals;
-        t.packets += 1;
-        t.bytes += wire as u64;
-        t.seen(raw.ts_ns);
-        if (raw.data.len() as u32) < wire {
-            t.truncated_by_snaplen += 1;
-        }
-        // Decoded in place and read where it lies: a copy of the record, read
-        // right after the decoder's narrow stores, waits for them to reach the
-        // cache (a store-forwarding stall on every packet).
+        let (wire, bogus_len) = count_packet(&mut self.totals, raw);
         let mut d = Decoded::default();
-        if raw.link == crate::source::UNKNOWN_INTERFACE {
-            d.fail(decode::DecodeError::new(
-                Layer::Link,
-                Reason::UnknownInterface,
-            ));
-        } else {
-            decode::decode_into_new(raw.link, raw.data, &mut d);
-        }
+        decode_raw(raw, &mut d);
         count_layers(&mut self.totals, &d, bogus_len, wire);
         if d.kind == Kind::Transport {
             if d.frag.is_fragment {
@@ -376,7 +349,7 @@ impl Dispatcher {
             }
         }
         b.pkts.push(p);
-        self.since_sweep += 1;
+        self.sweeps.sent(1);
         if b.pkts.len() >= BATCH {
             self.flush(shard);
         }
@@ -465,12 +438,7 @@ impl Dispatcher {
     pub fn filter_warnings(&self) -> Vec<String> {
         self.filter
             .as_ref()
-            .map(|f| {
-                f.failed
-                    .iter()
-                    .map(|(l, e)| format!("filter does not apply to link type {}: {e}", l.name()))
-                    .collect()
-            })
+            .map(Filter::warnings)
             .unwrap_or_default()
     }
 

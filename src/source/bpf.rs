@@ -172,6 +172,14 @@ impl Filter {
         Ok(f)
     }
 
+    /// Link types the filter could not be compiled for, as messages.
+    pub fn warnings(&self) -> Vec<String> {
+        self.failed
+            .iter()
+            .map(|(l, e)| format!("filter does not apply to link type {}: {e}", l.name()))
+            .collect()
+    }
+
     /// Whether a packet of `link` with `data` captured of `wire_len` bytes
     /// passes; a link type the expression does not compile for passes nothing
     /// (and is listed in [`Self::failed`]).

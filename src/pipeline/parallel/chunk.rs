@@ -1,7 +1,9 @@
 //! A chunk: which bytes of which file, and what a thread makes of it (its
 //! packets, one part per shard, with what committing needs).
-use super::super::count::{count_layers, count_portless, wire_length, FragKey, Fragments};
-use crate::decode::{self, tcp_flags as F, Addr, Decoded, Kind};
+use super::super::count::{
+    count_layers, count_packet, count_portless, decode_raw, FragKey, Fragments,
+};
+use crate::decode::{tcp_flags as F, Addr, Decoded, Kind};
 use crate::inspect::INSPECT_BYTES;
 use crate::services::Transport;
 use crate::source::bpf::Filter;
@@ -200,17 +202,11 @@ impl ChunkReader {
                 return;
             }
         }
-        let (wire, bogus_len) = wire_length(raw);
         c.clock = c.clock.max(raw.ts_ns);
         let t = &mut c.totals;
-        t.packets += 1;
-        t.bytes += wire as u64;
-        t.seen(raw.ts_ns);
-        if (raw.data.len() as u32) < wire {
-            t.truncated_by_snaplen += 1;
-        }
+        let (wire, bogus_len) = count_packet(t, raw);
         let mut d = Decoded::default();
-        decode::decode_into_new(raw.link, raw.data, &mut d);
+        decode_raw(raw, &mut d);
         count_layers(t, &d, bogus_len, wire);
         match d.kind {
             Kind::Transport => {

@@ -1,7 +1,7 @@
 //! Committing chunks in file order: each must begin where the one before
 //! landed, and what depends on every packet before it is done here, in
 //! packet order.
-use super::super::count::{Fragments, SWEEP_EVERY_NS, SWEEP_MIN_PACKETS};
+use super::super::count::{Fragments, SweepClock};
 use super::super::FileReport;
 use super::chunk::{shard_of, Chunk, ChunkReader, Entry, FragEvent, Span};
 use super::{Shared, State};
@@ -23,15 +23,11 @@ pub(super) struct Order {
     pub(super) landed: usize,
     pub(super) section: Option<Section>,
     pub(super) frags: Fragments,
+    /// Latest packet time, and when the next sweep is due.
     pub(super) clock: u64,
-    pub(super) next_sweep: u64,
-    pub(super) since_sweep: u64,
+    pub(super) sweeps: SweepClock,
     pub(super) totals: Totals,
     pub(super) files: Vec<FileReport>,
-    /// Packets of each file in the chunks committed.
-    pub(super) file_packets: Vec<u64>,
-    /// Each file's walk stopped at a damaged or cut record.
-    pub(super) file_stopped: Vec<bool>,
     /// The error that stops the run (without `--keep-going`), with the
     /// inputs after it.
     pub(super) failed: Option<(FileError, usize)>,
@@ -67,13 +63,10 @@ impl Order {
             section: None,
             frags: Fragments::default(),
             clock: 0,
-            next_sweep: 0,
-            since_sweep: 0,
+            sweeps: SweepClock::default(),
             totals: Totals::default(),
             files: files.iter().map(report).collect(),
             failed_before: 0,
-            file_packets: vec![0; files.len()],
-            file_stopped: vec![false; files.len()],
             failed: None,
             redone: 0,
         }
@@ -97,7 +90,7 @@ pub(super) fn commit_ready(sh: &Shared, g: &mut MutexGuard<State>, reader: &mut 
         let c = Arc::get_mut(slot).expect("an uncommitted chunk is held by nobody");
         commit(sh, k, c, &mut st.order, reader);
         st.order.committed += 1;
-        if let Some((_, _)) = &st.order.failed {
+        if st.order.failed.is_some() {
             // The run stops here: nothing after this chunk is accounted.
             st.end = st.order.committed;
         }
@@ -122,7 +115,8 @@ pub(super) fn commit(
         c.skip = true;
         return;
     }
-    if o.file_stopped[f] {
+    // A file stops at its first damaged or cut record.
+    if o.files[f].error.is_some() || o.files[f].cut_short.is_some() {
         c.skip = true;
         return;
     }
@@ -140,30 +134,24 @@ pub(super) fn commit(
     sh.progress
         .fetch_add((span.to - span.from) as u64, Ordering::Relaxed);
     // Idle flows are swept before the chunk, as of the packets before it.
-    if o.clock >= o.next_sweep {
-        if o.next_sweep != 0 && o.since_sweep >= SWEEP_MIN_PACKETS {
-            o.since_sweep = 0;
-            c.sweep = Some(o.clock);
-        }
-        o.next_sweep = o.clock.saturating_add(SWEEP_EVERY_NS);
+    if o.sweeps.due(o.clock) {
+        c.sweep = Some(o.clock);
     }
     resolve_fragments(c, o, sh.threads);
     o.clock = o.clock.max(c.clock);
-    o.since_sweep += c.dispatched;
+    o.sweeps.sent(c.dispatched);
     o.totals.merge(&c.totals);
     let report = &mut o.files[f];
+    let before = report.packets;
     report.packets += c.packets;
-    match c.landing {
-        Some(Landing::At(at)) => {
+    match c.landing.expect("a chunk is read before it is committed") {
+        Landing::At(at) => {
             o.landed = at;
             o.section = c.section.take();
         }
-        Some(Landing::Stopped(_)) | None => {
-            o.file_stopped[f] = true;
-            let Some(mut e) = c.error.take() else {
-                return;
-            };
-            e.packets_before += o.file_packets[f];
+        Landing::Stopped(_) => {
+            let mut e = c.error.take().expect("a walk stops with an error");
+            e.packets_before += before;
             if FileReport::is_cut_short(&e) {
                 report.cut_short = Some(e);
             } else {
@@ -174,7 +162,6 @@ pub(super) fn commit(
             }
         }
     }
-    o.file_packets[f] += c.packets;
 }
 
 /// Takes the inputs before input `upto` that failed before their first

@@ -1,4 +1,4 @@
-//! Reading on every thread: uncompressed legacy pcap files are cut into
+//! Reading on every thread: uncompressed pcap and pcapng files are cut into
 //! chunks of [`CHUNK_BYTES`] that any thread reads and decodes, while each
 //! thread accounts the flows of its own shard, chunk after chunk in file
 //! order.
@@ -10,13 +10,14 @@
 //!  thread t accounts part t of chunk 0, 1, 2 ... into its own flow table
 //! ```
 //!
-//! A chunk begins at a guessed record boundary ([`split`]); it is *committed*
+//! A chunk begins at a guessed record or block boundary
+//! ([`crate::source::ranges`]); it is *committed*
 //! in file order, once the chunk before it has landed exactly there (else it
 //! is read again from where that one landed, and counted). Committing also
 //! does, in packet order, what depends on every packet before: later IP
 //! fragments get the ports their datagram's first fragment had, and idle
-//! flows are swept (at the first chunk boundary past each
-//! [`SWEEP_EVERY_NS`] of packet time). Everything else a packet decides is
+//! flows are swept (at the first chunk boundary past each 10 s of packet
+//! time). Everything else a packet decides is
 //! decided by the thread that owns its flow, which sees the flow's packets
 //! in file order: which packets are inspected (the payload stays in the
 //! mapped file until then), and which side serves (servers learned from
@@ -102,7 +103,7 @@ struct Done {
 }
 
 /// `inputs` ready to be read in chunks, when every one is an uncompressed
-/// legacy pcap file that can be mapped, or fails before its first packet
+/// pcap or pcapng file that can be mapped, or fails before its first packet
 /// (a missing file, an unknown magic number); `None` sends the run to the
 /// sequential reader.
 pub(super) fn open_all(inputs: &[crate::source::Input]) -> Option<Vec<Entry>> {
@@ -197,16 +198,13 @@ pub(super) fn analyze_parallel(
     let tables: Vec<FlowTable> = done.into_iter().map(|d| d.table).collect();
     let timings = super::timings::Timings {
         reading: read - started,
-        ending: Duration::ZERO,
-        merge: Duration::ZERO,
-        merge_alongside: Duration::ZERO,
-        reader_cpu: Cpu::default(),
         worker_cpu: cpu,
         parallel: Some(super::timings::Parallel {
             serial: state.serial,
             chunks: order.committed,
             redone: order.redone,
         }),
+        ..Default::default()
     };
     let ran = super::Ran {
         fed: (),
@@ -241,7 +239,11 @@ fn run_threads(shared: &Shared, opts: &Options) -> Vec<std::thread::Result<Done>
                         let guard = StopOthersOnPanic(shared);
                         run_thread(shared, t, &mut reader, &mut table);
                         drop(guard);
-                        let warnings = filter_warnings(&reader.filter);
+                        let warnings = reader
+                            .filter
+                            .as_ref()
+                            .map(Filter::warnings)
+                            .unwrap_or_default();
                         // Every thread ends its own open flows.
                         table.finish_all();
                         shared.lock().set_busy(-1);
@@ -256,17 +258,6 @@ fn run_threads(shared: &Shared, opts: &Options) -> Vec<std::thread::Result<Done>
             .collect();
         handles.into_iter().map(|h| h.join()).collect()
     })
-}
-
-fn filter_warnings(f: &Option<Filter>) -> Vec<String> {
-    f.as_ref()
-        .map(|f| {
-            f.failed
-                .iter()
-                .map(|(l, e)| format!("filter does not apply to link type {}: {e}", l.name()))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Ends the run for every thread when the thread holding it panics: the
