@@ -2,10 +2,12 @@
 # Live capture without loss: replays a real capture into a veth pair between two
 # network namespaces (made here, removed on exit) at increasing rates, then at
 # top speed, and captures the far end with portflow and, under the same load,
-# with tcpdump -w /dev/null. Writes the figures to docs/benchmarks/live.md (the
-# last run).
+# with tcpdump -w /dev/null. portflow runs once per thread count in THREADS
+# (default "1 2": --workers 1, then two capture threads in a fanout group).
+# Writes the figures to docs/benchmarks/live.md (the last run).
 #
-#   benches/live-capture.sh [PCAP] [RATES...]     (PORTFLOW_ARGS adds flags to portflow capture)
+#   benches/live-capture.sh [PCAP] [RATES...]     (PORTFLOW_ARGS adds flags to portflow capture,
+#                                                  THREADS the thread counts)
 #
 # PCAP defaults to bench-data/base.pcap (benches/make-input.sh). Needs root,
 # tcpreplay and tcpdump. Only the script's own namespaces carry traffic.
@@ -47,9 +49,9 @@ replay() { # rate -> prints "sent rated_pps"
     | awk '/Actual:/ {sent=$2} /Rated:/ {for (i=1;i<=NF;i++) if ($i ~ /pps/) pps=$(i-1)} END {print sent, pps}'
 }
 
-run_portflow() { # rate
+run_portflow() { # rate threads
   local out; out=$(mktemp)
-  ip netns exec $B "$pf" capture $VB --format json ${PORTFLOW_ARGS:-} > "$out" 2>/dev/null &
+  ip netns exec $B "$pf" capture $VB --format json --workers "$2" ${PORTFLOW_ARGS:-} > "$out" 2>/dev/null &
   local pid=$!
   sleep 1
   local r; r=$(replay "$1")
@@ -59,7 +61,8 @@ run_portflow() { # rate
 import json, sys
 r = json.load(open(sys.argv[1])); l = r["live"]
 sent, pps = (sys.argv[2].split() + ["?", "?"])[:2]
-print(f"{sent}\t{pps}\t{r['totals']['packets']}\t{l['dropped_kernel']}\t{l['dropped_queue']}")
+each = "/".join(str(s["dropped_kernel"]) for s in l["sockets"])
+print(f"{sent}\t{pps}\t{r['totals']['packets']}\t{l['dropped_kernel']}\t{each}")
 PY
   rm -f "$out"
 }
@@ -69,21 +72,24 @@ run_tcpdump() { # rate
   ip netns exec $B tcpdump -i $VB -w /dev/null 2> "$err" &
   local pid=$!
   sleep 1
-  replay "$1" > /dev/null
+  local r; r=$(replay "$1")
   sleep 1
   kill -INT $pid; wait $pid || true
-  awk '/packets captured/ {c=$1} /dropped by kernel/ {d=$1} END {print c "\t" d}' "$err"
+  awk -v r="$r" '/packets captured/ {c=$1} /dropped by kernel/ {d=$1} END {split(r, s, " "); print s[1] "\t" s[2] "\t" c "\t" d}' "$err"
   rm -f "$err"
 }
 
-table="| offered rate | sent | tcpreplay pps | portflow captured | portflow kernel drops | portflow queue drops | tcpdump captured | tcpdump kernel drops |
-|---|---|---|---|---|---|---|---|"
+read -r -a threads <<< "${THREADS:-1 2}"
+table="| offered rate | tool | sent | tcpreplay pps | captured | kernel drops | drops per thread |
+|---|---|---|---|---|---|---|"
+add_row() { echo "$1" >&2; table+=$'\n'"$1"; }
 for rate in "${rates[@]}"; do
-  IFS=$'\t' read -r sent pps pfc pfd pfq < <(run_portflow "$rate")
-  IFS=$'\t' read -r tdc tdd < <(run_tcpdump "$rate")
-  row="| $rate | $sent | $pps | $pfc | $pfd | $pfq | $tdc | $tdd |"
-  echo "$row" >&2
-  table+=$'\n'"$row"
+  for t in "${threads[@]}"; do
+    IFS=$'\t' read -r sent pps pfc pfd each < <(run_portflow "$rate" "$t")
+    add_row "| $rate | portflow, $t thread(s) | $sent | $pps | $pfc | $pfd | $each |"
+  done
+  IFS=$'\t' read -r sent pps tdc tdd < <(run_tcpdump "$rate")
+  add_row "| $rate | tcpdump | $sent | $pps | $tdc | $tdd | |"
 done
 commit=$(git rev-parse --short HEAD)$(git diff --quiet || echo +dirty)
 {
@@ -94,8 +100,9 @@ commit=$(git rev-parse --short HEAD)$(git diff --quiet || echo +dirty)
   echo "## Live capture run $(date -u +%Y-%m-%dT%H:%MZ) — commit $commit"
   echo
   echo "- input: \`$input\` ($packets packets) replayed with tcpreplay $(tcpreplay -V 2>&1 | head -1 | awk '{print $3}') into a veth pair"
-  echo "  between two namespaces; \`portflow capture IF --format json ${PORTFLOW_ARGS:-}\` (64 MiB buffer, TPACKET_V3),"
-  echo "  then \`tcpdump -i IF -w /dev/null\` under the same replay; each stopped with SIGINT 1 s after the replay."
+  echo "  between two namespaces; \`portflow capture IF --format json --workers N ${PORTFLOW_ARGS:-}\` (64 MiB of kernel"
+  echo "  buffer shared by the N fanout sockets, TPACKET_V3), then \`tcpdump -i IF -w /dev/null\` under the same replay;"
+  echo "  each stopped with SIGINT 1 s after the replay. tcpreplay runs on the same machine and takes a core."
   echo "- CPU: $(lscpu | awk -F: '/Model name/ {gsub(/^ +/,"",$2); print $2; exit}'), $(nproc) cores"
   echo
   echo "$table"

@@ -203,14 +203,21 @@ fn detections(r: &Value) -> (Vec<String>, Vec<String>) {
     (services, findings)
 }
 
+/// Waits for a capture to end (killing it past `limit`): its status and
+/// standard output, read as it comes (a report larger than the pipe's
+/// buffer would otherwise stop the capture from ending).
 fn finish(child: Child, limit: Duration) -> (Option<i32>, String) {
     let started = Instant::now();
     let mut child = child;
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
+        out
+    });
     loop {
         if let Some(st) = child.try_wait().unwrap() {
-            let mut out = String::new();
-            std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
-            return (st.code(), out);
+            return (st.code(), reader.join().unwrap());
         }
         if started.elapsed() > limit {
             let _ = child.kill();
@@ -312,13 +319,17 @@ fn capture_http_on_lo(args: &[&str], traffic: impl FnOnce(&Http)) -> (Option<i32
     finish(cap, Duration::from_secs(10))
 }
 
-#[test]
-fn veth_replay_counts_equal_the_fixture_needs_root() {
-    require_root!();
-    let fixture = fixture("generated/eth.pcap");
-    let expected = json_report(&[&fixture], &[]);
-    let n = expected["totals"]["packets"].as_u64().unwrap();
-    let ns = Netns::new("r");
+/// Replays `fixture` into a veth at `pps` and captures the far end with
+/// `--workers workers` and `-w` until every packet came (`-c`): the report,
+/// and the `-w` file's offline report.
+fn replay_captured(fixture: &str, pps: u32, workers: usize) -> (Value, Value) {
+    let fixture = self::fixture(fixture);
+    let n = json_report(&[&fixture], &[])["totals"]["packets"]
+        .as_u64()
+        .unwrap();
+    let ns = Netns::new(&format!("r{workers}"));
+    let dir = output_dir(&format!("replay{workers}"));
+    let written = dir.join("w.pcap");
     let cap = start_capture(
         Some(&ns.b),
         &[
@@ -327,25 +338,70 @@ fn veth_replay_counts_equal_the_fixture_needs_root() {
             &n.to_string(),
             "-d",
             "30s",
+            "--workers",
+            &workers.to_string(),
+            "-w",
+            written.to_str().unwrap(),
             "--format",
             "json",
         ],
     );
-    ns.replay(&fixture, &["--pps", "200"]);
+    ns.replay(&fixture, &["--pps", &pps.to_string()]);
     let (code, out) = finish(cap, Duration::from_secs(40));
     assert_eq!(code, Some(0));
     let got: Value = serde_json::from_str(&out).expect("JSON report");
-    assert_eq!(got["live"]["stopped_by"]["reason"], "count");
-    assert_eq!(got["totals"]["packets"], expected["totals"]["packets"]);
-    assert_eq!(got["totals"]["bytes"], expected["totals"]["bytes"]);
-    assert_eq!(ports(&got), ports(&expected));
-    assert_eq!(
-        detections(&got),
-        detections(&expected),
-        "the same open ports, protocols and findings live as offline"
-    );
-    assert_eq!(got["live"]["dropped_kernel"], 0);
-    assert_eq!(got["live"]["dropped_queue"], 0);
+    let read = json_report(&[&written], &[]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    (got, read)
+}
+
+#[test]
+fn veth_replay_counts_equal_the_fixture_with_one_and_two_threads_needs_root() {
+    require_root!();
+    for fixture in ["generated/eth.pcap", "generated/scan.pcap"] {
+        let expected = json_report(&[&self::fixture(fixture)], &[]);
+        for workers in [1, 2] {
+            let at = format!("{fixture}, --workers {workers}");
+            let (got, written) = replay_captured(fixture, 2000, workers);
+            let live = &got["live"];
+            assert_eq!(live["stopped_by"]["reason"], "count", "{at}");
+            assert_eq!(
+                got["totals"]["packets"], expected["totals"]["packets"],
+                "{at}"
+            );
+            assert_eq!(got["totals"]["bytes"], expected["totals"]["bytes"], "{at}");
+            assert_eq!(ports(&got), ports(&expected), "{at}");
+            assert_eq!(
+                detections(&got),
+                detections(&expected),
+                "the same open ports, protocols and findings live as offline: {at}"
+            );
+            assert_eq!(live["dropped_kernel"], 0, "{at}");
+            assert_eq!(live["dropped_queue"], 0, "{at}");
+            // One socket per thread; their counts add up to the capture's.
+            assert_eq!(live["threads"], workers, "{at}");
+            let sockets = live["sockets"].as_array().unwrap();
+            assert_eq!(sockets.len(), workers, "{at}");
+            let received: u64 = sockets
+                .iter()
+                .map(|s| s["received"].as_u64().unwrap())
+                .sum();
+            assert_eq!(live["received"], received, "{at}");
+            if workers == 2 && fixture.ends_with("scan.pcap") {
+                // Hundreds of flows: the kernel gave each thread some.
+                assert!(
+                    sockets.iter().all(|s| s["received"].as_u64().unwrap() > 0),
+                    "{at}: {sockets:?}"
+                );
+            }
+            // -w holds every packet once, whichever thread took it.
+            assert_eq!(
+                live["written_packets"], expected["totals"]["packets"],
+                "{at}"
+            );
+            assert_eq!(ports(&written), ports(&expected), "{at}: the -w file");
+        }
+    }
 }
 
 #[test]

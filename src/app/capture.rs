@@ -9,7 +9,7 @@ use portflow::pipeline::Analysis;
 use portflow::report::live::{draw, Interval, LiveState, Screen};
 use portflow::report::Report;
 use portflow::services::Services;
-use portflow::source::live::{Live, LiveOptions, PcapWriter};
+use portflow::source::live::{fanout, Live, LiveOptions, PcapWriter};
 use portflow::source::privileges::{self, Dropped};
 use std::io::{self, IsTerminal, Write};
 use std::path::Path;
@@ -65,14 +65,14 @@ pub fn run(args: CaptureArgs) -> Result<u8, AppError> {
     if args.interval.is_zero() {
         return Err(AppError::Usage("--interval must be more than 0".into()));
     }
-    let (handle, who, write) = open(&args)?;
+    let threads = live::capture_threads(opts.workers);
+    let (handles, who, write) = open(&args, threads)?;
     let level = install_stop_signals()?;
-    announce(&args, &handle, &who);
+    announce(&args, &handles[0], threads, &who);
     let shape = Shape::of(args.format, io::stdout().is_terminal());
-    let (interface, loopback) = (handle.interface.clone(), handle.loopback);
-    let workers = live::flow_workers(opts.workers);
+    let (interface, loopback) = (handles[0].interface.clone(), handles[0].loopback);
     let spec = CaptureSpec {
-        live: handle,
+        lives: handles,
         count: args.count,
         duration: args.duration,
         write,
@@ -85,7 +85,7 @@ pub fn run(args: CaptureArgs) -> Result<u8, AppError> {
         .spawn(move || live::capture(&opts, spec, level, publish))
         .map_err(|e| AppError::Usage(format!("cannot start the capture thread: {e}")))?;
     let mut screen = shape.view.then(Screen::enter);
-    let mut state = LiveState::new(&interface, loopback, workers);
+    let mut state = LiveState::new(&interface, loopback, threads);
     show(rx, &mut state, &services, args.analysis.top as usize, shape)?;
     let result = worker
         .join()
@@ -109,11 +109,16 @@ pub fn run(args: CaptureArgs) -> Result<u8, AppError> {
     Ok(if failed { 2 } else { status })
 }
 
-/// Opens the interface, gives up the privileges opening needed, and makes
-/// the `-w` file: before the drop when the user the capture goes on as could
-/// not create it in its folder, else after.
-fn open(args: &CaptureArgs) -> Result<(Live, Dropped, Option<PcapWriter>), AppError> {
-    let handle = portflow::source::live::open(&live_options(args))?;
+/// Opens the interface (`threads` handles in one fanout group), gives up the
+/// privileges opening needed, and makes the `-w` file: before the drop when
+/// the user the capture goes on as could not create it in its folder, else
+/// after.
+fn open(
+    args: &CaptureArgs,
+    threads: usize,
+) -> Result<(Vec<Live>, Dropped, Option<PcapWriter>), AppError> {
+    let handles = fanout::open_group(&live_options(args), threads)?;
+    let handle = &handles[0];
     let target = privileges::plan(args.user.as_deref())?;
     let early = match (&args.write, target.switches_to()) {
         (Some(path), Some((uid, gid))) if !privileges::target_can_write_beside(path, &target) => {
@@ -134,7 +139,7 @@ fn open(args: &CaptureArgs) -> Result<(Live, Dropped, Option<PcapWriter>), AppEr
         ),
         (None, None) => None,
     };
-    Ok((handle, who, write))
+    Ok((handles, who, write))
 }
 
 fn output_error(path: &Path, error: std::io::Error) -> AppError {
@@ -181,12 +186,17 @@ fn check_output_folders(args: &CaptureArgs, who: &Dropped, written: bool) -> Res
 }
 
 /// The line tcpdump prints when it starts listening.
-fn announce(args: &CaptureArgs, handle: &Live, who: &Dropped) {
+fn announce(args: &CaptureArgs, handle: &Live, threads: usize, who: &Dropped) {
     eprintln!(
-        "portflow: listening on {}, link-type {}, snapshot length {} bytes{}{}",
+        "portflow: listening on {}, link-type {}, snapshot length {} bytes{}{}{}",
         handle.interface,
         handle.link.name(),
         handle.snaplen,
+        if threads > 1 {
+            format!(", {threads} capture threads (kernel fanout by flow)")
+        } else {
+            String::new()
+        },
         args.filter
             .as_deref()
             .map(|f| format!(", filter '{f}'"))

@@ -118,8 +118,9 @@ pub struct AnalysisArgs {
           value_parser = |s: &str| count(s, "rows"))]
     pub top: u64,
 
-    /// Threads that analyse packets: the reader and N-1 flow workers; 1 analyses a file in one
-    /// thread (1 to 256; default: the number of CPU cores).
+    /// Threads that analyse packets (1 to 256; default: the number of CPU cores): pcap and pcapng
+    /// files are read in chunks on every thread, gzip and stdin by one reader and N-1 flow workers,
+    /// a live capture by N threads that each have their own socket in a kernel fanout group.
     #[arg(long, value_name = "N", allow_negative_numbers = true,
           value_parser = |s: &str| in_range(s, 1, MAX_WORKERS, "workers"))]
     pub workers: Option<u64>,

@@ -156,8 +156,6 @@ pub(crate) struct Dispatcher {
     /// accounts each batch when it fills.
     inline: Option<FlowTable>,
     filter: Option<Filter>,
-    /// Live capture: never wait for a busy worker; drop the batch and count it.
-    lossy: bool,
     /// Packet clock (latest timestamp seen) and when the next sweep is due.
     clock: u64,
     sweeps: SweepClock,
@@ -188,7 +186,6 @@ impl Dispatcher {
             workers,
             inline,
             filter,
-            lossy: false,
             clock: 0,
             sweeps: SweepClock::default(),
             polls: 0,
@@ -199,12 +196,6 @@ impl Dispatcher {
     /// blocks ([`super::recv_polling`]).
     pub fn set_polls(&mut self, polls: u32) {
         self.polls = polls;
-    }
-
-    /// Live mode: batches that find a worker's queue full are dropped and counted
-    /// (`Totals::queue_dropped`) instead of stalling the capture.
-    pub fn set_lossy(&mut self, lossy: bool) {
-        self.lossy = lossy;
     }
 
     /// Advances the packet clock; when a sweep is due ([`SweepClock`]) it
@@ -390,41 +381,19 @@ impl Dispatcher {
             }
             self.workers.start(shard);
         }
-        // Files wait for a batch to come back (a worker's were made when it
-        // started); a live capture never waits, and makes one if none is back yet.
-        let back = if self.lossy {
-            self.workers.recycle.try_recv().ok()
-        } else {
-            super::recv_polling(&self.workers.recycle, self.polls).ok()
-        };
+        // Wait for a batch to come back (a worker's were made when it
+        // started).
+        let back = super::recv_polling(&self.workers.recycle, self.polls).ok();
         let fresh = back.unwrap_or_else(|| Batch::with_capacity(BATCH));
         let full = std::mem::replace(&mut self.batches[shard], fresh);
-        if self.lossy {
-            if let Err(e) = self.workers.senders[shard].try_send(full) {
-                // The packets are lost (and counted); sweeps and marks go
-                // with the next batch, so every worker still sees them.
-                let mut lost = e.into_inner();
-                self.totals.queue_dropped +=
-                    lost.pkts.iter().filter(|p| p.is_packet()).count() as u64;
-                lost.pkts.retain(|p| !p.is_packet());
-                lost.bytes.clear();
-                self.batches[shard] = lost;
-            }
-        } else {
-            // A worker only goes away when it panicked; the join reports that.
-            let _ = self.workers.senders[shard].send(full);
-        }
+        // A worker only goes away when it panicked; the join reports that.
+        let _ = self.workers.senders[shard].send(full);
     }
 
-    /// Puts a mark carrying `tick` into every worker's stream, after every
-    /// packet dispatched so far, and sends the batches: each worker reports
-    /// its counters when it reaches the mark, so all reports of one tick
-    /// count the same packets.
-    pub fn mark(&mut self, tick: u64) {
-        for b in &mut self.batches {
-            b.pkts.push(FlowPacket::mark(tick));
-        }
-        self.flush_all();
+    /// The flow table, when this dispatcher keeps it itself (no workers):
+    /// what it has accounted so far, up to the last flush.
+    pub fn inline_table(&self) -> Option<&FlowTable> {
+        self.inline.as_ref()
     }
 
     /// Sends every partial batch.

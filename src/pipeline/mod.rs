@@ -7,8 +7,9 @@
 //! ```
 //! `--workers N` is the number of threads that analyse packets: the reader and
 //! N-1 flow workers. With N = 1 a file is read in one thread, which keeps the
-//! flow table itself (no channel); a live capture always keeps its capture
-//! thread apart and has at least one worker.
+//! flow table itself (no channel). Files that can be cut into chunks are read
+//! on every thread instead ([`parallel`]); a live capture runs N capture
+//! threads that each keep their own flow table ([`live`]).
 //! The reader hands batches of [`FlowPacket`](crate::stats::flow::FlowPacket)s over bounded channels, sharded by
 //! a symmetric flow hash so a flow's two directions meet in one worker. Workers
 //! own their tables (no lock per packet) and return them when the channels
@@ -31,7 +32,7 @@ use crate::source::{read_capture, FileError, Input};
 use crate::stats::flow::{FlowRecord, FlowTable, Timeouts};
 use crate::stats::inventory::Inventory;
 use crate::stats::{PortTable, Totals};
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use dispatch::Dispatcher;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -216,13 +217,7 @@ impl std::error::Error for RunError {}
 /// The flow tables `--workers n` shares the flow cap over: one per flow
 /// worker, or the reader's own when it reads alone.
 pub fn flow_tables(n: usize) -> usize {
-    flow_workers(n, false).max(1)
-}
-
-/// Where live workers publish their per-port counters (at each tick's mark).
-#[derive(Clone)]
-pub(crate) struct Publish {
-    pub to: Sender<live::Snapshot>,
+    flow_workers(n).max(1)
 }
 
 /// What the pipeline hands back when its threads are done.
@@ -241,25 +236,18 @@ pub(crate) struct Ran<R> {
 fn run_pipeline<R: Send + 'static>(
     opts: &Options,
     filter: Option<Filter>,
-    lossy: bool,
-    publish: Option<Publish>,
     feed: impl FnOnce(&mut Dispatcher) -> R + Send + 'static,
 ) -> Result<Ran<R>, RunError> {
     let started = Instant::now();
     // The reader and the flow workers: one wait policy for all of them.
-    let polls = polls_for(flow_workers(opts.workers, lossy) + 1);
-    let mut workers = Workers::new(opts, lossy, publish, polls);
-    if lossy {
-        // Every live worker answers every tick.
-        workers.start_all();
-    }
+    let polls = polls_for(flow_workers(opts.workers) + 1);
+    let workers = Workers::new(opts, polls);
     let inline = (workers.len() == 0).then(|| opts.flow_table(1));
     let timeouts = opts.timeouts;
     let reader = std::thread::Builder::new()
         .name("portflow-reader".into())
         .spawn(move || {
             let mut d = Dispatcher::new(workers, filter, inline, timeouts);
-            d.set_lossy(lossy);
             d.set_polls(polls);
             let r = feed(&mut d);
             let warnings = d.filter_warnings();
@@ -441,7 +429,7 @@ pub fn analyze_files(
     }
     let inputs = inputs.to_vec();
     let keep_going = opts.keep_going;
-    let ran = run_pipeline(opts, filter, false, None, move |d| {
+    let ran = run_pipeline(opts, filter, move |d| {
         read_inputs(d, &inputs, &progress, keep_going)
     })?;
     // A file error that stops the run is returned before any merging.

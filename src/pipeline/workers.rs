@@ -3,29 +3,21 @@
 //! Reading files, a worker starts when the reader first has packets for it:
 //! a run never starts a thread it gives nothing to (a 38-packet file with
 //! `--workers 256` starts as many workers as it has flows, at most). A live
-//! capture starts every worker at once, since each must answer every tick.
+//! capture has none: each capture thread keeps its own flow table
+//! ([`super::live`]).
 use super::batch::{Batch, BATCH};
-use super::live;
 use super::timings::{thread_cpu, Cpu};
-use super::{recv_polling, Options, Publish, RunError};
+use super::{recv_polling, Options, RunError};
 use crate::stats::flow::FlowTable;
 use crossbeam_channel::{bounded, Receiver, Sender};
 
-/// Batches queued per worker before the reader waits (files) or drops (live).
+/// Batches queued per worker before the reader waits.
 const QUEUE_DEPTH: usize = 8;
-
-/// Live capture queues more: a worker descheduled for a few milliseconds on a
-/// busy machine must not cost packets (64 batches are 64 Ki packets, 3.5 MiB).
-const LIVE_QUEUE_DEPTH: usize = 64;
 
 /// Flow worker threads besides the reader for `--workers n`: none when one
 /// thread reads a file alone (it keeps the flow table itself).
-pub(crate) fn flow_workers(n: usize, lossy: bool) -> usize {
-    if lossy {
-        n.saturating_sub(1).max(1)
-    } else {
-        n.saturating_sub(1)
-    }
+pub(crate) fn flow_workers(n: usize) -> usize {
+    n.saturating_sub(1)
 }
 
 type Handle = std::thread::JoinHandle<(FlowTable, Cpu)>;
@@ -41,23 +33,28 @@ pub(crate) struct Workers {
     receivers: Vec<Option<Receiver<Batch>>>,
     handles: Vec<Option<Handle>>,
     opts: Options,
-    publish: Option<Publish>,
     polls: u32,
-    depth: usize,
 }
 
 impl Workers {
     /// The workers of `opts.workers`, none started yet; `polls`: how many
     /// times a worker looks for a batch before it blocks ([`recv_polling`]).
-    pub fn new(opts: &Options, lossy: bool, publish: Option<Publish>, polls: u32) -> Workers {
-        let n = flow_workers(opts.workers, lossy);
-        let depth = if lossy { LIVE_QUEUE_DEPTH } else { QUEUE_DEPTH };
+    pub fn new(opts: &Options, polls: u32) -> Workers {
+        Workers::with(opts, flow_workers(opts.workers), polls)
+    }
+
+    /// No workers: for a dispatcher that keeps its flow table itself.
+    pub fn none(opts: &Options) -> Workers {
+        Workers::with(opts, 0, 0)
+    }
+
+    fn with(opts: &Options, n: usize, polls: u32) -> Workers {
         // Room for every batch all workers' queues and hands can hold; the
         // batches themselves are made as workers start.
-        let (recycle_tx, recycle) = bounded::<Batch>(n * (depth + 2));
+        let (recycle_tx, recycle) = bounded::<Batch>(n * (QUEUE_DEPTH + 2));
         let (senders, receivers) = (0..n)
             .map(|_| {
-                let (tx, rx) = bounded::<Batch>(depth);
+                let (tx, rx) = bounded::<Batch>(QUEUE_DEPTH);
                 (tx, Some(rx))
             })
             .unzip();
@@ -68,9 +65,7 @@ impl Workers {
             receivers,
             handles: (0..n).map(|_| None).collect(),
             opts: opts.clone(),
-            publish,
             polls,
-            depth,
         }
     }
 
@@ -82,12 +77,6 @@ impl Workers {
         self.handles[i].is_some()
     }
 
-    pub fn start_all(&mut self) {
-        for i in 0..self.len() {
-            self.start(i);
-        }
-    }
-
     /// Starts worker `i` (once), with the batches it can hold: reading
     /// allocates none after that, whatever the timing (a batch's payload
     /// buffer is reserved at its largest and only touched as used).
@@ -95,26 +84,20 @@ impl Workers {
         let Some(rx) = self.receivers[i].take() else {
             return;
         };
-        for _ in 0..self.depth + 2 {
+        for _ in 0..QUEUE_DEPTH + 2 {
             let _ = self.recycle_tx.try_send(Batch::with_capacity(BATCH));
         }
         let n = self.len();
         let recycle = self.recycle_tx.clone();
         let mut table = self.opts.flow_table(n);
-        let publish = self.publish.clone();
         let polls = self.polls;
         let h = std::thread::Builder::new()
             .name(format!("portflow-worker-{i}"))
             .spawn(move || {
-                match publish {
-                    None => {
-                        while let Ok(mut batch) = recv_polling(&rx, polls) {
-                            table.account_batch(&batch.pkts, &batch.bytes);
-                            batch.clear();
-                            let _ = recycle.try_send(batch);
-                        }
-                    }
-                    Some(p) => live::worker_loop(i, &rx, &recycle, &mut table, &p),
+                while let Ok(mut batch) = recv_polling(&rx, polls) {
+                    table.account_batch(&batch.pkts, &batch.bytes);
+                    batch.clear();
+                    let _ = recycle.try_send(batch);
                 }
                 // The reader's core is free by now; with one worker, ending
                 // the flows still open can use it.

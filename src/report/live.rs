@@ -1,4 +1,4 @@
-//! The live view: per-interval rates from the workers' cumulative counters,
+//! The live view: per-interval rates from the capture threads' cumulative counters,
 //! drawn in place on a terminal, or written as one JSON object per interval.
 use super::table::{human_bytes, human_duration, thousands};
 use crate::pipeline::live::{CaptureSnapshot, PortLive, Snapshot};
@@ -11,25 +11,18 @@ use std::io::{self, Write};
 /// Schema name of the interval objects.
 pub const INTERVAL_SCHEMA: &str = "portflow.interval/1";
 
-/// Puts each tick's snapshots together (the capture thread's and every
-/// worker's) and turns them into an interval with rates.
+/// Puts each tick's snapshots together (one from every capture thread) and
+/// turns them into an interval with rates.
 pub struct LiveState {
     interface: String,
     /// The interface is loopback: the kernel counts each packet twice.
     loopback: bool,
-    /// Flow workers, each of which reports every tick.
-    workers: usize,
-    /// Ticks not yet complete, by number.
-    pending: BTreeMap<u64, Pending>,
+    /// Capture threads, each of which reports every tick.
+    threads: usize,
+    /// Ticks not yet complete, by number: what each thread sent of them.
+    pending: BTreeMap<u64, HashMap<usize, Snapshot>>,
     previous: HashMap<PortKey, (u64, u64)>,
     previous_capture: CaptureSnapshot,
-}
-
-/// What has come of one tick so far.
-#[derive(Default)]
-struct Pending {
-    capture: Option<CaptureSnapshot>,
-    ports: HashMap<usize, Vec<PortLive>>,
 }
 
 /// One port's line in an interval.
@@ -63,55 +56,44 @@ pub struct Interval {
 }
 
 impl LiveState {
-    pub fn new(interface: &str, loopback: bool, workers: usize) -> LiveState {
+    pub fn new(interface: &str, loopback: bool, threads: usize) -> LiveState {
         LiveState {
             interface: interface.to_string(),
             loopback,
-            workers: workers.max(1),
+            threads: threads.max(1),
             pending: BTreeMap::new(),
             previous: HashMap::new(),
             previous_capture: CaptureSnapshot::default(),
         }
     }
 
-    /// Takes a snapshot; returns the interval of its tick once every part of
-    /// the tick has come (an older tick still missing a part is given up).
+    /// Takes a snapshot; returns the interval of its tick once every
+    /// thread's part of the tick has come (an older tick still missing a part
+    /// is given up).
     pub fn update(&mut self, s: Snapshot, services: &Services, top: usize) -> Option<Interval> {
-        let tick = match s {
-            Snapshot::Ports {
-                worker,
-                tick,
-                ports,
-            } => {
-                self.pending
-                    .entry(tick)
-                    .or_default()
-                    .ports
-                    .insert(worker, ports);
-                tick
-            }
-            Snapshot::Capture { tick, snapshot } => {
-                self.pending.entry(tick).or_default().capture = Some(snapshot);
-                tick
-            }
-        };
-        let p = self.pending.get(&tick)?;
-        if p.capture.is_none() || p.ports.len() < self.workers {
+        let tick = s.tick;
+        let parts = self.pending.entry(tick).or_default();
+        parts.insert(s.thread, s);
+        if parts.len() < self.threads {
             return None;
         }
-        let later = self.pending.split_off(&(tick + 1));
+        let later = match tick.checked_add(1) {
+            Some(next) => self.pending.split_off(&next),
+            None => BTreeMap::new(),
+        };
         let done = std::mem::replace(&mut self.pending, later)
             .remove(&tick)
             .expect("the tick just completed");
-        let capture = done.capture.expect("complete");
-        Some(self.interval(capture, done.ports, services, top))
+        let capture = CaptureSnapshot::combine(done.values().map(|s| &s.capture));
+        let ports = done.values().flat_map(|s| &s.ports);
+        Some(self.interval(capture, ports, services, top))
     }
 
-    /// The interval that ends at `c`, with every worker's counters.
-    fn interval(
+    /// The interval that ends at `c`, with every thread's counters.
+    fn interval<'a>(
         &mut self,
         c: CaptureSnapshot,
-        workers: HashMap<usize, Vec<PortLive>>,
+        ports: impl Iterator<Item = &'a PortLive>,
         services: &Services,
         top: usize,
     ) -> Interval {
@@ -121,7 +103,7 @@ impl LiveState {
             .as_secs_f64()
             .max(1e-3);
         let mut now: HashMap<PortKey, (u64, u64, u64)> = HashMap::new();
-        for p in workers.values().flatten() {
+        for p in ports {
             let e = now.entry(p.key).or_default();
             e.0 += p.to_server.packets + p.to_client.packets;
             e.1 += p.to_server.bytes + p.to_client.bytes;
@@ -216,14 +198,13 @@ pub fn draw(i: &Interval, rows_available: usize, w: &mut dyn Write) -> io::Resul
         thousands(t.non_ip_packets),
         thousands(t.decode_errors)
     ));
-    let drops = t.counters.dropped_kernel + t.counters.dropped_interface + t.dropped_queue;
+    let drops = t.counters.dropped_kernel + t.counters.dropped_interface;
     out.push_str(&format!(
-        "capture health: received {}{} | dropped by kernel {} | by interface {} | in portflow's queues {}{}\r\n\r\n",
+        "capture health: received {}{} | dropped by kernel {} | by interface {}{}\r\n\r\n",
         thousands(t.counters.received),
         if i.loopback { LOOPBACK_NOTE } else { "" },
         thousands(t.counters.dropped_kernel),
         thousands(t.counters.dropped_interface),
-        thousands(t.dropped_queue),
         if drops > 0 { "  << PACKETS LOST" } else { "" }
     ));
     out.push_str(&format!(
@@ -283,6 +264,7 @@ impl Drop for Screen {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::live::FINAL_TICK;
     use crate::stats::Count;
     use std::time::Duration;
 
@@ -301,60 +283,72 @@ mod tests {
         }]
     }
 
-    fn capture(tick: u64, packets: u64) -> Snapshot {
-        Snapshot::Capture {
+    /// Thread `thread`'s part of `tick`: `packets` on `port`, and
+    /// `received` as its socket's count.
+    fn part(thread: usize, tick: u64, port: u16, packets: u64, received: u64) -> Snapshot {
+        Snapshot {
+            thread,
             tick,
-            snapshot: CaptureSnapshot {
+            capture: CaptureSnapshot {
                 elapsed: Duration::from_secs(tick),
                 packets,
                 bytes: packets * 100,
+                counters: crate::source::live::CaptureCounters {
+                    received,
+                    dropped_kernel: 1,
+                    dropped_interface: 3,
+                },
                 ..CaptureSnapshot::default()
             },
-        }
-    }
-
-    fn worker(worker: usize, tick: u64, port: u16, packets: u64) -> Snapshot {
-        Snapshot::Ports {
-            worker,
-            tick,
             ports: ports(port, packets),
         }
     }
 
     #[test]
-    fn an_interval_waits_for_every_part_of_its_tick() {
+    fn an_interval_waits_for_every_thread_and_adds_their_parts() {
         let services = Services::iana();
         let mut s = LiveState::new("lo", true, 2);
-        assert!(s.update(capture(1, 30), &services, 10).is_none());
-        assert!(s.update(worker(1, 1, 443, 10), &services, 10).is_none());
+        assert!(s.update(part(1, 1, 443, 10, 20), &services, 10).is_none());
         // A part of the next tick comes before the last part of this one.
-        assert!(s.update(worker(1, 2, 443, 15), &services, 10).is_none());
+        assert!(s.update(part(1, 2, 443, 15, 30), &services, 10).is_none());
         let i = s
-            .update(worker(0, 1, 80, 20), &services, 10)
+            .update(part(0, 1, 80, 20, 40), &services, 10)
             .expect("tick 1 complete");
         // The rows count the same packets as the header.
         assert_eq!(i.totals.packets, 30);
         assert_eq!(i.ports.iter().map(|p| p.packets).sum::<u64>(), 30);
+        // Sockets add their counts; the interface's drops are counted once.
+        assert_eq!(i.totals.counters.received, 60);
+        assert_eq!(i.totals.counters.dropped_kernel, 2);
+        assert_eq!(i.totals.counters.dropped_interface, 3);
         assert!(i.loopback);
-        assert!(s.update(capture(2, 40), &services, 10).is_none());
         let i = s
-            .update(worker(0, 2, 80, 25), &services, 10)
+            .update(part(0, 2, 80, 25, 50), &services, 10)
             .expect("tick 2 complete");
+        assert_eq!(i.totals.packets, 40);
         assert_eq!(i.ports.iter().map(|p| p.packets).sum::<u64>(), 40);
         assert_eq!(i.packets_per_s, 10.0);
         let https = i.ports.iter().find(|p| p.port == 443).unwrap();
         assert_eq!(https.packets_per_s, 5.0);
+        // The last stretch, numbered past every other tick, completes too.
+        assert!(s
+            .update(part(1, FINAL_TICK, 443, 16, 32), &services, 10)
+            .is_none());
+        let last = s
+            .update(part(0, FINAL_TICK, 80, 26, 52), &services, 10)
+            .expect("the final tick");
+        assert_eq!(last.totals.packets, 42);
     }
 
     #[test]
     fn a_tick_that_completes_gives_up_older_incomplete_ones() {
         let services = Services::iana();
-        let mut s = LiveState::new("eth0", false, 1);
-        assert!(s.update(capture(1, 5), &services, 10).is_none());
-        assert!(s.update(capture(2, 9), &services, 10).is_none());
-        let i = s.update(worker(0, 2, 22, 9), &services, 10).unwrap();
-        assert_eq!(i.totals.packets, 9);
+        let mut s = LiveState::new("eth0", false, 2);
+        assert!(s.update(part(0, 1, 22, 5, 5), &services, 10).is_none());
+        assert!(s.update(part(0, 2, 22, 9, 9), &services, 10).is_none());
+        let i = s.update(part(1, 2, 22, 1, 1), &services, 10).unwrap();
+        assert_eq!(i.totals.packets, 10);
         // Tick 1's late part completes nothing.
-        assert!(s.update(worker(0, 1, 22, 5), &services, 10).is_none());
+        assert!(s.update(part(1, 1, 22, 0, 0), &services, 10).is_none());
     }
 }

@@ -222,15 +222,19 @@ fn notable(r: &Report) -> Vec<String> {
 fn write_capture(l: &LiveSummary, w: &mut dyn Write) -> io::Result<()> {
     writeln!(
         w,
-        "capture on {} ({}), {}: received {}{} | dropped by kernel {} | by interface {} | in portflow's queues {} | stopped by {}",
+        "capture on {} ({}), {}: received {}{} | dropped by kernel {}{} | by interface {} | {} | stopped by {}",
         l.interface,
         l.link_type,
         human_duration(l.duration_s),
         thousands(l.counters.received),
         if l.loopback { super::live::LOOPBACK_NOTE } else { "" },
         thousands(l.counters.dropped_kernel),
+        per_thread_drops(l),
         thousands(l.counters.dropped_interface),
-        thousands(l.dropped_queue),
+        match l.threads {
+            1 => "1 capture thread".to_string(),
+            n => format!("{n} capture threads"),
+        },
         match &l.stopped_by {
             StopReason::Signal => "signal".to_string(),
             StopReason::Count => "packet count (-c)".to_string(),
@@ -244,6 +248,19 @@ fn write_capture(l: &LiveSummary, w: &mut dyn Write) -> io::Result<()> {
         writeln!(w, "written: {f} ({} packets)", thousands(l.written_packets))?;
     }
     Ok(())
+}
+
+/// Each capture thread's kernel drops, when there are several and any dropped.
+fn per_thread_drops(l: &LiveSummary) -> String {
+    if l.sockets.len() < 2 || l.counters.dropped_kernel == 0 {
+        return String::new();
+    }
+    let each: Vec<String> = l
+        .sockets
+        .iter()
+        .map(|s| thousands(s.dropped_kernel))
+        .collect();
+    format!(" (by thread: {})", each.join(", "))
 }
 
 /// The port table; false when there was no port traffic (nothing follows).

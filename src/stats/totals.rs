@@ -46,8 +46,6 @@ pub struct Totals {
     pub bytes: u64,
     /// Packets that did not match the BPF filter (not counted anywhere else).
     pub filtered_out: u64,
-    /// Live capture: packets decoded but dropped because a worker's queue was full.
-    pub queue_dropped: u64,
     pub ipv4: Count,
     pub ipv6: Count,
     /// By transport (innermost), including attributed later fragments.
@@ -88,7 +86,6 @@ impl Totals {
         self.packets += o.packets;
         self.bytes += o.bytes;
         self.filtered_out += o.filtered_out;
-        self.queue_dropped += o.queue_dropped;
         self.ipv4 += o.ipv4;
         self.ipv6 += o.ipv6;
         for i in 0..4 {

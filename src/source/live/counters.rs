@@ -12,6 +12,24 @@ pub struct CaptureCounters {
     pub dropped_interface: u64,
 }
 
+impl CaptureCounters {
+    /// The counters of several sockets on one interface (a fanout group):
+    /// each socket counts its own packets and kernel drops, so those add up;
+    /// libpcap reads the interface's drops from the interface itself, the
+    /// same for every socket, so they are taken once (the highest reading).
+    pub fn combine(sockets: &[CaptureCounters]) -> CaptureCounters {
+        CaptureCounters {
+            received: sockets.iter().map(|s| s.received).sum(),
+            dropped_kernel: sockets.iter().map(|s| s.dropped_kernel).sum(),
+            dropped_interface: sockets
+                .iter()
+                .map(|s| s.dropped_interface)
+                .max()
+                .unwrap_or(0),
+        }
+    }
+}
+
 /// Turns successive 32-bit readings into 64-bit totals.
 #[derive(Debug, Default)]
 pub struct CounterWidener {
@@ -39,6 +57,20 @@ impl CounterWidener {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sockets_add_their_own_counts_and_share_the_interface_drops() {
+        let s = |received, dropped_kernel, dropped_interface| CaptureCounters {
+            received,
+            dropped_kernel,
+            dropped_interface,
+        };
+        assert_eq!(
+            CaptureCounters::combine(&[s(10, 1, 4), s(7, 2, 5)]),
+            s(17, 3, 5)
+        );
+        assert_eq!(CaptureCounters::combine(&[]), s(0, 0, 0));
+    }
 
     #[test]
     fn counters_widen_across_wrap() {

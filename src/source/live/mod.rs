@@ -17,7 +17,7 @@ use std::time::Duration;
 
 pub use counters::{CaptureCounters, CounterWidener};
 pub use link::{interface_state, wait_readable, LinkError};
-pub use writer::{PcapWriter, WriteOutcome};
+pub use writer::{PcapWriter, Records, WriteOutcome};
 
 /// How to open a live capture.
 #[derive(Debug, Clone)]

@@ -2,29 +2,65 @@
 use crate::decode::LinkType;
 use crate::output::OutputFile;
 use crate::source::pcap_format::{PcapFormat, RECORD_HEADER};
+use crate::source::MAX_SNAPLEN;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// `-w`: a pcap file written under a temporary name and renamed into place when
-/// closed ([`OutputFile`]), so the named file is always complete. Records go to
-/// the file whole: when a write fails (disk full, I/O error), the file is cut
+/// closed ([`OutputFile`]), so the named file is always complete. Capture
+/// threads make whole records in their own [`Records`] and hand them over a
+/// block at a time (one lock per block, none per packet); a block goes to the
+/// file whole: when a write fails (disk full, I/O error), the file is cut
 /// back to the last whole record and still renamed into place, so what was
 /// written stays readable.
 pub struct PcapWriter {
     out: OutputFile,
-    /// Whole records not yet written.
-    buf: Vec<u8>,
     /// Bytes of the file that hold the header and whole records.
     on_disk: u64,
-    /// Packets in the file or in `buf`.
-    pub packets: u64,
+    /// Whole packets in the file.
     packets_on_disk: u64,
     /// The first write error; nothing more is written after it.
     failed: Option<std::io::Error>,
 }
 
-/// Bytes buffered before a write.
-const WRITE_BUFFER: usize = 1 << 20;
+/// Bytes a capture thread gathers before it hands them to the writer.
+const BLOCK: usize = 1 << 20;
+
+/// One capture thread's records not yet written: whole pcap records, in the
+/// order the thread captured them.
+pub struct Records {
+    bytes: Vec<u8>,
+    packets: u64,
+}
+
+impl Default for Records {
+    fn default() -> Self {
+        Records {
+            // A block and the largest record that can follow it.
+            bytes: Vec::with_capacity(BLOCK + RECORD_HEADER + MAX_SNAPLEN as usize),
+            packets: 0,
+        }
+    }
+}
+
+impl Records {
+    /// Adds one record, stamped `ts_ns` (written in microseconds).
+    #[inline]
+    pub fn push(&mut self, ts_ns: u64, data: &[u8], wire_len: u32) {
+        PcapFormat::CLASSIC.record(&mut self.bytes, ts_ns, data, wire_len);
+        self.packets += 1;
+    }
+
+    /// Whether a block's worth is waiting.
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.bytes.len() >= BLOCK
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.packets == 0
+    }
+}
 
 /// How closing a `-w` file went.
 #[derive(Debug)]
@@ -67,9 +103,7 @@ impl PcapWriter {
         out.file().write_all(&h)?;
         Ok(PcapWriter {
             out,
-            buf: Vec::with_capacity(WRITE_BUFFER + 65_536),
             on_disk: h.len() as u64,
-            packets: 0,
             packets_on_disk: 0,
             failed: None,
         })
@@ -80,50 +114,48 @@ impl PcapWriter {
         self.out.dest()
     }
 
-    /// Appends one record, stamped `ts_ns` (written in microseconds). After a
-    /// write error every call fails with it.
-    #[inline]
-    pub fn write(&mut self, ts_ns: u64, data: &[u8], wire_len: u32) -> std::io::Result<()> {
+    /// Writes `r`'s records and empties it. On an error the file is cut back
+    /// to the last whole record and the error remembered: after it every call
+    /// fails with it, and nothing more is written.
+    pub fn append(&mut self, r: &mut Records) -> std::io::Result<()> {
         if let Some(e) = &self.failed {
             return Err(std::io::Error::new(e.kind(), e.to_string()));
         }
-        PcapFormat::CLASSIC.record(&mut self.buf, ts_ns, data, wire_len);
-        self.packets += 1;
-        if self.buf.len() >= WRITE_BUFFER {
-            self.write_buffer()?;
-        }
-        Ok(())
-    }
-
-    /// Writes the buffered records; on an error cuts the file back to the last
-    /// whole record and remembers the error.
-    fn write_buffer(&mut self) -> std::io::Result<()> {
         let mut done = 0;
-        while done < self.buf.len() {
-            match self.out.file().write(&self.buf[done..]) {
-                Ok(0) => {
-                    return self.fail(done, std::io::ErrorKind::WriteZero.into());
-                }
+        let result = loop {
+            if done == r.bytes.len() {
+                break Ok(());
+            }
+            match self.out.file().write(&r.bytes[done..]) {
+                Ok(0) => break Err(std::io::ErrorKind::WriteZero.into()),
                 Ok(n) => done += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return self.fail(done, e),
+                Err(e) => break Err(e),
             }
-        }
-        self.on_disk += self.buf.len() as u64;
-        self.packets_on_disk = self.packets;
-        self.buf.clear();
-        Ok(())
+        };
+        let outcome = match result {
+            Ok(()) => {
+                self.on_disk += r.bytes.len() as u64;
+                self.packets_on_disk += r.packets;
+                Ok(())
+            }
+            Err(e) => self.fail(&r.bytes[..done], e),
+        };
+        r.bytes.clear();
+        r.packets = 0;
+        outcome
     }
 
-    fn fail(&mut self, written: usize, e: std::io::Error) -> std::io::Result<()> {
-        // The records of `buf` that made it to the file whole.
+    /// Keeps the whole records of `written` (what made it to the file of a
+    /// block), cuts the file back to them and remembers `e`.
+    fn fail(&mut self, written: &[u8], e: std::io::Error) -> std::io::Result<()> {
         let (mut at, mut whole) = (0usize, 0u64);
-        while at + RECORD_HEADER <= written {
-            let header = self.buf[at..at + RECORD_HEADER]
+        while at + RECORD_HEADER <= written.len() {
+            let header = written[at..at + RECORD_HEADER]
                 .try_into()
                 .expect("a record header");
             let end = at + RECORD_HEADER + PcapFormat::CLASSIC.caplen(&header) as usize;
-            if end > written {
+            if end > written.len() {
                 break;
             }
             at = end;
@@ -131,8 +163,6 @@ impl PcapWriter {
         }
         self.on_disk += at as u64;
         self.packets_on_disk += whole;
-        self.packets = self.packets_on_disk;
-        self.buf.clear();
         if self.out.is_regular() {
             let _ = self.out.file().set_len(self.on_disk);
         }
@@ -141,13 +171,11 @@ impl PcapWriter {
         Err(err)
     }
 
-    /// Writes what is buffered, syncs, and renames the file into place. After
-    /// a write error the whole records written are still kept under the name;
-    /// if the rename itself fails, they stay under the temporary name.
+    /// Syncs and renames the file into place (every thread has appended its
+    /// last records). After a write error the whole records written are
+    /// still kept under the name; if the rename itself fails, they stay under
+    /// the temporary name.
     pub fn finish(mut self) -> WriteOutcome {
-        if self.failed.is_none() {
-            let _ = self.write_buffer();
-        }
         let failed = self.failed.take().map(|e| e.to_string());
         let (path, error) = self.out.commit_or_keep();
         WriteOutcome {
@@ -179,7 +207,10 @@ mod tests {
             2,
             b"x",
         ));
-        w.write(1_000_002_000, &frame, frame.len() as u32).unwrap();
+        let mut r = Records::default();
+        r.push(1_000_002_000, &frame, frame.len() as u32);
+        w.append(&mut r).unwrap();
+        assert!(r.is_empty());
         let done = w.finish();
         assert_eq!((done.path.as_path(), done.packets), (&*dest, 1));
         assert!(done.error.is_none());

@@ -28,8 +28,8 @@ mod tests;
 pub use ending::FlowRecord;
 pub use key::FlowKey;
 pub use packet::{
-    FlowPacket, CONTROL, HINT_FRESH, KNOWN_HI_SERVER, KNOWN_LO_SERVER, LATER_FRAGMENT, MARK,
-    SERVER, SWEEP,
+    FlowPacket, CONTROL, HINT_FRESH, KNOWN_HI_SERVER, KNOWN_LO_SERVER, LATER_FRAGMENT, SERVER,
+    SWEEP,
 };
 pub use server::{lo_is_server, server_score, KnownServers, SERVERS_CAP};
 pub use state::{ConnState, Timeouts, CONN_STATES};

@@ -42,15 +42,12 @@ pub const SERVER: u8 = 0x20;
 /// worker at the same point of the packet sequence, so which flows end does
 /// not depend on how flows are spread over workers).
 pub const SWEEP: u8 = 0x80;
-/// Not a packet: a mark in the stream (a live capture's interval tick, in
-/// `ts`) at which the worker reports its counters; the table skips it.
-pub const MARK: u8 = 0x40;
 /// Not a packet: the place of a later IP fragment whose ports become known
 /// only after the packets before it (reading on several threads); the
 /// pipeline puts the packet there, and a table skips the record.
 pub const LATER_FRAGMENT: u8 = 0x10;
 /// The records that are not packets.
-pub const CONTROL: u8 = SWEEP | MARK | SERVER | LATER_FRAGMENT;
+pub const CONTROL: u8 = SWEEP | SERVER | LATER_FRAGMENT;
 
 impl FlowPacket {
     /// A packet record with its hash filled in (for tests and benchmarks; the
@@ -75,16 +72,7 @@ impl FlowPacket {
         bytes.get(at..at + self.payload_len as usize).unwrap_or(&[])
     }
 
-    /// A mark in the stream, carrying `tick` ([`MARK`]).
-    pub fn mark(tick: u64) -> FlowPacket {
-        FlowPacket {
-            ts: tick,
-            hints: MARK,
-            ..FlowPacket::default()
-        }
-    }
-
-    /// Whether this record is a packet (not a sweep or a mark).
+    /// Whether this record is a packet (not a control record).
     #[inline]
     pub fn is_packet(&self) -> bool {
         self.hints & CONTROL == 0
