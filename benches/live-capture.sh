@@ -49,20 +49,28 @@ replay() { # rate -> prints "sent rated_pps"
     | awk '/Actual:/ {sent=$2} /Rated:/ {for (i=1;i<=NF;i++) if ($i ~ /pps/) pps=$(i-1)} END {print sent, pps}'
 }
 
+cpu_ticks() { # pid -> user + system clock ticks so far
+  awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
 run_portflow() { # rate threads
   local out; out=$(mktemp)
   ip netns exec $B "$pf" capture $VB --format json --workers "$2" ${PORTFLOW_ARGS:-} > "$out" 2>/dev/null &
   local pid=$!
   sleep 1
+  local cpu0; cpu0=$(cpu_ticks $pid)
   local r; r=$(replay "$1")
+  local cpu; cpu=$(( $(cpu_ticks $pid) - cpu0 ))
   sleep 1
   kill -INT $pid; wait $pid || true
-  python3 - "$out" "$r" <<'PY'
+  python3 - "$out" "$r" "$cpu" "$(getconf CLK_TCK)" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); l = r["live"]
 sent, pps = (sys.argv[2].split() + ["?", "?"])[:2]
 each = "/".join(str(s["dropped_kernel"]) for s in l["sockets"])
-print(f"{sent}\t{pps}\t{r['totals']['packets']}\t{l['dropped_kernel']}\t{each}")
+packets = r["totals"]["packets"]
+ns = int(sys.argv[3]) / int(sys.argv[4]) * 1e9 / max(packets, 1)
+print(f"{sent}\t{pps}\t{packets}\t{l['dropped_kernel']}\t{each}\t{ns:.0f}")
 PY
   rm -f "$out"
 }
@@ -80,16 +88,16 @@ run_tcpdump() { # rate
 }
 
 read -r -a threads <<< "${THREADS:-1 2}"
-table="| offered rate | tool | sent | tcpreplay pps | captured | kernel drops | drops per thread |
-|---|---|---|---|---|---|---|"
+table="| offered rate | tool | sent | tcpreplay pps | captured | kernel drops | drops per thread | CPU ns/packet |
+|---|---|---|---|---|---|---|---|"
 add_row() { echo "$1" >&2; table+=$'\n'"$1"; }
 for rate in "${rates[@]}"; do
   for t in "${threads[@]}"; do
-    IFS=$'\t' read -r sent pps pfc pfd each < <(run_portflow "$rate" "$t")
-    add_row "| $rate | portflow, $t thread(s) | $sent | $pps | $pfc | $pfd | $each |"
+    IFS=$'\t' read -r sent pps pfc pfd each ns < <(run_portflow "$rate" "$t")
+    add_row "| $rate | portflow, $t thread(s) | $sent | $pps | $pfc | $pfd | $each | $ns |"
   done
   IFS=$'\t' read -r sent pps tdc tdd < <(run_tcpdump "$rate")
-  add_row "| $rate | tcpdump | $sent | $pps | $tdc | $tdd | |"
+  add_row "| $rate | tcpdump | $sent | $pps | $tdc | $tdd | | |"
 done
 commit=$(git rev-parse --short HEAD)$(git diff --quiet || echo +dirty)
 {
@@ -103,6 +111,8 @@ commit=$(git rev-parse --short HEAD)$(git diff --quiet || echo +dirty)
   echo "  between two namespaces; \`portflow capture IF --format json --workers N ${PORTFLOW_ARGS:-}\` (64 MiB of kernel"
   echo "  buffer shared by the N fanout sockets, TPACKET_V3), then \`tcpdump -i IF -w /dev/null\` under the same replay;"
   echo "  each stopped with SIGINT 1 s after the replay. tcpreplay runs on the same machine and takes a core."
+  echo "- CPU ns/packet: portflow's CPU time (all threads, user and kernel, /proc) during the replay over the packets"
+  echo "  it analysed; one thread keeps up until about 10^9 / that many packets per second."
   echo "- CPU: $(lscpu | awk -F: '/Model name/ {gsub(/^ +/,"",$2); print $2; exit}'), $(nproc) cores"
   echo
   echo "$table"
