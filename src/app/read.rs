@@ -73,7 +73,8 @@ fn write(
 ) -> Result<(u8, Instant, Option<Report>), AppError> {
     if args.flows {
         let flows = &analysis.flows;
-        out.write_and_commit(|o| Ok(write_flows(flows, services, o.writer())?))?;
+        let seed = args.community_id_seed;
+        out.write_and_commit(|o| Ok(write_flows(flows, services, seed, o.writer())?))?;
         return Ok((0, Instant::now(), None));
     }
     let format = args.format.into();

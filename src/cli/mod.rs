@@ -271,6 +271,11 @@ pub struct ReadArgs {
     #[arg(long)]
     pub flows: bool,
 
+    /// The seed of each flow's `community_id` (Community ID v1; 0 unless the tools you pivot
+    /// to use another).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub community_id_seed: u16,
+
     #[command(flatten)]
     pub analysis: AnalysisArgs,
 

@@ -2,7 +2,7 @@
 use super::time::rfc3339;
 use crate::decode::ip_text;
 use crate::services::{Services, Transport};
-use crate::stats::flow::FlowRecord;
+use crate::stats::flow::{community_id, FlowRecord};
 use crate::stats::Count;
 use serde::Serialize;
 use std::io::{self, Write};
@@ -31,9 +31,17 @@ struct FlowLine<'a> {
     /// Cleartext evidence: `http-basic`, `http-authorization`, `login-form`,
     /// `login`, `tls-upgrade`.
     cleartext: Vec<&'static str>,
+    /// The flow's Community ID (v1) with the seed asked for.
+    community_id: String,
 }
 
-pub fn write_flows(flows: &[FlowRecord], services: &Services, w: &mut dyn Write) -> io::Result<()> {
+/// Writes `flows` as NDJSON, each with its Community ID under `seed`.
+pub fn write_flows(
+    flows: &[FlowRecord],
+    services: &Services,
+    seed: u16,
+    w: &mut dyn Write,
+) -> io::Result<()> {
     for f in flows {
         let (cip, cport) = f.client();
         let (sip, sport) = f.server();
@@ -56,6 +64,7 @@ pub fn write_flows(flows: &[FlowRecord], services: &Services, w: &mut dyn Write)
             conn_state: f.state.name(),
             detected: f.detected.map(|p| p.as_str()),
             cleartext: super::names::cleartext(f.cleartext),
+            community_id: community_id(&f.key, seed),
         };
         serde_json::to_writer(&mut *w, &line)?;
         w.write_all(b"\n")?;

@@ -14,6 +14,7 @@
 //! - `evict`: making room in a full table;
 //! - `ending`: what a flow contributes when it ends, and the end of input.
 
+mod community_id;
 mod ending;
 mod evict;
 mod key;
@@ -25,6 +26,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
+pub use community_id::community_id;
 pub use ending::FlowRecord;
 pub use key::FlowKey;
 pub use packet::{
