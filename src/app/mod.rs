@@ -159,7 +159,7 @@ fn add_findings(
 fn report_rows(format: Format, a: &AnalysisArgs) -> Rows {
     match format {
         Format::Table => Rows::Top(a.top as usize),
-        Format::Json | Format::Ndjson => Rows::All,
+        Format::Json | Format::Ndjson | Format::Csv(_) => Rows::All,
     }
 }
 
@@ -180,6 +180,7 @@ fn write_report(
             serde_json::to_writer(out.writer(), report).map_err(io::Error::from)?;
             out.writer().write_all(b"\n")?;
         }
+        Format::Csv(table) => portflow::report::csv::write_table(report, table, out.writer())?,
     }
     Ok(())
 }

@@ -2,11 +2,11 @@
 use super::progress::Progress;
 use super::{add_findings, load_policy, load_services, options, report_rows, write_report};
 use super::{AppError, Output};
-use crate::cli::ReadArgs;
+use crate::cli::{CsvTable, Format, ReadArgs, ReadFormat};
 use portflow::detect::policy::Policy;
 use portflow::pipeline::timings::{process_cpu, thread_cpu};
 use portflow::pipeline::{analyze_files, Analysis, Options};
-use portflow::report::{flows::write_flows, Report};
+use portflow::report::{csv, flows::write_flows, Report};
 use portflow::services::Services;
 use portflow::source::expand_inputs;
 use std::io::{self, IsTerminal, Write};
@@ -23,6 +23,12 @@ pub fn run(args: ReadArgs) -> Result<u8, AppError> {
     remove_unfinished_on_signals()?;
     let services = Arc::new(load_services(&args.analysis.services)?);
     let policy = load_policy(&args.analysis)?;
+    if args.table.is_some() && (args.format != ReadFormat::Csv || args.flows) {
+        return Err(AppError::Usage(
+            "--table chooses the table of --format csv (and --flows writes flows, not a table)"
+                .into(),
+        ));
+    }
     let inputs = expand_inputs(&args.files)?;
     let opts = Options {
         keep_flows: args.flows,
@@ -74,10 +80,20 @@ fn write(
     if args.flows {
         let flows = &analysis.flows;
         let seed = args.community_id_seed;
-        out.write_and_commit(|o| Ok(write_flows(flows, services, seed, o.writer())?))?;
+        out.write_and_commit(|o| {
+            match args.format {
+                ReadFormat::Csv => csv::write_flows(flows, services, seed, o.writer())?,
+                _ => write_flows(flows, services, seed, o.writer())?,
+            }
+            Ok(())
+        })?;
         return Ok((0, Instant::now(), None));
     }
-    let format = args.format.into();
+    let format = match args.format {
+        ReadFormat::Table => Format::Table,
+        ReadFormat::Json => Format::Json,
+        ReadFormat::Csv => Format::Csv(args.table.unwrap_or(CsvTable::Ports).into()),
+    };
     let rows = report_rows(format, &args.analysis);
     let mut report = Report::build(analysis, services, rows);
     let status = add_findings(&mut report, analysis, policy, services, &args.analysis);

@@ -49,6 +49,8 @@ pub enum Format {
     Json,
     /// The same report on one line, after one line per interval.
     Ndjson,
+    /// One of the report's tables as CSV.
+    Csv(portflow::report::csv::Table),
 }
 
 /// `read --format`.
@@ -58,13 +60,31 @@ pub enum ReadFormat {
     Table,
     /// The versioned JSON report (docs/SCHEMA.md).
     Json,
+    /// One table as CSV with a header row (`--table`; with `--flows`, the flows).
+    Csv,
 }
 
-impl From<ReadFormat> for Format {
-    fn from(f: ReadFormat) -> Format {
-        match f {
-            ReadFormat::Table => Format::Table,
-            ReadFormat::Json => Format::Json,
+/// `read --format csv --table`: which of the report's tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CsvTable {
+    /// Per transport and port: the port table.
+    Ports,
+    /// The open-port inventory: per host, transport and port seen serving.
+    Services,
+    /// The findings, most severe first.
+    Findings,
+    /// Hosts and ports that answered with ICMP port unreachable.
+    ClosedPorts,
+}
+
+impl From<CsvTable> for portflow::report::csv::Table {
+    fn from(t: CsvTable) -> Self {
+        use portflow::report::csv::Table;
+        match t {
+            CsvTable::Ports => Table::Ports,
+            CsvTable::Services => Table::Services,
+            CsvTable::Findings => Table::Findings,
+            CsvTable::ClosedPorts => Table::ClosedPorts,
         }
     }
 }
@@ -267,9 +287,13 @@ pub struct ReadArgs {
     #[arg(long, value_enum, default_value = "table")]
     pub format: ReadFormat,
 
-    /// Print one JSON object per flow (NDJSON) instead of the port report.
+    /// Print one JSON object per flow (NDJSON; with `--format csv`, CSV) instead of the port report.
     #[arg(long)]
     pub flows: bool,
+
+    /// With `--format csv`: the table to write (default: ports).
+    #[arg(long, value_enum, value_name = "TABLE")]
+    pub table: Option<CsvTable>,
 
     /// The seed of each flow's `community_id` (Community ID v1; 0 unless the tools you pivot
     /// to use another).

@@ -8,31 +8,58 @@ use serde::Serialize;
 use std::io::{self, Write};
 
 #[derive(Serialize)]
-struct Endpoint {
-    ip: String,
-    port: u16,
+pub struct Endpoint {
+    pub ip: String,
+    pub port: u16,
 }
 
 /// The flow record's schema (`docs/SCHEMA.md`).
 #[derive(Serialize)]
-struct FlowLine<'a> {
-    proto: Transport,
-    client: Endpoint,
-    server: Endpoint,
-    service: Option<&'a str>,
-    to_server: Count,
-    to_client: Count,
-    first_seen: String,
-    last_seen: String,
-    duration_s: f64,
-    conn_state: &'static str,
+pub struct FlowLine<'a> {
+    pub proto: Transport,
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub service: Option<&'a str>,
+    pub to_server: Count,
+    pub to_client: Count,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub duration_s: f64,
+    pub conn_state: &'static str,
     /// The protocol detected from payload (null: none).
-    detected: Option<&'static str>,
+    pub detected: Option<&'static str>,
     /// Cleartext evidence: `http-basic`, `http-authorization`, `login-form`,
     /// `login`, `tls-upgrade`.
-    cleartext: Vec<&'static str>,
+    pub cleartext: Vec<&'static str>,
     /// The flow's Community ID (v1) with the seed asked for.
-    community_id: String,
+    pub community_id: String,
+}
+
+/// One flow as its record shows it, with its Community ID under `seed`.
+pub fn flow_line<'a>(f: &FlowRecord, services: &'a Services, seed: u16) -> FlowLine<'a> {
+    let (cip, cport) = f.client();
+    let (sip, sport) = f.server();
+    FlowLine {
+        proto: f.key.transport,
+        client: Endpoint {
+            ip: ip_text(&cip),
+            port: cport,
+        },
+        server: Endpoint {
+            ip: ip_text(&sip),
+            port: sport,
+        },
+        service: services.name(f.key.transport, sport),
+        to_server: f.to_server,
+        to_client: f.to_client,
+        first_seen: rfc3339(f.first_ns),
+        last_seen: rfc3339(f.last_ns),
+        duration_s: f.last_ns.saturating_sub(f.first_ns) as f64 / 1e9,
+        conn_state: f.state.name(),
+        detected: f.detected.map(|p| p.as_str()),
+        cleartext: super::names::cleartext(f.cleartext),
+        community_id: community_id(&f.key, seed),
+    }
 }
 
 /// Writes `flows` as NDJSON, each with its Community ID under `seed`.
@@ -43,30 +70,7 @@ pub fn write_flows(
     w: &mut dyn Write,
 ) -> io::Result<()> {
     for f in flows {
-        let (cip, cport) = f.client();
-        let (sip, sport) = f.server();
-        let line = FlowLine {
-            proto: f.key.transport,
-            client: Endpoint {
-                ip: ip_text(&cip),
-                port: cport,
-            },
-            server: Endpoint {
-                ip: ip_text(&sip),
-                port: sport,
-            },
-            service: services.name(f.key.transport, sport),
-            to_server: f.to_server,
-            to_client: f.to_client,
-            first_seen: rfc3339(f.first_ns),
-            last_seen: rfc3339(f.last_ns),
-            duration_s: f.last_ns.saturating_sub(f.first_ns) as f64 / 1e9,
-            conn_state: f.state.name(),
-            detected: f.detected.map(|p| p.as_str()),
-            cleartext: super::names::cleartext(f.cleartext),
-            community_id: community_id(&f.key, seed),
-        };
-        serde_json::to_writer(&mut *w, &line)?;
+        serde_json::to_writer(&mut *w, &flow_line(f, services, seed))?;
         w.write_all(b"\n")?;
     }
     Ok(())

@@ -2,6 +2,7 @@
 //! human table or as JSON (schema in `docs/SCHEMA.md`), so both show the same
 //! numbers; and per-flow NDJSON (`--flows`).
 
+pub mod csv;
 pub mod findings;
 pub mod flows;
 pub mod live;
