@@ -3,7 +3,9 @@
 #   make test  install what the tests need, lint, run every test, fuzz each target for 20 s
 CARGO ?= cargo
 
-.PHONY: run test build fixtures bench lint
+PREFIX ?= /usr/local
+
+.PHONY: run test build fixtures bench lint install
 
 run:
 	@scripts/setup-debian.sh build </dev/null
@@ -20,6 +22,16 @@ test:
 
 build:
 	$(CARGO) build --release --locked
+
+# The binary, its manual pages and shell completions under $(DESTDIR)$(PREFIX).
+install: build
+	install -Dm755 target/release/portflow $(DESTDIR)$(PREFIX)/bin/portflow
+	target/release/portflow man --dir $(DESTDIR)$(PREFIX)/share/man/man1
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	target/release/portflow completions bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/portflow
+	target/release/portflow completions zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_portflow
+	target/release/portflow completions fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/portflow.fish
 
 fixtures:
 	$(CARGO) run --release --locked -p portflow-synth --bin make-fixtures

@@ -20,6 +20,8 @@ fn main() -> ExitCode {
         Command::Capture(args) => app::capture::run(args),
         Command::Interfaces(args) => app::listings::interfaces(args),
         Command::Services(args) => app::listings::services(args),
+        Command::Completions(args) => app::docs::completions(args),
+        Command::Man(args) => app::docs::man(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

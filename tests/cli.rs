@@ -240,3 +240,71 @@ fn the_table_explains_its_terms() {
         "{s}"
     );
 }
+
+#[test]
+fn completions_and_manual_pages_come_from_the_flags() {
+    // bash parses its script, which completes the commands and their flags.
+    let o = run(&["completions", "bash"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let script = stdout(&o);
+    for word in ["capture", "--community-id-seed", "--table", "--workers"] {
+        assert!(script.contains(word), "bash completion lacks {word}");
+    }
+    let dir = std::env::temp_dir().join(format!("portflow-man-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::write(dir.with_extension("bash"), &script).unwrap();
+    let st = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(dir.with_extension("bash"))
+        .status()
+        .unwrap();
+    assert!(st.success(), "bash -n on the completion script");
+    std::fs::remove_file(dir.with_extension("bash")).unwrap();
+    for shell in ["zsh", "fish"] {
+        let o = run(&["completions", shell]);
+        assert!(
+            o.status.success() && stdout(&o).contains("fail-on"),
+            "{shell}"
+        );
+    }
+    // One manual page per command, each naming its flags.
+    let o = portflow()
+        .args(["man", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut pages: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    pages.sort();
+    assert_eq!(
+        pages,
+        [
+            "portflow-capture.1",
+            "portflow-completions.1",
+            "portflow-interfaces.1",
+            "portflow-man.1",
+            "portflow-read.1",
+            "portflow-services.1",
+            "portflow.1"
+        ]
+    );
+    let read = std::fs::read_to_string(dir.join("portflow-read.1")).unwrap();
+    assert!(
+        read.starts_with(".ie") && read.contains(".TH portflow-read 1"),
+        "{read}"
+    );
+    for flag in [
+        "\\-\\-format",
+        "\\-\\-flows",
+        "\\-\\-keep\\-going",
+        "\\-\\-policy",
+    ] {
+        assert!(read.contains(flag), "portflow-read.1 lacks {flag}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    let main = stdout(&run(&["man"]));
+    assert!(main.contains(".TH portflow 1") && main.contains("capture"));
+}

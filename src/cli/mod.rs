@@ -38,6 +38,24 @@ pub enum Command {
     Interfaces(InterfacesArgs),
     /// Look up service names and ports in the embedded IANA registry.
     Services(ServicesArgs),
+    /// Print the shell completion script for bash, zsh or fish (`make install` installs them).
+    Completions(CompletionsArgs),
+    /// Write the manual pages (portflow.1 and one per command) to a folder, or portflow.1 to stdout.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write portflow.1 and portflow-COMMAND.1 here (made if missing) instead of portflow.1 to stdout.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// How a report is written.
