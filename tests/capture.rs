@@ -4,6 +4,7 @@
 //! Only loopback and the tests' own namespaces carry traffic.
 mod support;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -988,4 +989,204 @@ fn w_to_dev_null_stays_a_device_needs_root() {
     assert_eq!(r["live"]["written_packets"], 5);
     let m = std::fs::symlink_metadata("/dev/null").unwrap();
     assert!(m.file_type().is_char_device(), "/dev/null was replaced");
+}
+
+/// A Prometheus server inside namespace `ns` scraping 127.0.0.1:`target`
+/// every second, answering queries on 127.0.0.1:9090 there; stopped and its
+/// files removed on drop.
+struct Prometheus {
+    child: Child,
+    dir: std::path::PathBuf,
+    ns: String,
+}
+
+impl Prometheus {
+    fn start(ns: &str, target: u16) -> Prometheus {
+        let dir = std::env::temp_dir().join(format!("portflow-prom-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  \
+                 - job_name: portflow\n    static_configs:\n      - targets: ['127.0.0.1:{target}']\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, "prometheus"])
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg("--web.listen-address=127.0.0.1:9090")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus (make test installs it)");
+        Prometheus {
+            child,
+            dir,
+            ns: ns.to_string(),
+        }
+    }
+
+    /// The result of an instant query: (labels, value) per series.
+    fn query(&self, q: &str) -> Vec<(Value, f64)> {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &self.ns, "curl", "-s", "-G"])
+            .arg("http://127.0.0.1:9090/api/v1/query")
+            .args(["--data-urlencode", &format!("query={q}")])
+            .output()
+            .expect("curl");
+        let Ok(v) = serde_json::from_slice::<Value>(&o.stdout) else {
+            return Vec::new(); // not up yet
+        };
+        v["data"]["result"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .map(|s| {
+                        let value = s["value"][1].as_str().unwrap().parse().unwrap();
+                        (s["metric"].clone(), value)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Prometheus {
+    /// The value of `q` (one series) once three answers in a row agree and
+    /// it is above 0: Prometheus has scraped everything at least twice.
+    fn steady(&self, q: &str) -> f64 {
+        let started = Instant::now();
+        let mut last = (-1.0, 0);
+        loop {
+            let v = self.query(q).first().map_or(-1.0, |s| s.1);
+            last = if v == last.0 && v > 0.0 {
+                (v, last.1 + 1)
+            } else {
+                (v, 0)
+            };
+            if last.1 >= 2 {
+                return v;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no steady answer: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(700));
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `promtool check metrics` on what 127.0.0.1:`port`/metrics serves in `ns`.
+fn promtool_accepts(ns: &str, port: u16) {
+    let scrape = Command::new("ip")
+        .args(["netns", "exec", ns, "curl", "-s"])
+        .arg(format!("http://127.0.0.1:{port}/metrics"))
+        .output()
+        .unwrap();
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    std::io::Write::write_all(check.stdin.as_mut().unwrap(), &scrape.stdout).unwrap();
+    let checked = check.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}
+
+/// The report's per-port packets keyed as the scrape has them: a port
+/// without a series of its own in `scraped` under (proto, "other").
+fn folded(
+    ports: &[Value],
+    scraped: &BTreeMap<(String, String), u64>,
+) -> BTreeMap<(String, String), u64> {
+    let mut expected = BTreeMap::new();
+    for p in ports {
+        let proto = p["proto"].as_str().unwrap().to_string();
+        let port = p["port"].to_string();
+        let key = if scraped.contains_key(&(proto.clone(), port.clone())) {
+            (proto, port)
+        } else {
+            (proto, "other".to_string())
+        };
+        *expected.entry(key).or_default() += p["packets"].as_u64().unwrap();
+    }
+    expected
+}
+
+#[test]
+fn prometheus_scrapes_the_reports_numbers_needs_root() {
+    require_root!();
+    require!(tool("prometheus"), "prometheus is not installed");
+    let fixture = fixture("generated/scan.pcap");
+    let ns = Netns::new("m");
+    sh(&format!("ip netns exec {} ip link set lo up", ns.b));
+    let cap = start_capture(
+        Some(&ns.b),
+        &[
+            &ns.veth(&ns.b),
+            "--metrics",
+            "9717",
+            "--metrics-top",
+            "20",
+            "--interval",
+            "200ms",
+            "--format",
+            "json",
+            "-d",
+            "60s",
+        ],
+    );
+    promtool_accepts(&ns.b, 9717);
+    let prom = Prometheus::start(&ns.b, 9717);
+    ns.replay(&fixture, &["--pps", "2000"]);
+    let steady = prom.steady("sum(portflow_port_packets_total)");
+    let per_port = prom.query("sum by (proto, port) (portflow_port_packets_total)");
+    let bytes = prom.query("sum(portflow_port_bytes_total)");
+    sigint(&cap);
+    let (code, out) = finish(cap, Duration::from_secs(20));
+    assert_eq!(code, Some(0));
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let ports = report["ports"].as_array().unwrap();
+    let packets: u64 = ports.iter().map(|p| p["packets"].as_u64().unwrap()).sum();
+    let byte_sum: u64 = ports.iter().map(|p| p["bytes"].as_u64().unwrap()).sum();
+    assert_eq!(steady as u64, packets, "sum(portflow_port_packets_total)");
+    assert_eq!(
+        bytes[0].1 as u64, byte_sum,
+        "sum(portflow_port_bytes_total)"
+    );
+    // Per port: the 20 busiest have series of their own, the rest is
+    // "other" per transport; both add up to the report's rows.
+    let scraped: BTreeMap<(String, String), u64> = per_port
+        .iter()
+        .map(|(labels, v)| {
+            let label = |k: &str| labels[k].as_str().unwrap().to_string();
+            ((label("proto"), label("port")), *v as u64)
+        })
+        .collect();
+    assert_eq!(scraped, folded(ports, &scraped));
+    let own = scraped.keys().filter(|(_, p)| p != "other").count();
+    assert_eq!(own, 20, "--metrics-top 20 ports have series of their own");
+    assert!(ports.len() > 20, "the fixture has more ports than that");
 }

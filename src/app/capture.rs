@@ -7,14 +7,16 @@ use portflow::detect::policy::Policy;
 use portflow::pipeline::live::{self, CaptureSpec, LiveSummary, Snapshot, StopReason};
 use portflow::pipeline::Analysis;
 use portflow::report::live::{draw, Interval, LiveState, Screen};
+use portflow::report::metrics::Metrics;
 use portflow::report::Report;
 use portflow::services::Services;
 use portflow::source::live::{fanout, Live, LiveOptions, PcapWriter};
 use portflow::source::privileges::{self, Dropped};
 use std::io::{self, IsTerminal, Write};
+use std::net::TcpListener;
 use std::path::Path;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// How the capture shows itself and writes its report, from `--format` and
 /// whether standard output is a terminal.
@@ -66,11 +68,28 @@ pub fn run(args: CaptureArgs) -> Result<u8, AppError> {
         return Err(AppError::Usage("--interval must be more than 0".into()));
     }
     let threads = live::capture_threads(opts.workers);
-    let (handles, who, write) = open(&args, threads)?;
+    let Opened {
+        handles,
+        who,
+        write,
+        metrics_socket,
+    } = open(&args, threads)?;
     let level = install_stop_signals()?;
     announce(&args, &handles[0], threads, &who);
     let shape = Shape::of(args.format, io::stdout().is_terminal());
     let (interface, loopback) = (handles[0].interface.clone(), handles[0].loopback);
+    let metrics = match metrics_socket {
+        Some(socket) => {
+            let m = Metrics::new(&interface, threads, args.metrics_top as usize);
+            let m = Arc::new(Mutex::new(m));
+            if let Ok(addr) = socket.local_addr() {
+                eprintln!("portflow: metrics at http://{addr}/metrics");
+            }
+            super::metrics::serve(socket, m.clone())?;
+            Some(m)
+        }
+        None => None,
+    };
     let spec = CaptureSpec {
         lives: handles,
         count: args.count,
@@ -79,14 +98,21 @@ pub fn run(args: CaptureArgs) -> Result<u8, AppError> {
         interval: args.interval,
     };
     let (tx, rx) = crossbeam_channel::bounded(256);
-    let publish = (shape.view || shape.intervals).then_some(tx);
+    let publish = (shape.view || shape.intervals || metrics.is_some()).then_some(tx);
     let worker = std::thread::Builder::new()
         .name("portflow-capture".into())
         .spawn(move || live::capture(&opts, spec, level, publish))
         .map_err(|e| AppError::Usage(format!("cannot start the capture thread: {e}")))?;
     let mut screen = shape.view.then(Screen::enter);
     let mut state = LiveState::new(&interface, loopback, threads);
-    show(rx, &mut state, &services, args.analysis.top as usize, shape)?;
+    show(
+        rx,
+        &mut state,
+        &services,
+        args.analysis.top as usize,
+        shape,
+        metrics.as_deref(),
+    )?;
     let result = worker
         .join()
         .map_err(|_| AppError::Usage("capture thread panicked".into()))?;
@@ -109,15 +135,26 @@ pub fn run(args: CaptureArgs) -> Result<u8, AppError> {
     Ok(if failed { 2 } else { status })
 }
 
-/// Opens the interface (`threads` handles in one fanout group), gives up the
-/// privileges opening needed, and makes the `-w` file: before the drop when
-/// the user the capture goes on as could not create it in its folder, else
-/// after.
-fn open(
-    args: &CaptureArgs,
-    threads: usize,
-) -> Result<(Vec<Live>, Dropped, Option<PcapWriter>), AppError> {
+/// What the capture opened before and after giving up its privileges.
+struct Opened {
+    handles: Vec<Live>,
+    who: Dropped,
+    write: Option<PcapWriter>,
+    /// `--metrics`: the socket bound, not yet served.
+    metrics_socket: Option<TcpListener>,
+}
+
+/// Opens the interface (`threads` handles in one fanout group) and binds the
+/// metrics socket, gives up the privileges opening needed, and makes the
+/// `-w` file: before the drop when the user the capture goes on as could not
+/// create it in its folder, else after.
+fn open(args: &CaptureArgs, threads: usize) -> Result<Opened, AppError> {
     let handles = fanout::open_group(&live_options(args), threads)?;
+    let metrics_socket = args
+        .metrics
+        .as_deref()
+        .map(super::metrics::bind)
+        .transpose()?;
     let handle = &handles[0];
     let target = privileges::plan(args.user.as_deref())?;
     let early = match (&args.write, target.switches_to()) {
@@ -139,7 +176,12 @@ fn open(
         ),
         (None, None) => None,
     };
-    Ok((handles, who, write))
+    Ok(Opened {
+        handles,
+        who,
+        write,
+        metrics_socket,
+    })
 }
 
 fn output_error(path: &Path, error: std::io::Error) -> AppError {
@@ -234,14 +276,15 @@ fn install_stop_signals() -> Result<Arc<AtomicU8>, AppError> {
     Ok(level)
 }
 
-/// Draws the view or writes interval objects, one per completed tick, until
-/// the capture ends.
+/// Draws the view or writes interval objects, and updates the metrics, once
+/// per completed tick, until the capture ends.
 fn show(
     rx: crossbeam_channel::Receiver<Snapshot>,
     state: &mut LiveState,
     services: &Services,
     top: usize,
     shape: Shape,
+    metrics: Option<&Mutex<Metrics>>,
 ) -> Result<(), AppError> {
     let rows = terminal_rows();
     let mut stdout = io::stdout().lock();
@@ -249,9 +292,14 @@ fn show(
         let Some(i) = state.update(snap, services, top) else {
             continue;
         };
+        if let Some(m) = metrics {
+            m.lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .update(state.ports(), &i.totals, services);
+        }
         if shape.view {
             let _ = draw(&i, rows, &mut stdout);
-        } else {
+        } else if shape.intervals {
             write_interval(&i, &mut stdout)?;
         }
     }

@@ -4,6 +4,7 @@
 pub mod capture;
 pub mod docs;
 pub mod listings;
+mod metrics;
 mod output;
 mod progress;
 pub mod read;

@@ -270,6 +270,16 @@ pub struct CaptureArgs {
           value_parser = parse_duration)]
     pub interval: std::time::Duration,
 
+    /// Serve Prometheus metrics at http://ADDR/metrics while capturing, updated every --interval
+    /// (PORT or :PORT listens on 127.0.0.1; name another address to listen there).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+
+    /// Ports with metric series of their own; the others are counted as port="other".
+    #[arg(long, default_value_t = portflow::report::metrics::DEFAULT_TOP as u64, value_name = "N",
+          value_parser = |s: &str| in_range(s, 1, 10_000, "metrics-top"))]
+    pub metrics_top: u64,
+
     /// `table`: the live view on a terminal, then the table (not on a terminal: the table only);
     /// `json`: the final report as JSON; `ndjson`: one JSON object per interval, then the report
     /// as the last object. Default: `table` on a terminal, `ndjson` otherwise.

@@ -23,6 +23,8 @@ pub struct LiveState {
     pending: BTreeMap<u64, HashMap<usize, Snapshot>>,
     previous: HashMap<PortKey, (u64, u64)>,
     previous_capture: CaptureSnapshot,
+    /// Every port's counters over all threads at the last complete tick.
+    current: HashMap<PortKey, PortLive>,
 }
 
 /// One port's line in an interval.
@@ -64,6 +66,7 @@ impl LiveState {
             pending: BTreeMap::new(),
             previous: HashMap::new(),
             previous_capture: CaptureSnapshot::default(),
+            current: HashMap::new(),
         }
     }
 
@@ -102,13 +105,27 @@ impl LiveState {
             .saturating_sub(self.previous_capture.elapsed)
             .as_secs_f64()
             .max(1e-3);
-        let mut now: HashMap<PortKey, (u64, u64, u64)> = HashMap::new();
+        self.current.clear();
         for p in ports {
-            let e = now.entry(p.key).or_default();
-            e.0 += p.to_server.packets + p.to_client.packets;
-            e.1 += p.to_server.bytes + p.to_client.bytes;
-            e.2 += p.flows;
+            let e = self.current.entry(p.key).or_insert(PortLive {
+                key: p.key,
+                to_server: Default::default(),
+                to_client: Default::default(),
+                flows: 0,
+            });
+            e.to_server += p.to_server;
+            e.to_client += p.to_client;
+            e.flows += p.flows;
         }
+        let now: HashMap<PortKey, (u64, u64, u64)> = self
+            .current
+            .values()
+            .map(|p| {
+                let packets = p.to_server.packets + p.to_client.packets;
+                let bytes = p.to_server.bytes + p.to_client.bytes;
+                (p.key, (packets, bytes, p.flows))
+            })
+            .collect();
         let mut rows: Vec<PortRate> = now
             .iter()
             .map(|(k, &(pk, by, fl))| {
@@ -146,6 +163,14 @@ impl LiveState {
             totals: c,
             ports: rows,
         }
+    }
+}
+
+impl LiveState {
+    /// Every port's counters over all threads at the last complete tick
+    /// (cumulative since the start).
+    pub fn ports(&self) -> impl Iterator<Item = &PortLive> {
+        self.current.values()
     }
 }
 

@@ -6,6 +6,7 @@ pub mod csv;
 pub mod findings;
 pub mod flows;
 pub mod live;
+pub mod metrics;
 mod names;
 mod rows;
 pub mod table;
