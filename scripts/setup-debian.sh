@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages portflow needs, only those missing.
 #   scripts/setup-debian.sh build   libpcap-dev and gcc (to build and run; gcc links, and builds mimalloc)
-#   scripts/setup-debian.sh test    + tshark, tcpdump, tcpreplay, nmap, socat, openssl, iproute2, prometheus (tests),
+#   scripts/setup-debian.sh test    + tshark, tcpdump, tcpreplay, nmap, socat, openssl, iproute2, prometheus, nfdump, softflowd (tests),
 #                                   and cargo-fuzz (scripts/fuzz.sh)
 set -euo pipefail
 want=(libpcap-dev pkg-config gcc)
 if [ "${1:-build}" = test ]; then
-  want+=(tshark tcpdump tcpreplay nmap socat iproute2 curl python3 wireshark-common openssl prometheus)
+  want+=(tshark tcpdump tcpreplay nmap socat iproute2 curl python3 wireshark-common openssl prometheus nfdump softflowd)
 fi
 missing=()
 for p in "${want[@]}"; do

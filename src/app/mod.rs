@@ -3,6 +3,7 @@
 
 pub mod capture;
 pub mod docs;
+mod ipfix;
 pub mod listings;
 mod metrics;
 mod output;

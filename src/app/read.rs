@@ -30,8 +30,14 @@ pub fn run(args: ReadArgs) -> Result<u8, AppError> {
         ));
     }
     let inputs = expand_inputs(&args.files)?;
+    // Resolved and connected before any reading.
+    let collector = args
+        .ipfix
+        .as_deref()
+        .map(super::ipfix::connect)
+        .transpose()?;
     let opts = Options {
-        keep_flows: args.flows,
+        keep_flows: args.flows || collector.is_some(),
         filter: args.filter.clone(),
         keep_going: args.keep_going,
         ..options(&args.analysis, services.clone())
@@ -61,11 +67,37 @@ pub fn run(args: ReadArgs) -> Result<u8, AppError> {
     }
     let building = Instant::now();
     let (status, built, _report) = write(&args, &mut analysis, &services, policy.as_ref(), out)?;
+    if let Some(c) = &collector {
+        failed |= !export(c, &analysis);
+    }
     if args.timings {
         let report = built - building;
         print_timings(&analysis, report, built.elapsed(), started.elapsed());
     }
     exit_now(if failed { 2 } else { status })
+}
+
+/// `--ipfix`: sends the flows and says how it went; false when messages
+/// could not be sent.
+fn export(c: &super::ipfix::Collector, a: &Analysis) -> bool {
+    let sent = c.export(&a.flows);
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    eprintln!(
+        "portflow: sent {} of {} in {} to {}",
+        plural(sent.records as usize, "IPFIX record"),
+        plural(a.flows.len(), "flow"),
+        plural(sent.messages as usize, "message"),
+        c.addr()
+    );
+    if let Some(e) = &sent.error {
+        eprintln!(
+            "portflow: {} of {} IPFIX messages to {} could not be sent: {e}",
+            sent.failed,
+            sent.messages,
+            c.addr()
+        );
+    }
+    sent.failed == 0
 }
 
 /// Writes the flows or the report; returns the status findings give, when

@@ -319,6 +319,11 @@ pub struct ReadArgs {
     #[arg(long)]
     pub flows: bool,
 
+    /// Also send every flow to an IPFIX collector (NetFlow v10 over UDP: nfcapd, goflow2, ntopng...),
+    /// one record per direction; HOST:PORT, e.g. 127.0.0.1:4739.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub ipfix: Option<String>,
+
     /// With `--format csv`: the table to write (default: ports).
     #[arg(long, value_enum, value_name = "TABLE")]
     pub table: Option<CsvTable>,

@@ -5,6 +5,7 @@
 pub mod csv;
 pub mod findings;
 pub mod flows;
+pub mod ipfix;
 pub mod live;
 pub mod metrics;
 mod names;

@@ -1,8 +1,12 @@
 //! The end of a flow: what it contributes (its record, its outcome for the
 //! inventory, a failed attempt for the scan findings), and ending every flow
 //! still open at the end of input.
-use super::state::{conn_state, Flow, ORIG_SEEN, ORIG_SYN, RESP_SEEN, RESP_SYNACK};
+use super::state::{
+    conn_state, Flow, ORIG_FIN, ORIG_RST, ORIG_SEEN, ORIG_SYN, RESP_FIN, RESP_RST, RESP_SEEN,
+    RESP_SYNACK,
+};
 use super::{ConnState, FlowKey, FlowTable};
+use crate::decode::tcp_flags as F;
 use crate::decode::Addr;
 use crate::inspect::Protocol;
 use crate::services::Transport;
@@ -25,6 +29,51 @@ pub struct FlowRecord {
     pub detected: Option<Protocol>,
     /// [`crate::inspect::clear`] bits.
     pub cleartext: u8,
+    /// Why it ended.
+    pub end: EndReason,
+    /// TCP flags seen [to the server, to the client]: SYN, FIN and RST, and
+    /// SYN|ACK of the server's handshake answer (the table keeps no others);
+    /// 0 for other transports.
+    pub tcp_flags: [u8; 2],
+}
+
+/// Why a flow ended, as IPFIX's flowEndReason numbers it (RFC 7011's IANA
+/// registry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// Idle for longer than its timeout.
+    IdleTimeout = 1,
+    /// Closed: FIN both ways, or a RST.
+    EndOfFlow = 3,
+    /// Still open when the input ended.
+    ForcedEnd = 4,
+    /// Evicted to make room (`--flow-cap`).
+    LackOfResources = 5,
+}
+
+impl EndReason {
+    /// The reason flow `f` ended for, when the table ended it because of
+    /// `cause`: a closed flow ended because it was closed.
+    pub(super) fn of(f: &Flow, cause: EndReason) -> EndReason {
+        if f.closed() {
+            EndReason::EndOfFlow
+        } else {
+            cause
+        }
+    }
+}
+
+/// The TCP flags flow `f`'s history records, [to the server, to the client].
+pub(super) fn tcp_flags(key: &FlowKey, f: &Flow) -> [u8; 2] {
+    if key.transport != Transport::Tcp {
+        return [0, 0];
+    }
+    let h = f.history;
+    let bit = |mask: u16, flags: u8| if h & mask != 0 { flags } else { 0 };
+    [
+        bit(ORIG_SYN, F::SYN) | bit(ORIG_FIN, F::FIN) | bit(ORIG_RST, F::RST),
+        bit(RESP_SYNACK, F::SYN | F::ACK) | bit(RESP_FIN, F::FIN) | bit(RESP_RST, F::RST),
+    ]
 }
 
 impl FlowRecord {
@@ -127,7 +176,7 @@ impl FlowTable {
     pub fn finish_all_on(&mut self, threads: usize) {
         let mut flows = std::mem::replace(&mut self.flows, FlowMap::with_capacity(1));
         if threads < 2 || flows.len() < PARALLEL_END_MIN {
-            flows.drain(|k, f| self.finish(k, f));
+            flows.drain(|k, f| self.finish(k, f, EndReason::ForcedEnd));
             return;
         }
         let theirs = |k: &OpenPortKey| {
@@ -153,7 +202,7 @@ impl FlowTable {
             for (k, f) in all.iter() {
                 let e = ending(*k, f);
                 let mine = !theirs(&e.outcome.key);
-                self.apply(*k, f, e, mine);
+                self.apply(*k, f, e, mine, EndReason::ForcedEnd);
             }
             other.join().expect("flow-ending thread");
             true
@@ -162,7 +211,7 @@ impl FlowTable {
             self.inventory.join_apart(part);
         } else {
             self.inventory.merge(part);
-            flows.drain(|k, f| self.finish(k, f));
+            flows.drain(|k, f| self.finish(k, f, EndReason::ForcedEnd));
         }
     }
 }

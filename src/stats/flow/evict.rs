@@ -1,7 +1,7 @@
 //! Making room in a full flow table: idle flows end first, then the least
 //! recently seen are evicted (and counted), and what payload inspection found
 //! in an evicted flow waits for the rest of its connection.
-use super::{FlowKey, FlowTable};
+use super::{EndReason, FlowKey, FlowTable};
 use crate::inspect::FlowInspect;
 use crate::stats::flowmap::key_hash;
 
@@ -55,8 +55,11 @@ impl FlowTable {
                     .keep(*k, f.inspect);
             }
         }
-        for (k, f) in ended.into_iter().chain(evicted) {
-            self.finish(k, f);
+        for (k, f) in ended {
+            self.finish(k, f, EndReason::IdleTimeout);
+        }
+        for (k, f) in evicted {
+            self.finish(k, f, EndReason::LackOfResources);
         }
     }
 

@@ -27,7 +27,7 @@ mod table;
 mod tests;
 
 pub use community_id::community_id;
-pub use ending::FlowRecord;
+pub use ending::{EndReason, FlowRecord};
 pub use key::FlowKey;
 pub use packet::{
     FlowPacket, CONTROL, HINT_FRESH, KNOWN_HI_SERVER, KNOWN_LO_SERVER, LATER_FRAGMENT, SERVER,

@@ -1,5 +1,5 @@
 //! A worker's flows: the table it accounts packets into, ports included.
-use super::ending::{ending, Ending};
+use super::ending::{ending, tcp_flags, EndReason, Ending};
 use super::evict::Carried;
 use super::server::{lo_is_server, KnownServers};
 use super::state::{update, Flow};
@@ -166,7 +166,7 @@ impl FlowTable {
         };
         if restart {
             let f = self.flows.remove(&p.key, p.hash).expect("present");
-            self.finish(p.key, f);
+            self.finish(p.key, f, EndReason::IdleTimeout);
         }
         if self.flows.len() >= self.cap {
             self.make_room(now);
@@ -193,14 +193,22 @@ impl FlowTable {
         self.peak_flows = self.peak_flows.max(self.flows.len());
     }
 
-    pub(super) fn finish(&mut self, key: FlowKey, f: Flow) {
+    /// Ends flow `f`, which the table ends because of `cause`.
+    pub(super) fn finish(&mut self, key: FlowKey, f: Flow, cause: EndReason) {
         let e = ending(key, &f);
-        self.apply(key, &f, e, true);
+        self.apply(key, &f, e, true, cause);
     }
 
     /// Adds what ending flow `f` contributes to the port counters, the scan
     /// attempts, the flow records and (when `observe`) the inventory.
-    pub(super) fn apply(&mut self, key: FlowKey, f: &Flow, e: Ending, observe: bool) {
+    pub(super) fn apply(
+        &mut self,
+        key: FlowKey,
+        f: &Flow,
+        e: Ending,
+        observe: bool,
+        cause: EndReason,
+    ) {
         if key.transport == Transport::Tcp {
             self.ports.get_mut(key.transport, e.outcome.key.port).states[e.state.index()] += 1;
         }
@@ -218,6 +226,8 @@ impl FlowTable {
                 state: e.state,
                 detected: e.outcome.detected,
                 cleartext: e.outcome.cleartext,
+                end: EndReason::of(f, cause),
+                tcp_flags: tcp_flags(&key, f),
             });
         }
         if observe {
