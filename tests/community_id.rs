@@ -20,29 +20,6 @@ fn conversation(proto: u8, a: (IpAddr, u16), b: (IpAddr, u16)) -> Conversation {
     (proto, a.min(b), a.max(b))
 }
 
-/// The captures to compare: the fixtures (not the damaged ones) and the
-/// corpus's clean files (its INDEX.tsv), when it is there.
-fn inputs() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = files_under(&fixture("generated"))
-        .into_iter()
-        .chain(files_under(&fixture("corpus")))
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy();
-            !name.starts_with("bad-") && !name.ends_with(".txt") && !name.ends_with(".gz")
-        })
-        .collect();
-    let corpus = corpus_dir();
-    if let Ok(index) = std::fs::read_to_string(corpus.join("INDEX.tsv")) {
-        for line in index.lines().skip(1) {
-            let f: Vec<&str> = line.split('\t').collect();
-            if f.len() > 14 && f[13] == "clean" && f[14] == "ok" {
-                files.push(corpus.join(f[0]));
-            }
-        }
-    }
-    files
-}
-
 /// Joins `files` into pcapng files of at most 300 captures each, in `dir`.
 fn join(files: &[PathBuf], dir: &Path) -> Vec<PathBuf> {
     files
@@ -166,7 +143,7 @@ fn portflow_ids(file: &Path) -> Vec<(Conversation, String)> {
 
 #[test]
 fn community_ids_equal_tsharks_over_the_fixtures_and_the_corpus() {
-    let files = inputs();
+    let (files, corpus) = clean_captures(false);
     let dir = std::env::temp_dir().join(format!("portflow-cid-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -190,10 +167,6 @@ fn community_ids_equal_tsharks_over_the_fixtures_and_the_corpus() {
     assert!(differ.is_empty(), "{}", differ.join("\n"));
     // The corpus has over 6,000 comparable flows; the fixtures about 300
     // (without the corpus only they are compared, and CI fails).
-    let corpus = can_run(
-        corpus_dir().join("INDEX.tsv").exists(),
-        "the shared corpus is not there (PORTFLOW_CORPUS)",
-    );
     let least = if corpus { 6000 } else { 200 };
     assert!(same >= least, "only {same} flows compared");
     assert!(unseen * 20 < same, "{unseen} of {same} flows not compared");

@@ -149,35 +149,10 @@ fn tally(v: Vec<Record>) -> BTreeMap<Record, usize> {
     m
 }
 
-fn inputs() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = files_under(&fixture("generated"))
-        .into_iter()
-        .chain(files_under(&fixture("corpus")))
-        .filter(|p| {
-            let name = p.file_name().unwrap().to_string_lossy();
-            !name.starts_with("bad-") && !name.ends_with(".txt")
-        })
-        .collect();
-    let corpus = corpus_dir();
-    let index = std::fs::read_to_string(corpus.join("INDEX.tsv"));
-    if can_run(
-        index.is_ok(),
-        "the shared corpus is not there (PORTFLOW_CORPUS)",
-    ) {
-        for line in index.unwrap().lines().skip(1) {
-            let f: Vec<&str> = line.split('\t').collect();
-            if f.len() > 14 && f[13] == "clean" && f[14] == "ok" {
-                files.push(corpus.join(f[0]));
-            }
-        }
-    }
-    files
-}
-
 #[test]
 fn nfcapd_collects_every_flow_with_its_packets_and_bytes() {
     require!(tool("nfdump"), "nfdump is not installed");
-    let files = inputs();
+    let (files, _) = clean_captures(true);
     let collector = Nfcapd::start();
     let out = portflow()
         .args(["read", "-q", "--flows", "--ipfix"])

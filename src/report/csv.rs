@@ -7,6 +7,7 @@ use super::Report;
 use crate::services::Services;
 use crate::stats::flow::FlowRecord;
 use crate::stats::hist::Summary;
+use crate::stats::Count;
 use std::io::{self, Write};
 
 /// Which of the report's tables a CSV file holds.
@@ -98,17 +99,16 @@ fn port_row(p: &PortReport) -> Vec<String> {
         p.flows.to_string(),
         p.clients.to_string(),
         p.servers.to_string(),
-        p.to_server.packets.to_string(),
-        p.to_server.bytes.to_string(),
-        p.to_client.packets.to_string(),
-        p.to_client.bytes.to_string(),
+    ];
+    row.extend(directions(p.to_server, p.to_client));
+    row.extend([
         p.first_seen.clone(),
         p.last_seen.clone(),
         opt(tcp.map(|t| t.syn)),
         opt(tcp.map(|t| t.syn_ack)),
         opt(tcp.map(|t| t.rst)),
         p.unreachable.to_string(),
-    ];
+    ]);
     row.extend(percentiles(p.packet_size.as_ref()));
     row.extend(percentiles(p.handshake_rtt_us.as_ref()));
     row
@@ -122,8 +122,17 @@ fn ports(r: &Report, out: &mut Out) -> csv::Result<()> {
     Ok(())
 }
 
+/// Packets and bytes to the server, then to the client.
+fn directions(to_server: Count, to_client: Count) -> [String; 4] {
+    [to_server, to_client]
+        .map(|c| [c.packets.to_string(), c.bytes.to_string()])
+        .concat()
+        .try_into()
+        .expect("four columns")
+}
+
 fn service_row(s: &OpenPortReport) -> Vec<String> {
-    vec![
+    let mut row = vec![
         s.host.clone(),
         s.proto.as_str().to_string(),
         s.port.to_string(),
@@ -138,14 +147,14 @@ fn service_row(s: &OpenPortReport) -> Vec<String> {
             .join(";"),
         s.flows.to_string(),
         s.clients.to_string(),
-        s.to_server.packets.to_string(),
-        s.to_server.bytes.to_string(),
-        s.to_client.packets.to_string(),
-        s.to_client.bytes.to_string(),
+    ];
+    row.extend(directions(s.to_server, s.to_client));
+    row.extend([
         s.bytes.to_string(),
         s.first_seen.clone(),
         s.last_seen.clone(),
-    ]
+    ]);
+    row
 }
 
 fn services(r: &Report, out: &mut Out) -> csv::Result<()> {

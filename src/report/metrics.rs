@@ -146,31 +146,36 @@ impl Metrics {
             Unit::Bytes,
             h.bytes.clone(),
         );
-        r.register(
-            "decode_error_packets",
-            "Packets with a decode error",
-            h.decode_errors.clone(),
-        );
-        r.register(
-            "capture_received_packets",
-            "Packets the kernel passed to the capture sockets (on loopback each twice)",
-            h.received.clone(),
-        );
-        r.register(
-            "capture_kernel_dropped_packets",
-            "Packets the kernel dropped because a capture ring was full",
-            h.dropped_kernel.clone(),
-        );
-        r.register(
-            "capture_interface_dropped_packets",
-            "Packets the interface or its driver dropped",
-            h.dropped_interface.clone(),
-        );
-        r.register(
-            "capture_queue_dropped_packets",
-            "Packets dropped between threads (always 0: each capture thread accounts its own)",
-            h.dropped_queue.clone(),
-        );
+        let counters = [
+            (
+                "decode_error_packets",
+                "Packets with a decode error",
+                &h.decode_errors,
+            ),
+            (
+                "capture_received_packets",
+                "Packets the kernel passed to the capture sockets (on loopback each twice)",
+                &h.received,
+            ),
+            (
+                "capture_kernel_dropped_packets",
+                "Packets the kernel dropped because a capture ring was full",
+                &h.dropped_kernel,
+            ),
+            (
+                "capture_interface_dropped_packets",
+                "Packets the interface or its driver dropped",
+                &h.dropped_interface,
+            ),
+            (
+                "capture_queue_dropped_packets",
+                "Packets dropped between threads (always 0: each capture thread accounts its own)",
+                &h.dropped_queue,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            r.register(name, help, counter.clone());
+        }
         r.register(
             "capture_threads",
             "Capture threads, each with its own socket in the fanout group",

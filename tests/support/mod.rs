@@ -74,6 +74,34 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Captures to compare with another tool: the fixtures (not the damaged
+/// `bad-*` ones, nor gzip files with `gz` false) and the shared corpus's
+/// clean files (its INDEX.tsv); whether the corpus was there
+/// ([`can_run`]: in CI it must be).
+pub fn clean_captures(gz: bool) -> (Vec<PathBuf>, bool) {
+    let mut files: Vec<PathBuf> = files_under(&fixture("generated"))
+        .into_iter()
+        .chain(files_under(&fixture("corpus")))
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            !name.starts_with("bad-") && !name.ends_with(".txt") && (gz || !name.ends_with(".gz"))
+        })
+        .collect();
+    let corpus = corpus_dir();
+    let index = std::fs::read_to_string(corpus.join("INDEX.tsv"));
+    let present = can_run(
+        index.is_ok(),
+        "the shared corpus is not there (PORTFLOW_CORPUS)",
+    );
+    for line in index.iter().flat_map(|i| i.lines().skip(1)) {
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() > 14 && f[13] == "clean" && f[14] == "ok" {
+            files.push(corpus.join(f[0]));
+        }
+    }
+    (files, present)
+}
+
 pub fn fixture(name: &str) -> PathBuf {
     root().join("fixtures").join(name)
 }
