@@ -268,3 +268,83 @@ fn softflowd_exports_the_same_flows_with_ip_lengths() {
         .count();
     assert_eq!(theirs.len(), ours.len() + icmp, "{theirs:?}");
 }
+
+#[test]
+fn a_live_capture_streams_each_flow_as_it_ends_needs_root() {
+    require!(is_root(), "capturing needs root");
+    require!(tool("nfdump"), "nfdump is not installed");
+    let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let dir = std::env::temp_dir().join(format!("portflow-stream-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    let (flows, report) = (dir.join("flows.ndjson"), dir.join("report.json"));
+    let collector = Nfcapd::start();
+    let mut cap = portflow()
+        .args(["capture", "lo", "-f", &format!("udp port {port}")])
+        .args(["--udp-timeout", "2s", "--interval", "200ms", "--flows"])
+        .arg(&flows)
+        .args(["--ipfix", &format!("127.0.0.1:{}", collector.port)])
+        .args(["--format", "json", "-o"])
+        .arg(&report)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(cap.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut err, &mut line).unwrap();
+    assert!(line.contains("listening on lo"), "{line}");
+    // Five flows, each three requests and three echoed answers.
+    server
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    for _ in 0..5 {
+        let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..3u8 {
+            c.send_to(&[i; 100], ("127.0.0.1", port)).unwrap();
+            let mut buf = [0u8; 200];
+            let (n, from) = server.recv_from(&mut buf).unwrap();
+            server.send_to(&buf[..n], from).unwrap();
+        }
+    }
+    // Idle for 2 s, each flow ends and is written while the capture runs.
+    let started = Instant::now();
+    while std::fs::read_to_string(&flows)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 5
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "flows not streamed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(cap.id() as i32, libc::SIGINT) };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert_eq!(cap.wait().unwrap().code(), Some(0), "{rest}");
+    assert!(rest.contains("5 flows written"), "{rest}");
+    let streamed = std::fs::read_to_string(&flows).unwrap();
+    let expected = records(&streamed);
+    assert_eq!(expected.len(), 10, "both directions of five flows");
+    assert!(expected.iter().all(|r| r.5 == 3), "{expected:?}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    // Both ports are ephemeral: a flow may count on the client's port.
+    let sum = |k: &str| -> u64 {
+        r["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p[k].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!((sum("flows"), sum("packets")), (5, 30));
+    assert_eq!(r["live"]["flows_lost"], 0);
+    assert_eq!(tally(collector.collected()), tally(expected));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,11 +1,14 @@
 //! `portflow capture`: a live capture with a refreshing view (or interval
 //! objects), then the same report as `read`.
+use super::ipfix::Collector;
+use super::stream::{FlowStream, Streamed};
 use super::{add_findings, load_policy, load_services, options, report_rows, write_report};
 use super::{AppError, Output};
 use crate::cli::{CaptureArgs, CaptureFormat, Format};
 use portflow::detect::policy::Policy;
 use portflow::pipeline::live::{self, CaptureSpec, LiveSummary, Snapshot, StopReason};
 use portflow::pipeline::Analysis;
+use portflow::pipeline::Options;
 use portflow::report::live::{draw, Interval, LiveState, Screen};
 use portflow::report::metrics::Metrics;
 use portflow::report::Report;
@@ -63,7 +66,13 @@ impl Shape {
 pub fn run(args: CaptureArgs) -> Result<u8, AppError> {
     let services = Arc::new(load_services(&args.analysis.services)?);
     let policy = load_policy(&args.analysis)?;
-    let opts = options(&args.analysis, services.clone());
+    let streaming = args.flows.is_some() || args.ipfix.is_some();
+    let opts = Options {
+        keep_flows: streaming,
+        ..options(&args.analysis, services.clone())
+    };
+    let flows_to_stdout = args.flows.as_deref() == Some(Path::new("-"));
+    let collector = check_streams(&args, flows_to_stdout)?;
     if args.interval.is_zero() {
         return Err(AppError::Usage("--interval must be more than 0".into()));
     }
@@ -76,26 +85,23 @@ pub fn run(args: CaptureArgs) -> Result<u8, AppError> {
     } = open(&args, threads)?;
     let level = install_stop_signals()?;
     announce(&args, &handles[0], threads, &who);
-    let shape = Shape::of(args.format, io::stdout().is_terminal());
+    let mut shape = Shape::of(args.format, io::stdout().is_terminal());
+    if flows_to_stdout {
+        // Standard output carries the flows alone.
+        (shape.view, shape.intervals) = (false, false);
+    }
+    let stream = start_stream(&args, streaming, collector, &services)?;
     let (interface, loopback) = (handles[0].interface.clone(), handles[0].loopback);
-    let metrics = match metrics_socket {
-        Some(socket) => {
-            let m = Metrics::new(&interface, threads, args.metrics_top as usize);
-            let m = Arc::new(Mutex::new(m));
-            if let Ok(addr) = socket.local_addr() {
-                eprintln!("portflow: metrics at http://{addr}/metrics");
-            }
-            super::metrics::serve(socket, m.clone())?;
-            Some(m)
-        }
-        None => None,
-    };
+    let metrics = metrics_socket
+        .map(|socket| serve_metrics(socket, &interface, threads, args.metrics_top as usize))
+        .transpose()?;
     let spec = CaptureSpec {
         lives: handles,
         count: args.count,
         duration: args.duration,
         write,
         interval: args.interval,
+        ended_flows: stream.as_ref().map(|s| s.tx.clone()),
     };
     let (tx, rx) = crossbeam_channel::bounded(256);
     let publish = (shape.view || shape.intervals || metrics.is_some()).then_some(tx);
@@ -120,10 +126,14 @@ pub fn run(args: CaptureArgs) -> Result<u8, AppError> {
         s.leave();
     }
     let (mut analysis, summary) = result?;
+    let stream_failed = match stream {
+        Some(s) => !say_how_flows_went(&args, &s.finish(std::mem::take(&mut analysis.flows))),
+        None => false,
+    };
     if summary.stopped_by == StopReason::Aborted {
         return Ok(aborted(&summary));
     }
-    let failed = say_why_it_stopped(&interface, &summary);
+    let failed = say_why_it_stopped(&interface, &summary) || stream_failed;
     let status = report(
         &args,
         shape,
@@ -208,7 +218,12 @@ fn live_options(args: &CaptureArgs) -> LiveOptions {
 /// works instead.
 fn check_output_folders(args: &CaptureArgs, who: &Dropped, written: bool) -> Result<(), AppError> {
     let write = args.write.as_deref().filter(|_| !written);
-    for (path, flag) in [(write, "-w"), (args.output.as_deref(), "-o")] {
+    let flows = args.flows.as_deref().filter(|p| *p != Path::new("-"));
+    for (path, flag) in [
+        (write, "-w"),
+        (args.output.as_deref(), "-o"),
+        (flows, "--flows"),
+    ] {
         let Some(path) = path else { continue };
         if privileges::can_write_beside(path) {
             continue;
@@ -225,6 +240,94 @@ fn check_output_folders(args: &CaptureArgs, who: &Dropped, written: bool) -> Res
         )));
     }
     Ok(())
+}
+
+/// Refuses `--flows -` without `-o`, and connects the `--ipfix` collector
+/// (before any capture).
+fn check_streams(args: &CaptureArgs, flows_to_stdout: bool) -> Result<Option<Collector>, AppError> {
+    if flows_to_stdout && args.output.is_none() {
+        return Err(AppError::Usage(
+            "--flows - streams the flows on standard output: write the report with -o FILE".into(),
+        ));
+    }
+    args.ipfix
+        .as_deref()
+        .map(|spec| {
+            super::ipfix::connect(spec)?
+                .nonblocking()
+                .map_err(|e| AppError::Usage(format!("--ipfix {spec}: {e}")))
+        })
+        .transpose()
+}
+
+/// The thread that writes and sends the flows as they end, when asked for.
+fn start_stream(
+    args: &CaptureArgs,
+    streaming: bool,
+    collector: Option<Collector>,
+    services: &Arc<Services>,
+) -> Result<Option<FlowStream>, AppError> {
+    if !streaming {
+        return Ok(None);
+    }
+    let file = flows_file(args)?;
+    let seed = args.community_id_seed;
+    FlowStream::start(file, collector, services.clone(), seed).map(Some)
+}
+
+/// The capture's metrics, served on `socket` from now on.
+fn serve_metrics(
+    socket: TcpListener,
+    interface: &str,
+    threads: usize,
+    top: usize,
+) -> Result<Arc<Mutex<Metrics>>, AppError> {
+    let m = Arc::new(Mutex::new(Metrics::new(interface, threads, top)));
+    if let Ok(addr) = socket.local_addr() {
+        eprintln!("portflow: metrics at http://{addr}/metrics");
+    }
+    super::metrics::serve(socket, m.clone())?;
+    Ok(m)
+}
+
+/// Where `--flows` lines go: standard output, or the file (written in place
+/// as the flows come, so that a log shipper can follow it; a device or FIFO
+/// is written as it is).
+fn flows_file(args: &CaptureArgs) -> Result<Option<Box<dyn Write + Send>>, AppError> {
+    let Some(path) = &args.flows else {
+        return Ok(None);
+    };
+    if path == Path::new("-") {
+        return Ok(Some(Box::new(io::stdout())));
+    }
+    let f = std::fs::File::create(path).map_err(|error| output_error(path, error))?;
+    Ok(Some(Box::new(io::BufWriter::new(f))))
+}
+
+/// Says how the flow stream went; false when the flows file could not be
+/// written whole.
+fn say_how_flows_went(args: &CaptureArgs, s: &Streamed) -> bool {
+    if let Some(path) = &args.flows {
+        match &s.write_error {
+            Some(e) => eprintln!("portflow: --flows {}: {e}", path.display()),
+            None if path != Path::new("-") => {
+                eprintln!("portflow: {} flows written to {}", s.flows, path.display())
+            }
+            None => {}
+        }
+    }
+    if let Some(spec) = &args.ipfix {
+        eprintln!(
+            "portflow: sent {} IPFIX records in {} messages to {spec}{}",
+            s.ipfix_records,
+            s.ipfix_messages,
+            match &s.ipfix_error {
+                Some(e) => format!("; {} messages lost: {e}", s.ipfix_failed),
+                None => String::new(),
+            }
+        );
+    }
+    s.write_error.is_none()
 }
 
 /// The line tcpdump prints when it starts listening.

@@ -17,7 +17,7 @@ const BURST: u32 = 32;
 /// The pause: about 6,000 messages (8 MB) a second.
 const PAUSE: Duration = Duration::from_millis(5);
 /// The observation domain of portflow's messages.
-const DOMAIN: u32 = 1;
+pub const DOMAIN: u32 = 1;
 
 /// A UDP socket connected to the collector `spec` names.
 pub struct Collector {
@@ -91,5 +91,17 @@ impl Collector {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Sends one message without waiting (a live capture's stream: a full
+    /// socket buffer loses the message, and the caller counts it).
+    pub fn send(&self, m: &[u8]) -> std::io::Result<()> {
+        self.socket.send(m).map(|_| ())
+    }
+
+    /// Sends without waiting from now on.
+    pub fn nonblocking(self) -> std::io::Result<Collector> {
+        self.socket.set_nonblocking(true)?;
+        Ok(self)
     }
 }

@@ -9,6 +9,7 @@ mod metrics;
 mod output;
 mod progress;
 pub mod read;
+mod stream;
 
 use crate::cli::{AnalysisArgs, Format};
 use portflow::detect::{self, policy::Policy, policy::PolicyError};

@@ -280,6 +280,20 @@ pub struct CaptureArgs {
           value_parser = |s: &str| in_range(s, 1, 10_000, "metrics-top"))]
     pub metrics_top: u64,
 
+    /// Write each flow as it ends (idle, closed or evicted; the ones still open when the capture
+    /// stops at the end) as an NDJSON line, the `read --flows` record; `-` for standard output
+    /// (then the report needs -o).
+    #[arg(long, value_name = "FILE")]
+    pub flows: Option<PathBuf>,
+
+    /// Send each flow as it ends to an IPFIX collector (HOST:PORT), one record per direction.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub ipfix: Option<String>,
+
+    /// The seed of each streamed flow's `community_id` (Community ID v1).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub community_id_seed: u16,
+
     /// `table`: the live view on a terminal, then the table (not on a terminal: the table only);
     /// `json`: the final report as JSON; `ndjson`: one JSON object per interval, then the report
     /// as the last object. Default: `table` on a terminal, `ndjson` otherwise.

@@ -396,6 +396,28 @@ impl Dispatcher {
         self.inline.as_ref()
     }
 
+    /// Ends the flows idle at `now_ns` in the inline table, when no packet
+    /// has moved the packet clock there yet (a live capture's quiet link:
+    /// flows end on the wall clock too). Every batch is accounted first.
+    pub fn sweep_at(&mut self, now_ns: u64) {
+        self.flush_all();
+        if now_ns > self.clock {
+            self.clock = now_ns;
+            if let Some(t) = self.inline.as_mut() {
+                t.sweep(now_ns);
+            }
+        }
+    }
+
+    /// The flow records the inline table has kept since the last call
+    /// (flows ended up to the last flush; with `keep_flows`).
+    pub fn take_records(&mut self) -> Vec<crate::stats::flow::FlowRecord> {
+        self.inline
+            .as_mut()
+            .map(|t| std::mem::take(&mut t.records))
+            .unwrap_or_default()
+    }
+
     /// Sends every partial batch.
     pub fn flush_all(&mut self) {
         for s in 0..self.batches.len() {

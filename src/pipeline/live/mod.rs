@@ -23,7 +23,7 @@ use super::timings::{thread_cpu, Cpu, Timings};
 use super::workers::Workers;
 use super::{merge, Analysis, Options, Ran, RunError};
 use crate::source::live::{CaptureCounters, Live, PcapWriter, Records};
-use crate::stats::flow::FlowTable;
+use crate::stats::flow::{FlowRecord, FlowTable};
 use crate::stats::{Count, PortKey, Totals};
 use crossbeam_channel::Sender;
 use serde::Serialize;
@@ -148,6 +148,10 @@ pub struct CaptureSpec {
     /// `-w`: where to keep the packets, created by the caller.
     pub write: Option<PcapWriter>,
     pub interval: Duration,
+    /// Where the flows that ended go, a batch per thread and interval (with
+    /// `Options::keep_flows`); the flows still open at the end are the
+    /// analysis's `flows`.
+    pub ended_flows: Option<Sender<Vec<FlowRecord>>>,
 }
 
 /// The capture's own account, shown beside the report.
@@ -163,6 +167,8 @@ pub struct LiveSummary {
     pub counters: CaptureCounters,
     /// Always 0 (see [`CaptureSnapshot::dropped_queue`]).
     pub dropped_queue: u64,
+    /// Ended flows not streamed because their consumer fell behind.
+    pub flows_lost: u64,
     /// Capture threads, each with its own socket in the fanout group.
     pub threads: usize,
     /// Each socket's counters, in thread order.
@@ -183,6 +189,9 @@ struct Shared {
     /// `-c`: packets still to take, over every thread.
     left: Option<AtomicU64>,
     writer: Option<Mutex<PcapWriter>>,
+    ended_flows: Option<Sender<Vec<FlowRecord>>>,
+    /// Flows that ended but could not be handed on (the consumer was behind).
+    flows_lost: AtomicU64,
     /// The `-w` file's name, for messages (read without the writer's lock,
     /// which the thread that hit an error may hold).
     written: String,
@@ -199,6 +208,8 @@ impl Shared {
             ended: AtomicBool::new(false),
             left: None,
             writer: None,
+            ended_flows: None,
+            flows_lost: AtomicU64::new(0),
             written: String::new(),
             snapshots: None,
             started,
@@ -300,6 +311,7 @@ pub fn capture(
         duration,
         write,
         interval,
+        ended_flows,
     } = spec;
     let (interface, loopback) = match lives.first() {
         Some(l) => (l.interface.clone(), l.loopback),
@@ -313,6 +325,7 @@ pub fn capture(
             .map(|w| w.dest().display().to_string())
             .unwrap_or_default(),
         writer: write.map(Mutex::new),
+        ended_flows,
         snapshots,
         duration,
         ..Shared::new(control, started, interval)
@@ -342,6 +355,7 @@ pub fn capture(
         duration_s: started.elapsed().as_secs_f64(),
         counters: CaptureCounters::combine(&sockets),
         dropped_queue: 0,
+        flows_lost: shared.flows_lost.load(Ordering::Relaxed),
         threads,
         sockets,
         stopped_by: stop,

@@ -36,6 +36,13 @@ pub(super) struct Done {
     pub link: LinkType,
 }
 
+/// Now, in nanoseconds since the Unix epoch (the clock packets are stamped with).
+fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
 /// A captured packet's time in nanoseconds since the Unix epoch.
 fn packet_ns(p: &pcap::Packet) -> u64 {
     let ts = p.header.ts;
@@ -198,6 +205,15 @@ impl<'a> CaptureLoop<'a> {
             self.counters = self.widen.update(&s);
         }
         d.flush_all();
+        if let Some(flows) = &self.shared.ended_flows {
+            // Flows go idle on the wall clock too, packets or not.
+            d.sweep_at(wall_ns());
+            let ended = d.take_records();
+            let n = ended.len() as u64;
+            if n > 0 && flows.try_send(ended).is_err() {
+                self.shared.flows_lost.fetch_add(n, Ordering::Relaxed);
+            }
+        }
         let Some(tx) = &self.shared.snapshots else {
             return;
         };

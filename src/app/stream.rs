@@ -1,0 +1,104 @@
+//! `capture --flows FILE|-` and `capture --ipfix HOST:PORT`: each flow as it
+//! ends, as one NDJSON line (the `read --flows` record, Community ID
+//! included) a log shipper can tail, and as IPFIX records for a collector.
+//! The capture threads hand over the flows that ended once per interval; a
+//! thread of its own writes and sends them, so a slow disk or collector
+//! never holds a capture thread (it loses batches instead, counted). The
+//! flows still open when the capture stops follow at the end.
+use super::ipfix::Collector;
+use super::AppError;
+use crossbeam_channel::{bounded, Receiver, Sender};
+use portflow::report::flows::write_flows;
+use portflow::report::ipfix::Exporter;
+use portflow::services::Services;
+use portflow::stats::flow::FlowRecord;
+use std::io::Write;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Batches (one per capture thread and interval) that may wait.
+const BACKLOG: usize = 256;
+
+/// How the stream went.
+#[derive(Default)]
+pub struct Streamed {
+    pub flows: u64,
+    /// The first error writing the flows file (nothing more is written).
+    pub write_error: Option<std::io::Error>,
+    pub ipfix_records: u32,
+    pub ipfix_messages: u32,
+    /// IPFIX messages the kernel refused or could not take at once, and the first error.
+    pub ipfix_failed: u32,
+    pub ipfix_error: Option<std::io::Error>,
+}
+
+/// The stream's thread and the end its batches go in at.
+pub struct FlowStream {
+    pub tx: Sender<Vec<FlowRecord>>,
+    handle: JoinHandle<Streamed>,
+}
+
+impl FlowStream {
+    /// Starts the thread that writes flows to `file` and sends them to
+    /// `collector`.
+    pub fn start(
+        file: Option<Box<dyn Write + Send>>,
+        collector: Option<Collector>,
+        services: Arc<Services>,
+        seed: u16,
+    ) -> Result<FlowStream, AppError> {
+        let (tx, rx) = bounded(BACKLOG);
+        let handle = std::thread::Builder::new()
+            .name("portflow-flows".into())
+            .spawn(move || stream(&rx, file, collector, &services, seed))
+            .map_err(|e| AppError::Usage(format!("cannot start the flow stream: {e}")))?;
+        Ok(FlowStream { tx, handle })
+    }
+
+    /// Hands over the flows still open at the end, and waits for the stream.
+    pub fn finish(self, rest: Vec<FlowRecord>) -> Streamed {
+        let _ = self.tx.send(rest);
+        drop(self.tx);
+        self.handle.join().unwrap_or_default()
+    }
+}
+
+fn stream(
+    rx: &Receiver<Vec<FlowRecord>>,
+    mut file: Option<Box<dyn Write + Send>>,
+    collector: Option<Collector>,
+    services: &Services,
+    seed: u16,
+) -> Streamed {
+    let mut out = Streamed::default();
+    let mut exporter = Exporter::new(super::ipfix::DOMAIN);
+    for batch in rx.iter() {
+        out.flows += batch.len() as u64;
+        if let Some(w) = file.as_mut() {
+            let written = write_flows(&batch, services, seed, w).and_then(|()| w.flush());
+            if let Err(e) = written {
+                out.write_error = Some(e);
+                file = None;
+            }
+        }
+        if let Some(c) = &collector {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as u32);
+            let mut send = |m: &[u8]| {
+                out.ipfix_messages += 1;
+                if let Err(e) = c.send(m) {
+                    out.ipfix_failed += 1;
+                    out.ipfix_error.get_or_insert(e);
+                }
+            };
+            for f in &batch {
+                exporter.add(f, now, &mut send);
+            }
+            exporter.flush(now, &mut send);
+            out.ipfix_records = exporter.records();
+        }
+    }
+    out
+}
