@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Read(args) => app::read::run(args),
-        Command::Capture(args) => app::capture::run(args),
+        Command::Capture(args) => app::capture::run(*args),
         Command::Interfaces(args) => app::listings::interfaces(args),
         Command::Services(args) => app::listings::services(args),
         Command::Completions(args) => app::docs::completions(args),

@@ -348,3 +348,85 @@ fn a_live_capture_streams_each_flow_as_it_ends_needs_root() {
     assert_eq!(tally(collector.collected()), tally(expected));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_long_flow_is_reported_in_parts_while_it_lasts_needs_root() {
+    require!(is_root(), "capturing needs root");
+    require!(tool("nfdump"), "nfdump is not installed");
+    let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let dir = std::env::temp_dir().join(format!("portflow-active-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    let flows = dir.join("flows.ndjson");
+    let collector = Nfcapd::start();
+    let mut cap = portflow()
+        .args(["capture", "lo", "-f", &format!("udp dst port {port}")])
+        .args([
+            "--udp-timeout",
+            "2s",
+            "--interval",
+            "200ms",
+            "--ipfix-active",
+            "1s",
+        ])
+        .args([
+            "--ipfix",
+            &format!("127.0.0.1:{}", collector.port),
+            "--flows",
+        ])
+        .arg(&flows)
+        .args(["--format", "json", "-o"])
+        .arg(dir.join("report.json"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(cap.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut err, &mut line).unwrap();
+    // One flow, a datagram every 100 ms for 3.5 s.
+    let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..35u8 {
+        c.send_to(&[i; 50], ("127.0.0.1", port)).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let started = Instant::now();
+    while std::fs::read_to_string(&flows)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 1
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the flow did not end"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(cap.id() as i32, libc::SIGINT) };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert_eq!(cap.wait().unwrap().code(), Some(0), "{rest}");
+    let whole = records(&std::fs::read_to_string(&flows).unwrap());
+    assert_eq!(
+        whole.len(),
+        1,
+        "the flows file has the flow once, whole: {whole:?}"
+    );
+    assert_eq!(whole[0].5, 35);
+    let parts = collector.collected();
+    assert!(
+        parts.len() >= 3,
+        "reported in parts while it lasted: {parts:?}"
+    );
+    assert!(parts
+        .iter()
+        .all(|p| p.1 == whole[0].1 && p.2 == whole[0].2 && p.4 == port));
+    let packets: u64 = parts.iter().map(|p| p.5).sum();
+    let bytes: u64 = parts.iter().map(|p| p.6).sum();
+    assert_eq!((packets, bytes), (whole[0].5, whole[0].6), "{parts:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -102,6 +102,7 @@ pub fn run(args: CaptureArgs) -> Result<u8, AppError> {
         write,
         interval: args.interval,
         ended_flows: stream.as_ref().map(|s| s.tx.clone()),
+        active: (args.ipfix.is_some() && !args.ipfix_active.is_zero()).then_some(args.ipfix_active),
     };
     let (tx, rx) = crossbeam_channel::bounded(256);
     let publish = (shape.view || shape.intervals || metrics.is_some()).then_some(tx);
@@ -127,7 +128,7 @@ pub fn run(args: CaptureArgs) -> Result<u8, AppError> {
     }
     let (mut analysis, summary) = result?;
     let stream_failed = match stream {
-        Some(s) => !say_how_flows_went(&args, &s.finish(std::mem::take(&mut analysis.flows))),
+        Some(s) => !say_how_flows_went(&args, &s.finish()),
         None => false,
     };
     if summary.stopped_by == StopReason::Aborted {

@@ -8,10 +8,10 @@
 use super::ipfix::Collector;
 use super::AppError;
 use crossbeam_channel::{bounded, Receiver, Sender};
+use portflow::pipeline::live::FlowBatch;
 use portflow::report::flows::write_flows;
 use portflow::report::ipfix::Exporter;
 use portflow::services::Services;
-use portflow::stats::flow::FlowRecord;
 use std::io::Write;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -35,7 +35,7 @@ pub struct Streamed {
 
 /// The stream's thread and the end its batches go in at.
 pub struct FlowStream {
-    pub tx: Sender<Vec<FlowRecord>>,
+    pub tx: Sender<FlowBatch>,
     handle: JoinHandle<Streamed>,
 }
 
@@ -56,16 +56,16 @@ impl FlowStream {
         Ok(FlowStream { tx, handle })
     }
 
-    /// Hands over the flows still open at the end, and waits for the stream.
-    pub fn finish(self, rest: Vec<FlowRecord>) -> Streamed {
-        let _ = self.tx.send(rest);
+    /// Waits for the stream to write and send what the capture threads
+    /// handed over (they hand over the flows still open at the end last).
+    pub fn finish(self) -> Streamed {
         drop(self.tx);
         self.handle.join().unwrap_or_default()
     }
 }
 
 fn stream(
-    rx: &Receiver<Vec<FlowRecord>>,
+    rx: &Receiver<FlowBatch>,
     mut file: Option<Box<dyn Write + Send>>,
     collector: Option<Collector>,
     services: &Services,
@@ -74,9 +74,9 @@ fn stream(
     let mut out = Streamed::default();
     let mut exporter = Exporter::new(super::ipfix::DOMAIN);
     for batch in rx.iter() {
-        out.flows += batch.len() as u64;
+        out.flows += batch.ended.len() as u64;
         if let Some(w) = file.as_mut() {
-            let written = write_flows(&batch, services, seed, w).and_then(|()| w.flush());
+            let written = write_flows(&batch.ended, services, seed, w).and_then(|()| w.flush());
             if let Err(e) = written {
                 out.write_error = Some(e);
                 file = None;
@@ -93,8 +93,16 @@ fn stream(
                     out.ipfix_error.get_or_insert(e);
                 }
             };
-            for f in &batch {
+            // Long flows' parts, then the flows that ended: whole, or what
+            // they carried since their last part.
+            for f in &batch.interim {
                 exporter.add(f, now, &mut send);
+            }
+            for (f, reported) in batch.ended.iter().zip(&batch.reported) {
+                match reported {
+                    Some(r) => exporter.add(&r.since(f), now, &mut send),
+                    None => exporter.add(f, now, &mut send),
+                }
             }
             exporter.flush(now, &mut send);
             out.ipfix_records = exporter.records();

@@ -33,7 +33,7 @@ pub enum Command {
     /// Analyse capture files (pcap, pcapng, gzip-compressed, folders, `-` for stdin).
     Read(ReadArgs),
     /// Capture live from an interface: a refreshing view, the report when stopped (Ctrl-C, -c, -d).
-    Capture(CaptureArgs),
+    Capture(Box<CaptureArgs>),
     /// List the interfaces that can be captured on.
     Interfaces(InterfacesArgs),
     /// Look up service names and ports in the embedded IANA registry.
@@ -289,6 +289,11 @@ pub struct CaptureArgs {
     /// Send each flow as it ends to an IPFIX collector (HOST:PORT), one record per direction.
     #[arg(long, value_name = "HOST:PORT")]
     pub ipfix: Option<String>,
+
+    /// With --ipfix: report a flow open this long in parts while it lasts (active timeout, as
+    /// softflowd's maxlife); 0 reports flows only when they end.
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
+    pub ipfix_active: std::time::Duration,
 
     /// The seed of each streamed flow's `community_id` (Community ID v1).
     #[arg(long, default_value_t = 0, value_name = "N")]

@@ -16,14 +16,17 @@
 //! start (the same number on every thread); the view shows an interval once
 //! every thread's part has come, so its totals and rows describe the same
 //! moment. At the end the threads' tables are merged as the file readers' are.
+mod flows;
 mod thread;
+
+pub use flows::{FlowBatch, Reported};
 
 use super::dispatch::Dispatcher;
 use super::timings::{thread_cpu, Cpu, Timings};
 use super::workers::Workers;
 use super::{merge, Analysis, Options, Ran, RunError};
 use crate::source::live::{CaptureCounters, Live, PcapWriter, Records};
-use crate::stats::flow::{FlowRecord, FlowTable};
+use crate::stats::flow::FlowTable;
 use crate::stats::{Count, PortKey, Totals};
 use crossbeam_channel::Sender;
 use serde::Serialize;
@@ -148,10 +151,12 @@ pub struct CaptureSpec {
     /// `-w`: where to keep the packets, created by the caller.
     pub write: Option<PcapWriter>,
     pub interval: Duration,
-    /// Where the flows that ended go, a batch per thread and interval (with
-    /// `Options::keep_flows`); the flows still open at the end are the
-    /// analysis's `flows`.
-    pub ended_flows: Option<Sender<Vec<FlowRecord>>>,
+    /// Where the flows go as they end (and, with `active`, long flows while
+    /// they last), a batch per thread and interval, the flows still open at
+    /// the end last (with `Options::keep_flows`).
+    pub ended_flows: Option<Sender<FlowBatch>>,
+    /// Report flows open this long in parts, while they last.
+    pub active: Option<Duration>,
 }
 
 /// The capture's own account, shown beside the report.
@@ -189,7 +194,9 @@ struct Shared {
     /// `-c`: packets still to take, over every thread.
     left: Option<AtomicU64>,
     writer: Option<Mutex<PcapWriter>>,
-    ended_flows: Option<Sender<Vec<FlowRecord>>>,
+    ended_flows: Option<Sender<FlowBatch>>,
+    /// In nanoseconds: [`CaptureSpec::active`].
+    active_ns: Option<u64>,
     /// Flows that ended but could not be handed on (the consumer was behind).
     flows_lost: AtomicU64,
     /// The `-w` file's name, for messages (read without the writer's lock,
@@ -209,6 +216,7 @@ impl Shared {
             left: None,
             writer: None,
             ended_flows: None,
+            active_ns: None,
             flows_lost: AtomicU64::new(0),
             written: String::new(),
             snapshots: None,
@@ -312,6 +320,7 @@ pub fn capture(
         write,
         interval,
         ended_flows,
+        active,
     } = spec;
     let (interface, loopback) = match lives.first() {
         Some(l) => (l.interface.clone(), l.loopback),
@@ -326,6 +335,7 @@ pub fn capture(
             .unwrap_or_default(),
         writer: write.map(Mutex::new),
         ended_flows,
+        active_ns: active.map(|d| d.as_nanos() as u64),
         snapshots,
         duration,
         ..Shared::new(control, started, interval)
@@ -441,8 +451,16 @@ fn capture_thread(
         Some(opts.flow_table(threads)),
         opts.timeouts,
     );
-    let done = CaptureLoop::new(index, live, shared).run(&mut d);
-    let (totals, _, table) = d.finish();
+    let mut done = CaptureLoop::new(index, live, shared).run(&mut d);
+    let (totals, _, mut table) = d.finish();
+    if let (Some(flows), Some(t)) = (&shared.ended_flows, table.as_mut()) {
+        // The flows still open at the end, ended now.
+        let batch = done.reports.ended(std::mem::take(&mut t.records));
+        let n = batch.len() as u64;
+        if !batch.is_empty() && flows.send(batch).is_err() {
+            shared.flows_lost.fetch_add(n, Ordering::Relaxed);
+        }
+    }
     ThreadResult {
         table,
         totals,

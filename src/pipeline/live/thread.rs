@@ -1,6 +1,7 @@
 //! One capture thread: reads its handle, keeps `-w` records, decodes and
 //! accounts its packets in its own flow table, and publishes its part of
 //! every interval.
+use super::flows::ActiveReports;
 use super::{CaptureSnapshot, PortLive, Shared, Snapshot, StopReason, ABORT, FINAL_TICK, RUN};
 use crate::decode::LinkType;
 use crate::pipeline::dispatch::Dispatcher;
@@ -34,6 +35,8 @@ pub(super) struct Done {
     pub ended: Ended,
     pub counters: CaptureCounters,
     pub link: LinkType,
+    /// Long flows reported so far (`--ipfix` with an active timeout).
+    pub reports: ActiveReports,
 }
 
 /// Now, in nanoseconds since the Unix epoch (the clock packets are stamped with).
@@ -63,6 +66,7 @@ pub(super) struct CaptureLoop<'a> {
     counters: CaptureCounters,
     /// The last interval published (0: none yet).
     tick: u64,
+    reports: ActiveReports,
     last_flush: Instant,
     last_link_check: Instant,
 }
@@ -87,6 +91,7 @@ impl<'a> CaptureLoop<'a> {
             widen: CounterWidener::default(),
             counters: CaptureCounters::default(),
             tick: 0,
+            reports: ActiveReports::default(),
             last_flush: Instant::now(),
             last_link_check: Instant::now(),
         }
@@ -120,6 +125,7 @@ impl<'a> CaptureLoop<'a> {
             ended,
             counters: self.counters,
             link: self.link,
+            reports: self.reports,
         }
     }
 
@@ -207,10 +213,14 @@ impl<'a> CaptureLoop<'a> {
         d.flush_all();
         if let Some(flows) = &self.shared.ended_flows {
             // Flows go idle on the wall clock too, packets or not.
-            d.sweep_at(wall_ns());
-            let ended = d.take_records();
-            let n = ended.len() as u64;
-            if n > 0 && flows.try_send(ended).is_err() {
+            let now = wall_ns();
+            d.sweep_at(now);
+            let mut batch = self.reports.ended(d.take_records());
+            if let (Some(active), Some(t)) = (self.shared.active_ns, d.inline_table()) {
+                self.reports.due(t, now, active, &mut batch.interim);
+            }
+            let n = batch.len() as u64;
+            if !batch.is_empty() && flows.try_send(batch).is_err() {
                 self.shared.flows_lost.fetch_add(n, Ordering::Relaxed);
             }
         }

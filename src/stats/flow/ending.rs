@@ -43,6 +43,8 @@ pub struct FlowRecord {
 pub enum EndReason {
     /// Idle for longer than its timeout.
     IdleTimeout = 1,
+    /// Still open: a report of a long flow while it lasts.
+    ActiveTimeout = 2,
     /// Closed: FIN both ways, or a RST.
     EndOfFlow = 3,
     /// Still open when the input ended.

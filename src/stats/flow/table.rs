@@ -216,19 +216,8 @@ impl FlowTable {
             self.attempts.push(a);
         }
         if self.keep_records {
-            self.records.push(FlowRecord {
-                key,
-                server_is_lo: f.server_is_lo,
-                first_ns: f.first,
-                last_ns: f.last,
-                to_server: f.dir[0].count(),
-                to_client: f.dir[1].count(),
-                state: e.state,
-                detected: e.outcome.detected,
-                cleartext: e.outcome.cleartext,
-                end: EndReason::of(f, cause),
-                tcp_flags: tcp_flags(&key, f),
-            });
+            self.records
+                .push(record(key, f, &e, EndReason::of(f, cause)));
         }
         if observe {
             self.inventory.observe(e.outcome);
@@ -243,5 +232,35 @@ impl FlowTable {
     /// Ends every flow (end of input).
     pub fn finish_all(&mut self) {
         self.finish_all_on(1);
+    }
+
+    /// Hands `f` the record of every open flow that started at or before
+    /// `started_by`, as it stands (`end`: [`EndReason::ActiveTimeout`]),
+    /// leaving the flows as they are: a live capture's long flows, reported
+    /// while they last.
+    pub fn open_since(&self, started_by: u64, mut f: impl FnMut(FlowRecord)) {
+        for (key, flow) in self.flows.iter() {
+            if flow.first <= started_by {
+                let e = ending(*key, flow);
+                f(record(*key, flow, &e, EndReason::ActiveTimeout));
+            }
+        }
+    }
+}
+
+/// The record of flow `f` with what ending it gives, ended for `end`.
+fn record(key: FlowKey, f: &Flow, e: &Ending, end: EndReason) -> FlowRecord {
+    FlowRecord {
+        key,
+        server_is_lo: f.server_is_lo,
+        first_ns: f.first,
+        last_ns: f.last,
+        to_server: f.dir[0].count(),
+        to_client: f.dir[1].count(),
+        state: e.state,
+        detected: e.outcome.detected,
+        cleartext: e.outcome.cleartext,
+        end,
+        tcp_flags: tcp_flags(&key, f),
     }
 }
