@@ -1190,3 +1190,83 @@ fn prometheus_scrapes_the_reports_numbers_needs_root() {
     assert_eq!(own, 20, "--metrics-top 20 ports have series of their own");
     assert!(ports.len() > 20, "the fixture has more ports than that");
 }
+
+#[test]
+fn w_rotates_by_size_into_whole_files_needs_root() {
+    require_root!();
+    // 40,000 SYNs of 54 bytes: about 2.8 MB of records, three -C 1 files.
+    let dir = output_dir("rotate");
+    let flood = dir.join("syns.pcap");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&flood).unwrap());
+        portflow_synth::scale::syn_flood(5, 40_000, 80, |b| {
+            std::io::Write::write_all(&mut f, b).unwrap()
+        });
+    }
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    let ns = Netns::new("w");
+    let cap = start_capture(
+        Some(&ns.b),
+        &[
+            &ns.veth(&ns.b),
+            "-f",
+            "tcp",
+            "-c",
+            "40000",
+            "-d",
+            "30s",
+            "-w",
+            out.join("ev.pcap").to_str().unwrap(),
+            "-C",
+            "1",
+            "--format",
+            "json",
+        ],
+    );
+    ns.replay(&flood, &["--pps", "100000"]);
+    let (code, report) = finish(cap, Duration::from_secs(40));
+    assert_eq!(code, Some(0));
+    let r: Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(r["live"]["written_packets"], 40_000);
+    let files = r["live"]["written_files"].as_u64().unwrap();
+    assert!(files >= 3, "{files} files");
+    let mut total = 0;
+    for i in 0..files {
+        let name = if i == 0 {
+            "ev.pcap".to_string()
+        } else {
+            format!("ev.pcap{i}")
+        };
+        let path = out.join(&name);
+        assert!(
+            std::fs::metadata(&path).unwrap().len() <= 1_000_000,
+            "{name}"
+        );
+        // Each file whole on its own: capinfos reads it to the end.
+        let ci = Command::new("capinfos")
+            .args(["-c", "-M"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            ci.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&ci.stderr)
+        );
+        let n: u64 = String::from_utf8_lossy(&ci.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("Number of packets:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap();
+        total += n;
+    }
+    assert_eq!(total, 40_000);
+    assert_eq!(
+        std::fs::read_dir(&out).unwrap().count() as u64,
+        files,
+        "no temporary left"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

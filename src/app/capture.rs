@@ -13,7 +13,7 @@ use portflow::report::live::{draw, Interval, LiveState, Screen};
 use portflow::report::metrics::Metrics;
 use portflow::report::Report;
 use portflow::services::Services;
-use portflow::source::live::{fanout, Live, LiveOptions, PcapWriter};
+use portflow::source::live::{fanout, Live, LiveOptions, PcapWriter, Rotation};
 use portflow::source::privileges::{self, Dropped};
 use std::io::{self, IsTerminal, Write};
 use std::net::TcpListener;
@@ -73,6 +73,7 @@ pub fn run(args: CaptureArgs) -> Result<u8, AppError> {
     };
     let flows_to_stdout = args.flows.as_deref() == Some(Path::new("-"));
     let collector = check_streams(&args, flows_to_stdout)?;
+    rotation(&args)?; // refused before anything opens
     if args.interval.is_zero() {
         return Err(AppError::Usage("--interval must be more than 0".into()));
     }
@@ -168,8 +169,17 @@ fn open(args: &CaptureArgs, threads: usize) -> Result<Opened, AppError> {
         .transpose()?;
     let handle = &handles[0];
     let target = privileges::plan(args.user.as_deref())?;
+    let rotation = rotation(args)?;
     let early = match (&args.write, target.switches_to()) {
         (Some(path), Some((uid, gid))) if !privileges::target_can_write_beside(path, &target) => {
+            if rotation.is_on() {
+                return Err(AppError::Usage(format!(
+                    "{}: -C and -G make new files after the capture gives up its privileges, \
+                     and that user cannot create files in that folder: use a folder it can \
+                     write, or keep root with -Z root",
+                    path.display()
+                )));
+            }
             let w = PcapWriter::create_for(path, handle.link, handle.snaplen, uid, gid)
                 .map_err(|error| output_error(path, error))?;
             Some(w)
@@ -182,7 +192,7 @@ fn open(args: &CaptureArgs, threads: usize) -> Result<Opened, AppError> {
     let write = match (early, &args.write) {
         (Some(w), _) => Some(w),
         (None, Some(path)) => Some(
-            PcapWriter::create(path, handle.link, handle.snaplen)
+            PcapWriter::rotating(path, handle.link, handle.snaplen, rotation, now_ns())
                 .map_err(|error| output_error(path, error))?,
         ),
         (None, None) => None,
@@ -193,6 +203,27 @@ fn open(args: &CaptureArgs, threads: usize) -> Result<Opened, AppError> {
         write,
         metrics_socket,
     })
+}
+
+/// `-C`, `-G` and `-W` as a rotation (`-W` needs one of the others).
+fn rotation(args: &CaptureArgs) -> Result<Rotation, AppError> {
+    if args.file_count.is_some() && args.file_size.is_none() && args.rotate_seconds.is_none() {
+        return Err(AppError::Usage(
+            "-W COUNT keeps a ring of files that -C or -G start".into(),
+        ));
+    }
+    Ok(Rotation {
+        max_bytes: args.file_size.map(|mb| mb * 1_000_000),
+        every: args.rotate_seconds.map(std::time::Duration::from_secs),
+        keep: args.file_count.map(|n| n as u32),
+    })
+}
+
+/// Now, in nanoseconds since the Unix epoch (a rotating `-w`'s first file starts then).
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 fn output_error(path: &Path, error: std::io::Error) -> AppError {

@@ -242,6 +242,24 @@ pub struct CaptureArgs {
     #[arg(short = 'w', long, value_name = "FILE")]
     pub write: Option<PathBuf>,
 
+    /// With -w: start a new file before one would pass MB million bytes (tcpdump -C): FILE,
+    /// FILE1, FILE2...; each file whole.
+    #[arg(short = 'C', value_name = "MB", requires = "write",
+          value_parser = |s: &str| in_range(s, 1, 1_000_000, "MB"))]
+    pub file_size: Option<u64>,
+
+    /// With -w: start a new file every SECONDS of packet time (tcpdump -G); FILE may hold
+    /// strftime(3) conversions (dump-%Y%m%d-%H%M%S.pcap), filled with each file's start.
+    #[arg(short = 'G', value_name = "SECONDS", requires = "write",
+          value_parser = |s: &str| in_range(s, 1, 366 * 86_400, "seconds"))]
+    pub rotate_seconds: Option<u64>,
+
+    /// With -C or -G: keep COUNT files (tcpdump -W): -C writes FILE0..FILE{COUNT-1} over in turn,
+    /// -G removes the oldest file past COUNT.
+    #[arg(short = 'W', value_name = "COUNT",
+          value_parser = |s: &str| in_range(s, 1, 1_000_000, "files"))]
+    pub file_count: Option<u64>,
+
     /// Bytes kept per packet (tcpdump -s; 1 to 262144).
     #[arg(short = 's', long, default_value_t = portflow::source::MAX_SNAPLEN as u64,
           value_name = "BYTES", allow_negative_numbers = true,

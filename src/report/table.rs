@@ -245,7 +245,14 @@ fn write_capture(l: &LiveSummary, w: &mut dyn Write) -> io::Result<()> {
         }
     )?;
     if let Some(f) = &l.written {
-        writeln!(w, "written: {f} ({} packets)", thousands(l.written_packets))?;
+        match l.written_files {
+            0 | 1 => writeln!(w, "written: {f} ({} packets)", thousands(l.written_packets))?,
+            n => writeln!(
+                w,
+                "written: {} packets in {n} files, the last {f}",
+                thousands(l.written_packets)
+            )?,
+        }
     }
     Ok(())
 }

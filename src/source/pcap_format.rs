@@ -78,7 +78,18 @@ impl PcapFormat {
 
     /// The captured length a record header written in this format holds.
     pub fn caplen(self, header: &[u8; RECORD_HEADER]) -> u32 {
-        let b = [header[8], header[9], header[10], header[11]];
+        self.read_word(header, 8)
+    }
+
+    /// The time a record header written in this format holds, in ns.
+    pub fn ts_ns(self, header: &[u8; RECORD_HEADER]) -> u64 {
+        let frac = self.read_word(header, 4) as u64;
+        let frac = if self.nanos { frac } else { frac * 1000 };
+        self.read_word(header, 0) as u64 * 1_000_000_000 + frac
+    }
+
+    fn read_word(self, header: &[u8; RECORD_HEADER], at: usize) -> u32 {
+        let b = [header[at], header[at + 1], header[at + 2], header[at + 3]];
         if self.big_endian {
             u32::from_be_bytes(b)
         } else {

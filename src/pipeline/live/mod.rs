@@ -182,6 +182,8 @@ pub struct LiveSummary {
     /// The `-w` file and the packets in it, when complete.
     pub written: Option<String>,
     pub written_packets: u64,
+    /// Files `-w` wrote (more than one with `-C` or `-G`; `written` is the last).
+    pub written_files: u32,
 }
 
 /// What the capture threads share.
@@ -342,21 +344,19 @@ pub fn capture(
     };
     let results = run_threads(opts, lives, &shared)?;
     let mut stop = stop_reason(results.iter().map(|r| &r.done.ended));
-    let (mut written, mut written_packets) = (None, 0);
-    if let Some(w) = shared.writer {
+    let done = shared.writer.map(|w| {
         let w = w
             .into_inner()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let name = w.dest().display().to_string();
-        let done = w.finish();
-        written_packets = done.packets;
-        written = Some(done.path.display().to_string());
-        if let Some(e) = done.error {
-            if !stop.is_error() {
-                stop = StopReason::WriteError(format!("{name}: {e}"));
-            }
+        (w.dest().display().to_string(), w.finish())
+    });
+    if let Some((name, Some(e))) = done.as_ref().map(|(n, d)| (n, &d.error)) {
+        if !stop.is_error() {
+            stop = StopReason::WriteError(format!("{name}: {e}"));
         }
     }
+    let written = done.as_ref().map(|(_, d)| d.path.display().to_string());
+    let (written_packets, written_files) = done.map_or((0, 0), |(_, d)| (d.packets, d.files));
     let sockets: Vec<CaptureCounters> = results.iter().map(|r| r.done.counters).collect();
     let summary = LiveSummary {
         interface,
@@ -371,6 +371,7 @@ pub fn capture(
         stopped_by: stop,
         written,
         written_packets,
+        written_files,
     };
     let mut totals = Totals::default();
     let (mut tables, mut cpu) = (Vec::new(), Vec::new());

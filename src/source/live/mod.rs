@@ -6,6 +6,7 @@
 mod counters;
 pub mod fanout;
 mod link;
+mod rotation;
 mod writer;
 
 use crate::decode::LinkType;
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 pub use counters::{CaptureCounters, CounterWidener};
 pub use link::{interface_state, wait_readable, LinkError};
+pub use rotation::Rotation;
 pub use writer::{PcapWriter, Records, WriteOutcome};
 
 /// How to open a live capture.
