@@ -1270,3 +1270,81 @@ fn w_rotates_by_size_into_whole_files_needs_root() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn several_interfaces_in_one_report_needs_root() {
+    require_root!();
+    let ns = Netns::new("i");
+    // A second veth pair between the same namespaces.
+    let id = ns.a[3..].to_string();
+    let (vc, vd) = (format!("vc{id}"), format!("vd{id}"));
+    sh(&format!(
+        "ip link add {vc} netns {} type veth peer name {vd} netns {}",
+        ns.a, ns.b
+    ));
+    sh(&format!("ip netns exec {} ip link set {vc} up", ns.a));
+    sh(&format!("ip netns exec {} ip link set {vd} up", ns.b));
+    let (eth, scan) = (
+        fixture("generated/eth.pcap"),
+        fixture("generated/scan.pcap"),
+    );
+    let expected = json_report(&[&eth, &scan], &[]);
+    let n = expected["totals"]["packets"].as_u64().unwrap();
+    let cap = start_capture(
+        Some(&ns.b),
+        &[
+            "-i",
+            &ns.veth(&ns.b),
+            "-i",
+            &vd,
+            "-c",
+            &n.to_string(),
+            "-d",
+            "30s",
+            "--format",
+            "json",
+        ],
+    );
+    ns.replay(&eth, &["--pps", "2000"]);
+    let st = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.a,
+            "tcpreplay",
+            "-q",
+            "-i",
+            &vc,
+            "--pps",
+            "2000",
+        ])
+        .arg(&scan)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (code, out) = finish(cap, Duration::from_secs(40));
+    assert_eq!(code, Some(0));
+    let got: Value = serde_json::from_str(&out).unwrap();
+    let fields = ["packets", "bytes", "to_server.packets", "to_client.packets"];
+    assert_eq!(port_fields(&got, &fields), port_fields(&expected, &fields));
+    let live = &got["live"];
+    assert_eq!(live["interface"], format!("{},{vd}", ns.veth(&ns.b)));
+    let each: Vec<(String, u64)> = live["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap().to_string(),
+                i["packets"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let count = |f: &std::path::Path| {
+        json_report(&[f], &[])["totals"]["packets"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(each, [(ns.veth(&ns.b), count(&eth)), (vd, count(&scan))]);
+}

@@ -84,15 +84,17 @@ pub fn run(args: CaptureArgs) -> Result<u8, AppError> {
         write,
         metrics_socket,
     } = open(&args, threads)?;
+    let threads = handles.len();
     let level = install_stop_signals()?;
-    announce(&args, &handles[0], threads, &who);
+    announce(&args, &handles, &who);
     let mut shape = Shape::of(args.format, io::stdout().is_terminal());
     if flows_to_stdout {
         // Standard output carries the flows alone.
         (shape.view, shape.intervals) = (false, false);
     }
     let stream = start_stream(&args, streaming, collector, &services)?;
-    let (interface, loopback) = (handles[0].interface.clone(), handles[0].loopback);
+    let interface = interface_names(&handles);
+    let loopback = handles.iter().any(|h| h.loopback);
     let metrics = metrics_socket
         .map(|socket| serve_metrics(socket, &interface, threads, args.metrics_top as usize))
         .transpose()?;
@@ -113,14 +115,8 @@ pub fn run(args: CaptureArgs) -> Result<u8, AppError> {
         .map_err(|e| AppError::Usage(format!("cannot start the capture thread: {e}")))?;
     let mut screen = shape.view.then(Screen::enter);
     let mut state = LiveState::new(&interface, loopback, threads);
-    show(
-        rx,
-        &mut state,
-        &services,
-        args.analysis.top as usize,
-        shape,
-        metrics.as_deref(),
-    )?;
+    let top = args.analysis.top as usize;
+    show(rx, &mut state, &services, top, shape, metrics.as_deref())?;
     let result = worker
         .join()
         .map_err(|_| AppError::Usage("capture thread panicked".into()))?;
@@ -128,22 +124,13 @@ pub fn run(args: CaptureArgs) -> Result<u8, AppError> {
         s.leave();
     }
     let (mut analysis, summary) = result?;
-    let stream_failed = match stream {
-        Some(s) => !say_how_flows_went(&args, &s.finish()),
-        None => false,
-    };
+    let stream_failed = stream.is_some_and(|s| !say_how_flows_went(&args, &s.finish()));
     if summary.stopped_by == StopReason::Aborted {
         return Ok(aborted(&summary));
     }
     let failed = say_why_it_stopped(&interface, &summary) || stream_failed;
-    let status = report(
-        &args,
-        shape,
-        &mut analysis,
-        summary,
-        &services,
-        policy.as_ref(),
-    )?;
+    let policy = policy.as_ref();
+    let status = report(&args, shape, &mut analysis, summary, &services, policy)?;
     Ok(if failed { 2 } else { status })
 }
 
@@ -161,7 +148,7 @@ struct Opened {
 /// `-w` file: before the drop when the user the capture goes on as could not
 /// create it in its folder, else after.
 fn open(args: &CaptureArgs, threads: usize) -> Result<Opened, AppError> {
-    let handles = fanout::open_group(&live_options(args), threads)?;
+    let handles = open_interfaces(args, threads)?;
     let metrics_socket = args
         .metrics
         .as_deref()
@@ -234,9 +221,58 @@ fn output_error(path: &Path, error: std::io::Error) -> AppError {
 }
 
 /// How to open the interface, from the flags.
+/// The interfaces asked for: the positional one, each `-i`, or libpcap's
+/// default (`None`).
+fn interfaces_asked(args: &CaptureArgs) -> Vec<Option<String>> {
+    match (&args.interface, args.interface_flag.as_slice()) {
+        (Some(i), _) => vec![Some(i.clone())],
+        (None, []) => vec![None],
+        (None, flags) => flags.iter().cloned().map(Some).collect(),
+    }
+}
+
+/// Opens every interface asked for, each in its own fanout group of
+/// `threads` shared out over them (at least one each). One `-w` file holds
+/// one link type, so interfaces that differ are refused with `-w`.
+fn open_interfaces(args: &CaptureArgs, threads: usize) -> Result<Vec<Live>, AppError> {
+    let asked = interfaces_asked(args);
+    let each = (threads / asked.len()).max(1);
+    let mut handles = Vec::new();
+    for (k, name) in asked.into_iter().enumerate() {
+        let o = LiveOptions {
+            interface: name,
+            ..live_options(args)
+        };
+        handles.extend(fanout::open_group_of(&o, each, k as u32)?);
+    }
+    if args.write.is_some() && handles.iter().any(|h| h.link != handles[0].link) {
+        return Err(AppError::Usage(format!(
+            "-w writes one pcap file of one link type, and {} differ ({}): capture them apart",
+            interface_names(&handles),
+            handles
+                .iter()
+                .map(|h| h.link.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok(handles)
+}
+
+/// The interfaces of `handles`, each once: "eth0" or "eth0,eth1".
+fn interface_names(handles: &[Live]) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for h in handles {
+        if !names.contains(&h.interface.as_str()) {
+            names.push(&h.interface);
+        }
+    }
+    names.join(",")
+}
+
 fn live_options(args: &CaptureArgs) -> LiveOptions {
     LiveOptions {
-        interface: args.interface.clone().or(args.interface_flag.clone()),
+        interface: None,
         snaplen: args.snaplen as i32,
         buffer_kib: args.buffer_kib as i32,
         promisc: !args.no_promisc,
@@ -363,10 +399,11 @@ fn say_how_flows_went(args: &CaptureArgs, s: &Streamed) -> bool {
 }
 
 /// The line tcpdump prints when it starts listening.
-fn announce(args: &CaptureArgs, handle: &Live, threads: usize, who: &Dropped) {
+fn announce(args: &CaptureArgs, handles: &[Live], who: &Dropped) {
+    let (handle, threads) = (&handles[0], handles.len());
     eprintln!(
         "portflow: listening on {}, link-type {}, snapshot length {} bytes{}{}{}",
-        handle.interface,
+        interface_names(handles),
         handle.link.name(),
         handle.snaplen,
         if threads > 1 {

@@ -214,14 +214,15 @@ pub struct CaptureArgs {
     #[arg(value_name = "IFACE")]
     pub interface: Option<String>,
 
-    /// Interface, as with tcpdump -i (same as the positional IFACE).
+    /// Interface, as with tcpdump -i (same as the positional IFACE); give -i several times to
+    /// capture several interfaces into one report (per-interface counts in `live.interfaces`).
     #[arg(
         short = 'i',
         long = "interface",
         value_name = "IFACE",
         conflicts_with = "interface"
     )]
-    pub interface_flag: Option<String>,
+    pub interface_flag: Vec<String>,
 
     /// BPF filter expression, compiled into the kernel.
     #[arg(short = 'f', long = "filter", value_name = "EXPR")]

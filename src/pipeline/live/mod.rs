@@ -73,6 +73,9 @@ pub struct CaptureSnapshot {
     pub icmp_packets: u64,
     pub non_ip_packets: u64,
     pub decode_errors: u64,
+    /// Which of the capture's interfaces (a thread's part; 0 once combined).
+    #[serde(skip)]
+    pub interface: u32,
 }
 
 /// The interval number of the last stretch, published when a capture stops.
@@ -99,7 +102,7 @@ impl CaptureSnapshot {
         let mut sockets = Vec::new();
         for p in parts {
             all.elapsed = all.elapsed.max(p.elapsed);
-            sockets.push(p.counters);
+            sockets.push((p.interface, p.counters));
             all.dropped_queue += p.dropped_queue;
             all.packets += p.packets;
             all.bytes += p.bytes;
@@ -109,9 +112,38 @@ impl CaptureSnapshot {
             all.non_ip_packets += p.non_ip_packets;
             all.decode_errors += p.decode_errors;
         }
-        all.counters = CaptureCounters::combine(&sockets);
+        all.counters = by_interface(&sockets);
         all
     }
+}
+
+/// The counters of sockets on several interfaces: each interface's combined
+/// ([`CaptureCounters::combine`]), then added up.
+fn by_interface(sockets: &[(u32, CaptureCounters)]) -> CaptureCounters {
+    let mut interfaces: Vec<u32> = sockets.iter().map(|s| s.0).collect();
+    interfaces.sort_unstable();
+    interfaces.dedup();
+    let mut all = CaptureCounters::default();
+    for i in interfaces {
+        let mine: Vec<CaptureCounters> = sockets.iter().filter(|s| s.0 == i).map(|s| s.1).collect();
+        let c = CaptureCounters::combine(&mine);
+        all.received += c.received;
+        all.dropped_kernel += c.dropped_kernel;
+        all.dropped_interface += c.dropped_interface;
+    }
+    all
+}
+
+/// One captured interface in the report (`live.interfaces`).
+#[derive(Debug, Clone, Serialize)]
+pub struct InterfaceSummary {
+    pub name: String,
+    /// Its sockets' counters combined ([`CaptureCounters::combine`]).
+    #[serde(flatten)]
+    pub counters: CaptureCounters,
+    /// Packets and bytes its capture threads analysed.
+    pub packets: u64,
+    pub bytes: u64,
 }
 
 /// Why a capture ended.
@@ -178,6 +210,8 @@ pub struct LiveSummary {
     pub threads: usize,
     /// Each socket's counters, in thread order.
     pub sockets: Vec<CaptureCounters>,
+    /// Each interface captured, in the order given.
+    pub interfaces: Vec<InterfaceSummary>,
     pub stopped_by: StopReason,
     /// The `-w` file and the packets in it, when complete.
     pub written: Option<String>,
@@ -324,10 +358,10 @@ pub fn capture(
         ended_flows,
         active,
     } = spec;
-    let (interface, loopback) = match lives.first() {
-        Some(l) => (l.interface.clone(), l.loopback),
-        None => return Err(RunError::Worker("no capture handle".into())),
-    };
+    if lives.is_empty() {
+        return Err(RunError::Worker("no capture handle".into()));
+    }
+    let loopback = lives.iter().any(|l| l.loopback);
     let threads = lives.len();
     let shared = Shared {
         left: count.map(AtomicU64::new),
@@ -343,36 +377,15 @@ pub fn capture(
         ..Shared::new(control, started, interval)
     };
     let results = run_threads(opts, lives, &shared)?;
-    let mut stop = stop_reason(results.iter().map(|r| &r.done.ended));
-    let done = shared.writer.map(|w| {
-        let w = w
-            .into_inner()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        (w.dest().display().to_string(), w.finish())
-    });
-    if let Some((name, Some(e))) = done.as_ref().map(|(n, d)| (n, &d.error)) {
-        if !stop.is_error() {
-            stop = StopReason::WriteError(format!("{name}: {e}"));
-        }
+    let stop = stop_reason(results.iter().map(|r| &r.done.ended));
+    let flows_lost = shared.flows_lost.load(Ordering::Relaxed);
+    let mut summary = summary(&results, loopback, started, stop, flows_lost);
+    if let Some(w) = shared.writer {
+        summary.add_written(
+            w.into_inner()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
     }
-    let written = done.as_ref().map(|(_, d)| d.path.display().to_string());
-    let (written_packets, written_files) = done.map_or((0, 0), |(_, d)| (d.packets, d.files));
-    let sockets: Vec<CaptureCounters> = results.iter().map(|r| r.done.counters).collect();
-    let summary = LiveSummary {
-        interface,
-        loopback,
-        link_type: results[0].done.link.name(),
-        duration_s: started.elapsed().as_secs_f64(),
-        counters: CaptureCounters::combine(&sockets),
-        dropped_queue: 0,
-        flows_lost: shared.flows_lost.load(Ordering::Relaxed),
-        threads,
-        sockets,
-        stopped_by: stop,
-        written,
-        written_packets,
-        written_files,
-    };
     let mut totals = Totals::default();
     let (mut tables, mut cpu) = (Vec::new(), Vec::new());
     for r in results {
@@ -392,6 +405,91 @@ pub fn capture(
         },
     };
     Ok(merge(ran, threads, started))
+}
+
+/// The capture's account from its threads' results (no `-w` file yet).
+fn summary(
+    results: &[ThreadResult],
+    loopback: bool,
+    started: Instant,
+    stopped_by: StopReason,
+    flows_lost: u64,
+) -> LiveSummary {
+    let interfaces = interfaces(results);
+    let tagged: Vec<(u32, CaptureCounters)> = results
+        .iter()
+        .map(|r| (r.done.interface.1, r.done.counters))
+        .collect();
+    let mut links: Vec<String> = results.iter().map(|r| r.done.link.name()).collect();
+    links.dedup();
+    LiveSummary {
+        // Every interface once, in the order given: "eth0" or "eth0,eth1".
+        interface: interfaces
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        loopback,
+        link_type: links.join(","),
+        duration_s: started.elapsed().as_secs_f64(),
+        counters: by_interface(&tagged),
+        dropped_queue: 0,
+        flows_lost,
+        threads: results.len(),
+        sockets: results.iter().map(|r| r.done.counters).collect(),
+        interfaces,
+        stopped_by,
+        written: None,
+        written_packets: 0,
+        written_files: 0,
+    }
+}
+
+impl LiveSummary {
+    /// Closes the `-w` file and says what it holds; a write error becomes
+    /// the reason the capture stopped, unless another error already is.
+    fn add_written(&mut self, w: PcapWriter) {
+        let name = w.dest().display().to_string();
+        let done = w.finish();
+        if let Some(e) = done.error {
+            if !self.stopped_by.is_error() {
+                self.stopped_by = StopReason::WriteError(format!("{name}: {e}"));
+            }
+        }
+        self.written = Some(done.path.display().to_string());
+        (self.written_packets, self.written_files) = (done.packets, done.files);
+    }
+}
+
+/// Each interface's counters and packets, from its threads' results.
+fn interfaces(results: &[ThreadResult]) -> Vec<InterfaceSummary> {
+    let mut out: Vec<(u32, InterfaceSummary, Vec<CaptureCounters>)> = Vec::new();
+    for r in results {
+        let (name, index) = &r.done.interface;
+        let at = match out.iter().position(|o| o.0 == *index) {
+            Some(at) => at,
+            None => {
+                let s = InterfaceSummary {
+                    name: name.clone(),
+                    counters: CaptureCounters::default(),
+                    packets: 0,
+                    bytes: 0,
+                };
+                out.push((*index, s, Vec::new()));
+                out.len() - 1
+            }
+        };
+        out[at].1.packets += r.totals.packets;
+        out[at].1.bytes += r.totals.bytes;
+        out[at].2.push(r.done.counters);
+    }
+    out.sort_by_key(|o| o.0);
+    out.into_iter()
+        .map(|(_, mut s, sockets)| {
+            s.counters = CaptureCounters::combine(&sockets);
+            s
+        })
+        .collect()
 }
 
 /// Runs one capture thread per handle until the capture stops.

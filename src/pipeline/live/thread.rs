@@ -35,6 +35,8 @@ pub(super) struct Done {
     pub ended: Ended,
     pub counters: CaptureCounters,
     pub link: LinkType,
+    /// Its interface: name, index, loopback.
+    pub interface: (String, u32),
     /// Long flows reported so far (`--ipfix` with an active timeout).
     pub reports: ActiveReports,
 }
@@ -58,6 +60,8 @@ pub(super) struct CaptureLoop<'a> {
     shared: &'a Shared,
     cap: pcap::Capture<pcap::Active>,
     interface: String,
+    /// Which of the capture's interfaces the handle captures.
+    iface: u32,
     link: LinkType,
     poll: Duration,
     /// `-w` records not yet handed to the writer.
@@ -78,6 +82,7 @@ impl<'a> CaptureLoop<'a> {
             interface,
             link,
             poll,
+            index: iface,
             ..
         } = live;
         CaptureLoop {
@@ -85,6 +90,7 @@ impl<'a> CaptureLoop<'a> {
             shared,
             cap,
             interface,
+            iface,
             link,
             poll,
             records: shared.writer.as_ref().map(|_| Records::default()),
@@ -125,6 +131,7 @@ impl<'a> CaptureLoop<'a> {
             ended,
             counters: self.counters,
             link: self.link,
+            interface: (self.interface, self.iface),
             reports: self.reports,
         }
     }
@@ -147,7 +154,8 @@ impl<'a> CaptureLoop<'a> {
                     if !self.shared.claim() {
                         return Ended::Own(StopReason::Count);
                     }
-                    if let Err(e) = take(&p, self.link, self.records.as_mut(), d, self.shared) {
+                    let records = self.records.as_mut();
+                    if let Err(e) = take(&p, self.link, self.iface, records, d, self.shared) {
                         return Ended::Own(e);
                     }
                 }
@@ -227,7 +235,8 @@ impl<'a> CaptureLoop<'a> {
         let Some(tx) = &self.shared.snapshots else {
             return;
         };
-        let capture = snapshot(d, self.shared.started, self.counters);
+        let mut capture = snapshot(d, self.shared.started, self.counters);
+        capture.interface = self.iface;
         let ports = d
             .inline_table()
             .map(|t| {
@@ -300,7 +309,8 @@ impl<'a> CaptureLoop<'a> {
                     if !self.shared.claim() {
                         break;
                     }
-                    if let Err(e) = take(&p, self.link, self.records.as_mut(), d, self.shared) {
+                    let records = self.records.as_mut();
+                    if let Err(e) = take(&p, self.link, self.iface, records, d, self.shared) {
                         return e;
                     }
                 }
@@ -323,6 +333,7 @@ impl<'a> CaptureLoop<'a> {
 fn take(
     p: &pcap::Packet,
     link: LinkType,
+    interface: u32,
     records: Option<&mut Records>,
     d: &mut Dispatcher,
     shared: &Shared,
@@ -339,7 +350,7 @@ fn take(
         ts_ns,
         data: p.data,
         wire_len: p.header.len,
-        interface: 0,
+        interface,
     });
     Ok(())
 }
@@ -358,5 +369,6 @@ fn snapshot(d: &Dispatcher, started: Instant, counters: CaptureCounters) -> Capt
         icmp_packets: t.icmp.packets,
         non_ip_packets: t.non_ip.packets,
         decode_errors: t.decode_error_packets,
+        interface: 0,
     }
 }

@@ -22,10 +22,11 @@ use super::{open, Live, LiveError, LiveOptions};
 use std::io;
 use std::os::unix::io::AsRawFd;
 
-/// The fanout group of this process: group ids are per network namespace,
-/// and two captures of the same interface must not share one.
-pub fn group_id() -> u16 {
-    (std::process::id() & 0xffff) as u16
+/// The fanout group of this process's `index`th interface: group ids are
+/// per network namespace, a group holds one interface's sockets, and two
+/// captures of the same interface must not share one.
+pub fn group_id(index: u32) -> u16 {
+    ((std::process::id() & 0xffff) as u16).wrapping_add((index as u16).wrapping_mul(0x1000))
 }
 
 /// Puts `cap`'s socket into fanout group `group` (hash mode).
@@ -58,7 +59,12 @@ const MIN_RING_KIB: i32 = 4 * 1024;
 /// `o.buffer_kib` is shared out between them (each gets at least
 /// [`MIN_RING_KIB`]): a handle sees about a `n`th of the packets.
 pub fn open_group(o: &LiveOptions, n: usize) -> Result<Vec<Live>, LiveError> {
-    let group = group_id();
+    open_group_of(o, n, 0)
+}
+
+/// [`open_group`] for the capture's `index`th interface (its own group).
+pub fn open_group_of(o: &LiveOptions, n: usize, index: u32) -> Result<Vec<Live>, LiveError> {
+    let group = group_id(index);
     let n = n.max(1);
     let each = LiveOptions {
         buffer_kib: (o.buffer_kib / n as i32).max(MIN_RING_KIB.min(o.buffer_kib)),
@@ -66,7 +72,8 @@ pub fn open_group(o: &LiveOptions, n: usize) -> Result<Vec<Live>, LiveError> {
     };
     (0..n)
         .map(|_| {
-            let live = open(&each)?;
+            let mut live = open(&each)?;
+            live.index = index;
             if n > 1 {
                 join(&live.cap, group).map_err(|e| LiveError::Pcap {
                     interface: live.interface.clone(),

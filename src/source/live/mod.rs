@@ -159,6 +159,8 @@ pub struct Live {
     /// A loopback interface: the kernel counts each packet twice in
     /// `received` (going out and coming in); libpcap hands over one.
     pub loopback: bool,
+    /// Which of the capture's interfaces this is (0 for the first).
+    pub index: u32,
 }
 
 /// How long the kernel fills a block of the capture ring before handing it
@@ -247,5 +249,6 @@ pub fn open(o: &LiveOptions) -> Result<Live, LiveError> {
         snaplen: o.snaplen.max(0) as u32,
         poll: o.poll,
         loopback,
+        index: 0,
     })
 }
