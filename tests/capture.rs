@@ -1348,3 +1348,65 @@ fn several_interfaces_in_one_report_needs_root() {
     };
     assert_eq!(each, [(ns.veth(&ns.b), count(&eth)), (vd, count(&scan))]);
 }
+
+#[test]
+fn nano_writes_nanosecond_times_needs_root() {
+    require_root!();
+    let dir = output_dir("nano");
+    let pcap = dir.join("n.pcap");
+    let to = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = to.local_addr().unwrap().port();
+    let cap = start_capture(
+        None,
+        &[
+            "lo",
+            "-f",
+            &format!("udp dst port {port}"),
+            "--nano",
+            "-w",
+            pcap.to_str().unwrap(),
+            "-c",
+            "20",
+            "--format",
+            "json",
+        ],
+    );
+    let from = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..20u8 {
+        from.send_to(&[i; 20], ("127.0.0.1", port)).unwrap();
+    }
+    let (code, _) = finish(cap, Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+    let bytes = std::fs::read(&pcap).unwrap();
+    assert_eq!(
+        &bytes[..4],
+        &0xa1b2_3c4du32.to_le_bytes(),
+        "the nanosecond magic"
+    );
+    let times = Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(&pcap)
+        .args(["-T", "fields", "-e", "frame.time_epoch"])
+        .output()
+        .expect("tshark");
+    let ns: Vec<u64> = String::from_utf8_lossy(&times.stdout)
+        .lines()
+        .map(|l| l.split('.').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ns.len(), 20);
+    // Microsecond times would all end in 000.
+    assert!(ns.iter().any(|n| n % 1000 != 0), "{ns:?}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let r = json_report(&[&pcap], &[]);
+    let first: u64 = r["capture"]["first_seen"].as_str().unwrap()[..4]
+        .parse()
+        .unwrap();
+    assert!(
+        (1970 + now / 31_556_952).abs_diff(first) <= 1,
+        "times are now's"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

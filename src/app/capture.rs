@@ -15,6 +15,7 @@ use portflow::report::Report;
 use portflow::services::Services;
 use portflow::source::live::{fanout, Live, LiveOptions, PcapWriter, Rotation};
 use portflow::source::privileges::{self, Dropped};
+use portflow::source::PcapFormat;
 use std::io::{self, IsTerminal, Write};
 use std::net::TcpListener;
 use std::path::Path;
@@ -157,6 +158,10 @@ fn open(args: &CaptureArgs, threads: usize) -> Result<Opened, AppError> {
     let handle = &handles[0];
     let target = privileges::plan(args.user.as_deref())?;
     let rotation = rotation(args)?;
+    let format = PcapFormat {
+        nanos: args.nano,
+        ..PcapFormat::CLASSIC
+    };
     let early = match (&args.write, target.switches_to()) {
         (Some(path), Some((uid, gid))) if !privileges::target_can_write_beside(path, &target) => {
             if rotation.is_on() {
@@ -167,7 +172,7 @@ fn open(args: &CaptureArgs, threads: usize) -> Result<Opened, AppError> {
                     path.display()
                 )));
             }
-            let w = PcapWriter::create_for(path, handle.link, handle.snaplen, uid, gid)
+            let w = PcapWriter::create_for(path, handle.link, handle.snaplen, format, (uid, gid))
                 .map_err(|error| output_error(path, error))?;
             Some(w)
         }
@@ -179,8 +184,15 @@ fn open(args: &CaptureArgs, threads: usize) -> Result<Opened, AppError> {
     let write = match (early, &args.write) {
         (Some(w), _) => Some(w),
         (None, Some(path)) => Some(
-            PcapWriter::rotating(path, handle.link, handle.snaplen, rotation, now_ns())
-                .map_err(|error| output_error(path, error))?,
+            PcapWriter::rotating(
+                path,
+                handle.link,
+                handle.snaplen,
+                format,
+                rotation,
+                now_ns(),
+            )
+            .map_err(|error| output_error(path, error))?,
         ),
         (None, None) => None,
     };
@@ -277,6 +289,7 @@ fn live_options(args: &CaptureArgs) -> LiveOptions {
         buffer_kib: args.buffer_kib as i32,
         promisc: !args.no_promisc,
         filter: args.filter.clone(),
+        nanos: args.nano,
         ..LiveOptions::default()
     }
 }

@@ -255,6 +255,10 @@ pub struct CaptureArgs {
           value_parser = |s: &str| in_range(s, 1, 366 * 86_400, "seconds"))]
     pub rotate_seconds: Option<u64>,
 
+    /// Nanosecond timestamps from the kernel, and a nanosecond pcap for -w (tcpdump --nano).
+    #[arg(long)]
+    pub nano: bool,
+
     /// With -C or -G: keep COUNT files (tcpdump -W): -C writes FILE0..FILE{COUNT-1} over in turn,
     /// -G removes the oldest file past COUNT.
     #[arg(short = 'W', value_name = "COUNT",

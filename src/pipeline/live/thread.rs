@@ -48,10 +48,12 @@ fn wall_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// A captured packet's time in nanoseconds since the Unix epoch.
-fn packet_ns(p: &pcap::Packet) -> u64 {
+/// A captured packet's time in nanoseconds since the Unix epoch (`nanos`:
+/// the handle gives nanoseconds in `tv_usec`).
+fn packet_ns(p: &pcap::Packet, nanos: bool) -> u64 {
     let ts = p.header.ts;
-    (ts.tv_sec as u64).wrapping_mul(1_000_000_000) + (ts.tv_usec as u64) * 1000
+    let frac = ts.tv_usec as u64 * if nanos { 1 } else { 1000 };
+    (ts.tv_sec as u64).wrapping_mul(1_000_000_000) + frac
 }
 
 /// One capture thread's state while it reads packets.
@@ -62,6 +64,8 @@ pub(super) struct CaptureLoop<'a> {
     interface: String,
     /// Which of the capture's interfaces the handle captures.
     iface: u32,
+    /// The handle gives nanosecond times.
+    nanos: bool,
     link: LinkType,
     poll: Duration,
     /// `-w` records not yet handed to the writer.
@@ -83,6 +87,7 @@ impl<'a> CaptureLoop<'a> {
             link,
             poll,
             index: iface,
+            nanos,
             ..
         } = live;
         CaptureLoop {
@@ -91,9 +96,13 @@ impl<'a> CaptureLoop<'a> {
             cap,
             interface,
             iface,
+            nanos,
             link,
             poll,
-            records: shared.writer.as_ref().map(|_| Records::default()),
+            records: shared
+                .writer
+                .as_ref()
+                .map(|w| Records::new(w.lock().unwrap_or_else(|p| p.into_inner()).format())),
             widen: CounterWidener::default(),
             counters: CaptureCounters::default(),
             tick: 0,
@@ -155,7 +164,8 @@ impl<'a> CaptureLoop<'a> {
                         return Ended::Own(StopReason::Count);
                     }
                     let records = self.records.as_mut();
-                    if let Err(e) = take(&p, self.link, self.iface, records, d, self.shared) {
+                    let at = (self.link, self.iface, self.nanos);
+                    if let Err(e) = take(&p, at, records, d, self.shared) {
                         return Ended::Own(e);
                     }
                 }
@@ -304,13 +314,14 @@ impl<'a> CaptureLoop<'a> {
                 return StopReason::Aborted;
             }
             match self.cap.next_packet() {
-                Ok(p) if packet_ns(&p) > stopped => break,
+                Ok(p) if packet_ns(&p, self.nanos) > stopped => break,
                 Ok(p) => {
                     if !self.shared.claim() {
                         break;
                     }
                     let records = self.records.as_mut();
-                    if let Err(e) = take(&p, self.link, self.iface, records, d, self.shared) {
+                    let at = (self.link, self.iface, self.nanos);
+                    if let Err(e) = take(&p, at, records, d, self.shared) {
                         return e;
                     }
                 }
@@ -332,13 +343,12 @@ impl<'a> CaptureLoop<'a> {
 #[inline]
 fn take(
     p: &pcap::Packet,
-    link: LinkType,
-    interface: u32,
+    (link, interface, nanos): (LinkType, u32, bool),
     records: Option<&mut Records>,
     d: &mut Dispatcher,
     shared: &Shared,
 ) -> Result<(), StopReason> {
-    let ts_ns = packet_ns(p);
+    let ts_ns = packet_ns(p, nanos);
     if let Some(r) = records {
         r.push(ts_ns, p.data, p.header.len);
         if r.is_full() {

@@ -33,6 +33,8 @@ pub struct LiveOptions {
     pub filter: Option<String>,
     /// How long a read waits for packets before the capture loop looks at its stop conditions.
     pub poll: Duration,
+    /// Nanosecond timestamps from the kernel (else microseconds, as tcpdump).
+    pub nanos: bool,
 }
 
 impl Default for LiveOptions {
@@ -44,6 +46,7 @@ impl Default for LiveOptions {
             promisc: true,
             filter: None,
             poll: Duration::from_millis(100),
+            nanos: false,
         }
     }
 }
@@ -161,6 +164,19 @@ pub struct Live {
     pub loopback: bool,
     /// Which of the capture's interfaces this is (0 for the first).
     pub index: u32,
+    /// Packet times come in nanoseconds (`tv_usec` holds them).
+    pub nanos: bool,
+}
+
+/// Whether libpcap hands `cap`'s packet times over in nanoseconds (it may
+/// refuse the precision asked for without saying so).
+fn gives_nanoseconds(cap: &pcap::Capture<pcap::Active>) -> bool {
+    extern "C" {
+        fn pcap_get_tstamp_precision(p: *mut libc::c_void) -> libc::c_int;
+    }
+    const PCAP_TSTAMP_PRECISION_NANO: libc::c_int = 1;
+    // SAFETY: the handle's own live pcap_t, which the call only reads.
+    unsafe { pcap_get_tstamp_precision(cap.as_ptr().cast()) == PCAP_TSTAMP_PRECISION_NANO }
 }
 
 /// How long the kernel fills a block of the capture ring before handing it
@@ -223,8 +239,19 @@ pub fn open(o: &LiveOptions) -> Result<Live, LiveError> {
         .buffer_size(o.buffer_kib.saturating_mul(1024))
         .immediate_mode(false)
         .timeout(BLOCK_TIMEOUT.as_millis() as i32)
+        .precision(if o.nanos {
+            pcap::Precision::Nano
+        } else {
+            pcap::Precision::Micro
+        })
         .open()
         .map_err(err)?;
+    if o.nanos && !gives_nanoseconds(&cap) {
+        return Err(LiveError::Pcap {
+            interface: name.clone(),
+            message: "this interface cannot give nanosecond timestamps (--nano)".into(),
+        });
+    }
     if let Some(f) = &o.filter {
         cap.filter(f, true).map_err(|e| {
             let link = LinkType(cap.get_datalink().0 as u32);
@@ -250,5 +277,6 @@ pub fn open(o: &LiveOptions) -> Result<Live, LiveError> {
         poll: o.poll,
         loopback,
         index: 0,
+        nanos: o.nanos,
     })
 }

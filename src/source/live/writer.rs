@@ -22,6 +22,8 @@ pub struct PcapWriter {
     packets_on_disk: u64,
     /// Whole packets in the files finished before it.
     packets_before: u64,
+    /// How records are written (microseconds, or nanoseconds with `--nano`).
+    format: PcapFormat,
     /// The first write error; nothing more is written after it.
     failed: Option<std::io::Error>,
     /// `-C`, `-G`, `-W` ([`Rotation`]), and what they need.
@@ -45,6 +47,7 @@ const BLOCK: usize = 1 << 20;
 pub struct Records {
     bytes: Vec<u8>,
     packets: u64,
+    format: PcapFormat,
 }
 
 impl Default for Records {
@@ -53,15 +56,24 @@ impl Default for Records {
             // A block and the largest record that can follow it.
             bytes: Vec::with_capacity(BLOCK + RECORD_HEADER + MAX_SNAPLEN as usize),
             packets: 0,
+            format: PcapFormat::CLASSIC,
         }
     }
 }
 
 impl Records {
-    /// Adds one record, stamped `ts_ns` (written in microseconds).
+    /// Records in `format` (the writer's, [`PcapWriter::format`]).
+    pub fn new(format: PcapFormat) -> Records {
+        Records {
+            format,
+            ..Records::default()
+        }
+    }
+
+    /// Adds one record, stamped `ts_ns` (written in the format's resolution).
     #[inline]
     pub fn push(&mut self, ts_ns: u64, data: &[u8], wire_len: u32) {
-        PcapFormat::CLASSIC.record(&mut self.bytes, ts_ns, data, wire_len);
+        self.format.record(&mut self.bytes, ts_ns, data, wire_len);
         self.packets += 1;
     }
 
@@ -94,7 +106,14 @@ impl PcapWriter {
     /// or a FIFO: [`OutputFile::create`]) with the header for packets of
     /// `link` cut to `snaplen`.
     pub fn create(dest: &Path, link: LinkType, snaplen: u32) -> std::io::Result<PcapWriter> {
-        PcapWriter::rotating(dest, link, snaplen, Rotation::default(), 0)
+        PcapWriter::rotating(
+            dest,
+            link,
+            snaplen,
+            PcapFormat::CLASSIC,
+            Rotation::default(),
+            0,
+        )
     }
 
     /// [`Self::create`] with `rotation`: the first file starts at `now_ns`
@@ -103,11 +122,12 @@ impl PcapWriter {
         dest: &Path,
         link: LinkType,
         snaplen: u32,
+        format: PcapFormat,
         rotation: Rotation,
         now_ns: u64,
     ) -> std::io::Result<PcapWriter> {
         let name = rotation.name(dest, 0, now_ns, 0);
-        let mut w = PcapWriter::new(OutputFile::create(&name)?, link, snaplen)?;
+        let mut w = PcapWriter::new(OutputFile::create(&name)?, link, snaplen, format)?;
         (w.rotation, w.base, w.start_ns) = (rotation, dest.to_path_buf(), now_ns);
         Ok(w)
     }
@@ -121,16 +141,21 @@ impl PcapWriter {
         dest: &Path,
         link: LinkType,
         snaplen: u32,
-        uid: u32,
-        gid: u32,
+        format: PcapFormat,
+        owner: (u32, u32),
     ) -> std::io::Result<PcapWriter> {
         let out = OutputFile::create_in_place(dest)?;
-        out.give_to(uid, gid)?;
-        PcapWriter::new(out, link, snaplen)
+        out.give_to(owner.0, owner.1)?;
+        PcapWriter::new(out, link, snaplen, format)
     }
 
-    fn new(mut out: OutputFile, link: LinkType, snaplen: u32) -> std::io::Result<PcapWriter> {
-        let h = PcapFormat::CLASSIC.header(link, snaplen.max(1));
+    fn new(
+        mut out: OutputFile,
+        link: LinkType,
+        snaplen: u32,
+        format: PcapFormat,
+    ) -> std::io::Result<PcapWriter> {
+        let h = format.header(link, snaplen.max(1));
         out.file().write_all(&h)?;
         Ok(PcapWriter {
             base: out.dest().to_path_buf(),
@@ -138,6 +163,7 @@ impl PcapWriter {
             on_disk: h.len() as u64,
             packets_on_disk: 0,
             packets_before: 0,
+            format,
             failed: None,
             rotation: Rotation::default(),
             header: h,
@@ -193,14 +219,14 @@ impl PcapWriter {
             let header: [u8; RECORD_HEADER] = bytes[end..end + RECORD_HEADER]
                 .try_into()
                 .expect("a record header");
-            let len = RECORD_HEADER + PcapFormat::CLASSIC.caplen(&header) as usize;
+            let len = RECORD_HEADER + self.format.caplen(&header) as usize;
             let in_file = self.on_disk + (end - at) as u64;
             let holds_some = in_file > self.header.len() as u64;
             if max.is_some_and(|m| holds_some && in_file + len as u64 > m) {
                 return (end, n, Some(self.start_ns));
             }
             if let Some(every) = every_ns.filter(|e| *e > 0) {
-                let ts = PcapFormat::CLASSIC.ts_ns(&header);
+                let ts = self.format.ts_ns(&header);
                 if ts >= self.start_ns.saturating_add(every) {
                     let periods = (ts - self.start_ns) / every;
                     return (end, n, Some(self.start_ns + periods * every));
@@ -272,6 +298,11 @@ impl PcapWriter {
         self.files
     }
 
+    /// How its records are written.
+    pub fn format(&self) -> PcapFormat {
+        self.format
+    }
+
     /// Keeps the whole records of `written` (what made it to the file of a
     /// block), cuts the file back to them and remembers `e`.
     fn fail(&mut self, written: &[u8], e: std::io::Error) -> std::io::Result<()> {
@@ -280,7 +311,7 @@ impl PcapWriter {
             let header = written[at..at + RECORD_HEADER]
                 .try_into()
                 .expect("a record header");
-            let end = at + RECORD_HEADER + PcapFormat::CLASSIC.caplen(&header) as usize;
+            let end = at + RECORD_HEADER + self.format.caplen(&header) as usize;
             if end > written.len() {
                 break;
             }
@@ -394,9 +425,15 @@ mod rotation_tests {
             max_bytes: Some(20_000),
             ..Rotation::default()
         };
-        let mut w =
-            PcapWriter::rotating(&dir.join("ev.pcap"), LinkType::ETHERNET, 65535, rotation, 0)
-                .unwrap();
+        let mut w = PcapWriter::rotating(
+            &dir.join("ev.pcap"),
+            LinkType::ETHERNET,
+            65535,
+            PcapFormat::CLASSIC,
+            rotation,
+            0,
+        )
+        .unwrap();
         w.append(&mut records(100, 0)).unwrap();
         let done = w.finish();
         assert_eq!((done.packets, done.files), (100, 6), "19 records a file");
@@ -425,8 +462,15 @@ mod rotation_tests {
             ..Rotation::default()
         };
         let pattern = dir.join("cap-%s.pcap");
-        let mut w =
-            PcapWriter::rotating(&pattern, LinkType::ETHERNET, 65535, rotation, t0).unwrap();
+        let mut w = PcapWriter::rotating(
+            &pattern,
+            LinkType::ETHERNET,
+            65535,
+            PcapFormat::CLASSIC,
+            rotation,
+            t0,
+        )
+        .unwrap();
         // 5 s of packets, in two blocks.
         let (mut a, mut b) = (records(25, t0), records(25, t0 + 2_500_000_000));
         w.append(&mut a).unwrap();
