@@ -269,6 +269,36 @@ fn softflowd_exports_the_same_flows_with_ip_lengths() {
     assert_eq!(theirs.len(), ours.len() + icmp, "{theirs:?}");
 }
 
+/// Waits (10 s at most) until `flows` has `n` lines, then stops the capture
+/// with Ctrl-C; its status must be 0. What it said on stderr after its
+/// first line.
+fn stop_when_streamed(
+    mut cap: std::process::Child,
+    mut err: std::io::BufReader<std::process::ChildStderr>,
+    flows: &std::path::Path,
+    n: usize,
+) -> String {
+    let started = Instant::now();
+    while std::fs::read_to_string(flows)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < n
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{n} flows not streamed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(cap.id() as i32, libc::SIGINT) };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert_eq!(cap.wait().unwrap().code(), Some(0), "{rest}");
+    rest
+}
+
 #[test]
 fn a_live_capture_streams_each_flow_as_it_ends_needs_root() {
     require!(is_root(), "capturing needs root");
@@ -310,24 +340,7 @@ fn a_live_capture_streams_each_flow_as_it_ends_needs_root() {
         }
     }
     // Idle for 2 s, each flow ends and is written while the capture runs.
-    let started = Instant::now();
-    while std::fs::read_to_string(&flows)
-        .unwrap_or_default()
-        .lines()
-        .count()
-        < 5
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "flows not streamed"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(cap.id() as i32, libc::SIGINT) };
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
-    assert_eq!(cap.wait().unwrap().code(), Some(0), "{rest}");
+    let rest = stop_when_streamed(cap, err, &flows, 5);
     assert!(rest.contains("5 flows written"), "{rest}");
     let streamed = std::fs::read_to_string(&flows).unwrap();
     let expected = records(&streamed);
@@ -392,24 +405,7 @@ fn a_long_flow_is_reported_in_parts_while_it_lasts_needs_root() {
         c.send_to(&[i; 50], ("127.0.0.1", port)).unwrap();
         std::thread::sleep(Duration::from_millis(100));
     }
-    let started = Instant::now();
-    while std::fs::read_to_string(&flows)
-        .unwrap_or_default()
-        .lines()
-        .count()
-        < 1
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the flow did not end"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(cap.id() as i32, libc::SIGINT) };
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
-    assert_eq!(cap.wait().unwrap().code(), Some(0), "{rest}");
+    stop_when_streamed(cap, err, &flows, 1);
     let whole = records(&std::fs::read_to_string(&flows).unwrap());
     assert_eq!(
         whole.len(),
