@@ -22,20 +22,9 @@ rates=("$@")
 cargo build --release --locked -q --bin portflow
 pf="$PWD/target/release/portflow"
 A=pflA$$ B=pflB$$ VA=vla$$ VB=vlb$$
-cleanup() {
-  for ns in $A $B; do
-    for p in $(ip netns pids $ns 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
-    ip netns del $ns 2>/dev/null || true
-  done
-}
-trap cleanup EXIT
-for ns in $A $B; do
-  ip netns add $ns
-  ip netns exec $ns sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-done
-ip link add $VA netns $A type veth peer name $VB netns $B
-ip netns exec $A ip link set $VA up
-ip netns exec $B ip link set $VB up
+. scripts/netns.sh
+trap 'netns_remove $A $B' EXIT
+netns_pair $A $B $VA $VB
 packets=$(capinfos -c -M "$input" | awk -F: '/Number of packets/ {gsub(/ /,"",$2); print $2}')
 
 replay() { # rate -> prints "sent rated_pps"

@@ -16,22 +16,15 @@ cargo build --release --locked -q --bin portflow
 pf="$PWD/target/release/portflow"
 A=psoA$$ B=psoB$$ VA=vsa$$ VB=vsb$$
 work=$(mktemp -d)
+. scripts/netns.sh
 cleanup() {
-  for ns in $A $B; do
-    for p in $(ip netns pids $ns 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
-    ip netns del $ns 2>/dev/null || true
-  done
+  netns_remove $A $B
   rm -rf "$work"
 }
 trap cleanup EXIT
-for ns in $A $B; do
-  ip netns add $ns
-  ip netns exec $ns sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-done
-ip link add $VA netns $A type veth peer name $VB netns $B
-ip netns exec $A ip link set $VA up mtu 65535
-ip netns exec $B ip link set $VB up mtu 65535
-ip netns exec $B ip link set lo up
+netns_pair $A $B $VA $VB
+ip netns exec $A ip link set $VA mtu 65535
+ip netns exec $B ip link set $VB mtu 65535
 chmod 1777 "$work"
 ip netns exec $B nfcapd -b 127.0.0.1 -p 4739 -w "$work" -t 3600 >/dev/null 2>&1 &
 ip netns exec $B "$pf" capture $VB --format json -o "$work/report.json" --metrics 9717 \

@@ -13,25 +13,16 @@ out=${1:?usage: scenario.sh OUT.pcap}
 [ "$(id -u)" -eq 0 ] || { echo "scenario: needs root" >&2; exit 2; }
 A=pfsA$$ B=pfsB$$ VA=vsa$$ VB=vsb$$
 work=$(mktemp -d)
+. "$(dirname "$0")/netns.sh"
 cleanup() {
   disown -a 2>/dev/null || true
-  for ns in $A $B; do
-    for p in $(ip netns pids $ns 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
-    ip netns del $ns 2>/dev/null || true
-  done
+  netns_remove $A $B
   rm -rf "$work"
 }
 trap cleanup EXIT
-for ns in $A $B; do
-  ip netns add $ns
-  ip netns exec $ns sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-  ip netns exec $ns ip link set lo up
-done
-ip link add $VA netns $A type veth peer name $VB netns $B
+netns_pair $A $B $VA $VB
 ip netns exec $A ip addr add 10.77.0.1/24 dev $VA
 ip netns exec $B ip addr add 10.77.0.2/24 dev $VB
-ip netns exec $A ip link set $VA up
-ip netns exec $B ip link set $VB up
 
 printf 'echo "SSH-2.0-OpenSSH_9.2p1 Debian-2"; sleep 0.2\n' > "$work/ssh.sh"
 printf 'printf "\\377\\375\\030\\377\\375\\040login: "; sleep 0.2\n' > "$work/telnet.sh"

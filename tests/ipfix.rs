@@ -269,6 +269,16 @@ fn softflowd_exports_the_same_flows_with_ip_lengths() {
     assert_eq!(theirs.len(), ours.len() + icmp, "{theirs:?}");
 }
 
+/// A fresh folder that the user a root capture switches to can write in
+/// (mode 1777, like /tmp).
+fn writable_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("portflow-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    dir
+}
+
 /// Waits (10 s at most) until `flows` has `n` lines, then stops the capture
 /// with Ctrl-C; its status must be 0. What it said on stderr after its
 /// first line.
@@ -305,10 +315,7 @@ fn a_live_capture_streams_each_flow_as_it_ends_needs_root() {
     require!(tool("nfdump"), "nfdump is not installed");
     let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = server.local_addr().unwrap().port();
-    let dir = std::env::temp_dir().join(format!("portflow-stream-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    let dir = writable_dir("stream");
     let (flows, report) = (dir.join("flows.ndjson"), dir.join("report.json"));
     let collector = Nfcapd::start();
     let mut cap = portflow()
@@ -368,10 +375,7 @@ fn a_long_flow_is_reported_in_parts_while_it_lasts_needs_root() {
     require!(tool("nfdump"), "nfdump is not installed");
     let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = server.local_addr().unwrap().port();
-    let dir = std::env::temp_dir().join(format!("portflow-active-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    let dir = writable_dir("active");
     let flows = dir.join("flows.ndjson");
     let collector = Nfcapd::start();
     let mut cap = portflow()
