@@ -147,11 +147,21 @@ fn signal_leaves_nothing(sig: i32, name: &str) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Its input stays open until it has died: `Child::wait` closes the
+    // child's stdin first, and a child that read the end of its input before
+    // its signal thread ran would end on that instead.
+    let input = child.stdin.take();
     // SAFETY: signalling our own child.
     assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
     let status = child.wait().unwrap();
-    drop(child.stdin.take());
-    assert_eq!(status.signal(), Some(sig), "dies of the signal: {status:?}");
+    drop(input);
+    let mut said = String::new();
+    let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut said);
+    assert_eq!(
+        status.signal(),
+        Some(sig),
+        "dies of the signal: {status:?}: {said}"
+    );
     assert!(names(&dir).is_empty(), "left behind: {:?}", names(&dir));
     std::fs::remove_dir_all(&dir).unwrap();
 }
