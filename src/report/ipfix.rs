@@ -83,12 +83,12 @@ pub struct Exporter {
     domain: u32,
     sequence: u32,
     messages: u32,
-    /// Data records waiting, per template.
-    v4: Vec<u8>,
-    v6: Vec<u8>,
-    v4_records: u32,
-    v6_records: u32,
+    /// Data records waiting, per template ([`TEMPLATES`]: IPv4, IPv6).
+    pending: [Vec<u8>; 2],
 }
+
+/// The two templates: id and the bytes of one record.
+const TEMPLATES: [(u16, usize); 2] = [(TEMPLATE_V4, V4_RECORD), (TEMPLATE_V6, V6_RECORD)];
 
 impl Exporter {
     pub fn new(domain: u32) -> Exporter {
@@ -96,10 +96,7 @@ impl Exporter {
             domain,
             sequence: 0,
             messages: 0,
-            v4: Vec::new(),
-            v6: Vec::new(),
-            v4_records: 0,
-            v6_records: 0,
+            pending: [Vec::new(), Vec::new()],
         }
     }
 
@@ -146,24 +143,17 @@ impl Exporter {
 
     fn push(&mut self, r: &Record, now_s: u32, send: &mut dyn FnMut(&[u8])) {
         let v4 = mapped_v4(r.src).is_some() && mapped_v4(r.dst).is_some();
-        let len = if v4 { V4_RECORD } else { V6_RECORD };
+        let t = usize::from(!v4);
         // Room for the templates too: whether the next message carries them
         // depends on the other template's messages in between.
         let room = MAX_MESSAGE - HEADER - SET_HEADER - TEMPLATE_SET_LEN;
-        let pending = if v4 { self.v4.len() } else { self.v6.len() };
-        if pending + len > room {
-            self.flush_one(v4, now_s, send);
+        if self.pending[t].len() + TEMPLATES[t].1 > room {
+            self.flush_one(t, now_s, send);
         }
-        let buf = if v4 { &mut self.v4 } else { &mut self.v6 };
-        if v4 {
-            buf.extend_from_slice(&r.src[12..]);
-            buf.extend_from_slice(&r.dst[12..]);
-            self.v4_records += 1;
-        } else {
-            buf.extend_from_slice(r.src);
-            buf.extend_from_slice(r.dst);
-            self.v6_records += 1;
-        }
+        let address = if v4 { 12.. } else { 0.. };
+        let buf = &mut self.pending[t];
+        buf.extend_from_slice(&r.src[address.clone()]);
+        buf.extend_from_slice(&r.dst[address]);
         let f = r.flow;
         buf.extend_from_slice(&r.sport.to_be_bytes());
         buf.extend_from_slice(&r.dport.to_be_bytes());
@@ -176,40 +166,22 @@ impl Exporter {
         buf.push(f.end as u8);
     }
 
-    /// Bytes the template set takes in the next message (0 when it is not due).
-    fn template_len(&self) -> usize {
-        if self.messages.is_multiple_of(TEMPLATE_EVERY) {
-            TEMPLATE_SET_LEN
-        } else {
-            0
-        }
-    }
-
-    /// Sends the records waiting for one template as one message.
-    fn flush_one(&mut self, v4: bool, now_s: u32, send: &mut dyn FnMut(&[u8])) {
-        let (records, n, id) = if v4 {
-            (
-                std::mem::take(&mut self.v4),
-                std::mem::take(&mut self.v4_records),
-                TEMPLATE_V4,
-            )
-        } else {
-            (
-                std::mem::take(&mut self.v6),
-                std::mem::take(&mut self.v6_records),
-                TEMPLATE_V6,
-            )
-        };
-        if n == 0 {
+    /// Sends the records waiting for template `t` ([`TEMPLATES`]) as one
+    /// message.
+    fn flush_one(&mut self, t: usize, now_s: u32, send: &mut dyn FnMut(&[u8])) {
+        let records = std::mem::take(&mut self.pending[t]);
+        if records.is_empty() {
             return;
         }
+        let (id, record_len) = TEMPLATES[t];
+        let n = (records.len() / record_len) as u32;
         let mut m = Vec::with_capacity(MAX_MESSAGE);
         m.extend_from_slice(&VERSION.to_be_bytes());
         m.extend_from_slice(&[0, 0]); // length, below
         m.extend_from_slice(&now_s.to_be_bytes());
         m.extend_from_slice(&self.sequence.to_be_bytes());
         m.extend_from_slice(&self.domain.to_be_bytes());
-        if self.template_len() > 0 {
+        if self.messages.is_multiple_of(TEMPLATE_EVERY) {
             m.extend_from_slice(&template_set());
         }
         m.extend_from_slice(&id.to_be_bytes());
@@ -224,8 +196,8 @@ impl Exporter {
 
     /// Sends every record still waiting.
     pub fn flush(&mut self, now_s: u32, send: &mut dyn FnMut(&[u8])) {
-        self.flush_one(true, now_s, send);
-        self.flush_one(false, now_s, send);
+        self.flush_one(0, now_s, send);
+        self.flush_one(1, now_s, send);
     }
 
     /// Data records handed over so far.
