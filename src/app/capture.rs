@@ -398,12 +398,13 @@ fn say_how_flows_went(args: &CaptureArgs, s: &Streamed) -> bool {
         }
     }
     if let Some(spec) = &args.ipfix {
+        let sent = &s.ipfix;
         eprintln!(
             "portflow: sent {} IPFIX records in {} messages to {spec}{}",
-            s.ipfix_records,
-            s.ipfix_messages,
-            match &s.ipfix_error {
-                Some(e) => format!("; {} messages lost: {e}", s.ipfix_failed),
+            sent.records,
+            sent.messages,
+            match &sent.error {
+                Some(e) => format!("; {} messages lost: {e}", sent.failed),
                 None => String::new(),
             }
         );

@@ -19,6 +19,13 @@ const PAUSE: Duration = Duration::from_millis(5);
 /// The observation domain of portflow's messages.
 pub const DOMAIN: u32 = 1;
 
+/// Now, in seconds since the Unix epoch (a message's export time).
+pub fn now_s() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32)
+}
+
 /// A UDP socket connected to the collector `spec` names.
 pub struct Collector {
     socket: UdpSocket,
@@ -50,6 +57,7 @@ pub fn connect(spec: &str) -> Result<Collector, AppError> {
 }
 
 /// How an export went.
+#[derive(Default)]
 pub struct Sent {
     pub records: u32,
     pub messages: u32,
@@ -61,22 +69,11 @@ pub struct Sent {
 impl Collector {
     /// Sends every flow's records.
     pub fn export(&self, flows: &[FlowRecord]) -> Sent {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as u32);
+        let now = now_s();
         let mut e = Exporter::new(DOMAIN);
-        let mut sent = Sent {
-            records: 0,
-            messages: 0,
-            failed: 0,
-            error: None,
-        };
+        let mut sent = Sent::default();
         let mut send = |m: &[u8]| {
-            sent.messages += 1;
-            if let Err(err) = self.socket.send(m) {
-                sent.failed += 1;
-                sent.error.get_or_insert(err);
-            }
+            self.send(m, &mut sent);
             if sent.messages.is_multiple_of(BURST) {
                 std::thread::sleep(PAUSE);
             }
@@ -93,10 +90,14 @@ impl Collector {
         self.addr
     }
 
-    /// Sends one message without waiting (a live capture's stream: a full
-    /// socket buffer loses the message, and the caller counts it).
-    pub fn send(&self, m: &[u8]) -> std::io::Result<()> {
-        self.socket.send(m).map(|_| ())
+    /// Sends one message and counts it in `sent` (with a non-blocking
+    /// socket, a full buffer loses it, counted as failed).
+    pub fn send(&self, m: &[u8], sent: &mut Sent) {
+        sent.messages += 1;
+        if let Err(e) = self.socket.send(m) {
+            sent.failed += 1;
+            sent.error.get_or_insert(e);
+        }
     }
 
     /// Sends without waiting from now on.

@@ -5,7 +5,7 @@
 //! thread of its own writes and sends them, so a slow disk or collector
 //! never holds a capture thread (it loses batches instead, counted). The
 //! flows still open when the capture stops follow at the end.
-use super::ipfix::Collector;
+use super::ipfix::{now_s, Collector, Sent};
 use super::AppError;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use portflow::pipeline::live::FlowBatch;
@@ -15,7 +15,6 @@ use portflow::services::Services;
 use std::io::Write;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Batches (one per capture thread and interval) that may wait.
 const BACKLOG: usize = 256;
@@ -26,11 +25,8 @@ pub struct Streamed {
     pub flows: u64,
     /// The first error writing the flows file (nothing more is written).
     pub write_error: Option<std::io::Error>,
-    pub ipfix_records: u32,
-    pub ipfix_messages: u32,
-    /// IPFIX messages the kernel refused or could not take at once, and the first error.
-    pub ipfix_failed: u32,
-    pub ipfix_error: Option<std::io::Error>,
+    /// IPFIX records and messages sent (failed: refused, or not taken at once).
+    pub ipfix: Sent,
 }
 
 /// The stream's thread and the end its batches go in at.
@@ -83,16 +79,8 @@ fn stream(
             }
         }
         if let Some(c) = &collector {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as u32);
-            let mut send = |m: &[u8]| {
-                out.ipfix_messages += 1;
-                if let Err(e) = c.send(m) {
-                    out.ipfix_failed += 1;
-                    out.ipfix_error.get_or_insert(e);
-                }
-            };
+            let now = now_s();
+            let mut send = |m: &[u8]| c.send(m, &mut out.ipfix);
             // Long flows' parts, then the flows that ended: whole, or what
             // they carried since their last part.
             for f in &batch.interim {
@@ -105,7 +93,7 @@ fn stream(
                 }
             }
             exporter.flush(now, &mut send);
-            out.ipfix_records = exporter.records();
+            out.ipfix.records = exporter.records();
         }
     }
     out
