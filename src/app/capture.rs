@@ -74,7 +74,7 @@ pub fn run(args: CaptureArgs) -> Result<u8, AppError> {
     };
     let flows_to_stdout = args.flows.as_deref() == Some(Path::new("-"));
     let collector = check_streams(&args, flows_to_stdout)?;
-    rotation(&args)?; // refused before anything opens
+    let rotation = rotation(&args)?; // refused before anything opens
     if args.interval.is_zero() {
         return Err(AppError::Usage("--interval must be more than 0".into()));
     }
@@ -84,7 +84,7 @@ pub fn run(args: CaptureArgs) -> Result<u8, AppError> {
         who,
         write,
         metrics_socket,
-    } = open(&args, threads)?;
+    } = open(&args, threads, rotation)?;
     let threads = handles.len();
     let level = install_stop_signals()?;
     announce(&args, &handles, &who);
@@ -94,7 +94,7 @@ pub fn run(args: CaptureArgs) -> Result<u8, AppError> {
         (shape.view, shape.intervals) = (false, false);
     }
     let stream = start_stream(&args, streaming, collector, &services)?;
-    let interface = interface_names(&handles);
+    let interface = live::interface_names(&handles);
     let loopback = handles.iter().any(|h| h.loopback);
     let metrics = metrics_socket
         .map(|socket| serve_metrics(socket, &interface, threads, args.metrics_top as usize))
@@ -148,7 +148,7 @@ struct Opened {
 /// metrics socket, gives up the privileges opening needed, and makes the
 /// `-w` file: before the drop when the user the capture goes on as could not
 /// create it in its folder, else after.
-fn open(args: &CaptureArgs, threads: usize) -> Result<Opened, AppError> {
+fn open(args: &CaptureArgs, threads: usize, rotation: Rotation) -> Result<Opened, AppError> {
     let handles = open_interfaces(args, threads)?;
     let metrics_socket = args
         .metrics
@@ -157,7 +157,6 @@ fn open(args: &CaptureArgs, threads: usize) -> Result<Opened, AppError> {
         .transpose()?;
     let handle = &handles[0];
     let target = privileges::plan(args.user.as_deref())?;
-    let rotation = rotation(args)?;
     let format = PcapFormat {
         nanos: args.nano,
         ..PcapFormat::CLASSIC
@@ -260,7 +259,7 @@ fn open_interfaces(args: &CaptureArgs, threads: usize) -> Result<Vec<Live>, AppE
     if args.write.is_some() && handles.iter().any(|h| h.link != handles[0].link) {
         return Err(AppError::Usage(format!(
             "-w writes one pcap file of one link type, and {} differ ({}): capture them apart",
-            interface_names(&handles),
+            live::interface_names(&handles),
             handles
                 .iter()
                 .map(|h| h.link.name())
@@ -269,17 +268,6 @@ fn open_interfaces(args: &CaptureArgs, threads: usize) -> Result<Vec<Live>, AppE
         )));
     }
     Ok(handles)
-}
-
-/// The interfaces of `handles`, each once: "eth0" or "eth0,eth1".
-fn interface_names(handles: &[Live]) -> String {
-    let mut names: Vec<&str> = Vec::new();
-    for h in handles {
-        if !names.contains(&h.interface.as_str()) {
-            names.push(&h.interface);
-        }
-    }
-    names.join(",")
 }
 
 fn live_options(args: &CaptureArgs) -> LiveOptions {
@@ -417,7 +405,7 @@ fn announce(args: &CaptureArgs, handles: &[Live], who: &Dropped) {
     let (handle, threads) = (&handles[0], handles.len());
     eprintln!(
         "portflow: listening on {}, link-type {}, snapshot length {} bytes{}{}{}",
-        interface_names(handles),
+        live::interface_names(handles),
         handle.link.name(),
         handle.snaplen,
         if threads > 1 {

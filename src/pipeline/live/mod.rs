@@ -126,12 +126,21 @@ fn by_interface(sockets: &[(u32, CaptureCounters)]) -> CaptureCounters {
     let mut all = CaptureCounters::default();
     for i in interfaces {
         let mine: Vec<CaptureCounters> = sockets.iter().filter(|s| s.0 == i).map(|s| s.1).collect();
-        let c = CaptureCounters::combine(&mine);
-        all.received += c.received;
-        all.dropped_kernel += c.dropped_kernel;
-        all.dropped_interface += c.dropped_interface;
+        all += CaptureCounters::combine(&mine);
     }
     all
+}
+
+/// The interfaces of `lives`, each once, in the order given: "eth0" or
+/// "eth0,eth1".
+pub fn interface_names(lives: &[Live]) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for l in lives {
+        if !names.contains(&l.interface.as_str()) {
+            names.push(&l.interface);
+        }
+    }
+    names.join(",")
 }
 
 /// One captured interface in the report (`live.interfaces`).
@@ -361,7 +370,7 @@ pub fn capture(
     if lives.is_empty() {
         return Err(RunError::Worker("no capture handle".into()));
     }
-    let loopback = lives.iter().any(|l| l.loopback);
+    let (interface, loopback) = (interface_names(&lives), lives.iter().any(|l| l.loopback));
     let threads = lives.len();
     let shared = Shared {
         left: count.map(AtomicU64::new),
@@ -379,7 +388,7 @@ pub fn capture(
     let results = run_threads(opts, lives, &shared)?;
     let stop = stop_reason(results.iter().map(|r| &r.done.ended));
     let flows_lost = shared.flows_lost.load(Ordering::Relaxed);
-    let mut summary = summary(&results, loopback, started, stop, flows_lost);
+    let mut summary = summary(&results, (interface, loopback), started, stop, flows_lost);
     if let Some(w) = shared.writer {
         summary.add_written(
             w.into_inner()
@@ -410,29 +419,24 @@ pub fn capture(
 /// The capture's account from its threads' results (no `-w` file yet).
 fn summary(
     results: &[ThreadResult],
-    loopback: bool,
+    (interface, loopback): (String, bool),
     started: Instant,
     stopped_by: StopReason,
     flows_lost: u64,
 ) -> LiveSummary {
     let interfaces = interfaces(results);
-    let tagged: Vec<(u32, CaptureCounters)> = results
-        .iter()
-        .map(|r| (r.done.interface.1, r.done.counters))
-        .collect();
+    let mut counters = CaptureCounters::default();
+    for i in &interfaces {
+        counters += i.counters;
+    }
     let mut links: Vec<String> = results.iter().map(|r| r.done.link.name()).collect();
     links.dedup();
     LiveSummary {
-        // Every interface once, in the order given: "eth0" or "eth0,eth1".
-        interface: interfaces
-            .iter()
-            .map(|i| i.name.as_str())
-            .collect::<Vec<_>>()
-            .join(","),
+        interface,
         loopback,
         link_type: links.join(","),
         duration_s: started.elapsed().as_secs_f64(),
-        counters: by_interface(&tagged),
+        counters,
         dropped_queue: 0,
         flows_lost,
         threads: results.len(),
@@ -465,7 +469,7 @@ impl LiveSummary {
 fn interfaces(results: &[ThreadResult]) -> Vec<InterfaceSummary> {
     let mut out: Vec<(u32, InterfaceSummary, Vec<CaptureCounters>)> = Vec::new();
     for r in results {
-        let (name, index) = &r.done.interface;
+        let (name, index) = (&r.done.interface, &r.done.iface);
         let at = match out.iter().position(|o| o.0 == *index) {
             Some(at) => at,
             None => {

@@ -35,8 +35,9 @@ pub(super) struct Done {
     pub ended: Ended,
     pub counters: CaptureCounters,
     pub link: LinkType,
-    /// Its interface: name, index, loopback.
-    pub interface: (String, u32),
+    /// Its interface's name, and which of the capture's it is.
+    pub interface: String,
+    pub iface: u32,
     /// Long flows reported so far (`--ipfix` with an active timeout).
     pub reports: ActiveReports,
 }
@@ -56,17 +57,23 @@ fn packet_ns(p: &pcap::Packet, nanos: bool) -> u64 {
     (ts.tv_sec as u64).wrapping_mul(1_000_000_000) + frac
 }
 
+/// Where a thread's packets come from: what their records say of them.
+#[derive(Debug, Clone, Copy)]
+struct Origin {
+    link: LinkType,
+    /// Which of the capture's interfaces.
+    interface: u32,
+    /// The handle gives nanosecond times.
+    nanos: bool,
+}
+
 /// One capture thread's state while it reads packets.
 pub(super) struct CaptureLoop<'a> {
     index: usize,
     shared: &'a Shared,
     cap: pcap::Capture<pcap::Active>,
     interface: String,
-    /// Which of the capture's interfaces the handle captures.
-    iface: u32,
-    /// The handle gives nanosecond times.
-    nanos: bool,
-    link: LinkType,
+    origin: Origin,
     poll: Duration,
     /// `-w` records not yet handed to the writer.
     records: Option<Records>,
@@ -95,9 +102,11 @@ impl<'a> CaptureLoop<'a> {
             shared,
             cap,
             interface,
-            iface,
-            nanos,
-            link,
+            origin: Origin {
+                link,
+                interface: iface,
+                nanos,
+            },
             poll,
             records: shared
                 .writer
@@ -139,8 +148,9 @@ impl<'a> CaptureLoop<'a> {
         Done {
             ended,
             counters: self.counters,
-            link: self.link,
-            interface: (self.interface, self.iface),
+            link: self.origin.link,
+            interface: self.interface,
+            iface: self.origin.interface,
             reports: self.reports,
         }
     }
@@ -164,8 +174,7 @@ impl<'a> CaptureLoop<'a> {
                         return Ended::Own(StopReason::Count);
                     }
                     let records = self.records.as_mut();
-                    let at = (self.link, self.iface, self.nanos);
-                    if let Err(e) = take(&p, at, records, d, self.shared) {
+                    if let Err(e) = take(&p, self.origin, records, d, self.shared) {
                         return Ended::Own(e);
                     }
                 }
@@ -245,8 +254,7 @@ impl<'a> CaptureLoop<'a> {
         let Some(tx) = &self.shared.snapshots else {
             return;
         };
-        let mut capture = snapshot(d, self.shared.started, self.counters);
-        capture.interface = self.iface;
+        let capture = snapshot(d, self.shared.started, self.counters, self.origin.interface);
         let ports = d
             .inline_table()
             .map(|t| {
@@ -305,23 +313,20 @@ impl<'a> CaptureLoop<'a> {
         if !matches!(stop, StopReason::Signal | StopReason::Duration) {
             return stop;
         }
-        let stopped = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(u64::MAX, |t| t.as_nanos() as u64);
+        let stopped = wall_ns();
         let until = Instant::now() + 3 * BLOCK_TIMEOUT;
         loop {
             if self.shared.control.load(Ordering::Relaxed) == ABORT {
                 return StopReason::Aborted;
             }
             match self.cap.next_packet() {
-                Ok(p) if packet_ns(&p, self.nanos) > stopped => break,
+                Ok(p) if packet_ns(&p, self.origin.nanos) > stopped => break,
                 Ok(p) => {
                     if !self.shared.claim() {
                         break;
                     }
                     let records = self.records.as_mut();
-                    let at = (self.link, self.iface, self.nanos);
-                    if let Err(e) = take(&p, at, records, d, self.shared) {
+                    if let Err(e) = take(&p, self.origin, records, d, self.shared) {
                         return e;
                     }
                 }
@@ -343,12 +348,12 @@ impl<'a> CaptureLoop<'a> {
 #[inline]
 fn take(
     p: &pcap::Packet,
-    (link, interface, nanos): (LinkType, u32, bool),
+    origin: Origin,
     records: Option<&mut Records>,
     d: &mut Dispatcher,
     shared: &Shared,
 ) -> Result<(), StopReason> {
-    let ts_ns = packet_ns(p, nanos);
+    let ts_ns = packet_ns(p, origin.nanos);
     if let Some(r) = records {
         r.push(ts_ns, p.data, p.header.len);
         if r.is_full() {
@@ -356,17 +361,23 @@ fn take(
         }
     }
     d.packet(&RawPacket {
-        link,
+        link: origin.link,
         ts_ns,
         data: p.data,
         wire_len: p.header.len,
-        interface,
+        interface: origin.interface,
     });
     Ok(())
 }
 
-/// A thread's totals and handle counters at this moment.
-fn snapshot(d: &Dispatcher, started: Instant, counters: CaptureCounters) -> CaptureSnapshot {
+/// A thread's totals and handle counters at this moment, on interface
+/// `interface` (its index).
+fn snapshot(
+    d: &Dispatcher,
+    started: Instant,
+    counters: CaptureCounters,
+    interface: u32,
+) -> CaptureSnapshot {
     let t = d.totals();
     CaptureSnapshot {
         elapsed: started.elapsed(),
@@ -379,6 +390,6 @@ fn snapshot(d: &Dispatcher, started: Instant, counters: CaptureCounters) -> Capt
         icmp_packets: t.icmp.packets,
         non_ip_packets: t.non_ip.packets,
         decode_errors: t.decode_error_packets,
-        interface: 0,
+        interface,
     }
 }

@@ -12,6 +12,14 @@ pub struct CaptureCounters {
     pub dropped_interface: u64,
 }
 
+impl std::ops::AddAssign for CaptureCounters {
+    fn add_assign(&mut self, o: CaptureCounters) {
+        self.received += o.received;
+        self.dropped_kernel += o.dropped_kernel;
+        self.dropped_interface += o.dropped_interface;
+    }
+}
+
 impl CaptureCounters {
     /// The counters of several sockets on one interface (a fanout group):
     /// each socket counts its own packets and kernel drops, so those add up;
