@@ -214,13 +214,9 @@ impl PcapWriter {
     fn fits(&self, bytes: &[u8], at: usize) -> (usize, u64, Option<u64>) {
         let max = self.rotation.max_bytes;
         let every_ns = self.rotation.every.map(|d| d.as_nanos() as u64);
-        let (mut end, mut n) = (at, 0u64);
-        while end + RECORD_HEADER <= bytes.len() {
-            let header: [u8; RECORD_HEADER] = bytes[end..end + RECORD_HEADER]
-                .try_into()
-                .expect("a record header");
-            let len = RECORD_HEADER + self.format.caplen(&header) as usize;
-            let in_file = self.on_disk + (end - at) as u64;
+        let mut n = 0u64;
+        for (start, header, len) in record_headers(self.format, &bytes[at..]) {
+            let (end, in_file) = (at + start, self.on_disk + start as u64);
             let holds_some = in_file > self.header.len() as u64;
             if max.is_some_and(|m| holds_some && in_file + len as u64 > m) {
                 return (end, n, Some(self.start_ns));
@@ -232,7 +228,6 @@ impl PcapWriter {
                     return (end, n, Some(self.start_ns + periods * every));
                 }
             }
-            end += len;
             n += 1;
         }
         (bytes.len(), n, None)
@@ -307,15 +302,11 @@ impl PcapWriter {
     /// block), cuts the file back to them and remembers `e`.
     fn fail(&mut self, written: &[u8], e: std::io::Error) -> std::io::Result<()> {
         let (mut at, mut whole) = (0usize, 0u64);
-        while at + RECORD_HEADER <= written.len() {
-            let header = written[at..at + RECORD_HEADER]
-                .try_into()
-                .expect("a record header");
-            let end = at + RECORD_HEADER + self.format.caplen(&header) as usize;
-            if end > written.len() {
+        for (start, _, len) in record_headers(self.format, written) {
+            if start + len > written.len() {
                 break;
             }
-            at = end;
+            at = start + len;
             whole += 1;
         }
         self.on_disk += at as u64;
@@ -340,6 +331,22 @@ impl PcapWriter {
             error: failed.or(error.map(|e| e.to_string())),
         }
     }
+}
+
+/// The records of `bytes` (whole records, the last perhaps cut short): where
+/// each starts, its header and its length with the header.
+fn record_headers(
+    format: PcapFormat,
+    bytes: &[u8],
+) -> impl Iterator<Item = (usize, [u8; RECORD_HEADER], usize)> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let header: [u8; RECORD_HEADER] = bytes.get(at..at + RECORD_HEADER)?.try_into().ok()?;
+        let len = RECORD_HEADER + format.caplen(&header) as usize;
+        let start = at;
+        at += len;
+        Some((start, header, len))
+    })
 }
 
 #[cfg(test)]
