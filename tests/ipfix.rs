@@ -279,6 +279,38 @@ fn writable_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// `portflow capture lo -f FILTER` with a 2 s UDP timeout, 200 ms intervals,
+/// the flows to `dir`/flows.ndjson and to `collector`, the report to
+/// `dir`/report.json, and `extra`; started once it listens. Its stderr
+/// after that line.
+fn stream_capture(
+    filter: &str,
+    dir: &std::path::Path,
+    collector: &Nfcapd,
+    extra: &[&str],
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStderr>,
+) {
+    let mut cap = portflow()
+        .args(["capture", "lo", "-f", filter])
+        .args(["--udp-timeout", "2s", "--interval", "200ms", "--flows"])
+        .arg(dir.join("flows.ndjson"))
+        .args(["--ipfix", &format!("127.0.0.1:{}", collector.port)])
+        .args(["--format", "json", "-o"])
+        .arg(dir.join("report.json"))
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(cap.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut err, &mut line).unwrap();
+    assert!(line.contains("listening on lo"), "{line}");
+    (cap, err)
+}
+
 /// Waits (10 s at most) until `flows` has `n` lines, then stops the capture
 /// with Ctrl-C; its status must be 0. What it said on stderr after its
 /// first line.
@@ -318,21 +350,8 @@ fn a_live_capture_streams_each_flow_as_it_ends_needs_root() {
     let dir = writable_dir("stream");
     let (flows, report) = (dir.join("flows.ndjson"), dir.join("report.json"));
     let collector = Nfcapd::start();
-    let mut cap = portflow()
-        .args(["capture", "lo", "-f", &format!("udp port {port}")])
-        .args(["--udp-timeout", "2s", "--interval", "200ms", "--flows"])
-        .arg(&flows)
-        .args(["--ipfix", &format!("127.0.0.1:{}", collector.port)])
-        .args(["--format", "json", "-o"])
-        .arg(&report)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = std::io::BufReader::new(cap.stderr.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut err, &mut line).unwrap();
-    assert!(line.contains("listening on lo"), "{line}");
+    let filter = format!("udp port {port}");
+    let (cap, err) = stream_capture(&filter, &dir, &collector, &[]);
     // Five flows, each three requests and three echoed answers.
     server
         .set_read_timeout(Some(Duration::from_secs(1)))
@@ -378,31 +397,8 @@ fn a_long_flow_is_reported_in_parts_while_it_lasts_needs_root() {
     let dir = writable_dir("active");
     let flows = dir.join("flows.ndjson");
     let collector = Nfcapd::start();
-    let mut cap = portflow()
-        .args(["capture", "lo", "-f", &format!("udp dst port {port}")])
-        .args([
-            "--udp-timeout",
-            "2s",
-            "--interval",
-            "200ms",
-            "--ipfix-active",
-            "1s",
-        ])
-        .args([
-            "--ipfix",
-            &format!("127.0.0.1:{}", collector.port),
-            "--flows",
-        ])
-        .arg(&flows)
-        .args(["--format", "json", "-o"])
-        .arg(dir.join("report.json"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = std::io::BufReader::new(cap.stderr.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut err, &mut line).unwrap();
+    let filter = format!("udp dst port {port}");
+    let (cap, err) = stream_capture(&filter, &dir, &collector, &["--ipfix-active", "1s"]);
     // One flow, a datagram every 100 ms for 3.5 s.
     let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     for i in 0..35u8 {
