@@ -10,7 +10,7 @@
 //! (what it carried before stays in `other`), so every series only grows
 //! and, per transport, the port series and `other` add up to the traffic.
 use crate::pipeline::live::{CaptureSnapshot, PortLive};
-use crate::services::{Services, Transport};
+use crate::services::Services;
 use crate::stats::PortKey;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
@@ -338,17 +338,18 @@ fn to_text_format(open_metrics: &str) -> String {
     out
 }
 
-/// The series the port metrics can have at most with `top` ports of their
-/// own: packets and bytes per direction and flows, for each own port and for
-/// `other` of each transport.
-pub fn port_series_bound(top: usize) -> usize {
-    (top + Transport::ALL.len()) * 5
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::Transport;
     use crate::stats::Count;
+
+    /// The series the port metrics can have at most with `top` ports of their
+    /// own: packets and bytes per direction and flows, for each own port and for
+    /// `other` of each transport.
+    pub fn port_series_bound(top: usize) -> usize {
+        (top + Transport::ALL.len()) * 5
+    }
 
     fn port(transport: Transport, port: u16, packets: u64) -> PortLive {
         PortLive {

@@ -288,11 +288,6 @@ impl PcapWriter {
         err
     }
 
-    /// Files written so far, the current one included.
-    pub fn files(&self) -> u32 {
-        self.files
-    }
-
     /// How its records are written.
     pub fn format(&self) -> PcapFormat {
         self.format
