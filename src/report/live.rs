@@ -21,9 +21,9 @@ pub struct LiveState {
     threads: usize,
     /// Ticks not yet complete, by number: what each thread sent of them.
     pending: BTreeMap<u64, HashMap<usize, Snapshot>>,
-    previous: HashMap<PortKey, (u64, u64)>,
     previous_capture: CaptureSnapshot,
-    /// Every port's counters over all threads at the last complete tick.
+    /// Every port's counters over all threads at the last complete tick
+    /// (the base of the next tick's rates).
     current: HashMap<PortKey, PortLive>,
 }
 
@@ -64,7 +64,6 @@ impl LiveState {
             loopback,
             threads: threads.max(1),
             pending: BTreeMap::new(),
-            previous: HashMap::new(),
             previous_capture: CaptureSnapshot::default(),
             current: HashMap::new(),
         }
@@ -105,9 +104,9 @@ impl LiveState {
             .saturating_sub(self.previous_capture.elapsed)
             .as_secs_f64()
             .max(1e-3);
-        self.current.clear();
+        let mut now: HashMap<PortKey, PortLive> = HashMap::new();
         for p in ports {
-            let e = self.current.entry(p.key).or_insert(PortLive {
+            let e = now.entry(p.key).or_insert(PortLive {
                 key: p.key,
                 to_server: Default::default(),
                 to_client: Default::default(),
@@ -117,19 +116,18 @@ impl LiveState {
             e.to_client += p.to_client;
             e.flows += p.flows;
         }
-        let now: HashMap<PortKey, (u64, u64, u64)> = self
+        // The counters of the tick before are the rates' base.
+        let before = std::mem::replace(&mut self.current, now);
+        let both = |p: &PortLive| {
+            let c = p.to_server.packets + p.to_client.packets;
+            (c, p.to_server.bytes + p.to_client.bytes)
+        };
+        let mut rows: Vec<PortRate> = self
             .current
             .values()
             .map(|p| {
-                let packets = p.to_server.packets + p.to_client.packets;
-                let bytes = p.to_server.bytes + p.to_client.bytes;
-                (p.key, (packets, bytes, p.flows))
-            })
-            .collect();
-        let mut rows: Vec<PortRate> = now
-            .iter()
-            .map(|(k, &(pk, by, fl))| {
-                let (ppk, pby) = self.previous.get(k).copied().unwrap_or((0, 0));
+                let (k, (pk, by)) = (p.key, both(p));
+                let (ppk, pby) = before.get(&k).map_or((0, 0), both);
                 PortRate {
                     proto: k.transport,
                     port: k.port,
@@ -139,7 +137,7 @@ impl LiveState {
                     bits_per_s: round1(by.saturating_sub(pby) as f64 * 8.0 / dt),
                     packets: pk,
                     bytes: by,
-                    flows: fl,
+                    flows: p.flows,
                 }
             })
             .collect();
@@ -150,7 +148,6 @@ impl LiveState {
                 .then((a.proto, a.port).cmp(&(b.proto, b.port)))
         });
         rows.truncate(if top == 0 { usize::MAX } else { top });
-        self.previous = now.into_iter().map(|(k, v)| (k, (v.0, v.1))).collect();
         let prev = std::mem::replace(&mut self.previous_capture, c);
         Interval {
             schema: INTERVAL_SCHEMA,
