@@ -331,26 +331,49 @@ fn replay_captured(fixture: &str, pps: u32, workers: usize) -> (Value, Value) {
     let ns = Netns::new(&format!("r{workers}"));
     let dir = output_dir(&format!("replay{workers}"));
     let written = dir.join("w.pcap");
-    let cap = start_capture(
-        Some(&ns.b),
-        &[
-            &ns.veth(&ns.b),
-            "-c",
-            &n.to_string(),
-            "-d",
-            "30s",
-            "--workers",
-            &workers.to_string(),
-            "-w",
-            written.to_str().unwrap(),
-            "--format",
-            "json",
-        ],
-    );
+    let events = dir.join("events.ndjson");
+    let (n, workers) = (n.to_string(), workers.to_string());
+    let mut args = vec![
+        ns.veth(&ns.b),
+        "-c".into(),
+        n,
+        "-d".into(),
+        "30s".into(),
+        "--workers".into(),
+        workers.clone(),
+        "-w".into(),
+        written.to_str().unwrap().into(),
+        "--format".into(),
+        "json".into(),
+    ];
+    if workers == "2" {
+        // What the capture threads hand on for findings raised live comes
+        // back into the report.
+        args.extend(["--events".into(), events.to_str().unwrap().into()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let cap = start_capture(Some(&ns.b), &args);
     ns.replay(&fixture, &["--pps", &pps.to_string()]);
     let (code, out) = finish(cap, Duration::from_secs(40));
     assert_eq!(code, Some(0));
     let got: Value = serde_json::from_str(&out).expect("JSON report");
+    if workers == "2" {
+        let mut raised: Vec<String> = event_lines(&events).iter().map(finding_identity).collect();
+        let mut reported: Vec<String> = got["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(finding_identity)
+            .collect();
+        raised.sort();
+        reported.sort();
+        assert_eq!(
+            raised,
+            reported,
+            "{}: each finding raised once",
+            fixture.display()
+        );
+    }
     let read = json_report(&[&written], &[]);
     std::fs::remove_dir_all(&dir).unwrap();
     (got, read)
@@ -1189,6 +1212,117 @@ fn prometheus_scrapes_the_reports_numbers_needs_root() {
     let own = scraped.keys().filter(|(_, p)| p != "other").count();
     assert_eq!(own, 20, "--metrics-top 20 ports have series of their own");
     assert!(ports.len() > 20, "the fixture has more ports than that");
+}
+
+/// The `--events` lines in `path` so far (whole lines only).
+fn event_lines(path: &std::path::Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    whole
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an NDJSON line"))
+        .collect()
+}
+
+/// What makes a finding itself, at its severity.
+fn finding_identity(f: &Value) -> String {
+    format!(
+        "{} {} {} {} {} {}",
+        f["kind"], f["severity"], f["proto"], f["host"], f["port"], f["src"]
+    )
+}
+
+/// `sum(portflow_findings_total)` on the capture's endpoint.
+fn findings_scraped(ns: &str, port: u16) -> u64 {
+    let scrape = Command::new("ip")
+        .args(["netns", "exec", ns, "curl", "-s"])
+        .arg(format!("http://127.0.0.1:{port}/metrics"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&scrape.stdout)
+        .lines()
+        .filter(|l| l.starts_with("portflow_findings_total{"))
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
+        .sum()
+}
+
+#[test]
+fn events_stream_findings_while_the_capture_runs_needs_root() {
+    require_root!();
+    require!(tool("curl"), "curl is not installed");
+    let fixture = fixture("generated/scan.pcap");
+    let offline = json_report(&[&fixture], &[]);
+    let expected = offline["findings"].as_array().unwrap().len();
+    assert!(expected >= 3, "the fixture's scan, sweep and probes");
+    let ns = Netns::new("e");
+    sh(&format!("ip netns exec {} ip link set lo up", ns.b));
+    let dir = output_dir("events");
+    let events = dir.join("events.ndjson");
+    let cap = start_capture(
+        Some(&ns.b),
+        &[
+            &ns.veth(&ns.b),
+            "--events",
+            events.to_str().unwrap(),
+            "--metrics",
+            "9718",
+            "--workers",
+            "2",
+            "--tcp-timeout",
+            "2s",
+            "--udp-timeout",
+            "2s",
+            "--interval",
+            "200ms",
+            "--format",
+            "json",
+            "-d",
+            "60s",
+        ],
+    );
+    ns.replay(&fixture, &["--pps", "2000"]);
+    // Every flow ends within 5 s (a closed connection's timeout), and its
+    // findings are raised within a second of that, while the capture runs.
+    let started = Instant::now();
+    let mut live = event_lines(&events);
+    while live.len() < expected && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+        live = event_lines(&events);
+    }
+    assert_eq!(live.len(), expected, "raised while capturing: {live:?}");
+    assert_eq!(findings_scraped(&ns.b, 9718), expected as u64);
+    sigint(&cap);
+    let (code, out) = finish(cap, Duration::from_secs(20));
+    assert_eq!(code, Some(0));
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let all = event_lines(&events);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(all, live, "nothing was left to raise at the stop");
+    for e in &all {
+        assert_eq!(e["event"], "finding");
+        assert!(e["raised"].as_str().unwrap().ends_with('Z'));
+    }
+    let mut raised: Vec<String> = all.iter().map(finding_identity).collect();
+    let mut reported: Vec<String> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(finding_identity)
+        .collect();
+    raised.sort();
+    reported.sort();
+    assert_eq!(raised, reported, "the report's findings, each raised once");
+    let kinds = |r: &Value| -> Vec<String> {
+        let mut k: Vec<String> = r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["kind"].to_string())
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(kinds(&report), kinds(&offline), "as reading the file finds");
 }
 
 #[test]

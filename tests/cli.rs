@@ -78,6 +78,18 @@ fn capture_values_are_refused_before_anything_opens() {
             &["--workers", "257"],
             "257 workers is out of range: 1 to 256",
         ),
+        (
+            &["--events", "-"],
+            "--events - streams on standard output: write the report with -o FILE",
+        ),
+        (
+            &["--flows", "-"],
+            "--flows - streams on standard output: write the report with -o FILE",
+        ),
+        (
+            &["--flows", "-", "--events", "-", "-o", "/dev/null"],
+            "--flows - and --events - cannot share standard output",
+        ),
     ] {
         let mut all = vec!["capture", "lo"];
         all.extend_from_slice(args);

@@ -1,11 +1,12 @@
 //! `portflow capture`: a live capture with a refreshing view (or interval
 //! objects), then the same report as `read`.
-use super::ipfix::Collector;
-use super::stream::{FlowStream, Streamed};
-use super::{add_findings, load_policy, load_services, options, report_rows, write_report};
+use super::feeds::{check_streams, say_how_events_went, serve_metrics, start_events};
+use super::feeds::{start_stream, streams_to_stdout, Streams};
+use super::write_report;
+use super::{add_findings, findings_of, load_policy, load_services, options, report_rows};
 use super::{AppError, Output};
 use crate::cli::{CaptureArgs, CaptureFormat, Format};
-use portflow::detect::policy::Policy;
+use portflow::detect::Finding;
 use portflow::pipeline::live::{self, CaptureSpec, LiveSummary, Snapshot, StopReason};
 use portflow::pipeline::Analysis;
 use portflow::pipeline::Options;
@@ -72,8 +73,8 @@ pub fn run(args: CaptureArgs) -> Result<u8, AppError> {
         keep_flows: streaming,
         ..options(&args.analysis, services.clone())
     };
-    let flows_to_stdout = args.flows.as_deref() == Some(Path::new("-"));
-    let collector = check_streams(&args, flows_to_stdout)?;
+    let to_stdout = streams_to_stdout(&args)?;
+    let collector = check_streams(&args)?;
     let rotation = rotation(&args)?; // refused before anything opens
     if args.interval.is_zero() {
         return Err(AppError::Usage("--interval must be more than 0".into()));
@@ -89,24 +90,28 @@ pub fn run(args: CaptureArgs) -> Result<u8, AppError> {
     let level = install_stop_signals()?;
     announce(&args, &handles, &who);
     let mut shape = Shape::of(args.format, io::stdout().is_terminal());
-    if flows_to_stdout {
-        // Standard output carries the flows alone.
+    if to_stdout {
+        // Standard output carries the flows or the events alone.
         (shape.view, shape.intervals) = (false, false);
     }
-    let stream = start_stream(&args, streaming, collector, &services)?;
     let interface = live::interface_names(&handles);
     let loopback = handles.iter().any(|h| h.loopback);
     let metrics = metrics_socket
         .map(|socket| serve_metrics(socket, &interface, threads, args.metrics_top as usize))
         .transpose()?;
+    let streams = Streams {
+        flows: start_stream(&args, streaming, collector, &services)?,
+        events: start_events(&args, metrics.clone(), &services, policy.clone(), threads)?,
+    };
     let spec = CaptureSpec {
         lives: handles,
         count: args.count,
         duration: args.duration,
         write,
         interval: args.interval,
-        ended_flows: stream.as_ref().map(|s| s.tx.clone()),
+        ended_flows: streams.flows.as_ref().map(|s| s.tx.clone()),
         active: (args.ipfix.is_some() && !args.ipfix_active.is_zero()).then_some(args.ipfix_active),
+        observed: streams.events.as_ref().map(|e| e.tx.clone()),
     };
     let (tx, rx) = crossbeam_channel::bounded(256);
     let publish = (shape.view || shape.intervals || metrics.is_some()).then_some(tx);
@@ -124,15 +129,23 @@ pub fn run(args: CaptureArgs) -> Result<u8, AppError> {
     if let Some(s) = screen.as_mut() {
         s.leave();
     }
+    let (flows_failed, events) = streams.finish(&args)?;
     let (mut analysis, summary) = result?;
-    let stream_failed = stream.is_some_and(|s| !say_how_flows_went(&args, &s.finish()));
     if summary.stopped_by == StopReason::Aborted {
         return Ok(aborted(&summary));
     }
-    let failed = say_why_it_stopped(&interface, &summary) || stream_failed;
+    let failed = say_why_it_stopped(&interface, &summary) || flows_failed;
+    let mut events = events.map(|mut w| {
+        w.complete(&mut analysis);
+        w
+    });
     let policy = policy.as_ref();
-    let status = report(&args, shape, &mut analysis, summary, &services, policy)?;
-    Ok(if failed { 2 } else { status })
+    let found = findings_of(&mut analysis, policy, &services, &args.analysis);
+    let events_failed = events
+        .as_mut()
+        .is_some_and(|w| !say_how_events_went(&args, w, &found));
+    let status = report(&args, shape, &analysis, summary, &services, &found)?;
+    Ok(if failed || events_failed { 2 } else { status })
 }
 
 /// What the capture opened before and after giving up its privileges.
@@ -224,7 +237,7 @@ fn now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-fn output_error(path: &Path, error: std::io::Error) -> AppError {
+pub(super) fn output_error(path: &Path, error: std::io::Error) -> AppError {
     AppError::Output {
         path: path.to_path_buf(),
         error,
@@ -287,11 +300,14 @@ fn live_options(args: &CaptureArgs) -> LiveOptions {
 /// works instead.
 fn check_output_folders(args: &CaptureArgs, who: &Dropped, written: bool) -> Result<(), AppError> {
     let write = args.write.as_deref().filter(|_| !written);
-    let flows = args.flows.as_deref().filter(|p| *p != Path::new("-"));
+    fn file(p: &Option<std::path::PathBuf>) -> Option<&Path> {
+        p.as_deref().filter(|p| *p != Path::new("-"))
+    }
     for (path, flag) in [
         (write, "-w"),
         (args.output.as_deref(), "-o"),
-        (flows, "--flows"),
+        (file(&args.flows), "--flows"),
+        (file(&args.events), "--events"),
     ] {
         let Some(path) = path else { continue };
         if privileges::can_write_beside(path) {
@@ -309,95 +325,6 @@ fn check_output_folders(args: &CaptureArgs, who: &Dropped, written: bool) -> Res
         )));
     }
     Ok(())
-}
-
-/// Refuses `--flows -` without `-o`, and connects the `--ipfix` collector
-/// (before any capture).
-fn check_streams(args: &CaptureArgs, flows_to_stdout: bool) -> Result<Option<Collector>, AppError> {
-    if flows_to_stdout && args.output.is_none() {
-        return Err(AppError::Usage(
-            "--flows - streams the flows on standard output: write the report with -o FILE".into(),
-        ));
-    }
-    args.ipfix
-        .as_deref()
-        .map(|spec| {
-            super::ipfix::connect(spec)?
-                .nonblocking()
-                .map_err(|e| AppError::Usage(format!("--ipfix {spec}: {e}")))
-        })
-        .transpose()
-}
-
-/// The thread that writes and sends the flows as they end, when asked for.
-fn start_stream(
-    args: &CaptureArgs,
-    streaming: bool,
-    collector: Option<Collector>,
-    services: &Arc<Services>,
-) -> Result<Option<FlowStream>, AppError> {
-    if !streaming {
-        return Ok(None);
-    }
-    let file = flows_file(args)?;
-    let seed = args.community_id_seed;
-    FlowStream::start(file, collector, services.clone(), seed).map(Some)
-}
-
-/// The capture's metrics, served on `socket` from now on.
-fn serve_metrics(
-    socket: TcpListener,
-    interface: &str,
-    threads: usize,
-    top: usize,
-) -> Result<Arc<Mutex<Metrics>>, AppError> {
-    let m = Arc::new(Mutex::new(Metrics::new(interface, threads, top)));
-    if let Ok(addr) = socket.local_addr() {
-        eprintln!("portflow: metrics at http://{addr}/metrics");
-    }
-    super::metrics::serve(socket, m.clone())?;
-    Ok(m)
-}
-
-/// Where `--flows` lines go: standard output, or the file (written in place
-/// as the flows come, so that a log shipper can follow it; a device or FIFO
-/// is written as it is).
-fn flows_file(args: &CaptureArgs) -> Result<Option<Box<dyn Write + Send>>, AppError> {
-    let Some(path) = &args.flows else {
-        return Ok(None);
-    };
-    if path == Path::new("-") {
-        return Ok(Some(Box::new(io::stdout())));
-    }
-    let f = std::fs::File::create(path).map_err(|error| output_error(path, error))?;
-    Ok(Some(Box::new(io::BufWriter::new(f))))
-}
-
-/// Says how the flow stream went; false when the flows file could not be
-/// written whole.
-fn say_how_flows_went(args: &CaptureArgs, s: &Streamed) -> bool {
-    if let Some(path) = &args.flows {
-        match &s.write_error {
-            Some(e) => eprintln!("portflow: --flows {}: {e}", path.display()),
-            None if path != Path::new("-") => {
-                eprintln!("portflow: {} flows written to {}", s.flows, path.display())
-            }
-            None => {}
-        }
-    }
-    if let Some(spec) = &args.ipfix {
-        let sent = &s.ipfix;
-        eprintln!(
-            "portflow: sent {} IPFIX records in {} messages to {spec}{}",
-            sent.records,
-            sent.messages,
-            match &sent.error {
-                Some(e) => format!("; {} messages lost: {e}", sent.failed),
-                None => String::new(),
-            }
-        );
-    }
-    s.write_error.is_none()
 }
 
 /// The line tcpdump prints when it starts listening.
@@ -521,15 +448,15 @@ fn say_why_it_stopped(interface: &str, summary: &LiveSummary) -> bool {
     summary.stopped_by.is_error()
 }
 
-/// Builds the report, adds the findings and writes it where it goes; the
+/// Builds the report with its findings and writes it where it goes; the
 /// status the findings give.
 fn report(
     args: &CaptureArgs,
     shape: Shape,
-    analysis: &mut Analysis,
+    analysis: &Analysis,
     summary: LiveSummary,
     services: &Services,
-    policy: Option<&Policy>,
+    found: &[Finding],
 ) -> Result<u8, AppError> {
     let mut report = Report::build(
         analysis,
@@ -537,7 +464,7 @@ fn report(
         report_rows(shape.report, &args.analysis),
     );
     report.live = Some(summary);
-    let status = add_findings(&mut report, analysis, policy, services, &args.analysis);
+    let status = add_findings(&mut report, found, services, &args.analysis);
     let out = Output::open(args.output.as_deref())?;
     out.write_and_commit(|o| write_report(&report, shape.report, args.analysis.top, o))?;
     Ok(status)

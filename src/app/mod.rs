@@ -3,6 +3,8 @@
 
 pub mod capture;
 pub mod docs;
+mod events;
+mod feeds;
 mod ipfix;
 pub mod listings;
 mod metrics;
@@ -138,20 +140,33 @@ fn options(a: &AnalysisArgs, services: Arc<Services>) -> Options {
     }
 }
 
-/// Adds the findings to a report; returns 1 when one reaches `--fail-on`.
-fn add_findings(
-    report: &mut Report,
+/// The scan thresholds asked for.
+fn thresholds(args: &AnalysisArgs) -> detect::Thresholds {
+    detect::Thresholds {
+        ports: args.scan_ports as usize,
+        hosts: args.sweep_hosts as usize,
+        window: args.scan_window,
+    }
+}
+
+/// Every finding of an analysis.
+fn findings_of(
     a: &mut Analysis,
     policy: Option<&Policy>,
     services: &Services,
     args: &AnalysisArgs,
+) -> Vec<detect::Finding> {
+    let th = thresholds(args);
+    detect::findings(&a.inventory, &mut a.attempts.list, policy, services, th)
+}
+
+/// Adds findings to a report; returns 1 when one reaches `--fail-on`.
+fn add_findings(
+    report: &mut Report,
+    found: &[detect::Finding],
+    services: &Services,
+    args: &AnalysisArgs,
 ) -> u8 {
-    let th = detect::Thresholds {
-        ports: args.scan_ports as usize,
-        hosts: args.sweep_hosts as usize,
-        window: args.scan_window,
-    };
-    let found = detect::findings(&a.inventory, &mut a.attempts.list, policy, services, th);
     report.findings = found.iter().map(|f| FindingRow::new(f, services)).collect();
     match args.fail_on {
         Some(level) if found.iter().any(|f| f.severity >= level.into()) => 1,

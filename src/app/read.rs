@@ -1,6 +1,8 @@
 //! `portflow read`: analyse capture files and folders, write the report.
 use super::progress::Progress;
-use super::{add_findings, load_policy, load_services, options, report_rows, write_report};
+use super::{
+    add_findings, findings_of, load_policy, load_services, options, report_rows, write_report,
+};
 use super::{AppError, Output};
 use crate::cli::{CsvTable, Format, ReadArgs, ReadFormat};
 use portflow::detect::policy::Policy;
@@ -128,7 +130,8 @@ fn write(
     };
     let rows = report_rows(format, &args.analysis);
     let mut report = Report::build(analysis, services, rows);
-    let status = add_findings(&mut report, analysis, policy, services, &args.analysis);
+    let found = findings_of(analysis, policy, services, &args.analysis);
+    let status = add_findings(&mut report, &found, services, &args.analysis);
     let built = Instant::now();
     out.write_and_commit(|o| write_report(&report, format, args.analysis.top, o))?;
     Ok((status, built, Some(report)))

@@ -309,6 +309,12 @@ pub struct CaptureArgs {
     #[arg(long, value_name = "FILE")]
     pub flows: Option<PathBuf>,
 
+    /// Write each finding when it is raised (within a second of the flows that show it ending;
+    /// the report's findings not raised yet when the capture stops) as an NDJSON line, the
+    /// report's finding object; `-` for standard output (then the report needs -o).
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+
     /// Send each flow as it ends to an IPFIX collector (HOST:PORT), one record per direction.
     #[arg(long, value_name = "HOST:PORT")]
     pub ipfix: Option<String>,

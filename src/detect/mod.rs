@@ -7,10 +7,13 @@
 //! - `port-scan`, `host-sweep`, `odd-flags` ([`scan`]);
 //! - `service-mismatch`, `cleartext` ([`payload`], on what payload inspection
 //!   found in the first packets of each flow).
+//!
+//! A live capture raises them while it runs too ([`watch`]).
 
 pub mod payload;
 pub mod policy;
 pub mod scan;
+pub mod watch;
 
 use crate::decode::{ip_text, Addr};
 use crate::inspect::Protocol;
@@ -114,6 +117,16 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind's name.
+    pub const NAMES: [&'static str; 6] = [
+        "unexpected-port",
+        "service-mismatch",
+        "cleartext",
+        "port-scan",
+        "host-sweep",
+        "odd-flags",
+    ];
+
     /// The kind's name in reports (`docs/SCHEMA.md`).
     pub fn name(&self) -> &'static str {
         match self {

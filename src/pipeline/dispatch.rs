@@ -396,6 +396,11 @@ impl Dispatcher {
         self.inline.as_ref()
     }
 
+    /// The flow table, when this dispatcher keeps it itself.
+    pub fn inline_table_mut(&mut self) -> Option<&mut FlowTable> {
+        self.inline.as_mut()
+    }
+
     /// Ends the flows idle at `now_ns` in the inline table, when no packet
     /// has moved the packet clock there yet (a live capture's quiet link:
     /// flows end on the wall clock too). Every batch is accounted first.

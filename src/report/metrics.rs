@@ -9,6 +9,7 @@
 //! keeps its series once it has one, and its series counts from that moment
 //! (what it carried before stays in `other`), so every series only grows
 //! and, per transport, the port series and `other` add up to the traffic.
+use crate::detect::{Finding, Kind, Severity};
 use crate::pipeline::live::{CaptureSnapshot, PortLive};
 use crate::services::Services;
 use crate::stats::PortKey;
@@ -53,6 +54,12 @@ struct FlowLabels {
     service: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FindingLabels {
+    kind: &'static str,
+    severity: &'static str,
+}
+
 /// What was counted at the previous update, to count only what is new.
 #[derive(Default, Clone, Copy)]
 struct Seen {
@@ -68,6 +75,7 @@ pub struct Metrics {
     bytes: Family<PortLabels, Counter>,
     flows: Family<FlowLabels, Counter>,
     ports_seen: Gauge,
+    findings: Family<FindingLabels, Counter>,
     health: Health,
     /// Ports with series of their own.
     own: HashSet<PortKey>,
@@ -109,6 +117,7 @@ impl Metrics {
             bytes: Family::default(),
             flows: Family::default(),
             ports_seen: Gauge::default(),
+            findings: Family::default(),
             health: Health::default(),
             own: HashSet::new(),
             top,
@@ -116,6 +125,17 @@ impl Metrics {
             capture: CaptureSnapshot::default(),
         };
         m.health.threads.set(threads as i64);
+        // Every kind and severity from the start, so that a first finding
+        // is an increase and not a new series.
+        for kind in Kind::NAMES {
+            for s in Severity::ALL {
+                let labels = FindingLabels {
+                    kind,
+                    severity: s.as_str(),
+                };
+                drop(m.findings.get_or_create(&labels));
+            }
+        }
         m.register()
     }
 
@@ -137,6 +157,11 @@ impl Metrics {
             "ports_seen",
             "Service ports (transport and port) that carried traffic so far",
             self.ports_seen.clone(),
+        );
+        r.register(
+            "findings",
+            "Findings raised, by kind and severity (again when a finding's severity rises)",
+            self.findings.clone(),
         );
         let h = &self.health;
         r.register("packets", "Packets analysed", h.packets.clone());
@@ -276,6 +301,17 @@ impl Metrics {
             was.counters.dropped_interface,
         );
         grow(&h.dropped_queue, c.dropped_queue, was.dropped_queue);
+    }
+
+    /// Counts findings just raised ([`crate::detect::watch::Watch`]).
+    pub fn raised(&mut self, found: &[Finding]) {
+        for f in found {
+            let labels = FindingLabels {
+                kind: f.kind.name(),
+                severity: f.severity.as_str(),
+            };
+            self.findings.get_or_create(&labels).inc();
+        }
     }
 
     /// The exposition (OpenMetrics text, [`CONTENT_TYPE`]).
@@ -460,5 +496,42 @@ mod tests {
             assert!(classic.contains(line), "{line} in\n{classic}");
         }
         assert!(!classic.contains("# EOF") && !classic.contains("# UNIT"));
+    }
+
+    #[test]
+    fn findings_count_by_kind_and_severity_from_zero() {
+        use crate::detect::{Evidence, Finding, Kind, Severity};
+        let m0 = Metrics::new("lo", 1, 10);
+        let zero = values(&m0, "portflow_findings_total");
+        assert_eq!(zero.len(), Kind::NAMES.len() * Severity::ALL.len());
+        assert!(zero.iter().all(|(_, v)| *v == 0));
+        let mut m = Metrics::new("lo", 1, 10);
+        let scan = Finding {
+            kind: Kind::OddFlags {
+                null: 1,
+                fin: 0,
+                xmas: 0,
+            },
+            severity: Severity::Medium,
+            transport: Transport::Tcp,
+            port: None,
+            host: None,
+            src: None,
+            detected: None,
+            evidence: Evidence::default(),
+            clients: Vec::new(),
+            first_ns: 0,
+            last_ns: 0,
+        };
+        m.raised(&[scan.clone(), scan]);
+        let v = values(&m, "portflow_findings_total");
+        let odd: Vec<_> = v.iter().filter(|(_, n)| *n > 0).collect();
+        assert_eq!(
+            odd,
+            [&(
+                "portflow_findings_total{kind=\"odd-flags\",severity=\"medium\"}".to_string(),
+                2
+            )]
+        );
     }
 }

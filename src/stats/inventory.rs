@@ -255,9 +255,14 @@ impl Inventory {
         }
     }
 
+    /// Nothing observed.
+    pub fn is_empty(&self) -> bool {
+        self.open_count() == 0 && self.rejected.is_empty() && self.detected.is_empty()
+    }
+
     /// Adds `o`, moving what this inventory does not have yet.
     pub fn merge(&mut self, mut o: Inventory) {
-        if self.open_count() == 0 && self.rejected.is_empty() && self.detected.is_empty() {
+        if self.is_empty() {
             *self = o;
             return;
         }

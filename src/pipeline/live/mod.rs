@@ -26,7 +26,7 @@ use super::timings::{thread_cpu, Cpu, Timings};
 use super::workers::Workers;
 use super::{merge, Analysis, Options, Ran, RunError};
 use crate::source::live::{CaptureCounters, Live, PcapWriter, Records};
-use crate::stats::flow::FlowTable;
+use crate::stats::flow::{FlowTable, Observed};
 use crate::stats::{Count, PortKey, Totals};
 use crossbeam_channel::Sender;
 use serde::Serialize;
@@ -198,6 +198,12 @@ pub struct CaptureSpec {
     pub ended_flows: Option<Sender<FlowBatch>>,
     /// Report flows open this long in parts, while they last.
     pub active: Option<Duration>,
+    /// Where what ended flows add to the inventory and the scan attempts
+    /// goes, a part per thread and interval, for findings raised while the
+    /// capture runs. What is handed on here is not in the returned analysis:
+    /// the receiver adds it back. A part the receiver has no room for stays
+    /// with its thread until the next interval, so nothing is lost.
+    pub observed: Option<Sender<Observed>>,
 }
 
 /// The capture's own account, shown beside the report.
@@ -240,6 +246,7 @@ struct Shared {
     left: Option<AtomicU64>,
     writer: Option<Mutex<PcapWriter>>,
     ended_flows: Option<Sender<FlowBatch>>,
+    observed: Option<Sender<Observed>>,
     /// In nanoseconds: [`CaptureSpec::active`].
     active_ns: Option<u64>,
     /// Flows that ended but could not be handed on (the consumer was behind).
@@ -261,6 +268,7 @@ impl Shared {
             left: None,
             writer: None,
             ended_flows: None,
+            observed: None,
             active_ns: None,
             flows_lost: AtomicU64::new(0),
             written: String::new(),
@@ -366,6 +374,7 @@ pub fn capture(
         interval,
         ended_flows,
         active,
+        observed,
     } = spec;
     if lives.is_empty() {
         return Err(RunError::Worker("no capture handle".into()));
@@ -380,6 +389,7 @@ pub fn capture(
             .unwrap_or_default(),
         writer: write.map(Mutex::new),
         ended_flows,
+        observed,
         active_ns: active.map(|d| d.as_nanos() as u64),
         snapshots,
         duration,

@@ -238,18 +238,12 @@ impl<'a> CaptureLoop<'a> {
             self.counters = self.widen.update(&s);
         }
         d.flush_all();
-        if let Some(flows) = &self.shared.ended_flows {
+        if self.shared.ended_flows.is_some() || self.shared.observed.is_some() {
             // Flows go idle on the wall clock too, packets or not.
             let now = wall_ns();
             d.sweep_at(now);
-            let mut batch = self.reports.ended(d.take_records());
-            if let (Some(active), Some(t)) = (self.shared.active_ns, d.inline_table()) {
-                self.reports.due(t, now, active, &mut batch.interim);
-            }
-            let n = batch.len() as u64;
-            if !batch.is_empty() && flows.try_send(batch).is_err() {
-                self.shared.flows_lost.fetch_add(n, Ordering::Relaxed);
-            }
+            self.hand_on_flows(d, now);
+            self.hand_on_observed(d);
         }
         let Some(tx) = &self.shared.snapshots else {
             return;
@@ -275,6 +269,38 @@ impl<'a> CaptureLoop<'a> {
             capture,
             ports,
         });
+    }
+
+    /// The flows that ended (and, with an active timeout, the long ones due
+    /// a report) to the flow stream; lost, counted, when it is behind.
+    fn hand_on_flows(&mut self, d: &mut Dispatcher, now: u64) {
+        let Some(flows) = &self.shared.ended_flows else {
+            return;
+        };
+        let mut batch = self.reports.ended(d.take_records());
+        if let (Some(active), Some(t)) = (self.shared.active_ns, d.inline_table()) {
+            self.reports.due(t, now, active, &mut batch.interim);
+        }
+        let n = batch.len() as u64;
+        if !batch.is_empty() && flows.try_send(batch).is_err() {
+            self.shared.flows_lost.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// What ended flows observed since the last interval, to whoever raises
+    /// findings; kept for the next interval when it is behind (the report
+    /// needs every part).
+    fn hand_on_observed(&mut self, d: &mut Dispatcher) {
+        let (Some(tx), Some(t)) = (&self.shared.observed, d.inline_table_mut()) else {
+            return;
+        };
+        let part = t.take_observed();
+        if part.is_empty() {
+            return;
+        }
+        if let Err(e) = tx.try_send(part) {
+            t.give_back(e.into_inner());
+        }
     }
 
     /// The `-w` records gathered so far, to the shared writer.

@@ -35,4 +35,4 @@ pub use packet::{
 };
 pub use server::{lo_is_server, server_score, KnownServers, SERVERS_CAP};
 pub use state::{ConnState, Timeouts, CONN_STATES};
-pub use table::{FlowTable, MIN_FLOWS};
+pub use table::{FlowTable, Observed, MIN_FLOWS};

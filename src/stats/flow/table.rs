@@ -7,7 +7,7 @@ use super::{FlowKey, FlowPacket, FlowRecord, Timeouts, CONTROL, HINT_FRESH, SERV
 use crate::decode::tcp_flags as F;
 use crate::hint::prefetch;
 use crate::services::{Services, Transport};
-use crate::stats::attempts::{Attempts, ATTEMPTS_CAP};
+use crate::stats::attempts::{Attempt, Attempts, ATTEMPTS_CAP};
 use crate::stats::flowmap::FlowMap;
 use crate::stats::inventory::Inventory;
 use crate::stats::PortTable;
@@ -40,6 +40,21 @@ pub struct FlowTable {
     pub(super) carried: Option<Carried>,
     /// Endpoints seen answering a handshake, for flows that start without one.
     pub servers: KnownServers,
+}
+
+/// What the flows that ended added to a table's inventory and scan
+/// attempts since it was last taken ([`FlowTable::take_observed`]): what a
+/// live capture raises findings from while it runs.
+#[derive(Debug, Default)]
+pub struct Observed {
+    pub inventory: Inventory,
+    pub attempts: Vec<Attempt>,
+}
+
+impl Observed {
+    pub fn is_empty(&self) -> bool {
+        self.inventory.is_empty() && self.attempts.is_empty()
+    }
 }
 
 /// The fewest flows a table holds, whatever share of `--flow-cap` it gets.
@@ -222,6 +237,23 @@ impl FlowTable {
         if observe {
             self.inventory.observe(e.outcome);
         }
+    }
+
+    /// Moves out what ended flows added to the inventory and the scan
+    /// attempts so far (the counts of attempts not kept stay).
+    pub fn take_observed(&mut self) -> Observed {
+        Observed {
+            inventory: std::mem::take(&mut self.inventory),
+            attempts: std::mem::take(&mut self.attempts.list),
+        }
+    }
+
+    /// Adds back what [`Self::take_observed`] took and could not hand on,
+    /// as if it had never left (its attempts are the older ones).
+    pub fn give_back(&mut self, o: Observed) {
+        self.inventory.merge(o.inventory);
+        let newer = std::mem::replace(&mut self.attempts.list, o.attempts);
+        self.attempts.list.extend(newer);
     }
 
     /// Ends flows idle at packet time `now`.
