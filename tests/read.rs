@@ -1040,3 +1040,46 @@ fn timings_go_to_stderr_and_leave_the_report_alone() {
     // Without the option, stderr stays quiet.
     assert_eq!(stderr(&run(&["read", "-q", &f])), "");
 }
+
+/// `portflow read ARGS` under a terminal (`script` gives it one), its input
+/// a pipe that stalls for 1.5 s after the fixture: what the terminal showed.
+fn on_a_terminal_with_a_stall(args: &str) -> String {
+    let bin = env!("CARGO_BIN_EXE_portflow");
+    let cmd = format!(
+        "(cat {}; sleep 1.5) | {bin} read {args} - > /dev/null",
+        gen("eth.pcap").display()
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qefc", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (bsdutils)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn a_slow_read_shows_a_progress_line_on_a_terminal_and_clears_it() {
+    require!(tool("script"), "script (bsdutils) is not installed");
+    let shown = on_a_terminal_with_a_stall("");
+    // Standard input has no size: bytes read and a rate, redrawn in place.
+    assert!(shown.contains(" read, "), "{shown:?}");
+    assert!(shown.contains("KiB read"), "{shown:?}");
+    assert!(
+        shown.ends_with("\r\x1b[2K"),
+        "cleared at the end: {shown:?}"
+    );
+    assert_eq!(on_a_terminal_with_a_stall("-q"), "", "-q shows nothing");
+    // Not on a terminal, nothing either.
+    let piped = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "(cat {}; sleep 1.5) | {} read - > /dev/null",
+            gen("eth.pcap").display(),
+            env!("CARGO_BIN_EXE_portflow")
+        ))
+        .output()
+        .unwrap();
+    assert!(piped.status.success());
+    assert_eq!(String::from_utf8_lossy(&piped.stderr), "");
+}

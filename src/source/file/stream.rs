@@ -12,10 +12,25 @@ use std::sync::{Arc, Mutex};
 /// "read error"), with the bytes it had delivered by then.
 type LastError = Arc<Mutex<Option<(io::ErrorKind, String, u64)>>>;
 
-/// Counts bytes read (for progress) and keeps the last I/O error.
-struct Tracked<R> {
+/// Adds the bytes read from the file itself (compressed, for gzip) to the
+/// progress count, which is measured against the files' sizes.
+struct Counted<R> {
     inner: R,
     progress: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Counts the bytes the stream delivered (uncompressed), where errors are
+/// placed, and keeps the last I/O error.
+struct Tracked<R> {
+    inner: R,
     delivered: u64,
     last_error: LastError,
 }
@@ -25,7 +40,6 @@ impl<R: Read> Read for Tracked<R> {
         loop {
             match self.inner.read(buf) {
                 Ok(n) => {
-                    self.progress.fetch_add(n as u64, Ordering::Relaxed);
                     self.delivered += n as u64;
                     return Ok(n);
                 }
@@ -82,7 +96,10 @@ pub(super) fn read_from_with(
 ) -> Result<FileSummary, FileError> {
     let path = path.to_string();
     let io_err = |e: io::Error| open_error(&path, e);
-    let raw: Box<dyn Read + Send> = Box::new(raw);
+    let raw: Box<dyn Read + Send> = Box::new(Counted {
+        inner: raw,
+        progress,
+    });
     let mut buffered = BufReader::with_capacity(1 << 16, raw);
     let head = buffered.fill_buf().map_err(io_err)?;
     let compressed = is_gzip(head);
@@ -94,7 +111,6 @@ pub(super) fn read_from_with(
     let last_error: LastError = Arc::new(Mutex::new(None));
     let tracked = Tracked {
         inner: stream,
-        progress,
         delivered: 0,
         last_error: last_error.clone(),
     };
