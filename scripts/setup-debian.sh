@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages portflow needs, only those missing.
 #   scripts/setup-debian.sh build   libpcap-dev and gcc (to build and run; gcc links, and builds mimalloc)
-#   scripts/setup-debian.sh test    + tshark, tcpdump, tcpreplay, nmap, socat, openssl, iproute2, prometheus, nfdump, softflowd (tests),
+#   scripts/setup-debian.sh test    + tshark, tcpdump, tcpreplay, nmap, socat, openssl, iproute2, prometheus, nfdump, softflowd,
+#                                   nftables, iptables (tests),
 #                                   and cargo-fuzz (scripts/fuzz.sh)
 set -euo pipefail
 want=(libpcap-dev pkg-config gcc)
 if [ "${1:-build}" = test ]; then
-  want+=(tshark tcpdump tcpreplay nmap socat iproute2 curl python3 wireshark-common openssl prometheus nfdump softflowd)
+  want+=(tshark tcpdump tcpreplay nmap socat iproute2 curl python3 wireshark-common openssl prometheus nfdump softflowd
+    nftables iptables)
 fi
 missing=()
 for p in "${want[@]}"; do

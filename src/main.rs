@@ -18,6 +18,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Read(args) => app::read::run(args),
         Command::Capture(args) => app::capture::run(*args),
+        Command::Learn(args) => app::learn::run(args),
+        Command::Firewall(args) => app::firewall::run(args),
         Command::Interfaces(args) => app::listings::interfaces(args),
         Command::Services(args) => app::listings::services(args),
         Command::Completions(args) => app::docs::completions(args),

@@ -8,83 +8,13 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::netns::{sh, Netns};
 use support::*;
 
 macro_rules! require_root {
     () => {
         require!(is_root(), "this test captures packets and needs root");
     };
-}
-
-fn sh(cmd: &str) {
-    let st = Command::new("sh").arg("-c").arg(cmd).status().expect("sh");
-    assert!(st.success(), "failed: {cmd}");
-}
-
-/// Two namespaces joined by a veth pair, removed on drop (processes first).
-struct Netns {
-    a: String,
-    b: String,
-}
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let id = format!("{}{}", tag, std::process::id() % 100_000);
-        let n = Netns {
-            a: format!("pfa{id}"),
-            b: format!("pfb{id}"),
-        };
-        n.cleanup();
-        for ns in [&n.a, &n.b] {
-            sh(&format!("ip netns add {ns}"));
-            sh(&format!(
-                "ip netns exec {ns} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1"
-            ));
-        }
-        sh(&format!(
-            "ip link add va{id} netns {} type veth peer name vb{id} netns {}",
-            n.a, n.b
-        ));
-        sh(&format!("ip netns exec {} ip link set va{id} up", n.a));
-        sh(&format!("ip netns exec {} ip link set vb{id} up", n.b));
-        n
-    }
-
-    fn veth(&self, ns: &str) -> String {
-        if ns == self.a {
-            format!("va{}", &self.a[3..])
-        } else {
-            format!("vb{}", &self.b[3..])
-        }
-    }
-
-    /// Replays `file` from namespace `a` into the veth at `rate` (tcpreplay flags).
-    fn replay(&self, file: &std::path::Path, rate: &[&str]) {
-        let st = Command::new("ip")
-            .args(["netns", "exec", &self.a, "tcpreplay", "-q", "-i"])
-            .arg(self.veth(&self.a))
-            .args(rate)
-            .arg(file)
-            .stdout(Stdio::null())
-            .status()
-            .expect("tcpreplay");
-        assert!(st.success(), "tcpreplay failed");
-    }
-
-    fn cleanup(&self) {
-        for ns in [&self.a, &self.b] {
-            let _ = Command::new("sh")
-                .arg("-c")
-                .arg(format!("for p in $(ip netns pids {ns} 2>/dev/null); do kill -9 $p; done; ip netns del {ns} 2>/dev/null"))
-                .status();
-        }
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        self.cleanup();
-    }
 }
 
 /// A fresh folder that the user a root capture switches to can write in
@@ -346,10 +276,13 @@ fn replay_captured(fixture: &str, pps: u32, workers: usize) -> (Value, Value) {
         "--format".into(),
         "json".into(),
     ];
+    let learned = dir.join("learned.toml");
     if workers == "2" {
         // What the capture threads hand on for findings raised live comes
         // back into the report.
         args.extend(["--events".into(), events.to_str().unwrap().into()]);
+    } else {
+        args.extend(["--learn".into(), learned.to_str().unwrap().into()]);
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let cap = start_capture(Some(&ns.b), &args);
@@ -357,6 +290,17 @@ fn replay_captured(fixture: &str, pps: u32, workers: usize) -> (Value, Value) {
     let (code, out) = finish(cap, Duration::from_secs(40));
     assert_eq!(code, Some(0));
     let got: Value = serde_json::from_str(&out).expect("JSON report");
+    if workers == "1" {
+        let offline = portflow()
+            .args(["learn", fixture.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(
+            policy_lines(&std::fs::read_to_string(&learned).unwrap()),
+            policy_lines(&String::from_utf8_lossy(&offline.stdout)),
+            "--learn allows what `learn` of the file allows"
+        );
+    }
     if workers == "2" {
         let mut raised: Vec<String> = event_lines(&events).iter().map(finding_identity).collect();
         let mut reported: Vec<String> = got["findings"]
@@ -1212,6 +1156,14 @@ fn prometheus_scrapes_the_reports_numbers_needs_root() {
     let own = scraped.keys().filter(|(_, p)| p != "other").count();
     assert_eq!(own, 20, "--metrics-top 20 ports have series of their own");
     assert!(ports.len() > 20, "the fixture has more ports than that");
+}
+
+/// A policy file's lines without comments (what it allows, not its evidence).
+fn policy_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap().trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 /// The `--events` lines in `path` so far (whole lines only).

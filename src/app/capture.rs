@@ -66,12 +66,12 @@ impl Shape {
 
 /// `portflow capture`.
 pub fn run(args: CaptureArgs) -> Result<u8, AppError> {
-    let services = Arc::new(load_services(&args.analysis.services)?);
+    let services = Arc::new(load_services(&args.analysis.engine.services)?);
     let policy = load_policy(&args.analysis)?;
     let streaming = args.flows.is_some() || args.ipfix.is_some();
     let opts = Options {
         keep_flows: streaming,
-        ..options(&args.analysis, services.clone())
+        ..options(&args.analysis.engine, services.clone())
     };
     let to_stdout = streams_to_stdout(&args)?;
     let collector = check_streams(&args)?;
@@ -145,6 +145,7 @@ pub fn run(args: CaptureArgs) -> Result<u8, AppError> {
         .as_mut()
         .is_some_and(|w| !say_how_events_went(&args, w, &found));
     let status = report(&args, shape, &analysis, summary, &services, &found)?;
+    learn_policy(&args, &analysis, &services, &interface)?;
     Ok(if failed || events_failed { 2 } else { status })
 }
 
@@ -306,6 +307,7 @@ fn check_output_folders(args: &CaptureArgs, who: &Dropped, written: bool) -> Res
     for (path, flag) in [
         (write, "-w"),
         (args.output.as_deref(), "-o"),
+        (args.learn.as_deref(), "--learn"),
         (file(&args.flows), "--flows"),
         (file(&args.events), "--events"),
     ] {
@@ -446,6 +448,24 @@ fn say_why_it_stopped(interface: &str, summary: &LiveSummary) -> bool {
         );
     }
     summary.stopped_by.is_error()
+}
+
+/// `--learn`: the policy the capture shows, written whole.
+fn learn_policy(
+    args: &CaptureArgs,
+    analysis: &Analysis,
+    services: &Services,
+    interface: &str,
+) -> Result<(), AppError> {
+    let Some(path) = &args.learn else {
+        return Ok(());
+    };
+    let source = format!(
+        "a capture on {interface} ({})",
+        super::learn::span(analysis)
+    );
+    let out = Output::open(Some(path))?;
+    super::learn::write_policy(analysis, services, &args.learning, None, &source, out)
 }
 
 /// Builds the report with its findings and writes it where it goes; the

@@ -5,7 +5,9 @@ pub mod capture;
 pub mod docs;
 mod events;
 mod feeds;
+pub mod firewall;
 mod ipfix;
+pub mod learn;
 pub mod listings;
 mod metrics;
 mod output;
@@ -13,7 +15,7 @@ mod progress;
 pub mod read;
 mod stream;
 
-use crate::cli::{AnalysisArgs, Format};
+use crate::cli::{AnalysisArgs, EngineArgs, Format};
 use portflow::detect::{self, policy::Policy, policy::PolicyError};
 use portflow::pipeline::{Analysis, Options, RunError};
 use portflow::report::{findings::FindingRow, table::write_table, Report, Rows};
@@ -114,7 +116,7 @@ fn load_policy(a: &AnalysisArgs) -> Result<Option<Policy>, AppError> {
 /// Pipeline options from the shared analysis flags. The flow cap is shared
 /// by the flow tables: one per flow worker, or the reader's own with one
 /// thread.
-fn options(a: &AnalysisArgs, services: Arc<Services>) -> Options {
+fn options(a: &EngineArgs, services: Arc<Services>) -> Options {
     let workers = a
         .workers
         .map_or_else(|| Options::default().workers, |w| w as usize);

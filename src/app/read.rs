@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 pub fn run(args: ReadArgs) -> Result<u8, AppError> {
     let started = Instant::now();
     remove_unfinished_on_signals()?;
-    let services = Arc::new(load_services(&args.analysis.services)?);
+    let services = Arc::new(load_services(&args.analysis.engine.services)?);
     let policy = load_policy(&args.analysis)?;
     if args.table.is_some() && (args.format != ReadFormat::Csv || args.flows) {
         return Err(AppError::Usage(
@@ -42,7 +42,7 @@ pub fn run(args: ReadArgs) -> Result<u8, AppError> {
         keep_flows: args.flows || collector.is_some(),
         filter: args.filter.clone(),
         keep_going: args.keep_going,
-        ..options(&args.analysis, services.clone())
+        ..options(&args.analysis.engine, services.clone())
     };
     // Opened first, so an unwritable -o fails before the reading.
     let out = Output::open(args.output.as_deref())?;

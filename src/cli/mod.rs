@@ -36,6 +36,10 @@ pub enum Command {
     Capture(Box<CaptureArgs>),
     /// List the interfaces that can be captured on.
     Interfaces(InterfacesArgs),
+    /// Learn a policy (docs/POLICY.md) from captures of normal traffic: the ports each host served.
+    Learn(LearnArgs),
+    /// Write the firewall rules (nftables, iptables) that enforce a policy.
+    Firewall(FirewallArgs),
     /// Look up service names and ports in the embedded IANA registry.
     Services(ServicesArgs),
     /// Print the shell completion script for bash, zsh or fish (`make install` installs them).
@@ -148,14 +152,10 @@ impl From<FailOn> for portflow::detect::Severity {
     }
 }
 
-/// Options shared by `read` and `capture`: analysis and report.
+/// How packets are analysed: threads, the flow table, service names
+/// (`read`, `capture`, `learn`).
 #[derive(Debug, Args)]
-pub struct AnalysisArgs {
-    /// Rows of each list shown in the table (0 for all). The JSON report always has all.
-    #[arg(long, default_value_t = 20, value_name = "N", allow_negative_numbers = true,
-          value_parser = |s: &str| count(s, "rows"))]
-    pub top: u64,
-
+pub struct EngineArgs {
     /// Threads that analyse packets (1 to 256; default: the number of CPU cores): pcap and pcapng
     /// files are read in chunks on every thread, gzip and stdin by one reader and N-1 flow workers,
     /// a live capture by N threads that each have their own socket in a kernel fanout group.
@@ -182,6 +182,18 @@ pub struct AnalysisArgs {
     #[arg(long, default_value_t = 60, value_name = "SECONDS", allow_hyphen_values = true,
           value_parser = seconds)]
     pub udp_timeout: u64,
+}
+
+/// Options shared by `read` and `capture`: analysis and report.
+#[derive(Debug, Args)]
+pub struct AnalysisArgs {
+    /// Rows of each list shown in the table (0 for all). The JSON report always has all.
+    #[arg(long, default_value_t = 20, value_name = "N", allow_negative_numbers = true,
+          value_parser = |s: &str| count(s, "rows"))]
+    pub top: u64,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
 
     /// A TOML file saying which ports each host or network may serve (docs/POLICY.md);
     /// services outside it are `unexpected-port` findings.
@@ -309,6 +321,14 @@ pub struct CaptureArgs {
     #[arg(long, value_name = "FILE")]
     pub flows: Option<PathBuf>,
 
+    /// When the capture stops, learn a policy from what it saw (as `portflow learn` does) and
+    /// write it to FILE, whole (--min-flows, --min-clients and --group apply).
+    #[arg(long, value_name = "FILE")]
+    pub learn: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub learning: LearnOptions,
+
     /// Write each finding when it is raised (within a second of the flows that show it ending;
     /// the report's findings not raised yet when the capture stops) as an NDJSON line, the
     /// report's finding object; `-` for standard output (then the report needs -o).
@@ -400,6 +420,94 @@ pub struct ReadArgs {
     /// ending the flows still open, merge, report, writing) and CPU time per thread.
     #[arg(long)]
     pub timings: bool,
+}
+
+/// `firewall --target`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FirewallTarget {
+    /// An `nft -f` script: IPv4 and IPv6 in one `inet portflow` table.
+    Nftables,
+    /// An `iptables-restore` file (IPv4; it replaces the filter table).
+    Iptables,
+    /// An `ip6tables-restore` file (IPv6; it replaces the filter table).
+    Ip6tables,
+}
+
+#[derive(Debug, Args)]
+pub struct FirewallArgs {
+    /// The policy to enforce (docs/POLICY.md).
+    #[arg(value_name = "POLICY")]
+    pub policy: PathBuf,
+
+    /// The rule language.
+    #[arg(long, value_enum, default_value = "nftables")]
+    pub target: FirewallTarget,
+
+    /// Inbound rules for this host (the policy entry that decides for it); without it, a
+    /// gateway's forward rules for the policy's networks.
+    #[arg(long, value_name = "ADDR")]
+    pub host: Option<std::net::IpAddr>,
+
+    /// Log dropped packets (at most 10 a second) before dropping them.
+    #[arg(long)]
+    pub log: bool,
+
+    /// Write a host's rules even when its policy does not allow tcp/22 (ssh): loading them over
+    /// SSH cuts your own session.
+    #[arg(long)]
+    pub allow_lockout: bool,
+
+    /// Write the rules to FILE (complete when it appears) instead of standard output.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// What makes a port part of a learned policy (`learn`, `capture --learn`).
+#[derive(Debug, Args)]
+pub struct LearnOptions {
+    /// Flows a port must have served to be allowed; ports with fewer are listed commented out.
+    #[arg(long, default_value_t = portflow::detect::learn::Thresholds::default().min_flows,
+          value_name = "N", allow_negative_numbers = true,
+          value_parser = |s: &str| at_least(s, 1, "flows"))]
+    pub min_flows: u64,
+
+    /// Distinct clients a port must have served to be allowed; ports with fewer are listed
+    /// commented out.
+    #[arg(long, default_value_t = portflow::detect::learn::Thresholds::default().min_clients,
+          value_name = "N", allow_negative_numbers = true,
+          value_parser = |s: &str| at_least(s, 1, "clients"))]
+    pub min_clients: u64,
+
+    /// Fold hosts of one network that serve the same ports into one network entry: the IPv4
+    /// prefix length, and after a comma the IPv6 one (default 64), e.g. 24 or 24,56.
+    #[arg(long, value_name = "V4[,V6]", value_parser = values::group)]
+    pub group: Option<portflow::detect::learn::Group>,
+}
+
+#[derive(Debug, Args)]
+pub struct LearnArgs {
+    /// Capture files or folders of normal traffic; `-` reads standard input.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// BPF filter expression: learn from the packets it keeps.
+    #[arg(short = 'f', long = "filter", value_name = "EXPR")]
+    pub filter: Option<String>,
+
+    #[command(flatten)]
+    pub learn: LearnOptions,
+
+    /// Add what is learned to this policy, keeping its entries, edits and comments; written back
+    /// to it (whole, when done) unless -o names another file.
+    #[arg(long, value_name = "POLICY")]
+    pub update: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
+
+    /// Write the policy to FILE (complete when it appears) instead of standard output.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -19,6 +19,21 @@ pub fn at_least(s: &str, lo: u64, what: &str) -> Result<u64, String> {
     Ok(v)
 }
 
+/// `--group`: an IPv4 prefix length, and after a comma an IPv6 one (64 when
+/// not given).
+pub fn group(s: &str) -> Result<portflow::detect::learn::Group, String> {
+    let (v4, v6) = match s.split_once(',') {
+        Some((a, b)) => (a, Some(b)),
+        None => (s, None),
+    };
+    let v4 = in_range(v4, 0, 32, "bits of an IPv4 prefix")? as u8;
+    let v6 = match v6 {
+        Some(b) => in_range(b, 0, 128, "bits of an IPv6 prefix")? as u8,
+        None => 64,
+    };
+    Ok(portflow::detect::learn::Group { v4, v6 })
+}
+
 /// A whole number of `what`, 0 or more.
 pub fn count(s: &str, what: &str) -> Result<u64, String> {
     whole(s, what)

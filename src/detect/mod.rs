@@ -10,6 +10,7 @@
 //!
 //! A live capture raises them while it runs too ([`watch`]).
 
+pub mod learn;
 pub mod payload;
 pub mod policy;
 pub mod scan;

@@ -77,6 +77,16 @@ pub struct Allowed {
 }
 
 impl Allowed {
+    /// The inclusive port ranges allowed for `t`, sorted.
+    pub fn ranges(&self, t: Transport) -> &[(u16, u16)] {
+        &self.ranges[t as usize]
+    }
+
+    /// Whether it allows nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.iter().all(Vec::is_empty)
+    }
+
     pub fn allows(&self, t: Transport, port: u16) -> bool {
         self.ranges[t as usize]
             .iter()
@@ -95,7 +105,36 @@ pub struct HostRule {
     pub allowed: Allowed,
 }
 
+/// A rule's network in its own address family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// Every address, IPv4 and IPv6 (`::/0`).
+    Any,
+    V4(std::net::Ipv4Addr, u8),
+    V6(std::net::Ipv6Addr, u8),
+}
+
 impl HostRule {
+    /// Its network as IPv4 or IPv6; `None` for an IPv6 network shorter than
+    /// /96 that takes in IPv4-mapped addresses but not all of IPv6 (no
+    /// address family can say that).
+    pub fn network(&self) -> Option<Network> {
+        let mapped = u128::from_be_bytes(crate::decode::v4_mapped(&[0; 4]));
+        let covers_v4 = |p: u8| {
+            let mask = u128::MAX << (128 - p as u32);
+            u128::from_be_bytes(self.network) & mask == mapped & mask
+        };
+        Some(match self.prefix {
+            0 => Network::Any,
+            p if p >= 96 && covers_v4(96) => {
+                let o = &self.network[12..];
+                Network::V4(std::net::Ipv4Addr::new(o[0], o[1], o[2], o[3]), p - 96)
+            }
+            p if covers_v4(p) => return None,
+            p => Network::V6(std::net::Ipv6Addr::from(self.network), p),
+        })
+    }
+
     fn matches(&self, a: &Addr) -> bool {
         let (n, h) = (u128::from_be_bytes(self.network), u128::from_be_bytes(*a));
         let mask = if self.prefix == 0 {
@@ -121,15 +160,25 @@ pub enum Decision<'a> {
 }
 
 impl Policy {
+    /// The `[[hosts]]` entry that decides for `host`: the most specific
+    /// that matches (on a tie the first); `None` for `[default]`.
+    pub fn rule_for(&self, host: &Addr) -> Option<&HostRule> {
+        self.hosts.iter().filter(|r| r.matches(host)).fold(
+            None::<&HostRule>,
+            |best, r| match best {
+                Some(b) if b.prefix >= r.prefix => Some(b),
+                _ => Some(r),
+            },
+        )
+    }
+
+    /// The `match` text of the entry that decides for `host` (`None`: `[default]`).
+    pub fn deciding_rule(&self, host: &Addr) -> Option<&str> {
+        self.rule_for(host).map(|r| r.name.as_str())
+    }
+
     pub fn check(&self, host: &Addr, t: Transport, port: u16) -> Decision<'_> {
-        let rule =
-            self.hosts
-                .iter()
-                .filter(|r| r.matches(host))
-                .fold(None::<&HostRule>, |best, r| match best {
-                    Some(b) if b.prefix >= r.prefix => Some(b),
-                    _ => Some(r),
-                });
+        let rule = self.rule_for(host);
         let (allowed, name) = match rule {
             Some(r) => (&r.allowed, r.name.as_str()),
             None => (&self.default, "[default]"),

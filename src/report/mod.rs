@@ -4,8 +4,10 @@
 
 pub mod csv;
 pub mod findings;
+pub mod firewall;
 pub mod flows;
 pub mod ipfix;
+pub mod learned;
 pub mod live;
 pub mod metrics;
 mod names;

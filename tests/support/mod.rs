@@ -2,6 +2,7 @@
 //! an independent oracle.
 #![allow(dead_code)]
 
+pub mod netns;
 pub mod sweep;
 
 use std::collections::BTreeMap;
