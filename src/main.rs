@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::Capture(args) => app::capture::run(*args),
         Command::Learn(args) => app::learn::run(args),
         Command::Firewall(args) => app::firewall::run(args),
+        Command::Diff(args) => app::diff::run(args),
         Command::Interfaces(args) => app::listings::interfaces(args),
         Command::Services(args) => app::listings::services(args),
         Command::Completions(args) => app::docs::completions(args),

@@ -296,7 +296,10 @@ fn completions_and_manual_pages_come_from_the_flags() {
         [
             "portflow-capture.1",
             "portflow-completions.1",
+            "portflow-diff.1",
+            "portflow-firewall.1",
             "portflow-interfaces.1",
+            "portflow-learn.1",
             "portflow-man.1",
             "portflow-read.1",
             "portflow-services.1",

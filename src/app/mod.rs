@@ -2,6 +2,7 @@
 //! `read`, `capture`, and the two listings (`interfaces`, `services`).
 
 pub mod capture;
+pub mod diff;
 pub mod docs;
 mod events;
 mod feeds;

@@ -38,6 +38,9 @@ pub enum Command {
     Interfaces(InterfacesArgs),
     /// Learn a policy (docs/POLICY.md) from captures of normal traffic: the ports each host served.
     Learn(LearnArgs),
+    /// What changed between two periods: servers and ports that appeared or went, protocols,
+    /// volumes (from two JSON reports or two sets of captures).
+    Diff(DiffArgs),
     /// Write the firewall rules (nftables, iptables) that enforce a policy.
     Firewall(FirewallArgs),
     /// Look up service names and ports in the embedded IANA registry.
@@ -420,6 +423,48 @@ pub struct ReadArgs {
     /// ending the flows still open, merge, report, writing) and CPU time per thread.
     #[arg(long)]
     pub timings: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The earlier period: a JSON report (`read`/`capture --format json`), or a capture file or
+    /// folder.
+    #[arg(value_name = "BEFORE")]
+    pub before: PathBuf,
+
+    /// The later period, as BEFORE.
+    #[arg(value_name = "AFTER")]
+    pub after: PathBuf,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ListFormat,
+
+    /// Exit with status 1 when a change at or above this severity was found (a new server or
+    /// service is `medium`).
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on: Option<FailOn>,
+
+    /// A volume (bytes, flows, clients) changed a lot when it grew or shrank by this factor.
+    #[arg(long, default_value_t = 4.0, value_name = "X",
+          value_parser = |s: &str| values::factor(s))]
+    pub factor: f64,
+
+    /// ...and the larger side has at least this many flows or clients (or 1 MB).
+    #[arg(long, default_value_t = 10, value_name = "N", allow_negative_numbers = true,
+          value_parser = |s: &str| at_least(s, 1, "flows"))]
+    pub min_flows: u64,
+
+    /// BPF filter expression for capture inputs.
+    #[arg(short = 'f', long = "filter", value_name = "EXPR")]
+    pub filter: Option<String>,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
+
+    /// Write the diff to FILE (complete when it appears) instead of standard output.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// `firewall --target`.

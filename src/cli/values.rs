@@ -34,6 +34,14 @@ pub fn group(s: &str) -> Result<portflow::detect::learn::Group, String> {
     Ok(portflow::detect::learn::Group { v4, v6 })
 }
 
+/// `--factor`: a number above 1.
+pub fn factor(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(f) if f > 1.0 && f.is_finite() => Ok(f),
+        _ => Err(format!("'{s}' is not a factor above 1 (e.g. 4)")),
+    }
+}
+
 /// A whole number of `what`, 0 or more.
 pub fn count(s: &str, what: &str) -> Result<u64, String> {
     whole(s, what)

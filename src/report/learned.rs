@@ -3,7 +3,7 @@
 //! thresholds commented out; and `--update`, which adds what was learned to
 //! an existing policy through `toml_edit`, keeping the user's edits,
 //! comments and layout.
-use super::table::thousands;
+use super::table::plural;
 use super::time::rfc3339;
 use crate::decode::Addr;
 use crate::detect::learn::{Entry, Learned, SeenPort};
@@ -19,10 +19,6 @@ fn when(ns: u64) -> String {
         Some(i) => format!("{}Z", &t[..i]),
         None => t,
     }
-}
-
-fn plural(n: u64, one: &str) -> String {
-    format!("{} {one}{}", thousands(n), if n == 1 { "" } else { "s" })
 }
 
 /// The evidence of one port, as its comment says it.

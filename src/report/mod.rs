@@ -3,6 +3,7 @@
 //! numbers; and per-flow NDJSON (`--flows`).
 
 pub mod csv;
+pub mod diff;
 pub mod findings;
 pub mod firewall;
 pub mod flows;

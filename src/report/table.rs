@@ -16,6 +16,11 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// `1 flow`, `1,234 flows`.
+pub fn plural(n: u64, one: &str) -> String {
+    format!("{} {one}{}", thousands(n), if n == 1 { "" } else { "s" })
+}
+
 /// Bytes in SI units, as network tools count them: `1.5 MB`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
