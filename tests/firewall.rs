@@ -375,3 +375,147 @@ fn rules_are_the_same_for_the_same_policy_and_ssh_is_not_cut_silently() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A client, a gateway and a server namespace: client 10.78.1.2 —
+/// 10.78.1.1 gateway 10.78.2.1 — 10.78.2.2 server, removed on drop.
+struct Routed {
+    names: [String; 3],
+    listeners: Vec<Child>,
+}
+
+impl Routed {
+    fn new(tag: &str) -> Routed {
+        let id = format!("{tag}{}", std::process::id() % 100_000);
+        let names = [format!("pfc{id}"), format!("pfg{id}"), format!("pfs{id}")];
+        let r = Routed {
+            names,
+            listeners: Vec::new(),
+        };
+        r.cleanup();
+        let [c, g, s] = &r.names;
+        for ns in &r.names {
+            sh(&format!("ip netns add {ns}"));
+            sh(&format!("ip netns exec {ns} ip link set lo up"));
+        }
+        sh(&format!(
+            "ip link add c{id} netns {c} type veth peer name gc{id} netns {g}"
+        ));
+        sh(&format!(
+            "ip link add s{id} netns {s} type veth peer name gs{id} netns {g}"
+        ));
+        for (ns, dev, addr) in [
+            (c, format!("c{id}"), "10.78.1.2/24"),
+            (g, format!("gc{id}"), "10.78.1.1/24"),
+            (g, format!("gs{id}"), "10.78.2.1/24"),
+            (s, format!("s{id}"), "10.78.2.2/24"),
+        ] {
+            sh(&format!("ip netns exec {ns} ip addr add {addr} dev {dev}"));
+            sh(&format!("ip netns exec {ns} ip link set {dev} up"));
+        }
+        sh(&format!(
+            "ip netns exec {c} ip route add default via 10.78.1.1"
+        ));
+        sh(&format!(
+            "ip netns exec {s} ip route add default via 10.78.2.1"
+        ));
+        sh(&format!(
+            "ip netns exec {g} sysctl -qw net.ipv4.ip_forward=1"
+        ));
+        r
+    }
+
+    fn cleanup(&self) {
+        for ns in &self.names {
+            let _ = Command::new("sh")
+                .arg("-c")
+                .arg(format!("for p in $(ip netns pids {ns} 2>/dev/null); do kill -9 $p; done; ip netns del {ns} 2>/dev/null"))
+                .status();
+        }
+    }
+}
+
+impl Drop for Routed {
+    fn drop(&mut self) {
+        for l in &mut self.listeners {
+            let _ = l.kill();
+            let _ = l.wait();
+        }
+        self.cleanup();
+    }
+}
+
+/// Whether the server answers on tcp/`port` from the client, through the gateway.
+fn through(r: &Routed, port: u16) -> bool {
+    let o = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &r.names[0],
+            "timeout",
+            "5",
+            "socat",
+            "-T2",
+            "-",
+        ])
+        .arg(format!("TCP4:10.78.2.2:{port},connect-timeout=2"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .expect("socat client");
+    String::from_utf8_lossy(&o.stdout).contains("ok")
+}
+
+#[test]
+fn a_gateway_lets_through_what_the_most_specific_entry_allows_needs_root() {
+    require_root_and_tools!();
+    let dir = folder("gw");
+    let policy = dir.join("policy.toml");
+    // The network allows 9090; the server's own entry, more specific, allows
+    // 22 and 8080 only.
+    std::fs::write(
+        &policy,
+        "[[hosts]]\nmatch = \"10.78.2.0/24\"\ntcp = [9090]\n\n[[hosts]]\nmatch = \"10.78.2.2\"\ntcp = [22, 8080]\n",
+    )
+    .unwrap();
+    for target in ["nftables", "iptables"] {
+        let mut r = Routed::new(if target == "nftables" { "n" } else { "i" });
+        for port in [22, 8080, 9090] {
+            let l = Command::new("ip")
+                .args(["netns", "exec", &r.names[2], "socat"])
+                .arg(format!("TCP4-LISTEN:{port},fork,reuseaddr"))
+                .arg("SYSTEM:echo ok")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("socat");
+            r.listeners.push(l);
+        }
+        let started = std::time::Instant::now();
+        while !(through(&r, 22) && through(&r, 8080) && through(&r, 9090)) {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the route works before the rules"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let rules_file = dir.join(format!("forward.{target}"));
+        rules(&policy, &["--target", target], &rules_file);
+        let load = if target == "nftables" {
+            "nft -f"
+        } else {
+            "iptables-restore <"
+        };
+        sh(&format!(
+            "ip netns exec {} {load} {}",
+            r.names[1],
+            rules_file.display()
+        ));
+        assert!(through(&r, 22), "{target}: 22");
+        assert!(through(&r, 8080), "{target}: 8080");
+        assert!(
+            !through(&r, 9090),
+            "{target}: the server's own entry decides, not its network's"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -105,6 +105,14 @@ pub fn ruleset(policy: &Policy, source: &str, req: &Request) -> Result<Ruleset, 
         }
         None => {
             let entries = forward_entries(policy)?;
+            if req.target != Target::Nftables {
+                warnings.push(
+                    "an iptables-restore file replaces the whole filter table, the gateway's own \
+                     INPUT rules included (its INPUT policy here is ACCEPT); a gateway with rules \
+                     of its own is better served by --target nftables, whose table stands apart"
+                        .into(),
+                );
+            }
             let head = format!("forward rules for the networks of {source}");
             match req.target {
                 Target::Nftables => nft_forward(&head, &entries, req.log),
