@@ -302,18 +302,9 @@ fn replay_captured(fixture: &str, pps: u32, workers: usize) -> (Value, Value) {
         );
     }
     if workers == "2" {
-        let mut raised: Vec<String> = event_lines(&events).iter().map(finding_identity).collect();
-        let mut reported: Vec<String> = got["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(finding_identity)
-            .collect();
-        raised.sort();
-        reported.sort();
         assert_eq!(
-            raised,
-            reported,
+            identities(&event_lines(&events)),
+            identities(got["findings"].as_array().unwrap()),
             "{}: each finding raised once",
             fixture.display()
         );
@@ -1176,12 +1167,19 @@ fn event_lines(path: &std::path::Path) -> Vec<Value> {
         .collect()
 }
 
-/// What makes a finding itself, at its severity.
-fn finding_identity(f: &Value) -> String {
-    format!(
-        "{} {} {} {} {} {}",
-        f["kind"], f["severity"], f["proto"], f["host"], f["port"], f["src"]
-    )
+/// What makes each finding itself, at its severity, sorted.
+fn identities(findings: &[Value]) -> Vec<String> {
+    let mut v: Vec<String> = findings
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {} {} {} {} {}",
+                f["kind"], f["severity"], f["proto"], f["host"], f["port"], f["src"]
+            )
+        })
+        .collect();
+    v.sort();
+    v
 }
 
 /// `sum(portflow_findings_total)` on the capture's endpoint.
@@ -1254,16 +1252,11 @@ fn events_stream_findings_while_the_capture_runs_needs_root() {
         assert_eq!(e["event"], "finding");
         assert!(e["raised"].as_str().unwrap().ends_with('Z'));
     }
-    let mut raised: Vec<String> = all.iter().map(finding_identity).collect();
-    let mut reported: Vec<String> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(finding_identity)
-        .collect();
-    raised.sort();
-    reported.sort();
-    assert_eq!(raised, reported, "the report's findings, each raised once");
+    assert_eq!(
+        identities(&all),
+        identities(report["findings"].as_array().unwrap()),
+        "the report's findings, each raised once"
+    );
     let kinds = |r: &Value| -> Vec<String> {
         let mut k: Vec<String> = r["findings"]
             .as_array()

@@ -256,14 +256,7 @@ fn check_enforced(ns: &Netns, policy: &Path, pcap: &Path, tcpdump: Child) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| {
-            format!(
-                "{} {}/{}",
-                s["host"].as_str().unwrap(),
-                s["proto"].as_str().unwrap(),
-                s["port"]
-            )
-        })
+        .map(host_port)
         .collect();
     for s in ["10.77.0.2 tcp/22", "10.77.0.2 tcp/8080", "fd77::2 tcp/8080"] {
         assert!(open.iter().any(|o| o == s), "{s} seen serving: {open:?}");
@@ -425,12 +418,8 @@ impl Routed {
     }
 
     fn cleanup(&self) {
-        for ns in &self.names {
-            let _ = Command::new("sh")
-                .arg("-c")
-                .arg(format!("for p in $(ip netns pids {ns} 2>/dev/null); do kill -9 $p; done; ip netns del {ns} 2>/dev/null"))
-                .status();
-        }
+        let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
+        support::netns::remove(&names);
     }
 }
 

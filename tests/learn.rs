@@ -46,14 +46,7 @@ fn unexpected(inputs: &[PathBuf], policy: &Path) -> Vec<String> {
         .unwrap()
         .iter()
         .filter(|f| f["kind"] == "unexpected-port")
-        .map(|f| {
-            format!(
-                "{} {}/{}",
-                f["host"].as_str().unwrap(),
-                f["proto"].as_str().unwrap(),
-                f["port"]
-            )
-        })
+        .map(host_port)
         .collect();
     v.sort();
     v
@@ -67,17 +60,7 @@ fn services(inputs: &[PathBuf]) -> Vec<(String, u64)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| {
-            (
-                format!(
-                    "{} {}/{}",
-                    s["host"].as_str().unwrap(),
-                    s["proto"].as_str().unwrap(),
-                    s["port"]
-                ),
-                s["flows"].as_u64().unwrap(),
-            )
-        })
+        .map(|s| (host_port(s), s["flows"].as_u64().unwrap()))
         .collect()
 }
 
@@ -148,36 +131,20 @@ fn update_adds_to_a_users_policy_and_keeps_its_text() {
     let policy = dir.join("p.toml");
     let mine = "# reviewed by ops\n[default]\ntcp = []\n\n[[hosts]]\nmatch = \"10.0.0.0/24\"  # lab\ntcp = [22]  # admins\n";
     std::fs::write(&policy, mine).unwrap();
-    let o = run(&[
-        "learn",
-        all[0].to_str().unwrap(),
-        all[1].to_str().unwrap(),
-        all[2].to_str().unwrap(),
-        "--min-flows",
-        "1",
-        "--update",
-        policy.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let text = std::fs::read_to_string(&policy).unwrap();
+    let update = || {
+        let policy = policy.to_str().unwrap();
+        learn(
+            &all,
+            &["--min-flows", "1", "--update", policy],
+            Path::new(policy),
+        )
+    };
+    let text = update();
     for kept in ["# reviewed by ops", "# lab", "# admins"] {
         assert!(text.contains(kept), "{kept} in\n{text}");
     }
     assert_eq!(unexpected(&all, &policy), Vec::<String>::new(), "{text}");
-    // Learning the same again changes nothing.
-    let before = text.clone();
-    let o = run(&[
-        "learn",
-        all[0].to_str().unwrap(),
-        all[1].to_str().unwrap(),
-        all[2].to_str().unwrap(),
-        "--min-flows",
-        "1",
-        "--update",
-        policy.to_str().unwrap(),
-    ]);
-    assert!(o.status.success());
-    assert_eq!(std::fs::read_to_string(&policy).unwrap(), before);
+    assert_eq!(update(), text, "learning the same again changes nothing");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -232,32 +232,34 @@ fn merge_ports(into: &mut Vec<SeenPort>, ports: Vec<SeenPort>) {
     into.sort_by_key(|p| (p.transport, p.port));
 }
 
+/// A port seen `flows` times from one client (allowed from two flows), for tests.
+#[cfg(test)]
+pub(crate) fn seen_port(t: Transport, port: u16, flows: u64) -> SeenPort {
+    SeenPort {
+        transport: t,
+        port,
+        service: None,
+        detected: None,
+        flows,
+        clients: 1,
+        first_ns: 1_700_000_000_000_000_000,
+        last_ns: 1_700_000_001_000_000_000,
+        hosts: 1,
+        allowed: flows >= Thresholds::default().min_flows,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::decode::v4_mapped;
 
-    fn port(t: Transport, port: u16, flows: u64, allowed: bool) -> SeenPort {
-        SeenPort {
-            transport: t,
-            port,
-            service: None,
-            detected: None,
-            flows,
-            clients: 1,
-            first_ns: 1,
-            last_ns: 2,
-            hosts: 1,
-            allowed,
-        }
-    }
-
     #[test]
     fn hosts_with_the_same_ports_fold_and_the_others_keep_their_own() {
         let web = || {
             vec![
-                port(Transport::Tcp, 443, 5, true),
-                port(Transport::Tcp, 8080, 1, false),
+                seen_port(Transport::Tcp, 443, 5),
+                seen_port(Transport::Tcp, 8080, 1),
             ]
         };
         let mut hosts = BTreeMap::new();
@@ -265,11 +267,11 @@ mod tests {
         hosts.insert(v4_mapped(&[10, 0, 0, 2]), web());
         hosts.insert(
             v4_mapped(&[10, 0, 0, 3]),
-            vec![port(Transport::Tcp, 22, 9, true)],
+            vec![seen_port(Transport::Tcp, 22, 9)],
         );
         hosts.insert(
             v4_mapped(&[10, 0, 1, 1]),
-            vec![port(Transport::Udp, 53, 9, true)],
+            vec![seen_port(Transport::Udp, 53, 9)],
         );
         let e = fold(hosts, Group { v4: 24, v6: 64 });
         let names: Vec<&str> = e.iter().map(|e| e.matches.as_str()).collect();

@@ -275,22 +275,7 @@ fn append(a: &mut Array, p: &SeenPort, comment: &str) {
 mod tests {
     use super::*;
     use crate::decode::v4_mapped;
-    use crate::detect::learn::Thresholds;
-
-    fn seen(t: Transport, port: u16, flows: u64) -> SeenPort {
-        SeenPort {
-            transport: t,
-            port,
-            service: None,
-            detected: None,
-            flows,
-            clients: 1,
-            first_ns: 1_700_000_000_000_000_000,
-            last_ns: 1_700_000_001_000_000_000,
-            hosts: 1,
-            allowed: flows >= 2,
-        }
-    }
+    use crate::detect::learn::{seen_port as seen, Thresholds};
 
     fn learned(entries: Vec<(&str, Vec<SeenPort>)>) -> Learned {
         Learned {

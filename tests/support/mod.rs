@@ -124,6 +124,16 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// A report's service or finding as "host proto/port".
+pub fn host_port(v: &serde_json::Value) -> String {
+    format!(
+        "{} {}/{}",
+        v["host"].as_str().unwrap_or("-"),
+        v["proto"].as_str().unwrap_or("-"),
+        v["port"]
+    )
+}
+
 /// JSON report of `files` (panics with stderr if portflow fails).
 pub fn json_report(files: &[&Path], extra: &[&str]) -> serde_json::Value {
     let mut args: Vec<String> = vec!["read".into(), "-q".into(), "--format".into(), "json".into()];

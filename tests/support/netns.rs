@@ -3,6 +3,17 @@
 //! traffic besides loopback.
 use std::process::{Command, Stdio};
 
+/// Kills what runs in the namespaces `names` and removes them (those that
+/// exist).
+pub fn remove(names: &[&str]) {
+    for ns in names {
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!("for p in $(ip netns pids {ns} 2>/dev/null); do kill -9 $p; done; ip netns del {ns} 2>/dev/null"))
+            .status();
+    }
+}
+
 pub fn sh(cmd: &str) {
     let st = Command::new("sh").arg("-c").arg(cmd).status().expect("sh");
     assert!(st.success(), "failed: {cmd}");
@@ -69,12 +80,7 @@ impl Netns {
     }
 
     fn cleanup(&self) {
-        for ns in [&self.a, &self.b] {
-            let _ = Command::new("sh")
-                .arg("-c")
-                .arg(format!("for p in $(ip netns pids {ns} 2>/dev/null); do kill -9 $p; done; ip netns del {ns} 2>/dev/null"))
-                .status();
-        }
+        remove(&[&self.a, &self.b]);
     }
 }
 
