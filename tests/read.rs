@@ -542,7 +542,9 @@ fn table_has_header_summary_and_aligned_rows() {
             "right-aligned under PACKETS: {r}"
         );
     }
-    assert!(s.contains("6 more ports"), "{s}");
+    // 9 ports carried traffic; 4 only saw probes, which the table folds.
+    assert!(s.contains("... 2 more ports"), "{s}");
+    assert!(s.contains("ports only probed (no server answered; not in the rows above): 4"));
 }
 
 #[test]
@@ -817,7 +819,13 @@ fn num(v: &Value) -> u64 {
 
 /// A JSON report's port rows and open ports, in the table's orders.
 fn in_table_order(r: &Value) -> (Vec<&Value>, Vec<&Value>) {
-    let mut ports: Vec<&Value> = r["ports"].as_array().unwrap().iter().collect();
+    // The table's rows leave out the ports only probes reached.
+    let mut ports: Vec<&Value> = r["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["probed_only"] == false)
+        .collect();
     ports.sort_by(|a, b| {
         (num(&b["bytes"]), num(&b["packets"]))
             .cmp(&(num(&a["bytes"]), num(&a["packets"])))
@@ -1082,4 +1090,51 @@ fn a_slow_read_shows_a_progress_line_on_a_terminal_and_clears_it() {
         .unwrap();
     assert!(piped.status.success());
     assert_eq!(String::from_utf8_lossy(&piped.stderr), "");
+}
+
+#[test]
+fn ports_only_probed_are_folded_in_the_table_and_flagged_in_json() {
+    let scan = gen("scan.pcap");
+    let r = json_report(&[&scan], &[]);
+    let ports = r["ports"].as_array().unwrap();
+    let probed: Vec<&Value> = ports.iter().filter(|p| p["probed_only"] == true).collect();
+    assert!(
+        probed.len() > 90,
+        "the scan's refused ports: {}",
+        probed.len()
+    );
+    for p in &probed {
+        assert_eq!(p["tcp"]["syn_ack"], 0, "{p}");
+    }
+    let answered = port(&r, "tcp", 443);
+    assert_eq!(answered["probed_only"], false);
+    let probes = r["probes"].as_array().unwrap();
+    assert_eq!(probes[0]["src"], "10.9.9.9");
+    assert_eq!(probes[0]["dst"], "10.0.0.1");
+    assert_eq!(probes[0]["refused"], probes[0]["attempts"]);
+    // The sweep tried one port per host: no line of its own.
+    assert!(probes.iter().all(|p| p["ports"].as_u64().unwrap() >= 2));
+    let o = run(&["read", "-q", "--top", "0", scan.to_str().unwrap()]);
+    let table = stdout(&o);
+    let rows = table
+        .lines()
+        .skip_while(|l| !l.starts_with("PROTO"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .count();
+    assert_eq!(rows + probed.len(), ports.len(), "{table}");
+    assert!(
+        table.contains(&format!(
+            "ports only probed (no server answered; not in the rows above): {}",
+            probed.len()
+        )),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!(
+            "  10.9.9.9 -> 10.0.0.1: {} tcp ports probed, all refused",
+            probes[0]["ports"]
+        )),
+        "{table}"
+    );
 }

@@ -57,7 +57,7 @@ pub fn write_table(report: &Report, table: Table, w: &mut dyn Write) -> io::Resu
 
 type Out<'a> = csv::Writer<&'a mut dyn Write>;
 
-const PORT_COLUMNS: [&str; 27] = [
+const PORT_COLUMNS: [&str; 28] = [
     "proto",
     "port",
     "service",
@@ -85,6 +85,7 @@ const PORT_COLUMNS: [&str; 27] = [
     "handshake_rtt_us_p90",
     "handshake_rtt_us_p99",
     "handshake_rtt_us_max",
+    "probed_only",
 ];
 
 fn port_row(p: &PortReport) -> Vec<String> {
@@ -111,6 +112,7 @@ fn port_row(p: &PortReport) -> Vec<String> {
     ]);
     row.extend(percentiles(p.packet_size.as_ref()));
     row.extend(percentiles(p.handshake_rtt_us.as_ref()));
+    row.push(p.probed_only.to_string());
     row
 }
 
@@ -332,6 +334,7 @@ mod tests {
             unreachable: 0,
             packet_size: None,
             handshake_rtt_us: None,
+            probed_only: false,
         };
         assert_eq!(port_row(&p).len(), PORT_COLUMNS.len());
         let mut buf = Vec::new();

@@ -25,7 +25,7 @@ use serde::Serialize;
 pub use rows::{
     closed_port_attempts, closed_ports, cut_short, open_port_report, port_report, CaptureSpan,
     ClosedAttempts, ClosedPort, DecodeErrorRow, EthertypeRow, FlowsSummary, Fragments, Generator,
-    InputReport, OpenPortReport, PortReport, ProtoRow, TcpReport, TotalsReport,
+    InputReport, OpenPortReport, PortReport, ProbeRow, ProtoRow, TcpReport, TotalsReport,
 };
 
 /// The JSON report's schema name and version.
@@ -46,6 +46,9 @@ pub struct Report {
     pub services: Vec<OpenPortReport>,
     /// Per host, connection attempts its closed ports refused.
     pub closed_port_attempts: Vec<ClosedAttempts>,
+    /// Sources that probed two or more ports of a host that no server
+    /// answered, most ports first.
+    pub probes: Vec<ProbeRow>,
     /// What should not be there, most severe first (`--policy` enables `unexpected-port`).
     pub findings: Vec<findings::FindingRow>,
     /// Live capture only: the interface, libpcap's counters, drops, why it stopped.
@@ -57,6 +60,10 @@ pub struct Report {
     pub ports_total: usize,
     #[serde(skip)]
     pub services_total: usize,
+    /// Ports only probes reached; the table folds them into `probes`
+    /// (its rows leave them out), JSON keeps them with `probed_only`.
+    #[serde(skip)]
+    pub probed_only_ports: usize,
 }
 
 /// Which rows a report holds.
@@ -146,7 +153,7 @@ impl Report {
     /// findings yet.
     pub fn build(a: &Analysis, services: &Services, rows: Rows) -> Report {
         let closed = closed_ports(&a.totals, services);
-        let (ports, ports_total) = port_rows(a, services, rows, &closed);
+        let (ports, ports_total, probed_only_ports) = port_rows(a, services, rows, &closed);
         let (services_rows, services_total) = open_port_rows(a, services, rows);
         Report {
             schema: SCHEMA,
@@ -163,25 +170,33 @@ impl Report {
             closed_ports: closed,
             services: services_rows,
             closed_port_attempts: closed_port_attempts(a),
+            probes: rows::probe_rows(&a.attempts.list),
             findings: Vec::new(),
             live: None,
             ports_total,
             services_total,
+            probed_only_ports,
         }
     }
 }
 
 /// The port rows `rows` asks for, in the table's order, with ICMP
-/// port-unreachable evidence counted on the refused port too; and how many
-/// ports carried traffic in all.
+/// port-unreachable evidence counted on the refused port too; how many
+/// ports carried traffic in all, and how many only probes reached (the
+/// table's rows leave those out: it folds them into lines of probes).
 fn port_rows(
     a: &Analysis,
     services: &Services,
     rows: Rows,
     closed: &[ClosedPort],
-) -> (Vec<PortReport>, usize) {
+) -> (Vec<PortReport>, usize, usize) {
     let mut used: Vec<(PortKey, &PortStats)> =
         a.ports.iter().filter(|(_, p)| p.packets() > 0).collect();
+    let probed = |(k, p): &(PortKey, &PortStats)| p.probed_only(k.transport);
+    let probed_only = used.iter().filter(|u| probed(u)).count();
+    if matches!(rows, Rows::Top(_)) {
+        used.retain(|u| !probed(u));
+    }
     let total = used.len();
     if let Some(n) = rows.limit().filter(|&n| n < used.len()) {
         let key = |(k, p): &(PortKey, &PortStats)| (*k, p.bytes(), p.packets());
@@ -207,7 +222,7 @@ fn port_rows(
         (k, r.bytes, r.packets)
     };
     ports.sort_unstable_by(|x, y| port_order(key(x), key(y)));
-    (ports, total)
+    (ports, total, probed_only)
 }
 
 /// The open-port rows `rows` asks for, by host, transport and port; and how

@@ -127,6 +127,26 @@ pub struct PortReport {
     pub unreachable: u64,
     pub packet_size: Option<Summary>,
     pub handshake_rtt_us: Option<Summary>,
+    /// Only probes reached it: no server answered any flow (the table folds
+    /// such ports into `probes`).
+    pub probed_only: bool,
+}
+
+/// One source's probes of one host's ports that no server answered
+/// (`probes[]`; the table's folded lines).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeRow {
+    pub src: String,
+    pub dst: String,
+    pub proto: Transport,
+    /// Distinct ports probed.
+    pub ports: u64,
+    /// Attempts: refused (RST, or ICMP unreachable) or unanswered.
+    pub attempts: u64,
+    pub refused: u64,
+    pub unanswered: u64,
+    pub first_seen: String,
+    pub last_seen: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -317,7 +337,54 @@ pub fn port_report(k: PortKey, p: &PortStats, services: &Services) -> PortReport
         unreachable: p.unreachable,
         packet_size: p.sizes.summary(),
         handshake_rtt_us: p.rtt_us.summary(),
+        probed_only: p.probed_only(k.transport),
     }
+}
+
+/// The failed attempts of `attempts`, by source, target and transport, for
+/// the pairs that tried at least two ports (a flood's spoofed sources try
+/// one each): most ports first.
+pub fn probe_rows(attempts: &[crate::stats::attempts::Attempt]) -> Vec<ProbeRow> {
+    use crate::decode::Addr;
+    use std::collections::HashSet;
+    #[derive(Default)]
+    struct Group {
+        ports: HashSet<u16>,
+        attempts: u64,
+        refused: u64,
+        first: u64,
+        last: u64,
+    }
+    let mut groups: BTreeMap<(Addr, Addr, Transport), Group> = BTreeMap::new();
+    for a in attempts.iter().filter(|a| a.odd == 0) {
+        let g = groups.entry((a.src, a.dst, a.transport)).or_default();
+        g.ports.insert(a.port);
+        g.attempts += 1;
+        g.refused += a.refused as u64;
+        g.first = if g.first == 0 {
+            a.ts
+        } else {
+            g.first.min(a.ts)
+        };
+        g.last = g.last.max(a.ts);
+    }
+    let mut rows: Vec<ProbeRow> = groups
+        .into_iter()
+        .filter(|(_, g)| g.ports.len() >= 2)
+        .map(|((src, dst, proto), g)| ProbeRow {
+            src: ip_text(&src),
+            dst: ip_text(&dst),
+            proto,
+            ports: g.ports.len() as u64,
+            attempts: g.attempts,
+            refused: g.refused,
+            unanswered: g.attempts - g.refused,
+            first_seen: time::rfc3339(g.first),
+            last_seen: time::rfc3339(g.last),
+        })
+        .collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.ports));
+    rows
 }
 
 /// One open port's row; `protocols` are the flows per protocol detected

@@ -91,7 +91,9 @@ pub fn write_table(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> 
         }
     }
     writeln!(w)?;
-    if !write_ports(r, top, w)? {
+    let any = write_ports(r, top, w)?;
+    write_probes(r, top, w)?;
+    if !any && r.probed_only_ports == 0 {
         return Ok(());
     }
     write_findings(r, w)?;
@@ -313,6 +315,42 @@ fn write_ports(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<bool> {
         )?;
     }
     Ok(true)
+}
+
+/// The ports only probes reached, folded: how many, then one line per
+/// source and target that tried several (as many as the port rows).
+fn write_probes(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> {
+    if r.probed_only_ports == 0 {
+        return Ok(());
+    }
+    writeln!(
+        w,
+        "\nports only probed (no server answered; not in the rows above): {}",
+        thousands(r.probed_only_ports as u64)
+    )?;
+    for p in r.probes.iter().take(shown(top)) {
+        let how = match (p.refused, p.unanswered) {
+            (_, 0) => "all refused".to_string(),
+            (0, _) => "none answered".to_string(),
+            (r, u) => format!("{} refused, {} unanswered", thousands(r), thousands(u)),
+        };
+        writeln!(
+            w,
+            "  {} -> {}: {} {} ports probed, {how}",
+            p.src,
+            p.dst,
+            thousands(p.ports),
+            p.proto.as_str()
+        )?;
+    }
+    if top != 0 && r.probes.len() > top {
+        writeln!(
+            w,
+            "  ... {} more sources and targets (--top 0 shows all)",
+            thousands((r.probes.len() - top) as u64)
+        )?;
+    }
+    Ok(())
 }
 
 /// One port's cells in the table.

@@ -42,6 +42,27 @@ impl PortStats {
         self.to_server.bytes + self.to_client.bytes
     }
 
+    /// Whether only probes reached the port: flows no server answered. TCP:
+    /// no SYN-ACK, and every flow ended `S0`, `REJ`, `RSTOS0` or `SH`; the
+    /// other transports: no packet back and at most two datagrams a flow (a
+    /// probe and its retry; a one-way stream such as syslog sends more, and
+    /// is a service). (Once every flow has ended.)
+    pub fn probed_only(&self, t: Transport) -> bool {
+        if self.flows == 0 {
+            return false;
+        }
+        match t {
+            Transport::Tcp => {
+                self.syn_ack == 0
+                    && CONN_STATES
+                        .iter()
+                        .zip(self.states)
+                        .all(|(s, n)| n == 0 || matches!(*s, "S0" | "REJ" | "RSTOS0" | "SH"))
+            }
+            _ => self.to_client.packets == 0 && self.to_server.packets <= 2 * self.flows,
+        }
+    }
+
     /// Widens the port's time span to `ts` ([`widen_span`]).
     #[inline]
     pub fn seen(&mut self, ts: u64) {
