@@ -1138,3 +1138,74 @@ fn ports_only_probed_are_folded_in_the_table_and_flagged_in_json() {
         "{table}"
     );
 }
+
+/// A capture of DNS exchanges spread over `days` days, a few a day, and one
+/// burst of 50 in the same second.
+fn over_days(days: u64) -> std::path::PathBuf {
+    use portflow_synth::build::{eth_ip, udp, v4};
+    let mut pcap = portflow_synth::write::Pcap::new(1, 65535, false, false);
+    let (c, srv) = (v4(192, 168, 1, 1), v4(10, 0, 0, 53));
+    let start = 1_700_000_000_000_000_000u64;
+    let mut times: Vec<u64> = (0..days * 4)
+        .map(|i| start + i * 21_600_000_000_000)
+        .collect();
+    times.extend((0..50).map(|i| start + 86_400_000_000_000 + i * 1_000_000));
+    times.sort_unstable();
+    for (i, ts) in times.into_iter().enumerate() {
+        let sport = 40000 + (i % 1000) as u16;
+        pcap.packet(ts, &eth_ip(&udp(c, sport, srv, 53, &[1; 30])));
+        pcap.packet(ts + 1000, &eth_ip(&udp(srv, 53, c, sport, &[2; 60])));
+    }
+    let p = std::env::temp_dir().join(format!("portflow-days-{days}-{}.pcap", std::process::id()));
+    std::fs::write(&p, &pcap.buf).unwrap();
+    p
+}
+
+#[test]
+fn the_time_line_adds_up_to_the_totals_fits_its_bound_and_places_findings() {
+    for f in [gen("scan.pcap"), gen("eth.pcap"), over_days(400)] {
+        let r = json_report(&[&f], &[]);
+        let t = &r["timeline"];
+        let buckets = t["buckets"].as_array().unwrap();
+        assert!(buckets.len() <= 360, "{}: {}", f.display(), buckets.len());
+        let sum = |k: &str| buckets.iter().map(|b| b[k].as_u64().unwrap()).sum::<u64>();
+        assert_eq!(sum("packets"), r["totals"]["packets"].as_u64().unwrap());
+        assert_eq!(sum("bytes"), r["totals"]["bytes"].as_u64().unwrap());
+        for b in buckets {
+            let s = b["series"].as_array().unwrap();
+            assert_eq!(s.len(), t["series"].as_array().unwrap().len());
+            let p: u64 = s.iter().map(|c| c["packets"].as_u64().unwrap()).sum();
+            assert_eq!(p, b["packets"].as_u64().unwrap(), "{b}");
+        }
+        // Each port's series over the buckets is that port's row.
+        let names = t["series"].as_array().unwrap();
+        for (i, name) in names.iter().enumerate().take(names.len() - 1) {
+            let (proto, number) = name.as_str().unwrap().split_once('/').unwrap();
+            let row = port(&r, proto, number.parse().unwrap());
+            let total: u64 = buckets
+                .iter()
+                .map(|b| b["series"][i]["packets"].as_u64().unwrap())
+                .sum();
+            assert_eq!(total, row["packets"].as_u64().unwrap(), "{name}");
+        }
+        let marks = t["findings"].as_array().unwrap();
+        assert_eq!(marks.len(), r["findings"].as_array().unwrap().len());
+        for m in marks {
+            let i = m["finding"].as_u64().unwrap() as usize;
+            assert_eq!(m["kind"], r["findings"][i]["kind"]);
+            assert!((m["bucket"].as_u64().unwrap() as usize) < buckets.len());
+        }
+    }
+    // 400 days: 2-day buckets (the finest ladder step under 360 buckets),
+    // and the burst of one second shows in one bucket.
+    let r = json_report(&[&over_days(400)], &[]);
+    assert_eq!(r["timeline"]["bucket_s"], 172_800.0);
+    let most = r["timeline"]["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["packets"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    assert!(most >= 100, "{most}");
+}

@@ -129,18 +129,17 @@ pub fn run(args: CaptureArgs) -> Result<u8, AppError> {
     if let Some(s) = screen.as_mut() {
         s.leave();
     }
-    let (flows_failed, events) = streams.finish(&args)?;
+    let (flows_failed, mut events) = streams.finish(&args)?;
     let (mut analysis, summary) = result?;
     if summary.stopped_by == StopReason::Aborted {
         return Ok(aborted(&summary));
     }
     let failed = say_why_it_stopped(&interface, &summary) || flows_failed;
-    let mut events = events.map(|mut w| {
+    if let Some(w) = events.as_mut() {
         w.complete(&mut analysis);
-        w
-    });
-    let policy = policy.as_ref();
-    let found = findings_of(&mut analysis, policy, &services, &args.analysis);
+    }
+    super::apply_bucket(&mut analysis, &args.analysis);
+    let found = findings_of(&mut analysis, policy.as_ref(), &services, &args.analysis);
     let events_failed = events
         .as_mut()
         .is_some_and(|w| !say_how_events_went(&args, w, &found));

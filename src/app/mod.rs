@@ -143,6 +143,14 @@ fn options(a: &EngineArgs, services: Arc<Services>) -> Options {
     }
 }
 
+/// `--bucket`: the time line's buckets at least that wide.
+fn apply_bucket(a: &mut Analysis, args: &AnalysisArgs) {
+    if let Some(b) = args.bucket {
+        let level = portflow::stats::timeline::level_for(b.as_nanos() as u64);
+        portflow::stats::align_timelines(&mut a.totals, &mut a.ports, level);
+    }
+}
+
 /// The scan thresholds asked for.
 fn thresholds(args: &AnalysisArgs) -> detect::Thresholds {
     detect::Thresholds {
@@ -171,6 +179,9 @@ fn add_findings(
     args: &AnalysisArgs,
 ) -> u8 {
     report.findings = found.iter().map(|f| FindingRow::new(f, services)).collect();
+    if let Some(t) = report.timeline.as_mut() {
+        t.place(found);
+    }
     match args.fail_on {
         Some(level) if found.iter().any(|f| f.severity >= level.into()) => 1,
         _ => 0,

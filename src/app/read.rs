@@ -1,7 +1,8 @@
 //! `portflow read`: analyse capture files and folders, write the report.
 use super::progress::Progress;
 use super::{
-    add_findings, findings_of, load_policy, load_services, options, report_rows, write_report,
+    add_findings, apply_bucket, findings_of, load_policy, load_services, options, report_rows,
+    write_report,
 };
 use super::{AppError, Output};
 use crate::cli::{CsvTable, Format, ReadArgs, ReadFormat};
@@ -129,6 +130,7 @@ fn write(
         ReadFormat::Csv => Format::Csv(args.table.unwrap_or(CsvTable::Ports).into()),
     };
     let rows = report_rows(format, &args.analysis);
+    apply_bucket(analysis, &args.analysis);
     let mut report = Report::build(analysis, services, rows);
     let found = findings_of(analysis, policy, services, &args.analysis);
     let status = add_findings(&mut report, &found, services, &args.analysis);

@@ -217,6 +217,12 @@ pub struct AnalysisArgs {
           value_parser = |s: &str| at_least(s, 1, "hosts"))]
     pub sweep_hosts: u64,
 
+    /// The time line's buckets (JSON `timeline`): at least this wide (the next step of 1ms, 2ms,
+    /// 10ms, 20ms, 100ms, 200ms, 1s, 2s, 10s, 30s, 1m, 5m, 10m, 30m, 1h, 2h, 6h, 12h, 1d, 2d...);
+    /// default: the finest at which the capture fits 360 buckets.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub bucket: Option<std::time::Duration>,
+
     /// The window for --scan-ports and --sweep-hosts.
     #[arg(long, default_value = "5m", value_name = "DURATION", allow_hyphen_values = true,
           value_parser = parse_duration)]

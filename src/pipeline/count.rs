@@ -47,6 +47,7 @@ pub(super) fn count_packet(t: &mut Totals, raw: &RawPacket) -> (u32, bool) {
     t.packets += 1;
     t.bytes += wire as u64;
     t.seen(raw.ts_ns);
+    t.on_timeline(raw.ts_ns, wire);
     if (raw.data.len() as u32) < wire {
         t.truncated_by_snaplen += 1;
     }

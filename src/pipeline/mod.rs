@@ -344,6 +344,8 @@ fn merge<R>(ran: Ran<R>, workers: usize, started: Instant) -> (Analysis, R) {
         )
     };
     flows.sort_unstable_by_key(order);
+    let (mut totals, mut ports) = (totals, ports);
+    crate::stats::align_timelines(&mut totals, &mut ports, 0);
     timings.merge = merging.elapsed();
     let a = Analysis {
         totals,

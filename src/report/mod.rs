@@ -15,6 +15,7 @@ mod names;
 mod rows;
 pub mod table;
 pub mod time;
+pub mod timeline;
 
 use crate::decode::ip_text;
 use crate::pipeline::Analysis;
@@ -39,6 +40,8 @@ pub struct Report {
     pub capture: CaptureSpan,
     pub totals: TotalsReport,
     pub flows: FlowsSummary,
+    /// Packets and bytes per time bucket, and where the findings fall (null without packets).
+    pub timeline: Option<timeline::TimelineReport>,
     pub ports: Vec<PortReport>,
     /// Hosts and ports that refused datagrams (ICMP port unreachable).
     pub closed_ports: Vec<ClosedPort>,
@@ -166,6 +169,7 @@ impl Report {
                 evicted: a.flows_evicted,
                 attempts_not_examined: a.attempts.overflow,
             },
+            timeline: timeline::TimelineReport::new(a),
             ports,
             closed_ports: closed,
             services: services_rows,

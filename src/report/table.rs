@@ -79,6 +79,15 @@ fn shown(top: usize) -> usize {
 /// Writes the table; `top` limits the port rows (0 = all).
 pub fn write_table(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()> {
     write_summary(r, w)?;
+    if let Some(t) = r.timeline.as_ref().filter(|t| t.buckets.len() > 1) {
+        writeln!(
+            w,
+            "packets over time ({} buckets of {}): {}",
+            t.buckets.len(),
+            t.width_text(),
+            t.sparkline(60)
+        )?;
+    }
     if let Some(l) = &r.live {
         write_capture(l, w)?;
     }

@@ -11,6 +11,7 @@ pub(crate) mod flowmap;
 pub mod hist;
 pub mod inventory;
 mod ports;
+pub mod timeline;
 mod totals;
 
 use crate::services::Transport;
@@ -52,6 +53,19 @@ impl std::ops::AddAssign for Count {
 pub struct PortKey {
     pub transport: Transport,
     pub port: u16,
+}
+
+/// Puts the capture's time line and the ports' on one ladder step: the
+/// coarser of theirs, and `at_least` (`--bucket`).
+pub fn align_timelines(t: &mut Totals, p: &mut PortTable, at_least: u8) {
+    loop {
+        let level = t.timeline_level.max(p.timeline_level).max(at_least);
+        t.coarsen_timeline(level);
+        p.coarsen_timelines(level);
+        if t.timeline_level == p.timeline_level {
+            return;
+        }
+    }
 }
 
 /// Widens the span `first..=last` to `ts`, the capture's and each port's. A

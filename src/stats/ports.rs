@@ -1,5 +1,6 @@
 //! Per-port statistics, in a table indexed directly by (transport, port):
 //! no hashing per packet.
+use super::timeline::{self, Current, Entries};
 use super::{distinct, widen_span, Count, Hist, PortKey, RTT_HIGH, SIZE_HIGH};
 use crate::hint::{prefetch, prefetch_lines, LINE};
 use crate::services::Transport;
@@ -20,6 +21,8 @@ pub struct PortStats {
     pub syn: u64,
     pub syn_ack: u64,
     pub rst: u64,
+    /// The time line's current bucket (per packet, so on the second line).
+    pub now: Current,
     pub sizes: Hist<SIZE_HIGH>,
     pub flows: u64,
     /// Distinct clients and servers (exact up to 10,000, then estimated).
@@ -31,6 +34,9 @@ pub struct PortStats {
     /// ICMP port-unreachable messages quoting this port (evidence it is closed).
     pub unreachable: u64,
     pub rtt_us: Hist<RTT_HIGH>,
+    /// Packets per time bucket (the table's step,
+    /// [`PortTable::timeline_level`]); the latest in `now` until settled.
+    pub timeline: Entries,
 }
 
 impl PortStats {
@@ -63,6 +69,12 @@ impl PortStats {
         }
     }
 
+    /// Counts a packet on the port's time line; whether it made a new bucket.
+    #[inline(always)]
+    pub fn on_timeline(&mut self, ts: u64, len: u32, width: u64) -> bool {
+        !self.now.hit(ts, len, width) && self.timeline.land(&mut self.now, ts, len, width)
+    }
+
     /// Widens the port's time span to `ts` ([`widen_span`]).
     #[inline]
     pub fn seen(&mut self, ts: u64) {
@@ -87,6 +99,7 @@ impl PortStats {
         self.unreachable += o.unreachable;
         self.sizes.merge(&o.sizes);
         self.rtt_us.merge(&o.rtt_us);
+        self.timeline.merge(&mut self.now, &o.timeline, &o.now);
     }
 }
 
@@ -105,6 +118,10 @@ pub struct PortTable {
     /// merge and live snapshots visit these rather than all 262,144 slots,
     /// mostly empty, on the serial end of every run.
     used: Vec<u32>,
+    /// The ladder step of every port's time line ([`timeline::WIDTHS_NS`]).
+    pub timeline_level: u8,
+    /// (port, bucket) entries over every port's time line.
+    timeline_entries: usize,
 }
 
 impl Default for PortTable {
@@ -112,6 +129,8 @@ impl Default for PortTable {
         PortTable {
             slots: (0..4 * 65536).map(|_| None).collect(),
             used: Vec::new(),
+            timeline_level: 0,
+            timeline_entries: 0,
         }
     }
 }
@@ -137,6 +156,8 @@ impl PortTable {
         PortTable {
             slots: std::mem::take(&mut self.slots),
             used: std::mem::take(&mut self.used),
+            timeline_level: self.timeline_level,
+            timeline_entries: self.timeline_entries,
         }
     }
 
@@ -195,8 +216,56 @@ impl PortTable {
         })
     }
 
-    /// Adds `o`'s ports, moving those this table does not have yet.
+    /// The width of the time lines' buckets, in nanoseconds.
+    #[inline(always)]
+    pub fn bucket_ns(&self) -> u64 {
+        timeline::width(self.timeline_level)
+    }
+
+    /// A port's time line made a new bucket: makes every time line coarser
+    /// when that one spans too many buckets or all hold too many entries.
+    #[cold]
+    pub fn timeline_grew(&mut self, t: Transport, port: u16) {
+        self.timeline_entries += 1;
+        let spanned = self.slots[slot_of(t, port)]
+            .as_ref()
+            .map_or(0, |p| p.timeline.buckets_spanned());
+        if spanned > timeline::MAX_BUCKETS || self.timeline_entries > timeline::PORT_ENTRIES {
+            self.coarsen_timelines(self.timeline_level + 1);
+        }
+    }
+
+    /// Makes every port's buckets those of step `level` at least, and
+    /// coarser until none spans more than [`timeline::MAX_BUCKETS`] and all
+    /// hold at most [`timeline::PORT_ENTRIES`].
+    pub fn coarsen_timelines(&mut self, level: u8) {
+        let mut level = level.max(self.timeline_level);
+        loop {
+            let by = timeline::ratio(self.timeline_level, level);
+            let (mut entries, mut widest) = (0, 0);
+            for &i in &self.used {
+                if let Some(p) = self.slots[i as usize].as_mut() {
+                    p.timeline.coarsen(&mut p.now, by);
+                    entries += p.timeline.len();
+                    widest = widest.max(p.timeline.buckets_spanned());
+                }
+            }
+            (self.timeline_level, self.timeline_entries) = (level, entries);
+            let fits = widest <= timeline::MAX_BUCKETS && entries <= timeline::PORT_ENTRIES;
+            if fits || level as usize >= timeline::WIDTHS_NS.len() - 1 {
+                return;
+            }
+            level += 1;
+        }
+    }
+
+    /// Adds `o`'s ports, moving those this table does not have yet (both
+    /// time lines at the coarser of their steps first).
     pub fn merge(&mut self, mut o: PortTable) {
+        let level = self.timeline_level.max(o.timeline_level);
+        self.coarsen_timelines(level);
+        o.coarsen_timelines(self.timeline_level);
+        self.coarsen_timelines(o.timeline_level);
         for i in o.used {
             let i = i as usize;
             let Some(theirs) = o.slots[i].take() else {
@@ -210,6 +279,7 @@ impl PortTable {
                 }
             }
         }
+        self.coarsen_timelines(self.timeline_level);
     }
 }
 
@@ -272,6 +342,10 @@ mod tests {
             end(offset_of!(PortStats, syn), 8),
             end(offset_of!(PortStats, syn_ack), 8),
             end(offset_of!(PortStats, rst), 8),
+            end(
+                offset_of!(PortStats, now),
+                size_of::<crate::stats::timeline::Current>(),
+            ),
             // The size histogram's front cache (most packets touch only that).
             end(
                 offset_of!(PortStats, sizes),

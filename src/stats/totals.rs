@@ -1,5 +1,6 @@
 //! Capture-wide counters, kept by the pipeline's reader: packets and bytes
 //! by layer and kind, decode errors, fragments, tunnels, ICMP evidence.
+use super::timeline::{self, Series};
 use super::{widen_span, Count};
 use crate::decode::{Addr, Layer, Reason, TunnelKind};
 use crate::services::Transport;
@@ -71,11 +72,43 @@ pub struct Totals {
     pub last_ns: u64,
     /// ICMP port-unreachable evidence: (transport, host, port) → messages.
     pub unreachable: FxHashMap<(Transport, Addr, u16), u64>,
+    /// Every packet per time bucket, in buckets of ladder step `timeline_level`.
+    pub timeline: Series,
+    pub timeline_level: u8,
 }
 
 impl Totals {
     pub fn seen(&mut self, ts: u64) {
         widen_span(&mut self.first_ns, &mut self.last_ns, ts);
+    }
+
+    /// Counts a packet on the time line (made coarser when it spans more
+    /// than [`timeline::MAX_BUCKETS`]).
+    #[inline(always)]
+    pub fn on_timeline(&mut self, ts: u64, len: u32) {
+        let w = timeline::width(self.timeline_level);
+        if self.timeline.add(ts, len, w) && self.timeline.buckets_spanned() > timeline::MAX_BUCKETS
+        {
+            self.coarsen_timeline(self.timeline_level + 1);
+        }
+    }
+
+    /// Makes the time line's buckets those of step `level` at least, and
+    /// coarser until it spans no more than [`timeline::MAX_BUCKETS`].
+    #[cold]
+    pub fn coarsen_timeline(&mut self, level: u8) {
+        let mut level = level.max(self.timeline_level);
+        loop {
+            self.timeline
+                .coarsen(timeline::ratio(self.timeline_level, level));
+            self.timeline_level = level;
+            if self.timeline.buckets_spanned() <= timeline::MAX_BUCKETS
+                || level as usize >= timeline::WIDTHS_NS.len() - 1
+            {
+                return;
+            }
+            level += 1;
+        }
     }
 
     pub fn transport(&self, t: Transport) -> Count {
@@ -116,5 +149,15 @@ impl Totals {
         for (k, v) in &o.unreachable {
             *self.unreachable.entry(*k).or_default() += v;
         }
+        let level = self.timeline_level.max(o.timeline_level);
+        self.coarsen_timeline(level);
+        if o.timeline_level == self.timeline_level {
+            self.timeline.merge(&o.timeline);
+        } else {
+            let mut theirs = o.timeline.clone();
+            theirs.coarsen(timeline::ratio(o.timeline_level, self.timeline_level));
+            self.timeline.merge(&theirs);
+        }
+        self.coarsen_timeline(self.timeline_level);
     }
 }

@@ -143,7 +143,16 @@ impl Chunk {
         self.landing = None;
         self.error = None;
         self.packets = 0;
-        self.totals = Totals::default();
+        // The time line keeps its room (a chunk does not allocate it again)
+        // and its step: the last chunk's part of the capture needed it, so
+        // the whole does too, and this one need not climb the ladder again.
+        let mut timeline = std::mem::take(&mut self.totals.timeline);
+        timeline.clear();
+        self.totals = Totals {
+            timeline,
+            timeline_level: self.totals.timeline_level,
+            ..Totals::default()
+        };
         self.parts.resize_with(shards, Vec::new);
         for p in &mut self.parts {
             p.clear();

@@ -234,6 +234,7 @@ pub(super) fn update(f: &mut Flow, ports: &mut PortTable, p: &FlowPacket, payloa
     f.last = f.last.max(now);
     f.dir[!to_server as usize].add(p.wire_len);
     f.history |= if to_server { ORIG_SEEN } else { RESP_SEEN };
+    let bucket_ns = ports.bucket_ns();
     let ps: &mut PortStats = ports.get_mut(t, sport);
     ps.seen(now);
     if to_server {
@@ -242,6 +243,7 @@ pub(super) fn update(f: &mut Flow, ports: &mut PortTable, p: &FlowPacket, payloa
         ps.to_client.add(p.wire_len);
     }
     ps.sizes.record(p.wire_len as u64);
+    let new_bucket = ps.on_timeline(now, p.wire_len, bucket_ns);
     if t == Transport::Tcp {
         let fl = p.tcp_flags;
         if fl & F::SYN != 0 {
@@ -269,5 +271,8 @@ pub(super) fn update(f: &mut Flow, ports: &mut PortTable, p: &FlowPacket, payloa
         if fl & F::FIN != 0 {
             f.history |= if to_server { ORIG_FIN } else { RESP_FIN };
         }
+    }
+    if new_bucket {
+        ports.timeline_grew(t, sport);
     }
 }
