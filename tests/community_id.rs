@@ -8,7 +8,7 @@
 mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use support::*;
 
@@ -18,25 +18,6 @@ type Conversation = (u8, (IpAddr, u16), (IpAddr, u16));
 
 fn conversation(proto: u8, a: (IpAddr, u16), b: (IpAddr, u16)) -> Conversation {
     (proto, a.min(b), a.max(b))
-}
-
-/// Joins `files` into pcapng files of at most 300 captures each, in `dir`.
-fn join(files: &[PathBuf], dir: &Path) -> Vec<PathBuf> {
-    files
-        .chunks(300)
-        .enumerate()
-        .map(|(i, part)| {
-            let out = dir.join(format!("part-{i}.pcapng"));
-            let st = Command::new("mergecap")
-                .args(["-a", "-F", "pcapng", "-w"])
-                .arg(&out)
-                .args(part)
-                .status()
-                .expect("mergecap (make test installs wireshark-common)");
-            assert!(st.success(), "mergecap failed on part {i}");
-            out
-        })
-        .collect()
 }
 
 /// The last value of a tshark field that may repeat (comma-separated).
@@ -148,7 +129,7 @@ fn community_ids_equal_tsharks_over_the_fixtures_and_the_corpus() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let (mut same, mut differ, mut unseen) = (0, Vec::new(), 0);
-    for part in join(&files, &dir) {
+    for part in joined(&files, &dir) {
         let theirs = tshark_ids(&part);
         for (c, id) in portflow_ids(&part) {
             match theirs.get(&c) {

@@ -875,7 +875,7 @@ fn open_ports_listed(lines: &[&str], services: &[&Value], top: usize, what: &str
     let header: Vec<&str> = lines[at + 1].split_whitespace().collect();
     assert_eq!(
         header,
-        ["HOST", "PORT", "SERVICE", "DETECTED", "EVIDENCE", "FLOWS", "CLIENTS", "BYTES"],
+        ["HOST", "PORT", "SERVICE", "DETECTED", "EVIDENCE", "FLOWS", "CLIENTS", "BYTES", "NAME"],
         "{what}: the open-port list has its header"
     );
     let listed: Vec<String> = lines[at + 2..]

@@ -483,7 +483,13 @@ fn report(
         report_rows(shape.report, &args.analysis),
     );
     report.live = Some(summary);
-    let status = add_findings(&mut report, found, services, &args.analysis);
+    let status = add_findings(
+        &mut report,
+        found,
+        services,
+        &analysis.names,
+        &args.analysis,
+    );
     let out = Output::open(args.output.as_deref())?;
     out.write_and_commit(|o| write_report(&report, shape.report, args.analysis.top, o))?;
     Ok(status)

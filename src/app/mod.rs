@@ -176,9 +176,13 @@ fn add_findings(
     report: &mut Report,
     found: &[detect::Finding],
     services: &Services,
+    names: &portflow::stats::names::Names,
     args: &AnalysisArgs,
 ) -> u8 {
-    report.findings = found.iter().map(|f| FindingRow::new(f, services)).collect();
+    report.findings = found
+        .iter()
+        .map(|f| FindingRow::new(f, services).named(f, names))
+        .collect();
     if let Some(t) = report.timeline.as_mut() {
         t.place(found);
     }

@@ -133,7 +133,13 @@ fn write(
     apply_bucket(analysis, &args.analysis);
     let mut report = Report::build(analysis, services, rows);
     let found = findings_of(analysis, policy, services, &args.analysis);
-    let status = add_findings(&mut report, &found, services, &args.analysis);
+    let status = add_findings(
+        &mut report,
+        &found,
+        services,
+        &analysis.names,
+        &args.analysis,
+    );
     let built = Instant::now();
     out.write_and_commit(|o| write_report(&report, format, args.analysis.top, o))?;
     Ok((status, built, Some(report)))

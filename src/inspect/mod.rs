@@ -25,6 +25,7 @@
 
 mod bytes;
 mod credentials;
+pub mod names;
 mod protocol;
 mod tcp;
 mod udp;

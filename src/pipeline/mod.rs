@@ -165,6 +165,8 @@ pub struct Analysis {
     pub inventory: Inventory,
     /// Failed or unanswered attempts and odd-flag probes, for scan findings.
     pub attempts: crate::stats::attempts::Attempts,
+    /// Names seen for addresses in the traffic (DNS answers, TLS SNI, HTTP Host).
+    pub names: crate::stats::names::Names,
     /// Finished flows sorted by first packet (only with `keep_flows`).
     pub flows: Vec<FlowRecord>,
     pub files: Vec<FileReport>,
@@ -296,12 +298,14 @@ fn merge<R>(ran: Ran<R>, workers: usize, started: Instant) -> (Analysis, R) {
     // are merged on two threads at once (the largest parts of the merge).
     let (mut port_tables, mut inventories) = (Vec::new(), Vec::new());
     let mut attempts = crate::stats::attempts::Attempts::default();
+    let mut names = crate::stats::names::Names::default();
     let mut flows = Vec::new();
     let (mut evicted, mut peak) = (0, 0);
     for mut t in tables {
         port_tables.push(t.ports.take());
         inventories.push(std::mem::take(&mut t.inventory));
         attempts.merge(&mut t.attempts);
+        names.merge(std::mem::take(&mut t.names));
         flows.append(&mut t.records);
         evicted += t.evicted;
         peak += t.peak_flows;
@@ -352,6 +356,7 @@ fn merge<R>(ran: Ran<R>, workers: usize, started: Instant) -> (Analysis, R) {
         ports,
         inventory,
         attempts,
+        names,
         flows,
         files: Vec::new(),
         flows_evicted: evicted,

@@ -30,6 +30,8 @@ pub struct FindingRow {
     pub clients: Vec<String>,
     pub first_seen: String,
     pub last_seen: String,
+    /// Names seen for `host` in the traffic (filled by [`FindingRow::named`]).
+    pub host_names: Vec<super::rows::NameRow>,
     /// The finding's severity, for `--fail-on`.
     #[serde(skip)]
     pub level: Severity,
@@ -91,8 +93,17 @@ impl FindingRow {
             clients: f.clients.iter().map(ip_text).collect(),
             first_seen: rfc3339(f.first_ns),
             last_seen: rfc3339(f.last_ns),
+            host_names: Vec::new(),
             level: f.severity,
         }
+    }
+
+    /// With the names seen for the finding's host.
+    pub fn named(mut self, f: &Finding, names: &crate::stats::names::Names) -> FindingRow {
+        if let Some(h) = &f.host {
+            self.host_names = super::rows::NameRow::all(names.of(h));
+        }
+        self
     }
 }
 

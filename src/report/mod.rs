@@ -24,9 +24,10 @@ use crate::stats::{PortKey, PortStats};
 use serde::Serialize;
 
 pub use rows::{
-    closed_port_attempts, closed_ports, cut_short, open_port_report, port_report, CaptureSpan,
-    ClosedAttempts, ClosedPort, DecodeErrorRow, EthertypeRow, FlowsSummary, Fragments, Generator,
-    InputReport, OpenPortReport, PortReport, ProbeRow, ProtoRow, TcpReport, TotalsReport,
+    closed_port_attempts, closed_ports, cut_short, open_port_report, port_report, AddressNames,
+    CaptureSpan, ClosedAttempts, ClosedPort, DecodeErrorRow, EthertypeRow, FlowsSummary, Fragments,
+    Generator, InputReport, NameRow, OpenPortReport, PortReport, ProbeRow, ProtoRow, TcpReport,
+    TotalsReport,
 };
 
 /// The JSON report's schema name and version.
@@ -49,6 +50,8 @@ pub struct Report {
     pub services: Vec<OpenPortReport>,
     /// Per host, connection attempts its closed ports refused.
     pub closed_port_attempts: Vec<ClosedAttempts>,
+    /// Every address a name was seen for, in address order.
+    pub names: Vec<AddressNames>,
     /// Sources that probed two or more ports of a host that no server
     /// answered, most ports first.
     pub probes: Vec<ProbeRow>,
@@ -168,12 +171,22 @@ impl Report {
                 total: a.ports.iter().map(|(_, p)| p.flows).sum(),
                 evicted: a.flows_evicted,
                 attempts_not_examined: a.attempts.overflow,
+                names_not_kept: a.names.dropped,
             },
             timeline: timeline::TimelineReport::new(a),
             ports,
             closed_ports: closed,
             services: services_rows,
             closed_port_attempts: closed_port_attempts(a),
+            names: a
+                .names
+                .all()
+                .into_iter()
+                .map(|(addr, n)| AddressNames {
+                    address: ip_text(addr),
+                    names: NameRow::all(n),
+                })
+                .collect(),
             probes: rows::probe_rows(&a.attempts.list),
             findings: Vec::new(),
             live: None,
@@ -242,7 +255,7 @@ fn open_port_rows(a: &Analysis, services: &Services, rows: Rows) -> (Vec<OpenPor
     let detected = a.inventory.protocols();
     let rows = par_map(&open, a.workers, |&(k, o)| {
         let protocols = detected.get(k).map(Vec::as_slice).unwrap_or(&[]);
-        open_port_report(k, o, protocols, services)
+        open_port_report(k, o, protocols, services, a.names.of(&k.host))
     });
     (rows, total)
 }

@@ -106,6 +106,8 @@ pub struct FlowsSummary {
     pub evicted: u64,
     /// Failed attempts not examined for scans because the per-worker list was full.
     pub attempts_not_examined: u64,
+    /// Names seen for addresses not kept because a table held 65,536 addresses with names.
+    pub names_not_kept: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -178,6 +180,34 @@ pub struct OpenPortReport {
     pub to_server: Count,
     pub to_client: Count,
     pub bytes: u64,
+    /// Names seen for the host in the traffic (at most four, in name order).
+    pub names: Vec<NameRow>,
+}
+
+/// A name seen for an address, and where (`dns`, `tls-sni`, `http-host`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NameRow {
+    pub name: String,
+    pub source: &'static str,
+}
+
+impl NameRow {
+    pub fn all(names: &[(String, crate::stats::names::Source)]) -> Vec<NameRow> {
+        names
+            .iter()
+            .map(|(n, s)| NameRow {
+                name: n.clone(),
+                source: s.as_str(),
+            })
+            .collect()
+    }
+}
+
+/// An address and the names seen for it (`names[]`).
+#[derive(Debug, Clone, Serialize)]
+pub struct AddressNames {
+    pub address: String,
+    pub names: Vec<NameRow>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -394,6 +424,7 @@ pub fn open_port_report(
     o: &OpenPort,
     protocols: &[(Protocol, u64)],
     services: &Services,
+    host_names: &[(String, crate::stats::names::Source)],
 ) -> OpenPortReport {
     OpenPortReport {
         host: ip_text(&k.host),
@@ -411,6 +442,7 @@ pub fn open_port_report(
         to_server: o.to_server,
         to_client: o.to_client,
         bytes: o.to_server.bytes + o.to_client.bytes,
+        names: NameRow::all(host_names),
     }
 }
 

@@ -460,10 +460,10 @@ fn write_open_ports(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()>
     }
     by_bytes.sort_unstable_by(order);
     let header = [
-        "HOST", "PORT", "SERVICE", "DETECTED", "EVIDENCE", "FLOWS", "CLIENTS", "BYTES",
+        "HOST", "PORT", "SERVICE", "DETECTED", "EVIDENCE", "FLOWS", "CLIENTS", "BYTES", "NAME",
     ]
     .map(String::from);
-    let rows: Vec<[String; 8]> = by_bytes
+    let rows: Vec<[String; 9]> = by_bytes
         .iter()
         .map(|o| {
             [
@@ -475,10 +475,11 @@ fn write_open_ports(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()>
                 thousands(o.flows),
                 thousands(o.clients),
                 human_bytes(o.bytes),
+                name_cell(&o.names),
             ]
         })
         .collect();
-    let left = [true, true, true, true, true, false, false, false];
+    let left = [true, true, true, true, true, false, false, false, true];
     for line in aligned(&header, &rows, &left) {
         writeln!(w, "  {line}")?;
     }
@@ -490,6 +491,15 @@ fn write_open_ports(r: &Report, top: usize, w: &mut dyn Write) -> io::Result<()>
         )?;
     }
     Ok(())
+}
+
+/// The first name seen for a host, and how many more: `www.example.org (+2)`.
+fn name_cell(names: &[super::NameRow]) -> String {
+    match names {
+        [] => "-".into(),
+        [one] => one.name.clone(),
+        [first, rest @ ..] => format!("{} (+{})", first.name, rest.len()),
+    }
 }
 
 /// Closed-port attempts in all, and the ports ICMP said were closed.

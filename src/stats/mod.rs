@@ -10,6 +10,7 @@ pub mod flow;
 pub(crate) mod flowmap;
 pub mod hist;
 pub mod inventory;
+pub mod names;
 mod ports;
 pub mod timeline;
 mod totals;

@@ -428,3 +428,22 @@ pub fn port_fields(r: &serde_json::Value, fields: &[&str]) -> Vec<(String, u64, 
     v.sort();
     v
 }
+
+/// Joins `files` into pcapng files of at most 300 captures each, in `dir`.
+pub fn joined(files: &[PathBuf], dir: &Path) -> Vec<PathBuf> {
+    files
+        .chunks(300)
+        .enumerate()
+        .map(|(i, part)| {
+            let out = dir.join(format!("part-{i}.pcapng"));
+            let st = std::process::Command::new("mergecap")
+                .args(["-a", "-F", "pcapng", "-w"])
+                .arg(&out)
+                .args(part)
+                .status()
+                .expect("mergecap (make test installs wireshark-common)");
+            assert!(st.success(), "mergecap failed on part {i}");
+            out
+        })
+        .collect()
+}

@@ -2,8 +2,10 @@
 //! when it ends, and the idle timeouts that end it.
 use super::FlowPacket;
 use crate::decode::tcp_flags as F;
+use crate::inspect::names;
 use crate::inspect::FlowInspect;
 use crate::services::Transport;
+use crate::stats::names::{Names, Source};
 use crate::stats::{Count, PortStats, PortTable};
 
 // Flow history bits (orig = client, resp = server).
@@ -220,7 +222,13 @@ impl Timeouts {
 /// runs for every packet, at two call sites, and a call costs more than a
 /// tenth of it.
 #[inline(always)]
-pub(super) fn update(f: &mut Flow, ports: &mut PortTable, p: &FlowPacket, payload: &[u8]) {
+pub(super) fn update(
+    f: &mut Flow,
+    ports: &mut PortTable,
+    names: &mut Names,
+    p: &FlowPacket,
+    payload: &[u8],
+) {
     let (now, t) = (p.ts, p.key.transport);
     let to_server = p.from_lo != f.server_is_lo;
     if !payload.is_empty() {
@@ -228,6 +236,7 @@ pub(super) fn update(f: &mut Flow, ports: &mut PortTable, p: &FlowPacket, payloa
             if FlowInspect::worth_a_look(nth, payload) {
                 f.inspect.inspect(t, to_server, payload);
             }
+            name_from(names, p, f.server_is_lo, to_server, payload);
         }
     }
     let sport = p.key.sides(f.server_is_lo).0 .1;
@@ -274,5 +283,36 @@ pub(super) fn update(f: &mut Flow, ports: &mut PortTable, p: &FlowPacket, payloa
     }
     if new_bucket {
         ports.timeline_grew(t, sport);
+    }
+}
+
+/// Names in a flow's first payload packets (those inspected): what a TLS
+/// or HTTP client calls its server (a ClientHello may follow a STARTTLS
+/// request), and the addresses a DNS server's answer gives.
+#[inline(never)]
+fn name_from(out: &mut Names, p: &FlowPacket, server_is_lo: bool, to_server: bool, payload: &[u8]) {
+    let ((server, _), _) = p.key.sides(server_is_lo);
+    match (p.key.transport, to_server) {
+        (Transport::Tcp, true) => {
+            let found = match payload[0] {
+                22 => names::tls_sni(payload).map(|n| (n, Source::TlsSni)),
+                b'A'..=b'Z' => names::http_host(payload).map(|n| (n, Source::HttpHost)),
+                _ => None,
+            };
+            if let Some((name, source)) = found {
+                out.add(server, name, source);
+            }
+        }
+        // From a DNS port, whichever side the flow took it for (53 to 53 happens).
+        (Transport::Udp, _) if matches!(p.key.source(p.from_lo).1, 53 | 5353 | 5355) => {
+            names::dns_answers(payload, |ip, name| {
+                let addr = match ip {
+                    std::net::IpAddr::V4(v4) => crate::decode::v4_mapped(&v4.octets()),
+                    std::net::IpAddr::V6(v6) => v6.octets(),
+                };
+                out.add(addr, name, Source::Dns);
+            });
+        }
+        _ => {}
     }
 }

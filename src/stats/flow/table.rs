@@ -10,6 +10,7 @@ use crate::services::{Services, Transport};
 use crate::stats::attempts::{Attempt, Attempts, ATTEMPTS_CAP};
 use crate::stats::flowmap::FlowMap;
 use crate::stats::inventory::Inventory;
+use crate::stats::names::Names;
 use crate::stats::PortTable;
 use std::sync::Arc;
 
@@ -40,6 +41,8 @@ pub struct FlowTable {
     pub(super) carried: Option<Carried>,
     /// Endpoints seen answering a handshake, for flows that start without one.
     pub servers: KnownServers,
+    /// Names seen for addresses (DNS answers, TLS SNI, HTTP Host).
+    pub names: Names,
 }
 
 /// What the flows that ended added to a table's inventory and scan
@@ -85,6 +88,7 @@ impl FlowTable {
             attempts: Attempts::with_cap(ATTEMPTS_CAP),
             carried: None,
             servers: KnownServers::default(),
+            names: Names::default(),
         }
     }
 
@@ -172,7 +176,7 @@ impl FlowTable {
             Some(f) => {
                 let idle = timeouts.expired(t, f, now);
                 if !(idle || (syn_only && f.closed())) {
-                    update(f, &mut self.ports, p, payload);
+                    update(f, &mut self.ports, &mut self.names, p, payload);
                     return;
                 }
                 true
@@ -203,7 +207,7 @@ impl FlowTable {
         ps.flows += 1;
         ps.clients.insert(client);
         ps.servers.insert(server);
-        update(&mut f, &mut self.ports, p, payload);
+        update(&mut f, &mut self.ports, &mut self.names, p, payload);
         self.flows.insert_new(p.key, p.hash, f);
         self.peak_flows = self.peak_flows.max(self.flows.len());
     }
