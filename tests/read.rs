@@ -1209,3 +1209,31 @@ fn the_time_line_adds_up_to_the_totals_fits_its_bound_and_places_findings() {
         .unwrap();
     assert!(most >= 100, "{most}");
 }
+
+#[test]
+fn flows_carry_the_names_seen_for_their_server() {
+    let eth = gen("eth.pcap");
+    let r = json_report(&[&eth], &[]);
+    let names = r["names"].as_array().unwrap();
+    assert!(
+        !names.is_empty(),
+        "the fixture's HTTP request names its server"
+    );
+    let o = run(&["read", "-q", "--flows", eth.to_str().unwrap()]);
+    assert!(o.status.success());
+    let mut with_names = 0;
+    for line in stdout(&o).lines() {
+        let f: Value = serde_json::from_str(line).unwrap();
+        let server = f["server"]["ip"].as_str().unwrap();
+        let want: Vec<&Value> = names
+            .iter()
+            .filter(|a| a["address"] == server)
+            .flat_map(|a| a["names"].as_array().unwrap())
+            .map(|n| &n["name"])
+            .collect();
+        let got: Vec<&Value> = f["server_names"].as_array().unwrap().iter().collect();
+        assert_eq!(got, want, "{line}");
+        with_names += !got.is_empty() as usize;
+    }
+    assert!(with_names > 0);
+}

@@ -113,12 +113,12 @@ fn write(
     out: Output,
 ) -> Result<(u8, Instant, Option<Report>), AppError> {
     if args.flows {
-        let flows = &analysis.flows;
+        let (flows, names) = (&analysis.flows, Some(&analysis.names));
         let seed = args.community_id_seed;
         out.write_and_commit(|o| {
             match args.format {
-                ReadFormat::Csv => csv::write_flows(flows, services, seed, o.writer())?,
-                _ => write_flows(flows, services, seed, o.writer())?,
+                ReadFormat::Csv => csv::write_flows(flows, services, seed, names, o.writer())?,
+                _ => write_flows(flows, services, seed, names, o.writer())?,
             }
             Ok(())
         })?;

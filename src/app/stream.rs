@@ -72,7 +72,8 @@ fn stream(
     for batch in rx.iter() {
         out.flows += batch.ended.len() as u64;
         if let Some(w) = file.as_mut() {
-            let written = write_flows(&batch.ended, services, seed, w).and_then(|()| w.flush());
+            let written =
+                write_flows(&batch.ended, services, seed, None, w).and_then(|()| w.flush());
             if let Err(e) = written {
                 out.write_error = Some(e);
                 file = None;

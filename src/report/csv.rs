@@ -1,7 +1,7 @@
 //! The report's tables and the flows as CSV (RFC 4180, a header row first):
 //! the numbers of the JSON report, one table per file, for spreadsheets and
 //! tools that load CSV. Columns are listed in `docs/SCHEMA.md`.
-use super::flows::{flow_line, FlowLine};
+use super::flows::{named_flow_line, FlowLine};
 use super::rows::{OpenPortReport, PortReport};
 use super::Report;
 use crate::services::Services;
@@ -253,6 +253,7 @@ pub fn write_flows(
     flows: &[FlowRecord],
     services: &Services,
     seed: u16,
+    names: Option<&crate::stats::names::Names>,
     w: &mut dyn Write,
 ) -> io::Result<()> {
     let mut out = csv::Writer::from_writer(w);
@@ -275,9 +276,10 @@ pub fn write_flows(
             "detected",
             "cleartext",
             "community_id",
+            "server_names",
         ])?;
         for f in flows {
-            let l: FlowLine = flow_line(f, services, seed);
+            let l: FlowLine = named_flow_line(f, services, seed, names);
             out.write_record([
                 l.proto.as_str().to_string(),
                 l.client.ip,
@@ -296,6 +298,7 @@ pub fn write_flows(
                 opt(l.detected),
                 l.cleartext.join(";"),
                 l.community_id,
+                l.server_names.join(";"),
             ])?;
         }
         Ok(())

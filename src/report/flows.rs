@@ -3,6 +3,7 @@ use super::time::rfc3339;
 use crate::decode::ip_text;
 use crate::services::{Services, Transport};
 use crate::stats::flow::{community_id, FlowRecord};
+use crate::stats::names::Names;
 use crate::stats::Count;
 use serde::Serialize;
 use std::io::{self, Write};
@@ -33,6 +34,9 @@ pub struct FlowLine<'a> {
     pub cleartext: Vec<&'static str>,
     /// The flow's Community ID (v1) with the seed asked for.
     pub community_id: String,
+    /// Names the traffic gave the server's address (`names[]` of the report
+    /// says where); empty in a live capture's stream.
+    pub server_names: Vec<String>,
 }
 
 /// One flow as its record shows it, with its Community ID under `seed`.
@@ -59,18 +63,35 @@ pub fn flow_line<'a>(f: &FlowRecord, services: &'a Services, seed: u16) -> FlowL
         detected: f.detected.map(|p| p.as_str()),
         cleartext: super::names::cleartext(f.cleartext),
         community_id: community_id(&f.key, seed),
+        server_names: Vec::new(),
     }
 }
 
-/// Writes `flows` as NDJSON, each with its Community ID under `seed`.
+/// [`flow_line`] with the names seen for the server, when there are names.
+pub fn named_flow_line<'a>(
+    f: &FlowRecord,
+    services: &'a Services,
+    seed: u16,
+    names: Option<&Names>,
+) -> FlowLine<'a> {
+    let mut l = flow_line(f, services, seed);
+    if let Some(n) = names {
+        l.server_names = n.of(&f.server().0).iter().map(|(n, _)| n.clone()).collect();
+    }
+    l
+}
+
+/// Writes `flows` as NDJSON, each with its Community ID under `seed` and
+/// the names seen for its server.
 pub fn write_flows(
     flows: &[FlowRecord],
     services: &Services,
     seed: u16,
+    names: Option<&Names>,
     w: &mut dyn Write,
 ) -> io::Result<()> {
     for f in flows {
-        serde_json::to_writer(&mut *w, &flow_line(f, services, seed))?;
+        serde_json::to_writer(&mut *w, &named_flow_line(f, services, seed, names))?;
         w.write_all(b"\n")?;
     }
     Ok(())
