@@ -17,6 +17,14 @@ macro_rules! require_root {
     };
 }
 
+/// `n` SYNs to port 80 from seeded random sources, written to `path`.
+fn syn_flood_file(path: &std::path::Path, seed: u64, n: u64) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    portflow_synth::scale::syn_flood(seed, n, 80, |b| {
+        std::io::Write::write_all(&mut f, b).unwrap()
+    });
+}
+
 /// A fresh folder that the user a root capture switches to can write in
 /// (mode 1777, like /tmp): output files are created after privileges drop.
 fn output_dir(tag: &str) -> std::path::PathBuf {
@@ -787,12 +795,7 @@ fn view_keeps_updating_and_drops_are_counted_under_a_syn_flood_needs_root() {
     // too short a flood for the view's intervals to see it arrive).
     let dir = output_dir("flood");
     let flood = dir.join("flood.pcap");
-    {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&flood).unwrap());
-        portflow_synth::scale::syn_flood(11, 400_000, 80, |b| {
-            std::io::Write::write_all(&mut f, b).unwrap()
-        });
-    }
+    syn_flood_file(&flood, 11, 400_000);
     let ns = Netns::new("f");
     let cap = start_capture(
         Some(&ns.b),
@@ -1276,12 +1279,7 @@ fn w_rotates_by_size_into_whole_files_needs_root() {
     // 40,000 SYNs of 54 bytes: about 2.8 MB of records, three -C 1 files.
     let dir = output_dir("rotate");
     let flood = dir.join("syns.pcap");
-    {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&flood).unwrap());
-        portflow_synth::scale::syn_flood(5, 40_000, 80, |b| {
-            std::io::Write::write_all(&mut f, b).unwrap()
-        });
-    }
+    syn_flood_file(&flood, 5, 40_000);
     let out = dir.join("out");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();

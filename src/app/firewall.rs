@@ -12,10 +12,7 @@ pub fn run(args: FirewallArgs) -> Result<u8, AppError> {
         FirewallTarget::Iptables => Target::Iptables,
         FirewallTarget::Ip6tables => Target::Ip6tables,
     };
-    let host = args.host.map(|ip| match ip {
-        std::net::IpAddr::V4(v4) => portflow::decode::v4_mapped(&v4.octets()),
-        std::net::IpAddr::V6(v6) => v6.octets(),
-    });
+    let host = args.host.map(portflow::decode::from_ip);
     let req = Request {
         target,
         host,

@@ -236,6 +236,14 @@ pub fn v4_mapped(b: &[u8]) -> Addr {
     }
 }
 
+/// A std address as stored (IPv4 mapped into IPv6): [`to_ip`]'s inverse.
+pub fn from_ip(ip: std::net::IpAddr) -> Addr {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4_mapped(&v4.octets()),
+        std::net::IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
 /// Turns a stored address back into a std address (IPv4-mapped → IPv4).
 pub fn to_ip(a: &Addr) -> std::net::IpAddr {
     let v6 = std::net::Ipv6Addr::from(*a);

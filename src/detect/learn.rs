@@ -131,7 +131,7 @@ pub fn learn(
 
 /// The network of `a` under the group's prefix, and its `match` text.
 fn network_of(a: &Addr, g: Group) -> (Addr, String) {
-    let v4 = a[..12] == crate::decode::v4_mapped(&[0, 0, 0, 0])[..12];
+    let v4 = crate::decode::mapped_v4(a).is_some();
     let (bits, offset) = if v4 { (g.v4, 96u32) } else { (g.v6, 0) };
     let keep = offset + bits as u32;
     let mask = if keep == 0 {

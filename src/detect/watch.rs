@@ -117,11 +117,6 @@ impl Watch {
             .collect()
     }
 
-    /// Findings raised so far (each once, at its highest severity).
-    pub fn raised(&self) -> usize {
-        self.raised.len()
-    }
-
     /// What was observed so far, moved out to be added to the capture's
     /// analysis (the findings raised are kept).
     pub fn take_observed(&mut self) -> (Inventory, Attempts) {
@@ -170,7 +165,7 @@ mod tests {
             "the same scan, grown, is not raised again"
         );
         assert!(w.raise().is_empty(), "nothing new");
-        assert_eq!(w.raised(), 1);
+        assert_eq!(w.raised.len(), 1);
         let (_, a) = w.take_observed();
         assert_eq!(a.list.len(), 8, "every attempt is kept for the report");
     }

@@ -170,10 +170,7 @@ pub fn update(existing: &str, path: &str, l: &Learned) -> Result<String, PolicyE
 /// The address a `match` names (a network's own address).
 fn first_address(m: &str) -> Option<Addr> {
     let a: std::net::IpAddr = m.split('/').next()?.trim().parse().ok()?;
-    Some(match a {
-        std::net::IpAddr::V4(v4) => crate::decode::v4_mapped(&v4.octets()),
-        std::net::IpAddr::V6(v6) => v6.octets(),
-    })
+    Some(crate::decode::from_ip(a))
 }
 
 /// The `[[hosts]]` table whose `match` is `matches`, made (after the others)

@@ -27,6 +27,9 @@ pub struct TimelineReport {
     /// The first bucket's start, in nanoseconds since the epoch.
     #[serde(skip)]
     pub origin_ns: u64,
+    /// The buckets' width in nanoseconds (`bucket_s`).
+    #[serde(skip)]
+    pub width_ns: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -94,13 +97,13 @@ impl TimelineReport {
             buckets,
             findings: Vec::new(),
             origin_ns: first.saturating_mul(w),
+            width_ns: w,
         })
     }
 
     /// Places `found` (the report's findings, in their order) on the buckets.
     pub fn place(&mut self, found: &[Finding]) {
-        let first_bucket_ns = self.origin_ns;
-        let w = (self.bucket_s * 1e9).round() as u64;
+        let (first_bucket_ns, w) = (self.origin_ns, self.width_ns);
         let last = self.buckets.len().saturating_sub(1);
         self.findings = found
             .iter()
@@ -117,7 +120,7 @@ impl TimelineReport {
 
     /// The bucket width as people write it: `10ms`, `2s`, `5m`, `6h`, `2d`.
     pub fn width_text(&self) -> String {
-        let ms = (self.bucket_s * 1000.0).round() as u64;
+        let ms = self.width_ns / 1_000_000;
         match ms {
             m if m < 1000 => format!("{m}ms"),
             m if m < 60_000 => format!("{}s", m / 1000),

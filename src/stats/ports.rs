@@ -262,10 +262,12 @@ impl PortTable {
     /// Adds `o`'s ports, moving those this table does not have yet (both
     /// time lines at the coarser of their steps first).
     pub fn merge(&mut self, mut o: PortTable) {
-        let level = self.timeline_level.max(o.timeline_level);
-        self.coarsen_timelines(level);
-        o.coarsen_timelines(self.timeline_level);
-        self.coarsen_timelines(o.timeline_level);
+        // Either may climb past the step asked for (to fit its bounds).
+        while self.timeline_level != o.timeline_level {
+            let level = self.timeline_level.max(o.timeline_level);
+            self.coarsen_timelines(level);
+            o.coarsen_timelines(level);
+        }
         for i in o.used {
             let i = i as usize;
             let Some(theirs) = o.slots[i].take() else {

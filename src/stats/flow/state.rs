@@ -306,11 +306,7 @@ fn name_from(out: &mut Names, p: &FlowPacket, server_is_lo: bool, to_server: boo
         // From a DNS port, whichever side the flow took it for (53 to 53 happens).
         (Transport::Udp, _) if matches!(p.key.source(p.from_lo).1, 53 | 5353 | 5355) => {
             names::dns_answers(payload, |ip, name| {
-                let addr = match ip {
-                    std::net::IpAddr::V4(v4) => crate::decode::v4_mapped(&v4.octets()),
-                    std::net::IpAddr::V6(v6) => v6.octets(),
-                };
-                out.add(addr, name, Source::Dns);
+                out.add(crate::decode::from_ip(ip), name, Source::Dns);
             });
         }
         _ => {}
